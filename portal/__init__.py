@@ -1,0 +1,61 @@
+"""The patient portal: `create_app()` builds it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from portal.config import load_settings
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the portal. Tests pass `overrides`; everything else comes from the environment."""
+    root = Path(__file__).resolve().parent.parent
+    app = Flask(
+        __name__,
+        template_folder=str(root / "templates"),
+        static_folder=str(root / "static"),
+        instance_path=str(root / "instance"),
+    )
+    app.config.from_mapping(load_settings(os.environ, instance=app.instance_path))
+    app.config.update(overrides or {})
+    _configure_logging(app)
+
+    from portal import audit, cli, errors
+    from portal.admin import bp as admin_bp
+    from portal.auth import sessions
+    from portal.auth.views import bp as auth_bp
+    from portal.extensions import csrf, db, login_manager, sock
+    from portal.patient import bp as patient_bp
+    from portal.staff import bp as staff_bp
+    from portal.web import htmx, templating
+
+    db.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    sock.init_app(app)
+    sessions.init_app(app)
+    audit.init_app(app)
+    htmx.init_app(app)
+    templating.init_app(app)
+    for bp in (auth_bp, patient_bp, staff_bp, admin_bp):
+        app.register_blueprint(bp)
+    errors.register(app)
+    cli.register(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    """Log lines carry the request id, never names, MRNs or values (see portal.audit)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+    # werkzeug's access log prints full URLs; those can carry search terms such as names.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

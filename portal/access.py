@@ -1,0 +1,207 @@
+"""Who may see what: the one place that scopes every read of protected health information.
+
+A patient reads their own records; a provider reads the records of patients currently assigned
+to them; an admin reads every patient's demographics and account but no clinical content.
+A record outside the reader's scope is indistinguishable from a missing one (404).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, event, false, or_, select
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from werkzeug.exceptions import Forbidden, NotFound
+
+from portal.audit import note_subject
+from portal.models import (
+    Attachment,
+    CareAssignment,
+    LabResult,
+    LabResultVersion,
+    PatientOwned,
+    PatientProfile,
+    PlanStatus,
+    Role,
+    TreatmentPlan,
+    TreatmentPlanVersion,
+    User,
+    Visibility,
+)
+
+T = TypeVar("T", bound=tuple[Any, ...])
+M = TypeVar("M")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The person a request acts for, reduced to what authorization needs."""
+
+    user_id: int
+    role: Role
+    patient_id: int | None = None
+    provider_id: int | None = None
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(
+            user_id=user.id,
+            role=user.role,
+            patient_id=user.patient.id if user.patient is not None else None,
+            provider_id=user.provider.id if user.provider is not None else None,
+        )
+
+
+class Permission(enum.StrEnum):
+    """Role gates: what a role may ever do, before any question of whose record it is."""
+
+    READ_OWN_RECORDS = "records:read_own"
+    READ_ASSIGNED_RECORDS = "records:read_assigned"
+    LAB_RESULT_WRITE = "lab_result:write"
+    PLAN_WRITE = "treatment_plan:write"
+    PLAN_ACKNOWLEDGE = "treatment_plan:acknowledge"
+    MESSAGE_SEND = "message:send"
+    APPOINTMENT_BOOK = "appointment:book"
+    APPOINTMENT_MANAGE = "appointment:manage"
+    SCHEDULE_MANAGE = "schedule:manage"
+    ACCOUNTS_MANAGE = "accounts:manage"
+    CARE_TEAMS_MANAGE = "care_teams:manage"
+    SETTINGS_MANAGE = "settings:manage"
+    AUDIT_READ = "audit:read"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.PATIENT: frozenset(
+        {
+            Permission.READ_OWN_RECORDS,
+            Permission.PLAN_ACKNOWLEDGE,
+            Permission.MESSAGE_SEND,
+            Permission.APPOINTMENT_BOOK,
+        }
+    ),
+    Role.PROVIDER: frozenset(
+        {
+            Permission.READ_ASSIGNED_RECORDS,
+            Permission.LAB_RESULT_WRITE,
+            Permission.PLAN_WRITE,
+            Permission.MESSAGE_SEND,
+            Permission.APPOINTMENT_BOOK,
+            Permission.APPOINTMENT_MANAGE,
+            Permission.SCHEDULE_MANAGE,
+        }
+    ),
+    Role.ADMIN: frozenset(
+        {
+            Permission.ACCOUNTS_MANAGE,
+            Permission.CARE_TEAMS_MANAGE,
+            Permission.SETTINGS_MANAGE,
+            Permission.AUDIT_READ,
+        }
+    ),
+}
+
+
+def can(actor: Actor, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS[actor.role]
+
+
+def require(actor: Actor, permission: Permission) -> None:
+    """403 when the actor's role may never do this."""
+    if not can(actor, permission):
+        raise Forbidden()
+
+
+def patient_ids_visible_to(actor: Actor) -> Select[tuple[int]]:
+    """Patients whose clinical records the actor may read, as a subquery."""
+    match actor.role:
+        case Role.PATIENT:
+            return select(PatientProfile.id).where(PatientProfile.id == actor.patient_id)
+        case Role.PROVIDER:
+            return select(CareAssignment.patient_id).where(
+                CareAssignment.provider_id == actor.provider_id,
+                CareAssignment.ended_at.is_(None),
+            )
+        case _:
+            return select(PatientProfile.id).where(false())
+
+
+def _released_version_ids() -> Select[tuple[int]]:
+    return select(LabResultVersion.id).where(
+        LabResultVersion.visibility == Visibility.SHARED,
+        LabResultVersion.released_at.is_not(None),
+    )
+
+
+# What a patient may see of their own records: provider-only, unreleased and draft content never.
+# Applied with with_loader_criteria, so it follows every load of these classes in the statement.
+PATIENT_FILTERS: dict[type, Callable[[Any], ColumnElement[bool]]] = {
+    LabResult: lambda m: m.shared_version.is_not(None),
+    LabResultVersion: lambda m: (m.visibility == Visibility.SHARED) & m.released_at.is_not(None),
+    TreatmentPlan: lambda m: m.status != PlanStatus.DRAFT,
+    TreatmentPlanVersion: lambda m: m.status != PlanStatus.DRAFT,
+    Attachment: lambda m: or_(
+        m.lab_result_version_id.is_(None), m.lab_result_version_id.in_(_released_version_ids())
+    ),
+}
+
+
+def scope(stmt: Select[T], model: type[PatientOwned], actor: Actor) -> Select[T]:
+    """Restrict `stmt` to rows of `model` the actor may read."""
+    stmt = stmt.where(model.patient_id.in_(patient_ids_visible_to(actor)))
+    if actor.role is Role.PATIENT:
+        for target, rule in PATIENT_FILTERS.items():
+            stmt = stmt.options(with_loader_criteria(target, rule, include_aliases=True))
+    return stmt.execution_options(portal_scoped=True)
+
+
+def scope_patients(stmt: Select[T], actor: Actor) -> Select[T]:
+    """Restrict a query on `PatientProfile` to the patients the actor may see at all.
+
+    Admins see every patient's demographics (to administer accounts and care teams);
+    what they never see is clinical content, which `scope` refuses them.
+    """
+    if actor.role is not Role.ADMIN:
+        stmt = stmt.where(PatientProfile.id.in_(patient_ids_visible_to(actor)))
+    return stmt.execution_options(portal_scoped=True)
+
+
+def get_or_404(session: Session, model: type[M], record_id: int, actor: Actor) -> M:
+    """One record the actor may read; a record that isn't theirs is exactly a missing one."""
+    if model is PatientProfile:
+        stmt = scope_patients(select(PatientProfile).where(PatientProfile.id == record_id), actor)
+    else:
+        owned: Any = model
+        stmt = scope(select(owned).where(owned.id == record_id), owned, actor)
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound()
+    patient_id = record_id if model is PatientProfile else getattr(row, "patient_id", None)
+    note_subject(getattr(model, "__tablename__", "record"), record_id, patient_id)
+    return row  # type: ignore[no-any-return]
+
+
+def unscoped(stmt: Select[T], reason: str) -> Select[T]:
+    """Opt out of scoping by name: demo seeding, audit verification, event fan-out, jobs."""
+    return stmt.execution_options(portal_scoped=True, portal_unscoped_reason=reason)
+
+
+class UnscopedQueryError(RuntimeError):
+    """A query read protected health information without going through `scope`."""
+
+
+_GUARDED = (PatientOwned,)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _fail_closed(state: ORMExecuteState) -> None:
+    """Refuse any top-level SELECT of patient-owned rows that did not go through `scope`."""
+    if not state.is_select or state.is_column_load or state.is_relationship_load:
+        return
+    if state.execution_options.get("portal_scoped"):
+        return
+    for mapper in state.all_mappers:
+        if issubclass(mapper.class_, _GUARDED):
+            raise UnscopedQueryError(f"unscoped read of {mapper.class_.__name__}")

@@ -1,0 +1,46 @@
+"""Sign-in, activation, invitation and password forms."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+
+
+class EmptyForm(FlaskForm):
+    """A form with only its CSRF token: one-button actions such as Sign out."""
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+
+
+class NewPasswordMixin:
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired(), Length(max=256)],
+        description="At least 12 characters. A short sentence is easy to remember.",
+    )
+    confirm = PasswordField(
+        "Repeat the new password",
+        validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")],
+    )
+
+
+class ActivateForm(NewPasswordMixin, FlaskForm):
+    code = StringField(
+        "Activation code",
+        validators=[DataRequired(), Length(max=40)],
+        description="The code the clinic gave you, for example 1A2B-3C4D-5E6F-7A8B.",
+    )
+    date_of_birth = DateField("Date of birth", validators=[Optional()])
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+
+
+class InvitationForm(NewPasswordMixin, FlaskForm):
+    pass
+
+
+class ChangePasswordForm(NewPasswordMixin, FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired()])

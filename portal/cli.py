@@ -1,0 +1,97 @@
+"""`flask --app wsgi ...` commands: db, demo, audit, labs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from portal.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+db_cli = AppGroup("db", help="Database migrations.")
+demo_cli = AppGroup("demo", help="Demo data (never in production).")
+audit_cli = AppGroup("audit", help="The audit log.")
+labs_cli = AppGroup("labs", help="Lab result jobs.")
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade_database(app: Flask, revision: str = "head") -> None:
+    with app.app_context():
+        command.upgrade(alembic_config(app.config["DATABASE_URL"]), revision)
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply the migrations up to REVISION (default: head)."""
+    command.upgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert the migrations down to REVISION (e.g. base)."""
+    command.downgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+
+
+@demo_cli.command("seed")
+@click.option("--patients", default=0, help="Extra generated patients, for benchmarks.")
+@click.option("--labs-per-patient", default=20, help="Results per generated patient.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when accounts already exist.")
+def demo_seed(patients: int, labs_per_patient: int, if_empty: bool) -> None:
+    """Create the demo accounts and realistic data (CONTRACT §4)."""
+    from portal import demo
+
+    if current_app.config["PORTAL_ENV"] == "production":
+        raise click.ClickException("demo data is never seeded in production")
+    session = db.session
+    if if_empty and demo.has_accounts(session):
+        click.echo("Demo data: accounts exist already, nothing to do.")
+        return
+    demo.seed(session)
+    if patients:
+        made = demo.seed_bulk(session, patients=patients, labs_per_patient=labs_per_patient)
+        click.echo(f"Generated {made} patients with {labs_per_patient} results each.")
+    click.echo("Demo data ready. Password for every demo account: " + demo.PASSWORD)
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain; exit 1 naming the first bad entry."""
+    from portal.audit.chain import verify
+
+    count, problem = verify(db.session)
+    if problem is None:
+        click.echo(f"Audit log intact: {count} entries verified.")
+        return
+    click.echo(f"Audit log BROKEN at entry {problem.entry_id}: {problem.reason}.", err=True)
+    sys.exit(1)
+
+
+@labs_cli.command("release-due")
+def labs_release_due() -> None:
+    """Release held results whose automatic release time has come (run from a scheduler)."""
+    from portal.services import labs
+
+    session = db.session
+    count = labs.release_due(session)
+    session.commit()
+    click.echo(f"Released {count} result versions.")
+
+
+def register(app: Flask) -> None:
+    for group in (db_cli, demo_cli, audit_cli, labs_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,69 @@
+"""Settings from the environment (CONTRACT §2). Production refuses to start without its secrets."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENTS = ("development", "test", "production")
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a portal that may start."""
+
+
+def _instance_secret(instance: Path, name: str) -> str:
+    """A secret generated once for this checkout and kept in `instance/` (development only)."""
+    path = instance / name
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
+    """Flask config for the environment `env` describes."""
+    portal_env = env.get("PORTAL_ENV", "development")
+    if portal_env not in ENVIRONMENTS:
+        raise ConfigError(f"PORTAL_ENV must be one of {', '.join(ENVIRONMENTS)}")
+    production = portal_env == "production"
+    instance_dir = Path(instance)
+
+    def secret(name: str, filename: str) -> str:
+        value = env.get(name)
+        if value:
+            return value
+        if production:
+            raise ConfigError(f"{name} is required when PORTAL_ENV=production")
+        return _instance_secret(instance_dir, filename)
+
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'portal.db'}"
+    return {
+        "PORTAL_ENV": portal_env,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": secret("SECRET_KEY", "secret_key"),
+        "ATTACHMENT_KEY": secret("ATTACHMENT_KEY", "attachment_key"),
+        "DEBUG": False,
+        "TESTING": portal_env == "test",
+        "SESSION_COOKIE_NAME": "portal_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_DURATION": timedelta(0),
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+        "SESSION_IDLE_TIMEOUT": timedelta(minutes=30),
+        "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=12),
+        "WTF_CSRF_TIME_LIMIT": None,  # the session's own timeouts bound the token
+        "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
+        "ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
+        "LOGIN_MAX_FAILURES": 5,
+        "LOGIN_LOCKOUT": timedelta(minutes=15),
+        # argon2id: library defaults in production; tests pass cheap parameters.
+        "ARGON2_PARAMS": {},
+        "AUDIT_ENABLED": True,
+    }

@@ -1,0 +1,162 @@
+"""The declarative base, column types and the per-request session."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import (
+    DateTime,
+    Enum,
+    Engine,
+    MetaData,
+    String,
+    create_engine,
+    event,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC: the only clock the application reads (tests may patch it)."""
+    return _clock()
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+_clock: Callable[[], datetime] = _system_clock
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Replace the clock (tests); `None` restores the system clock."""
+    global _clock
+    _clock = clock or _system_clock
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC; refuses naive datetimes so no local time slips in."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _enum_values(e: type[enum.Enum]) -> list[str]:
+    return [m.value for m in e]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        enum.Enum: Enum(
+            enum.Enum,
+            native_enum=False,
+            create_constraint=True,
+            length=24,
+            values_callable=_enum_values,
+            validate_strings=True,
+        ),
+        str: String(255),
+    }
+
+
+intpk = Annotated[int, mapped_column(primary_key=True)]
+created_at = Annotated[datetime, mapped_column(default=utcnow)]
+updated_at = Annotated[datetime, mapped_column(default=utcnow, onupdate=utcnow)]
+
+
+class Timestamps:
+    created_at: Mapped[created_at]
+    updated_at: Mapped[updated_at]
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the settings the portal relies on (foreign keys on SQLite, UTC on PG)."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not pysqlite, decide where transactions begin: otherwise
+            # SAVEPOINTs and read consistency are broken (SQLAlchemy's pysqlite notes).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+    else:
+
+        @event.listens_for(engine, "connect")
+        def _pg_utc(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("SET TIME ZONE 'UTC'")
+            cur.close()
+            dbapi_conn.commit()
+
+    return engine
+
+
+class Database:
+    """One engine per app and one session per app context (request, CLI command, test)."""
+
+    def init_app(self, app: Flask) -> None:
+        engine = make_engine(app.config["DATABASE_URL"])
+        app.extensions["portal.db"] = {
+            "engine": engine,
+            "sessionmaker": sessionmaker(bind=engine, expire_on_commit=False),
+        }
+        app.teardown_appcontext(self._close)
+
+    @staticmethod
+    def _close(_exc: BaseException | None) -> None:
+        session: Session | None = g.pop("_db_session", None)
+        if session is not None:
+            session.close()
+
+    @property
+    def engine(self) -> Engine:
+        return current_app.extensions["portal.db"]["engine"]  # type: ignore[no-any-return]
+
+    @property
+    def session(self) -> Session:
+        if "_db_session" not in g:
+            g._db_session = current_app.extensions["portal.db"]["sessionmaker"]()
+        return g._db_session  # type: ignore[no-any-return]
+
+
+__all__ = ["Base", "Database", "Timestamps", "UTCDateTime", "func", "utcnow", "set_clock"]

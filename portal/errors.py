@@ -1,0 +1,45 @@
+"""Error pages: the same look as the rest of the portal, and nothing about what exists."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+MESSAGES = {
+    400: ("Something was wrong with that request", "Please go back and try again."),
+    403: ("You cannot open this page", "Your account does not give access to this page."),
+    404: ("Page not found", "There is nothing here, or it is not yours to see."),
+    405: ("That did not work", "This page cannot be used that way."),
+    413: ("That file is too large", "Attachments can be at most 10 MB."),
+    422: ("Please check what you entered", "Some of it could not be accepted."),
+    429: ("Too many attempts", "Please wait a few minutes and try again."),
+}
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(_exc: CSRFError) -> tuple[str, int]:
+        return render_template(
+            "errors/error.html",
+            code=400,
+            title="This form has expired",
+            message="Please reload the page and submit it again.",
+        ), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[str, int] | HTTPException:
+        code = exc.code or 500
+        if code not in MESSAGES:
+            return exc
+        title, message = MESSAGES[code]
+        return render_template("errors/error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(500)
+    def _server(_exc: Exception) -> tuple[str, int]:
+        return render_template(
+            "errors/error.html",
+            code=500,
+            title="Something went wrong on our side",
+            message="Nothing you entered was lost on purpose; please try again in a moment.",
+        ), 500

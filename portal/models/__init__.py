@@ -1,0 +1,79 @@
+"""Every model, imported here so Alembic and the access rules see the whole schema."""
+
+from portal.models.appointments import (
+    Appointment,
+    AppointmentStatus,
+    AvailabilityException,
+    AvailabilityRule,
+)
+from portal.models.audit import AuditAction, AuditEvent, AuditOutcome
+from portal.models.labs import (
+    Flag,
+    LabResult,
+    LabResultVersion,
+    ReleaseMode,
+    ReleasePolicy,
+    ResultStatus,
+    Visibility,
+)
+from portal.models.messaging import (
+    Attachment,
+    Conversation,
+    ConversationParticipant,
+    Message,
+    MessageStatus,
+)
+from portal.models.notifications import EventType, Notification
+from portal.models.owned import PatientOwned
+from portal.models.plans import PlanAcknowledgement, PlanStatus, TreatmentPlan, TreatmentPlanVersion
+from portal.models.users import (
+    ActivationCode,
+    ApiToken,
+    CareAssignment,
+    ClinicSetting,
+    Invitation,
+    PatientProfile,
+    ProviderProfile,
+    ReleasePreference,
+    Role,
+    User,
+)
+
+__all__ = [
+    "ActivationCode",
+    "ApiToken",
+    "Appointment",
+    "AppointmentStatus",
+    "Attachment",
+    "AuditAction",
+    "AuditEvent",
+    "AuditOutcome",
+    "AvailabilityException",
+    "AvailabilityRule",
+    "CareAssignment",
+    "ClinicSetting",
+    "Conversation",
+    "ConversationParticipant",
+    "EventType",
+    "Flag",
+    "Invitation",
+    "LabResult",
+    "LabResultVersion",
+    "Message",
+    "MessageStatus",
+    "Notification",
+    "PatientOwned",
+    "PatientProfile",
+    "PlanAcknowledgement",
+    "PlanStatus",
+    "ProviderProfile",
+    "ReleaseMode",
+    "ReleasePolicy",
+    "ReleasePreference",
+    "ResultStatus",
+    "Role",
+    "TreatmentPlan",
+    "TreatmentPlanVersion",
+    "User",
+    "Visibility",
+]

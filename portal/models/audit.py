@@ -1,0 +1,71 @@
+"""The append-only, hash-chained audit log."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.db import Base, intpk
+
+
+class AuditAction(enum.StrEnum):
+    VIEW = "view"
+    CREATE = "create"
+    UPDATE = "update"
+    PUBLISH = "publish"
+    CORRECT = "correct"
+    RELEASE = "release"
+    REVIEW = "review"
+    ACKNOWLEDGE = "acknowledge"
+    DOWNLOAD = "download"
+    SEND = "send"
+    CANCEL = "cancel"
+    ACTIVATE = "activate"
+    COMPLETE = "complete"
+    ASSIGN = "assign"
+    UNASSIGN = "unassign"
+    DEACTIVATE = "deactivate"
+    EXPORT = "export"
+    SIGN_IN = "sign_in"
+    SIGN_IN_FAILED = "sign_in_failed"
+    SIGN_OUT = "sign_out"
+    PASSWORD_CHANGE = "password_change"
+    ACCESS_DENIED = "access_denied"
+
+
+class AuditOutcome(enum.StrEnum):
+    SUCCESS = "success"
+    DENIED = "denied"
+    FAILURE = "failure"
+
+
+class AuditEvent(Base):
+    """Who did what to which record of which patient. Rows are never updated or deleted."""
+
+    __tablename__ = "audit_event"
+    id: Mapped[intpk]
+    occurred_at: Mapped[datetime]
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    actor_role: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[AuditAction]
+    entity_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str | None] = mapped_column(String(64))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient_profile.id"))
+    outcome: Mapped[AuditOutcome] = mapped_column(default=AuditOutcome.SUCCESS)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    #: Non-PHI context (e.g. which version, the reason code), canonical JSON.
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (
+        Index("ix_audit_event_patient_time", "patient_id", "occurred_at"),
+        Index("ix_audit_event_actor_time", "actor_id", "occurred_at"),
+        Index("ix_audit_event_action_time", "action", "occurred_at"),
+        Index("ix_audit_event_time", "occurred_at"),
+    )

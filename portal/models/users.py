@@ -1,0 +1,162 @@
+"""Accounts, profiles, care-team assignments and activation codes."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db import Base, Timestamps, intpk
+
+
+class Role(enum.StrEnum):
+    PATIENT = "patient"
+    PROVIDER = "provider"
+    ADMIN = "admin"
+
+
+class ReleasePreference(enum.StrEnum):
+    """When a patient wants to see final results: as soon as policy allows, or once reviewed."""
+
+    AS_SOON_AS_ALLOWED = "as_soon_as_allowed"
+    AFTER_REVIEW = "after_review"
+
+
+class User(Timestamps, Base):
+    """A person who signs in. Email is stored lower-cased, so uniqueness is case-insensitive."""
+
+    __tablename__ = "user_account"
+    id: Mapped[intpk]
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[Role]
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Bumped by sign-out-everywhere, a password change and deactivation: older sessions end.
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    #: The sign-in before the current one: "new since your last visit" starts here.
+    previous_login_at: Mapped[datetime | None]
+
+    patient: Mapped[PatientProfile | None] = relationship(back_populates="user", lazy="joined")
+    provider: Mapped[ProviderProfile | None] = relationship(back_populates="user", lazy="joined")
+
+    # flask-login's protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def display_name(self) -> str:
+        if self.patient is not None:
+            return self.patient.display_name
+        if self.provider is not None:
+            return self.provider.display_name
+        return "Administrator"
+
+
+class PatientProfile(Timestamps, Base):
+    __tablename__ = "patient_profile"
+    id: Mapped[intpk]
+    #: Empty until the patient activates their account with a code staff issued.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), unique=True)
+    medical_record_number: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    date_of_birth: Mapped[date | None]
+    primary_clinic: Mapped[str | None] = mapped_column(String(200))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+    preferred_language: Mapped[str] = mapped_column(String(16), default="en")
+    notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
+    release_preference: Mapped[ReleasePreference] = mapped_column(
+        default=ReleasePreference.AS_SOON_AS_ALLOWED
+    )
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    user: Mapped[User | None] = relationship(back_populates="patient")
+
+    __table_args__ = (Index("ix_patient_profile_display_name", "display_name"),)
+
+
+class ProviderProfile(Timestamps, Base):
+    __tablename__ = "provider_profile"
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    specialty: Mapped[str | None] = mapped_column(String(120))
+    clinic: Mapped[str | None] = mapped_column(String(200))
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+
+    user: Mapped[User] = relationship(back_populates="provider")
+
+
+class CareAssignment(Timestamps, Base):
+    """Provider `provider_id` cares for patient `patient_id` while `ended_at` is empty."""
+
+    __tablename__ = "care_assignment"
+    id: Mapped[intpk]
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient_profile.id"))
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_profile.id"))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    provider: Mapped[ProviderProfile] = relationship(lazy="joined")
+
+    __table_args__ = (
+        UniqueConstraint("patient_id", "provider_id"),
+        # The scope subquery: a provider's current patients.
+        Index("ix_care_assignment_provider_patient", "provider_id", "ended_at", "patient_id"),
+    )
+
+
+class ActivationCode(Timestamps, Base):
+    """A one-time code staff give a patient to create their sign-in; only its hash is kept."""
+
+    __tablename__ = "activation_code"
+    id: Mapped[intpk]
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient_profile.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class Invitation(Timestamps, Base):
+    """A one-time link an admin sends a new provider or admin to set their password."""
+
+    __tablename__ = "invitation"
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class ApiToken(Timestamps, Base):
+    """A bearer token for the JSON API; only its hash is kept."""
+
+    __tablename__ = "api_token"
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class ClinicSetting(Timestamps, Base):
+    """Clinic-wide settings an admin changes (e.g. message retention), one row per key."""
+
+    __tablename__ = "clinic_setting"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(1000))

@@ -1,0 +1,334 @@
+"""Accounts: patients, providers and admins, activation codes, invitations, care teams."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.access import Actor, Permission, require
+from portal.auth.passwords import hash_password, password_problems
+from portal.db import utcnow
+from portal.models import (
+    ActivationCode,
+    AuditAction,
+    CareAssignment,
+    Invitation,
+    PatientProfile,
+    ProviderProfile,
+    Role,
+    User,
+)
+
+ACTIVATION_VALIDITY = timedelta(days=14)
+INVITATION_VALIDITY = timedelta(days=7)
+
+
+class AccountError(ValueError):
+    """Input that cannot make a valid account; `field` names the form field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def find_user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def _check_new_email(session: Session, email: str) -> str:
+    email = normalise_email(email)
+    if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
+        raise AccountError("email", "An account with this email already exists.")
+    return email
+
+
+def _check_password(password: str, email: str) -> None:
+    problems = password_problems(password, email=email)
+    if problems:
+        raise AccountError("password", " ".join(problems))
+
+
+def create_user(
+    session: Session, *, email: str, role: Role, password: str | None, check: bool = True
+) -> User:
+    """A user with an argon2id hash (or none yet, for an invitation to complete)."""
+    email = _check_new_email(session, email)
+    if password is not None and check:
+        _check_password(password, email)
+    user = User(
+        email=email,
+        role=role,
+        password_hash=hash_password(password) if password is not None else None,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def register_patient(
+    session: Session,
+    actor: Actor,
+    *,
+    medical_record_number: str,
+    display_name: str,
+    date_of_birth: date | None = None,
+    primary_clinic: str | None = None,
+    contact_email: str | None = None,
+) -> PatientProfile:
+    """A patient record without a sign-in yet; staff then issue an activation code."""
+    require(actor, Permission.ACCOUNTS_MANAGE)
+    mrn = medical_record_number.strip().upper()
+    exists = select(func.count()).where(PatientProfile.medical_record_number == mrn)
+    if session.scalar(exists):
+        raise AccountError("medical_record_number", "A patient with this MRN already exists.")
+    patient = PatientProfile(
+        medical_record_number=mrn,
+        display_name=display_name.strip(),
+        date_of_birth=date_of_birth,
+        primary_clinic=primary_clinic,
+        contact_email=contact_email,
+    )
+    session.add(patient)
+    session.flush()
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.CREATE,
+        entity_type="patient_profile",
+        entity_id=patient.id,
+        patient_id=patient.id,
+    )
+    return patient
+
+
+def issue_activation_code(session: Session, actor: Actor, patient: PatientProfile) -> str:
+    """A one-time code (shown once) with which the patient creates their sign-in."""
+    require(actor, Permission.ACCOUNTS_MANAGE)
+    code = "-".join(secrets.token_hex(2).upper() for _ in range(4))
+    session.add(
+        ActivationCode(
+            patient_id=patient.id,
+            code_hash=_token_hash(code),
+            issued_by_id=actor.user_id,
+            expires_at=utcnow() + ACTIVATION_VALIDITY,
+        )
+    )
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.CREATE,
+        entity_type="activation_code",
+        entity_id=patient.id,
+        patient_id=patient.id,
+    )
+    session.flush()
+    return code
+
+
+def activate_patient(
+    session: Session, *, code: str, email: str, password: str, date_of_birth: date | None
+) -> User:
+    """Create the patient's sign-in from a valid, unused code (and matching date of birth)."""
+    row = session.scalar(
+        select(ActivationCode).where(
+            ActivationCode.code_hash == _token_hash(code.strip().upper()),
+            ActivationCode.used_at.is_(None),
+            ActivationCode.expires_at > utcnow(),
+        )
+    )
+    patient = session.get(PatientProfile, row.patient_id) if row else None
+    if (
+        row is None
+        or patient is None
+        or patient.user_id is not None
+        or (patient.date_of_birth is not None and patient.date_of_birth != date_of_birth)
+    ):
+        raise AccountError("code", "This activation code is not valid. Ask the clinic for a new one.")
+    user = create_user(session, email=email, role=Role.PATIENT, password=password)
+    patient.user_id = user.id
+    row.used_at = utcnow()
+    audit.record(
+        session,
+        actor_id=user.id,
+        actor_role=Role.PATIENT,
+        action=AuditAction.ACTIVATE,
+        entity_type="user_account",
+        entity_id=user.id,
+        patient_id=patient.id,
+    )
+    session.flush()
+    return user
+
+
+def create_staff(
+    session: Session,
+    actor: Actor | None,
+    *,
+    email: str,
+    role: Role,
+    display_name: str,
+    specialty: str | None = None,
+    clinic: str | None = None,
+    password: str | None = None,
+) -> tuple[User, str | None]:
+    """A provider or admin account; without a password, also an invitation token (shown once).
+
+    `actor` is None only for the command line, which runs as the operator.
+    """
+    if actor is not None:
+        require(actor, Permission.ACCOUNTS_MANAGE)
+    if role is Role.PATIENT:
+        raise AccountError("role", "Patients join with an activation code.")
+    user = create_user(session, email=email, role=role, password=password)
+    if role is Role.PROVIDER:
+        session.add(
+            ProviderProfile(
+                user_id=user.id, display_name=display_name, specialty=specialty, clinic=clinic
+            )
+        )
+    token = None
+    if password is None:
+        token = secrets.token_urlsafe(32)
+        session.add(
+            Invitation(
+                user_id=user.id,
+                token_hash=_token_hash(token),
+                issued_by_id=actor.user_id if actor else None,
+                expires_at=utcnow() + INVITATION_VALIDITY,
+            )
+        )
+    audit.record(
+        session,
+        actor_id=actor.user_id if actor else None,
+        actor_role=actor.role if actor else "operator",
+        action=AuditAction.CREATE,
+        entity_type="user_account",
+        entity_id=user.id,
+        detail={"role": str(role)},
+    )
+    session.flush()
+    return user, token
+
+
+def accept_invitation(session: Session, *, token: str, password: str) -> User:
+    row = session.scalar(
+        select(Invitation).where(
+            Invitation.token_hash == _token_hash(token),
+            Invitation.used_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+    )
+    if row is None:
+        raise AccountError("token", "This invitation link is not valid. Ask an administrator.")
+    user = session.get_one(User, row.user_id)
+    _check_password(password, user.email)
+    user.password_hash = hash_password(password)
+    row.used_at = utcnow()
+    session.flush()
+    return user
+
+
+def change_password(session: Session, user: User, *, new_password: str) -> None:
+    """Set a new password and end every other session (the caller re-issues its own)."""
+    _check_password(new_password, user.email)
+    user.password_hash = hash_password(new_password)
+    user.session_version += 1
+    audit.record(
+        session,
+        actor_id=user.id,
+        actor_role=user.role,
+        action=AuditAction.PASSWORD_CHANGE,
+        entity_type="user_account",
+        entity_id=user.id,
+        patient_id=user.patient.id if user.patient else None,
+    )
+    session.flush()
+
+
+def set_active(session: Session, actor: Actor, user: User, *, active: bool) -> None:
+    """Deactivate (ending every session at once) or reactivate an account."""
+    require(actor, Permission.ACCOUNTS_MANAGE)
+    user.is_active = active
+    user.session_version += 1
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.DEACTIVATE if not active else AuditAction.ACTIVATE,
+        entity_type="user_account",
+        entity_id=user.id,
+        patient_id=user.patient.id if user.patient else None,
+    )
+    session.flush()
+
+
+def assign_provider(
+    session: Session, actor: Actor | None, *, patient_id: int, provider_id: int
+) -> CareAssignment:
+    """Put a provider on a patient's care team (again, if they were on it before)."""
+    if actor is not None:
+        require(actor, Permission.CARE_TEAMS_MANAGE)
+    row = session.scalar(
+        select(CareAssignment).where(
+            CareAssignment.patient_id == patient_id, CareAssignment.provider_id == provider_id
+        )
+    )
+    if row is None:
+        row = CareAssignment(patient_id=patient_id, provider_id=provider_id, started_at=utcnow())
+        session.add(row)
+    else:
+        row.ended_at = None
+        row.started_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        actor_id=actor.user_id if actor else None,
+        actor_role=actor.role if actor else "operator",
+        action=AuditAction.ASSIGN,
+        entity_type="care_assignment",
+        entity_id=row.id,
+        patient_id=patient_id,
+        detail={"provider_id": provider_id},
+    )
+    return row
+
+
+def unassign_provider(session: Session, actor: Actor, *, patient_id: int, provider_id: int) -> None:
+    require(actor, Permission.CARE_TEAMS_MANAGE)
+    row = session.scalar(
+        select(CareAssignment).where(
+            CareAssignment.patient_id == patient_id,
+            CareAssignment.provider_id == provider_id,
+            CareAssignment.ended_at.is_(None),
+        )
+    )
+    if row is None:
+        return
+    row.ended_at = utcnow()
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.UNASSIGN,
+        entity_type="care_assignment",
+        entity_id=row.id,
+        patient_id=patient_id,
+        detail={"provider_id": provider_id},
+    )
+    session.flush()

@@ -1,0 +1,217 @@
+"""Appointments: open slots, booking, cancelling and the visit's outcome."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.access import Actor, Permission, get_or_404, require, scope
+from portal.db import utcnow
+from portal.models import (
+    Appointment,
+    AppointmentStatus,
+    AuditAction,
+    AvailabilityException,
+    AvailabilityRule,
+    CareAssignment,
+    EventType,
+    PatientProfile,
+    ProviderProfile,
+    Role,
+)
+from portal.services import notifications
+
+CANCEL_CUTOFF = timedelta(hours=24)
+ACTIVE = (AppointmentStatus.REQUESTED, AppointmentStatus.SCHEDULED)
+#: Until a provider sets their own hours: weekdays 09:00-12:00 and 13:00-17:00, 30-minute slots.
+DEFAULT_HOURS = ((9 * 60, 12 * 60), (13 * 60, 17 * 60))
+DEFAULT_SLOT = 30
+
+
+class AppointmentError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def open_slots(
+    session: Session, provider_id: int, start: date, days: int = 14
+) -> list[tuple[datetime, datetime, str | None]]:
+    """Bookable (start, end, location) slots for a provider, from their weekly hours."""
+    rules = session.scalars(
+        select(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id)
+    ).all()
+    closed = set(
+        session.scalars(
+            select(AvailabilityException.day).where(
+                AvailabilityException.provider_id == provider_id,
+                AvailabilityException.day >= start,
+                AvailabilityException.day < start + timedelta(days=days),
+            )
+        )
+    )
+    window_start = datetime.combine(start, time(), UTC)
+    taken = {
+        a
+        for (a,) in session.execute(
+            select(Appointment.start_at)
+            .where(
+                Appointment.provider_id == provider_id,
+                Appointment.start_at >= window_start,
+                Appointment.start_at < window_start + timedelta(days=days),
+                Appointment.status.in_(ACTIVE),
+            )
+            .execution_options(portal_scoped=True)  # start times only: no patient data leaves
+        )
+    }
+    now = utcnow()
+    slots = []
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        if day in closed:
+            continue
+        if rules:
+            day_rules = [
+                (r.start_minute, r.end_minute, r.slot_minutes, r.location)
+                for r in rules
+                if r.weekday == day.weekday()
+            ]
+        elif day.weekday() < 5:
+            day_rules = [(a, b, DEFAULT_SLOT, None) for a, b in DEFAULT_HOURS]
+        else:
+            day_rules = []
+        for first, last, length, location in day_rules:
+            for minute in range(first, last - length + 1, length):
+                begin = datetime.combine(day, time(), UTC) + timedelta(minutes=minute)
+                if begin > now + timedelta(hours=1) and begin not in taken:
+                    slots.append((begin, begin + timedelta(minutes=length), location))
+    return slots
+
+
+def book(
+    session: Session,
+    actor: Actor,
+    *,
+    patient_id: int,
+    provider_id: int,
+    start_at: datetime,
+    end_at: datetime,
+    reason: str | None,
+    location: str | None = None,
+) -> Appointment:
+    """A patient requests, or a provider schedules, a visit at an open slot."""
+    require(actor, Permission.APPOINTMENT_BOOK)
+    patient = get_or_404(session, PatientProfile, patient_id, actor)
+    assigned = session.scalar(
+        select(CareAssignment.id).where(
+            CareAssignment.patient_id == patient.id,
+            CareAssignment.provider_id == provider_id,
+            CareAssignment.ended_at.is_(None),
+        )
+    )
+    if assigned is None:
+        raise AppointmentError("provider_id", "Choose someone from the care team.")
+    if end_at <= start_at:
+        raise AppointmentError("start_at", "The visit must end after it starts.")
+    slots = {s for s, _e, _l in open_slots(session, provider_id, start_at.date(), days=1)}
+    if start_at not in slots:
+        raise AppointmentError("start_at", "This time is no longer available; choose another.")
+    appointment = Appointment(
+        patient_id=patient.id,
+        provider_id=provider_id,
+        start_at=start_at,
+        end_at=end_at,
+        reason=(reason or "").strip()[:500] or None,
+        location=location,
+        status=AppointmentStatus.REQUESTED
+        if actor.role is Role.PATIENT
+        else AppointmentStatus.SCHEDULED,
+        booked_by_id=actor.user_id,
+    )
+    session.add(appointment)
+    session.flush()
+    _changed(session, actor, appointment, AuditAction.CREATE, "Appointment requested")
+    return appointment
+
+
+def _changed(
+    session: Session, actor: Actor, appointment: Appointment, action: AuditAction, text: str
+) -> None:
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=action,
+        entity_type="appointment",
+        entity_id=appointment.id,
+        patient_id=appointment.patient_id,
+        detail={"status": str(appointment.status)},
+    )
+    provider_user = session.scalar(
+        select(ProviderProfile.user_id).where(ProviderProfile.id == appointment.provider_id)
+    )
+    patient_user = notifications.patient_user_id(session, appointment.patient_id)
+    notifications.stage(
+        session,
+        [u for u in (provider_user, patient_user) if u != actor.user_id],
+        type=EventType.APPOINTMENT_UPDATED,
+        entity_id=appointment.id,
+        patient_id=appointment.patient_id,
+        text=text,
+    )
+
+
+def cancel(
+    session: Session, actor: Actor, appointment_id: int, reason: str | None = None
+) -> Appointment:
+    """Cancel an upcoming visit; patients cannot within 24 hours of it (they call the clinic)."""
+    appointment = get_or_404(session, Appointment, appointment_id, actor)
+    if appointment.status not in ACTIVE:
+        raise AppointmentError("status", "This appointment can no longer be cancelled.")
+    if actor.role is Role.PATIENT and appointment.start_at - utcnow() < CANCEL_CUTOFF:
+        raise AppointmentError(
+            "status",
+            "Appointments within 24 hours cannot be cancelled online. Please call the clinic.",
+        )
+    appointment.status = AppointmentStatus.CANCELLED
+    appointment.cancel_reason = (reason or "").strip() or None
+    _changed(session, actor, appointment, AuditAction.CANCEL, "Appointment cancelled")
+    session.flush()
+    return appointment
+
+
+def set_status(
+    session: Session, actor: Actor, appointment_id: int, status: AppointmentStatus
+) -> Appointment:
+    """Provider confirms a request or records the outcome (completed, no-show)."""
+    require(actor, Permission.APPOINTMENT_MANAGE)
+    appointment = get_or_404(session, Appointment, appointment_id, actor)
+    allowed = {
+        AppointmentStatus.SCHEDULED: {AppointmentStatus.REQUESTED},
+        AppointmentStatus.COMPLETED: set(ACTIVE),
+        AppointmentStatus.NO_SHOW: set(ACTIVE),
+    }
+    if appointment.status not in allowed.get(status, set()):
+        raise AppointmentError("status", f"A {appointment.status} visit cannot become {status}.")
+    appointment.status = status
+    _changed(session, actor, appointment, AuditAction.UPDATE, f"Appointment {status}")
+    session.flush()
+    return appointment
+
+
+def list_for(
+    session: Session, actor: Actor, *, upcoming: bool, limit: int = 20, offset: int = 0
+) -> list[Appointment]:
+    now = utcnow()
+    stmt = select(Appointment)
+    if actor.role is Role.PROVIDER:
+        stmt = stmt.where(Appointment.provider_id == actor.provider_id)
+    if upcoming:
+        stmt = stmt.where(Appointment.start_at >= now).order_by(Appointment.start_at)
+    else:
+        stmt = stmt.where(Appointment.start_at < now).order_by(Appointment.start_at.desc())
+    return list(session.scalars(scope(stmt, Appointment, actor).limit(limit).offset(offset)))

@@ -1,0 +1,374 @@
+"""Lab results: publish, correct or amend (a new immutable version), release, list and read."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.access import Actor, Permission, get_or_404, require, scope, unscoped
+from portal.db import utcnow
+from portal.models import (
+    AuditAction,
+    EventType,
+    Flag,
+    LabResult,
+    LabResultVersion,
+    PatientProfile,
+    ReleaseMode,
+    ReleasePolicy,
+    ReleasePreference,
+    ResultStatus,
+    Role,
+    Visibility,
+)
+from portal.services import notifications
+from portal.services.catalog import BY_CODE
+
+_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+_RANGE = re.compile(rf"^\s*({_NUMBER})\s*[-–]\s*({_NUMBER})\s*$")
+_UPPER = re.compile(rf"^\s*(?:<|<=|≤)\s*({_NUMBER})\s*$")
+_LOWER = re.compile(rf"^\s*(?:>|>=|≥)\s*({_NUMBER})\s*$")
+_VALUE = re.compile(rf"^\s*[<>]?\s*({_NUMBER})\s*$")
+
+
+class LabInputError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ResultInput:
+    """What a provider enters for a result or a new version of one."""
+
+    result_value: str
+    units: str | None
+    reference_range: str | None
+    status: ResultStatus
+    visibility: Visibility = Visibility.SHARED
+
+
+def parse_range(text: str | None) -> tuple[float | None, float | None]:
+    """`"4.0-11.0"` → (4.0, 11.0); `"<200"` → (None, 200); `">40"` → (40, None)."""
+    if not text:
+        return None, None
+    if m := _RANGE.match(text):
+        return float(m[1]), float(m[2])
+    if m := _UPPER.match(text):
+        return None, float(m[1])
+    if m := _LOWER.match(text):
+        return float(m[1]), None
+    return None, None
+
+
+def parse_value(text: str) -> float | None:
+    m = _VALUE.match(text)
+    return float(m[1]) if m else None
+
+
+def compute_flag(
+    value: float | None,
+    low: float | None,
+    high: float | None,
+    critical_low: float | None = None,
+    critical_high: float | None = None,
+) -> Flag:
+    if value is None or (low is None and high is None):
+        return Flag.UNKNOWN
+    if critical_low is not None and value < critical_low:
+        return Flag.CRITICAL_LOW
+    if critical_high is not None and value > critical_high:
+        return Flag.CRITICAL_HIGH
+    if low is not None and value < low:
+        return Flag.LOW
+    if high is not None and value > high:
+        return Flag.HIGH
+    return Flag.NORMAL
+
+
+def _release_times(
+    session: Session, patient: PatientProfile, category: str, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """(released_at, release_due_at) for a result published now, per policy and preference."""
+    policy = session.scalar(select(ReleasePolicy).where(ReleasePolicy.category == category))
+    mode = policy.mode if policy else ReleaseMode.ON_PUBLISH
+    if patient.release_preference is ReleasePreference.AFTER_REVIEW:
+        return None, None
+    if mode is ReleaseMode.ON_PUBLISH:
+        return now, None
+    if mode is ReleaseMode.AUTO_AFTER_DELAY and policy and not policy.never_auto_release:
+        return None, now + timedelta(hours=policy.delay_hours or 0)
+    return None, None
+
+
+def _new_version(
+    session: Session,
+    actor: Actor,
+    result: LabResult,
+    patient: PatientProfile,
+    data: ResultInput,
+    *,
+    number: int,
+    reason: str | None,
+    previously_shared: bool,
+) -> LabResultVersion:
+    low, high = parse_range(data.reference_range)
+    numeric = parse_value(data.result_value)
+    definition = BY_CODE.get(result.test_code)
+    flag = compute_flag(
+        numeric,
+        low,
+        high,
+        definition.critical_low if definition else None,
+        definition.critical_high if definition else None,
+    )
+    now = utcnow()
+    published = data.status is not ResultStatus.PRELIMINARY
+    released_at = due_at = None
+    if published and data.visibility is Visibility.SHARED:
+        if previously_shared:
+            # A correction of something the patient saw is never held back from them.
+            released_at = now
+        else:
+            released_at, due_at = _release_times(session, patient, result.category, now)
+    version = LabResultVersion(
+        lab_result_id=result.id,
+        patient_id=result.patient_id,
+        version=number,
+        result_value=data.result_value.strip(),
+        units=(data.units or "").strip() or None,
+        reference_range=(data.reference_range or "").strip() or None,
+        numeric_value=numeric,
+        reference_low=low,
+        reference_high=high,
+        flag=flag,
+        status=data.status,
+        visibility=data.visibility,
+        change_reason=reason,
+        published_by_id=actor.user_id if published else None,
+        published_at=now if published else None,
+        release_due_at=due_at,
+        released_at=released_at,
+    )
+    session.add(version)
+    result.current_version = number
+    if published:
+        result.published_at = now
+    if released_at is not None:
+        result.shared_version = number
+        result.shared_at = released_at
+    session.flush()
+    return version
+
+
+def _announce_release(session: Session, result: LabResult, version: LabResultVersion) -> None:
+    corrected = version.version > 1 and version.status in (
+        ResultStatus.CORRECTED,
+        ResultStatus.AMENDED,
+    )
+    notifications.stage(
+        session,
+        [notifications.patient_user_id(session, result.patient_id)],
+        type=EventType.LAB_RESULT_PUBLISHED,
+        entity_id=result.id,
+        patient_id=result.patient_id,
+        text=f"{'Corrected' if corrected else 'New'} lab result: {result.test_name}",
+    )
+
+
+def create_result(
+    session: Session,
+    actor: Actor,
+    patient_id: int,
+    *,
+    test_code: str,
+    test_name: str,
+    data: ResultInput,
+    category: str | None = None,
+) -> LabResult:
+    """A new result for an assigned patient, saved as preliminary or published."""
+    require(actor, Permission.LAB_RESULT_WRITE)
+    patient = get_or_404(session, PatientProfile, patient_id, actor)
+    if not data.result_value.strip():
+        raise LabInputError("result_value", "Enter the result value.")
+    if not test_name.strip():
+        raise LabInputError("test_name", "Enter the test name.")
+    definition = BY_CODE.get(test_code.strip())
+    result = LabResult(
+        patient_id=patient.id,
+        test_code=test_code.strip(),
+        test_name=test_name.strip(),
+        category=category or (definition.category if definition else "general"),
+        ordered_by_id=actor.user_id,
+        current_version=1,
+    )
+    session.add(result)
+    session.flush()
+    version = _new_version(
+        session, actor, result, patient, data, number=1, reason=None, previously_shared=False
+    )
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.PUBLISH if version.published_at else AuditAction.CREATE,
+        entity_type="lab_result",
+        entity_id=result.id,
+        patient_id=patient.id,
+        detail={"version": 1, "status": str(data.status)},
+    )
+    if version.released_at is not None:
+        _announce_release(session, result, version)
+    return result
+
+
+def add_version(
+    session: Session, actor: Actor, result_id: int, data: ResultInput, *, reason: str | None
+) -> LabResultVersion:
+    """Correct, amend, finalise or cancel a result; earlier versions stay readable."""
+    require(actor, Permission.LAB_RESULT_WRITE)
+    result = get_or_404(session, LabResult, result_id, actor)
+    patient = get_or_404(session, PatientProfile, result.patient_id, actor)
+    previous = session.scalar(
+        scope(
+            select(LabResultVersion).where(
+                LabResultVersion.lab_result_id == result.id,
+                LabResultVersion.version == result.current_version,
+            ),
+            LabResultVersion,
+            actor,
+        )
+    )
+    assert previous is not None
+    was_published = previous.status is not ResultStatus.PRELIMINARY
+    if was_published and not (reason or "").strip():
+        raise LabInputError("reason", "Say why this result is being changed.")
+    if was_published and data.status is ResultStatus.PRELIMINARY:
+        raise LabInputError("status", "A published result cannot go back to preliminary.")
+    version = _new_version(
+        session,
+        actor,
+        result,
+        patient,
+        data,
+        number=result.current_version + 1,
+        reason=(reason or "").strip() or None,
+        previously_shared=result.shared_version is not None,
+    )
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.CORRECT if was_published else AuditAction.PUBLISH,
+        entity_type="lab_result",
+        entity_id=result.id,
+        patient_id=result.patient_id,
+        detail={"version": version.version, "status": str(data.status)},
+    )
+    if version.released_at is not None:
+        _announce_release(session, result, version)
+    return version
+
+
+def release_version(session: Session, actor: Actor | None, version: LabResultVersion) -> None:
+    """Release a held version to the patient (review by `actor`, or the timer when None)."""
+    if version.released_at is not None or version.visibility is not Visibility.SHARED:
+        return
+    now = utcnow()
+    result = session.scalar(
+        unscoped(select(LabResult).where(LabResult.id == version.lab_result_id), "release")
+    )
+    assert result is not None
+    version.released_at = now
+    if actor is not None:
+        version.reviewed_by_id = actor.user_id
+        version.reviewed_at = now
+    if result.shared_version is None or result.shared_version < version.version:
+        result.shared_version = version.version
+        result.shared_at = now
+    audit.record(
+        session,
+        actor_id=actor.user_id if actor else None,
+        actor_role=actor.role if actor else "system",
+        action=AuditAction.RELEASE,
+        entity_type="lab_result",
+        entity_id=result.id,
+        patient_id=result.patient_id,
+        detail={"version": version.version, "by": "review" if actor else "timer"},
+    )
+    _announce_release(session, result, version)
+    session.flush()
+
+
+def release_due(session: Session, now: datetime | None = None) -> int:
+    """Release every held version whose automatic release time has come; returns how many."""
+    now = now or utcnow()
+    stmt = select(LabResultVersion).where(
+        LabResultVersion.released_at.is_(None),
+        LabResultVersion.release_due_at.is_not(None),
+        LabResultVersion.release_due_at <= now,
+    )
+    due = session.scalars(unscoped(stmt, "release timer")).all()
+    for version in due:
+        release_version(session, None, version)
+    return len(due)
+
+
+@dataclass(frozen=True, slots=True)
+class LabRow:
+    result: LabResult
+    version: LabResultVersion
+
+
+def latest_versions_stmt(actor: Actor):  # type: ignore[no-untyped-def]
+    """Each result with the newest version the actor may see, newest first (not yet paged)."""
+    version_col = (
+        LabResult.shared_version if actor.role is Role.PATIENT else LabResult.current_version
+    )
+    sort_col = LabResult.shared_at if actor.role is Role.PATIENT else LabResult.updated_at
+    stmt = (
+        select(LabResult, LabResultVersion)
+        .join(
+            LabResultVersion,
+            and_(
+                LabResultVersion.lab_result_id == LabResult.id,
+                LabResultVersion.version == version_col,
+            ),
+        )
+        .order_by(sort_col.desc(), LabResult.id.desc())
+    )
+    return scope(stmt, LabResult, actor), sort_col
+
+
+def list_latest(
+    session: Session,
+    actor: Actor,
+    *,
+    patient_id: int | None = None,
+    test_code: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> list[LabRow]:
+    stmt, _ = latest_versions_stmt(actor)
+    if patient_id is not None:
+        stmt = stmt.where(LabResult.patient_id == patient_id)
+    if test_code:
+        stmt = stmt.where(LabResult.test_code == test_code)
+    rows = session.execute(stmt.limit(limit).offset(offset)).all()
+    return [LabRow(r, v) for r, v in rows]
+
+
+def versions_of(session: Session, actor: Actor, result: LabResult) -> list[LabResultVersion]:
+    """The versions of `result` the actor may see, newest first."""
+    stmt = (
+        select(LabResultVersion)
+        .where(LabResultVersion.lab_result_id == result.id)
+        .order_by(LabResultVersion.version.desc())
+    )
+    return list(session.scalars(scope(stmt, LabResultVersion, actor)))

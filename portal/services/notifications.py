@@ -1,0 +1,67 @@
+"""Stored notifications: staged in the same transaction as the change they announce."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from portal.access import unscoped
+from portal.db import utcnow
+from portal.models import CareAssignment, EventType, Notification, PatientProfile, ProviderProfile
+
+
+def stage(
+    session: Session,
+    user_ids: Iterable[int | None],
+    *,
+    type: EventType,
+    entity_id: int,
+    patient_id: int | None,
+    text: str,
+) -> None:
+    """One notification per recipient (users without an account yet are skipped)."""
+    for user_id in {u for u in user_ids if u is not None}:
+        session.add(
+            Notification(
+                user_id=user_id, patient_id=patient_id, type=type, entity_id=entity_id, text=text
+            )
+        )
+
+
+def patient_user_id(session: Session, patient_id: int) -> int | None:
+    return session.scalar(select(PatientProfile.user_id).where(PatientProfile.id == patient_id))
+
+
+def care_team_user_ids(session: Session, patient_id: int) -> list[int]:
+    stmt = (
+        select(ProviderProfile.user_id)
+        .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
+        .where(CareAssignment.patient_id == patient_id, CareAssignment.ended_at.is_(None))
+    )
+    return list(session.scalars(unscoped(stmt, "notification fan-out")))
+
+
+def unread_counts(session: Session, user_id: int) -> dict[EventType, int]:
+    """Unread notifications by type: the badge and the dashboard's "new" read this."""
+    rows = session.execute(
+        select(Notification.type, func.count())
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .group_by(Notification.type)
+    )
+    return {t: n for t, n in rows}
+
+
+def mark_read(
+    session: Session, user_id: int, *, type: EventType | None = None, entity_id: int | None = None
+) -> None:
+    """Mark the user's notifications read: all of a type, or those about one record."""
+    stmt = update(Notification).where(
+        Notification.user_id == user_id, Notification.read_at.is_(None)
+    )
+    if type is not None:
+        stmt = stmt.where(Notification.type == type)
+    if entity_id is not None:
+        stmt = stmt.where(Notification.entity_id == entity_id)
+    session.execute(stmt.values(read_at=utcnow()))

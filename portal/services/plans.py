@@ -1,0 +1,237 @@
+"""Treatment plans: draft, revise, activate, complete, and the patient's acknowledgement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.access import Actor, Permission, get_or_404, require, scope
+from portal.db import utcnow
+from portal.models import (
+    AuditAction,
+    EventType,
+    PatientProfile,
+    PlanAcknowledgement,
+    PlanStatus,
+    TreatmentPlan,
+    TreatmentPlanVersion,
+)
+from portal.services import notifications
+
+
+class PlanError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInput:
+    summary: str
+    details: str = ""
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+def _check(data: PlanInput) -> None:
+    if not data.summary.strip():
+        raise PlanError("summary", "Enter a summary.")
+    if data.start_date and data.end_date and data.end_date < data.start_date:
+        raise PlanError("end_date", "The end date must be on or after the start date.")
+
+
+def _add_version(
+    session: Session, actor: Actor, plan: TreatmentPlan, data: PlanInput, note: str | None
+) -> TreatmentPlanVersion:
+    version = TreatmentPlanVersion(
+        plan_id=plan.id,
+        patient_id=plan.patient_id,
+        version=plan.current_version,
+        status=plan.status,
+        summary=data.summary.strip(),
+        details=data.details.strip(),
+        start_date=data.start_date,
+        end_date=data.end_date,
+        author_id=actor.user_id,
+        change_note=note,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def _audit(session: Session, actor: Actor, plan: TreatmentPlan, action: AuditAction) -> None:
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=action,
+        entity_type="treatment_plan",
+        entity_id=plan.id,
+        patient_id=plan.patient_id,
+        detail={"version": plan.current_version, "status": str(plan.status)},
+    )
+
+
+def _announce(session: Session, plan: TreatmentPlan, text: str) -> None:
+    notifications.stage(
+        session,
+        [notifications.patient_user_id(session, plan.patient_id)],
+        type=EventType.TREATMENT_PLAN_UPDATED,
+        entity_id=plan.id,
+        patient_id=plan.patient_id,
+        text=text,
+    )
+
+
+def create_draft(
+    session: Session, actor: Actor, patient_id: int, data: PlanInput
+) -> TreatmentPlan:
+    require(actor, Permission.PLAN_WRITE)
+    patient = get_or_404(session, PatientProfile, patient_id, actor)
+    _check(data)
+    plan = TreatmentPlan(
+        patient_id=patient.id,
+        author_id=actor.user_id,
+        status=PlanStatus.DRAFT,
+        current_version=1,
+        summary=data.summary.strip(),
+        start_date=data.start_date,
+        end_date=data.end_date,
+    )
+    session.add(plan)
+    session.flush()
+    _add_version(session, actor, plan, data, None)
+    _audit(session, actor, plan, AuditAction.CREATE)
+    return plan
+
+
+def revise(
+    session: Session, actor: Actor, plan_id: int, data: PlanInput, note: str | None = None
+) -> TreatmentPlan:
+    """Save a change: a draft is a new draft version, an active plan a new active version."""
+    require(actor, Permission.PLAN_WRITE)
+    plan = get_or_404(session, TreatmentPlan, plan_id, actor)
+    if plan.status is PlanStatus.COMPLETED:
+        raise PlanError("summary", "A completed plan cannot be changed.")
+    _check(data)
+    plan.current_version += 1
+    plan.summary = data.summary.strip()
+    plan.start_date, plan.end_date = data.start_date, data.end_date
+    _add_version(session, actor, plan, data, note)
+    _audit(session, actor, plan, AuditAction.UPDATE)
+    if plan.status is PlanStatus.ACTIVE:
+        _announce(session, plan, "Your treatment plan was updated")
+    return plan
+
+
+def _current_content(session: Session, actor: Actor, plan: TreatmentPlan) -> PlanInput:
+    v = session.scalar(
+        scope(
+            select(TreatmentPlanVersion).where(
+                TreatmentPlanVersion.plan_id == plan.id,
+                TreatmentPlanVersion.version == plan.current_version,
+            ),
+            TreatmentPlanVersion,
+            actor,
+        )
+    )
+    assert v is not None
+    return PlanInput(v.summary, v.details, v.start_date, v.end_date)
+
+
+def activate(
+    session: Session, actor: Actor, plan_id: int, *, complete_others: bool = True
+) -> TreatmentPlan:
+    """Approve and activate a draft; the approving provider is recorded. Other active plans of
+    the patient are completed when `complete_others` (the usual case: a plan replaces another)."""
+    require(actor, Permission.PLAN_WRITE)
+    plan = get_or_404(session, TreatmentPlan, plan_id, actor)
+    if plan.status is not PlanStatus.DRAFT:
+        raise PlanError("status", "Only a draft can be activated.")
+    now = utcnow()
+    if complete_others:
+        others = session.scalars(
+            scope(
+                select(TreatmentPlan).where(
+                    TreatmentPlan.patient_id == plan.patient_id,
+                    TreatmentPlan.status == PlanStatus.ACTIVE,
+                ),
+                TreatmentPlan,
+                actor,
+            )
+        ).all()
+        for other in others:
+            complete(session, actor, other.id)
+    content = _current_content(session, actor, plan)
+    plan.status = PlanStatus.ACTIVE
+    plan.approver_id = actor.user_id
+    plan.activated_at = now
+    plan.current_version += 1
+    _add_version(session, actor, plan, content, "Approved and activated")
+    _audit(session, actor, plan, AuditAction.ACTIVATE)
+    _announce(session, plan, "You have a new treatment plan to read")
+    return plan
+
+
+def complete(session: Session, actor: Actor, plan_id: int) -> TreatmentPlan:
+    require(actor, Permission.PLAN_WRITE)
+    plan = get_or_404(session, TreatmentPlan, plan_id, actor)
+    if plan.status is not PlanStatus.ACTIVE:
+        raise PlanError("status", "Only an active plan can be completed.")
+    content = _current_content(session, actor, plan)
+    plan.status = PlanStatus.COMPLETED
+    plan.completed_at = utcnow()
+    plan.current_version += 1
+    _add_version(session, actor, plan, content, "Completed")
+    _audit(session, actor, plan, AuditAction.COMPLETE)
+    _announce(session, plan, "A treatment plan was completed")
+    return plan
+
+
+def acknowledge(session: Session, actor: Actor, plan_id: int) -> PlanAcknowledgement:
+    """The patient confirms they read the plan's current version (once per version)."""
+    require(actor, Permission.PLAN_ACKNOWLEDGE)
+    plan = get_or_404(session, TreatmentPlan, plan_id, actor)
+    if plan.status is not PlanStatus.ACTIVE:
+        raise PlanError("status", "Only an active plan can be acknowledged.")
+    version = session.scalar(
+        scope(
+            select(TreatmentPlanVersion).where(
+                TreatmentPlanVersion.plan_id == plan.id,
+                TreatmentPlanVersion.version == plan.current_version,
+            ),
+            TreatmentPlanVersion,
+            actor,
+        )
+    )
+    assert version is not None
+    existing = session.scalar(
+        scope(
+            select(PlanAcknowledgement).where(PlanAcknowledgement.plan_version_id == version.id),
+            PlanAcknowledgement,
+            actor,
+        )
+    )
+    if existing is not None:
+        return existing
+    ack = PlanAcknowledgement(
+        plan_version_id=version.id,
+        patient_id=plan.patient_id,
+        user_id=actor.user_id,
+        acknowledged_at=utcnow(),
+    )
+    session.add(ack)
+    session.flush()
+    _audit(session, actor, plan, AuditAction.ACKNOWLEDGE)
+    notifications.mark_read(
+        session, actor.user_id, type=EventType.TREATMENT_PLAN_UPDATED, entity_id=plan.id
+    )
+    return ack
+
+

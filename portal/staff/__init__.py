@@ -1,0 +1,11 @@
+"""The provider staff area: the records of patients in the provider's care."""
+
+from flask import Blueprint
+
+from portal.models import Role
+from portal.web.roles import restrict_blueprint
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+restrict_blueprint(bp, Role.PROVIDER)
+
+from portal.staff import views  # noqa: E402, F401  (registers the routes)

@@ -1,0 +1,76 @@
+"""What every template can use: the navigation for the signed-in role and the unread badge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request, url_for
+from flask_login import current_user
+
+from portal.extensions import db
+from portal.models import Flag, Role
+from portal.services import notifications
+
+NAV: dict[Role, list[tuple[str, str]]] = {
+    Role.PATIENT: [
+        ("Dashboard", "patient.dashboard"),
+        ("Lab results", "patient.lab_results"),
+        ("Treatment plans", "patient.treatment_plans"),
+        ("Messages", "patient.messages"),
+        ("Appointments", "patient.appointments"),
+        ("Profile", "patient.profile"),
+    ],
+    Role.PROVIDER: [
+        ("Patients", "staff.patients"),
+        ("Messages", "staff.messages"),
+        ("Appointments", "staff.appointments"),
+    ],
+    Role.ADMIN: [
+        ("Patients", "admin.patients"),
+        ("Audit log", "admin.audit_log"),
+        ("Users", "admin.users"),
+    ],
+}
+
+FLAG_TEXT = {
+    Flag.NORMAL: "Normal",
+    Flag.LOW: "Low",
+    Flag.HIGH: "High",
+    Flag.CRITICAL_LOW: "Critically low",
+    Flag.CRITICAL_HIGH: "Critically high",
+    Flag.ABNORMAL: "Abnormal",
+    Flag.UNKNOWN: "",
+}
+
+
+def init_app(app: Flask) -> None:
+    @app.context_processor
+    def _layout() -> dict[str, Any]:
+        if not current_user.is_authenticated:
+            return {"nav_items": [], "unread": {}}
+        items = [
+            (label, endpoint, url_for(endpoint))
+            for label, endpoint in NAV[current_user.role]
+            if endpoint in app.view_functions
+        ]
+        # The section is the nav link whose path is the longest prefix of this page's path.
+        matches = [url for _l, _e, url in items if request.path.startswith(url.rstrip("/") or "/")]
+        return {
+            "nav_items": items,
+            "nav_current": max(matches, key=len) if matches else None,
+            "unread": notifications.unread_counts(db.session, current_user.id),
+        }
+
+    app.jinja_env.globals["FLAG_TEXT"] = FLAG_TEXT
+    app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
+    app.jinja_env.filters["flag_text"] = lambda flag: FLAG_TEXT.get(flag, "")
+    app.jinja_env.filters["dt"] = _format_datetime
+    app.jinja_env.filters["d"] = _format_date
+
+
+def _format_datetime(value: Any) -> str:
+    return "" if value is None else value.strftime("%-d %b %Y, %H:%M UTC")
+
+
+def _format_date(value: Any) -> str:
+    return "" if value is None else value.strftime("%-d %b %Y")

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# What `make test` does: install what the tests need, run the whole suite on SQLite, then the
+# non-browser tests on a throwaway PostgreSQL 15. Extra arguments go to both pytest runs.
+#
+# Works on a bare Debian 12 machine as root (CI: fresh clone, CI=true, no stdin), where it
+# installs Debian's chromium and postgresql-15 when missing, and for a developer without root,
+# who gets the browser tests or the PostgreSQL run skipped, with a message, when those are missing.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+CHROMIUM=${CHROMIUM_PATH:-/usr/bin/chromium}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+export DEBIAN_FRONTEND=noninteractive
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+is_ci() { [ "${CI:-}" = "true" ]; }
+loud() { printf '\n!! %s\n\n' "$*" >&2; }
+
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        apt-get update -qq || return 1
+        apt_updated=1
+    fi
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# -- Python environment ---------------------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 && is_root; then
+        echo "-- installing python3-venv (apt)"
+        apt_install python3-venv || { loud "could not install python3-venv"; exit 1; }
+    fi
+    echo "-- creating $VENV"
+    "$PYTHON" -m venv "$VENV" || { loud "could not create $VENV with $PYTHON"; exit 1; }
+fi
+
+echo "-- installing the project with its dev extras into $VENV"
+pip_log=$(mktemp "${TMPDIR:-/tmp}/portal-pip.XXXXXX")
+# pip's log goes to a file: the machine's pip config makes it print harmless warnings.
+if ! "$VENV/bin/python" -m pip install -q -e '.[dev]' >"$pip_log" 2>&1; then
+    cat "$pip_log" >&2
+    rm -f "$pip_log"
+    loud "pip install -e '.[dev]' failed (log above)"
+    exit 1
+fi
+rm -f "$pip_log"
+
+# -- Browser --------------------------------------------------------------------------------------
+browser_args=()
+if [ ! -x "$CHROMIUM" ]; then
+    if is_root && [ "$CHROMIUM" = /usr/bin/chromium ]; then
+        echo "-- installing Debian's chromium (apt)"
+        apt_install chromium || { loud "could not install chromium"; exit 1; }
+    else
+        loud "$CHROMIUM not found and cannot be installed without root: browser tests are SKIPPED." \
+             "Install it with: sudo apt-get install --no-install-recommends chromium" \
+             "(or point CHROMIUM_PATH at a chromium binary)."
+        browser_args=(-m "not browser")
+    fi
+fi
+
+# pytest exits 5 when it collected no test: a suite that ran nothing has not passed.
+run_pytest() {
+    "$VENV/bin/python" -m pytest "$@"
+    local status=$?
+    if [ "$status" -eq 5 ]; then
+        loud "pytest collected no tests"
+    fi
+    return "$status"
+}
+
+# -- SQLite ---------------------------------------------------------------------------------------
+echo
+echo "== pytest on SQLite =="
+# The tests make their own SQLite files in temporary directories when this is unset.
+(unset TEST_DATABASE_URL; run_pytest "${browser_args[@]}" "$@")
+sqlite_status=$?
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+echo
+echo "== pytest on PostgreSQL =="
+pg_status=0
+if [ ! -x "$PGBIN/pg_ctl" ] && ! is_root; then
+    loud "PostgreSQL 15 is not installed ($PGBIN/pg_ctl missing) and we are not root:" \
+         "the PostgreSQL run is SKIPPED. Install it with: sudo apt-get install postgresql-15"
+    if is_ci; then
+        pg_status=1
+    fi
+else
+    # The browser tests drive the UI, which does not depend on the database engine.
+    bash scripts/with-postgres.sh "$VENV/bin/python" -m pytest -m "not browser" "$@"
+    pg_status=$?
+    if [ "$pg_status" -eq 5 ]; then
+        loud "pytest collected no tests"
+    elif [ "$pg_status" -eq 75 ]; then
+        loud "PostgreSQL could not be started: the PostgreSQL run did not happen"
+        if ! is_ci; then
+            pg_status=0
+        fi
+    fi
+fi
+
+echo
+echo "== SQLite run: exit $sqlite_status; PostgreSQL run: exit $pg_status =="
+if [ "$sqlite_status" -ne 0 ] || [ "$pg_status" -ne 0 ]; then
+    exit 1
+fi

@@ -1,0 +1,379 @@
+/* Patient portal behaviour. Loaded with `defer` after htmx and its ws extension.
+ *
+ * The Content-Security-Policy allows no inline script, so everything the pages do in the
+ * browser lives here. Every page works without this file: it only makes things faster,
+ * announces changes to screen readers, and keeps keyboard focus where a person expects it.
+ *
+ * htmx's own settings come from <meta name="htmx-config"> in the base template, not from here.
+ */
+(function () {
+  "use strict";
+
+  var htmx = window.htmx;
+
+  // ---------------------------------------------------------------------------------------------
+  // Live region: one polite region (#live-region, in the base template) for every announcement.
+
+  var announceTimer = null;
+
+  /** Say `text` once through #live-region; clearing first makes a repeated text speak again. */
+  function announce(text) {
+    var region = document.getElementById("live-region");
+    if (!region || !text) {
+      return;
+    }
+    region.textContent = "";
+    window.clearTimeout(announceTimer);
+    // A short pause lets screen readers notice the change, also in a region a swap just inserted.
+    announceTimer = window.setTimeout(function () {
+      var current = document.getElementById("live-region");
+      if (current) {
+        current.textContent = text;
+      }
+    }, 100);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // CSRF: every state-changing htmx request carries the token from <meta name="csrf-token">.
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : null;
+  }
+
+  function isSameOrigin(path) {
+    try {
+      return new URL(path, window.location.href).origin === window.location.origin;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var detail = evt.detail;
+    if (!detail || String(detail.verb).toLowerCase() === "get" || !isSameOrigin(detail.path)) {
+      return;
+    }
+    // Read on every request: the token may have changed since the page was loaded.
+    var token = csrfToken();
+    if (token) {
+      detail.headers["X-CSRFToken"] = token;
+    }
+  });
+
+  // htmx 2 keeps <head> and <body>'s attributes across boosted navigations (it swaps the body's
+  // content and the title only). Copy over what this file reads from them, from each full page
+  // the server sends: the CSRF token (it changes when the session does, e.g. at sign-in) and
+  // the WebSocket address (present only when signed in).
+  function syncFromFullPage(html) {
+    if (typeof html !== "string" || !/<head[\s>]/i.test(html)) {
+      return;
+    }
+    var head = html.match(/<head[\s>][\s\S]*?<\/head>/i);
+    var body = html.match(/<body(\s[^>]*)?>/i);
+    // DOMParser builds an inert document: nothing in it loads or runs.
+    var doc = new DOMParser().parseFromString(
+      "<!doctype html><html>" + (head ? head[0] : "") + (body ? body[0] + "</body>" : "") + "</html>",
+      "text/html"
+    );
+    var newMeta = doc.querySelector('meta[name="csrf-token"]');
+    var oldMeta = document.querySelector('meta[name="csrf-token"]');
+    if (newMeta && oldMeta) {
+      oldMeta.setAttribute("content", newMeta.getAttribute("content") || "");
+    } else if (newMeta) {
+      document.head.appendChild(newMeta.cloneNode(false));
+    }
+    var wsUrl = doc.body ? doc.body.getAttribute("data-ws-url") : null;
+    if (wsUrl) {
+      document.body.setAttribute("data-ws-url", wsUrl);
+    } else {
+      document.body.removeAttribute("data-ws-url");
+    }
+    realtime.sync();
+  }
+
+  // What had focus before each request's swap, to tell whether the swap took it away.
+  var focusBefore = new WeakMap();
+
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var detail = evt.detail || {};
+    if (!detail.xhr) {
+      return;
+    }
+    focusBefore.set(detail.xhr, document.activeElement);
+    if (detail.boosted && detail.shouldSwap) {
+      syncFromFullPage(detail.xhr.responseText);
+    }
+  });
+  document.addEventListener("htmx:historyCacheMissLoad", function (evt) {
+    if (evt.detail && evt.detail.xhr) {
+      syncFromFullPage(evt.detail.xhr.responseText);
+    }
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Focus and announcements after swaps.
+
+  function focusElement(el) {
+    if (!el) {
+      return false;
+    }
+    if (!el.matches("a[href], button, input, select, textarea, summary, [tabindex]")) {
+      el.setAttribute("tabindex", "-1");
+    }
+    el.focus();
+    return document.activeElement === el;
+  }
+
+  function focusMainHeading() {
+    var main = document.querySelector("main");
+    return focusElement(main && (main.querySelector("h1") || main));
+  }
+
+  /** The first element matching `selector` in any of `roots`, the roots themselves included. */
+  function firstIn(roots, selector) {
+    for (var i = 0; i < roots.length; i++) {
+      var root = roots[i];
+      if (!root || !root.isConnected) {
+        continue;
+      }
+      if (root.matches && root.matches(selector)) {
+        return root;
+      }
+      var found = root.querySelector(selector);
+      if (found) {
+        return found;
+      }
+    }
+    return null;
+  }
+
+  // Requests a person started by clicking or submitting. Others (typing in a search box,
+  // changing a filter, polling, real-time refreshes) must not move focus away from where it is.
+  var USER_EVENTS = { click: true, submit: true };
+
+  // One request can swap several elements (the target plus out-of-band ones), and htmx fires
+  // htmx:afterSwap on each: collect them, then handle the request once.
+  var pending = null;
+
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    var detail = evt.detail || {};
+    if (!detail.xhr) {
+      return; // history restores are handled on htmx:historyRestore
+    }
+    if (!pending || pending.xhr !== detail.xhr) {
+      pending = { xhr: detail.xhr, detail: detail, main: [], all: [] };
+      // htmx updates the title right after these events, so read it a moment later.
+      window.setTimeout(afterRequestSwapped.bind(null, pending), 0);
+    }
+    var target = detail.target;
+    // The swap target itself, or what replaced it (outerHTML leaves the old target detached).
+    if (evt.target === target || !target || !target.isConnected) {
+      pending.main.push(evt.target);
+    }
+    pending.all.push(evt.target);
+  });
+
+  function afterRequestSwapped(swapped) {
+    if (pending === swapped) {
+      pending = null;
+    }
+    var detail = swapped.detail;
+    var config = detail.requestConfig || {};
+    var trigger = config.triggeringEvent;
+    var byPerson = Boolean(detail.boosted || (trigger && trigger.isTrusted && USER_EVENTS[trigger.type]));
+    // The swap removed the focused element and htmx found no element with its id to refocus:
+    // without help, keyboard users would be thrown back to the top of the page.
+    var before = focusBefore.get(swapped.xhr);
+    var focusLost = Boolean(before && before !== document.body && !before.isConnected &&
+      (!document.activeElement || document.activeElement === document.body));
+
+    if (byPerson || focusLost) {
+      var done = focusElement(firstIn(swapped.all, '[aria-invalid="true"]')) ||
+        focusElement(firstIn(swapped.all, "[data-focus]"));
+      if (!done && detail.boosted) {
+        done = focusMainHeading();
+      }
+      if (!done) {
+        focusElement(firstIn(swapped.main, 'h1, h2, [tabindex="-1"]'));
+      }
+    }
+
+    var message = firstIn(swapped.all, "[data-announce]");
+    var text = message ? message.getAttribute("data-announce") : "";
+    if (detail.boosted) {
+      // A new page: say where we are, then what happened (e.g. a flash after a redirect).
+      text = text ? document.title + ". " + text : document.title;
+    }
+    announce(text);
+  }
+
+  document.addEventListener("htmx:historyRestore", function () {
+    focusMainHeading();
+    announce(document.title);
+  });
+
+  document.addEventListener("htmx:responseError", function () {
+    announce("Something went wrong. Please try again.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    announce("The portal could not be reached. Check your connection and try again.");
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Real-time events: <body data-ws-url="/ws"> opens one WebSocket for the signed-in user.
+  // Events carry only {type, id, patientId, at}: no message text, no result values. Widgets
+  // refresh themselves with hx-trigger="portal:<type> from:body", so HTML stays server-made.
+
+  var ANNOUNCEMENTS = {
+    "message.created": "New message",
+    "lab_result.published": "New lab result",
+    "treatment_plan.updated": "Treatment plan updated",
+    "appointment.updated": "Appointment updated"
+  };
+  // 1008 (policy violation) and 4401 (signed out): the server will not take us back.
+  var FINAL_CLOSE_CODES = { 1008: true, 4401: true };
+  var MAX_FAILED_ATTEMPTS = 8;
+
+  var realtime = (function () {
+    var socket = null;
+    var url = null;
+    var failures = 0;
+    var retryTimer = null;
+
+    function wsUrlFrom(value) {
+      var u = new URL(value, window.location.href);
+      if (u.origin !== window.location.origin) {
+        return null; // only our own server
+      }
+      u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+      return u.href;
+    }
+
+    function stop() {
+      window.clearTimeout(retryTimer);
+      retryTimer = null;
+      if (socket) {
+        var s = socket;
+        socket = null;
+        s.onclose = null;
+        s.close(1000);
+      }
+    }
+
+    function scheduleRetry() {
+      if (failures >= MAX_FAILED_ATTEMPTS) {
+        return; // the next page load or navigation tries again
+      }
+      // Exponential backoff from 1 s up to 30 s, with jitter so clients do not reconnect in step.
+      var delay = Math.min(30000, 1000 * Math.pow(2, failures));
+      delay = delay / 2 + Math.random() * (delay / 2);
+      failures += 1;
+      retryTimer = window.setTimeout(connect, delay);
+    }
+
+    function onMessage(evt) {
+      var data;
+      try {
+        data = JSON.parse(evt.data);
+      } catch (e) {
+        return;
+      }
+      if (!data || typeof data.type !== "string" || !/^[a-z_]+\.[a-z_]+$/.test(data.type)) {
+        return;
+      }
+      var detail = { type: data.type, id: data.id, patientId: data.patientId, at: data.at };
+      if (htmx) {
+        htmx.trigger(document.body, "portal:" + data.type, detail);
+      } else {
+        document.body.dispatchEvent(new CustomEvent("portal:" + data.type, { detail: detail }));
+      }
+      announce(ANNOUNCEMENTS[data.type] || "New update");
+    }
+
+    function connect() {
+      retryTimer = null;
+      if (!url || socket || !("WebSocket" in window)) {
+        return;
+      }
+      var s;
+      try {
+        s = new WebSocket(url);
+      } catch (e) {
+        scheduleRetry();
+        return;
+      }
+      socket = s;
+      s.onopen = function () {
+        failures = 0;
+      };
+      s.onmessage = onMessage;
+      s.onclose = function (evt) {
+        if (socket !== s) {
+          return;
+        }
+        socket = null;
+        if (FINAL_CLOSE_CODES[evt.code]) {
+          url = null; // signed out: stay closed
+          return;
+        }
+        scheduleRetry();
+      };
+    }
+
+    /** Open, keep or close the socket to match the page's current data-ws-url. */
+    function sync() {
+      var value = document.body && document.body.getAttribute("data-ws-url");
+      var wanted = value ? wsUrlFrom(value) : null;
+      if (wanted !== url) {
+        stop();
+        url = wanted;
+        failures = 0;
+      }
+      if (url && !socket && !retryTimer) {
+        connect();
+      }
+    }
+
+    window.addEventListener("pagehide", stop);
+    window.addEventListener("pageshow", function (evt) {
+      if (evt.persisted) {
+        url = null;
+        sync();
+      }
+    });
+    window.addEventListener("online", function () {
+      if (url && !socket) {
+        window.clearTimeout(retryTimer);
+        retryTimer = null;
+        failures = 0;
+        connect();
+      }
+    });
+
+    return { sync: sync };
+  })();
+
+  // ---------------------------------------------------------------------------------------------
+  // Confirmation: <form data-confirm="Cancel this appointment?"> (or on its submit button).
+  // Capture phase, so the question comes before htmx sees the submit. Without JS it just submits.
+
+  document.addEventListener(
+    "submit",
+    function (evt) {
+      var form = evt.target;
+      if (!(form instanceof HTMLFormElement)) {
+        return;
+      }
+      var submitter = evt.submitter;
+      var question = (submitter && submitter.getAttribute("data-confirm")) || form.getAttribute("data-confirm");
+      if (question && !window.confirm(question)) {
+        evt.preventDefault();
+        evt.stopPropagation();
+      }
+    },
+    true
+  );
+
+  realtime.sync();
+})();
