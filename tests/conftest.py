@@ -6,6 +6,7 @@ real and nothing persists past the test (warehouse's and Indico's pattern).
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.globals import _cv_app
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -71,8 +73,21 @@ def session(app_ctx: Flask) -> Session:
     return db.session
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request gets its own app context (its own `g` and session),
+    as in production, even while the test itself holds an app context for `session`."""
+
+    def open(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def, override]
+        def run():  # type: ignore[no-untyped-def]
+            _cv_app.set(None)  # type: ignore[arg-type]
+            return super(IsolatedClient, self).open(*args, **kwargs)
+
+        return contextvars.copy_context().run(run)
+
+
 @pytest.fixture
 def client(app: Flask, connection: object) -> FlaskClient:
+    app.test_client_class = IsolatedClient
     return app.test_client()
 
 
@@ -83,7 +98,7 @@ def _restore_clock() -> Iterator[None]:
 
 
 def csrf_token(client: FlaskClient, path: str = "/login") -> str:
-    page = client.get(path).get_data(as_text=True)
+    page = client.get(path, follow_redirects=True).get_data(as_text=True)
     match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
     assert match, f"no CSRF token on {path}"
     return match.group(1)

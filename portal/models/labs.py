@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, Timestamps, created_at, intpk
-from portal.models.owned import PatientOwned
+from portal.models.owned import PatientOwned, write_once
 
 
 class ResultStatus(enum.StrEnum):
@@ -111,6 +111,13 @@ class LabResultVersion(PatientOwned, Base):
         UniqueConstraint("lab_result_id", "version"),
         Index("ix_lab_result_version_pending_release", "released_at", "release_due_at"),
     )
+
+
+# A version's content never changes; release and review are each recorded once.
+write_once(
+    LabResultVersion,
+    settable=frozenset({"released_at", "reviewed_by_id", "reviewed_at"}),
+)
 
 
 class ReleasePolicy(Timestamps, Base):

@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, Un
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, Timestamps, created_at, intpk
-from portal.models.owned import PatientOwned
+from portal.models.owned import PatientOwned, write_once
 
 
 class MessageStatus(enum.StrEnum):
@@ -89,3 +89,6 @@ class Attachment(PatientOwned, Base):
 
 
 __all__ = ["Attachment", "Conversation", "ConversationParticipant", "Message", "MessageStatus"]
+
+
+write_once(Attachment, settable=frozenset({"message_id", "lab_result_version_id"}))

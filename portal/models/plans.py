@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, Timestamps, created_at, intpk
-from portal.models.owned import PatientOwned
+from portal.models.owned import PatientOwned, write_once
 
 
 class PlanStatus(enum.StrEnum):
@@ -68,3 +68,7 @@ class PlanAcknowledgement(PatientOwned, Base):
     acknowledged_at: Mapped[datetime]
 
     __table_args__ = (UniqueConstraint("plan_version_id"),)
+
+
+write_once(TreatmentPlanVersion)
+write_once(PlanAcknowledgement)
