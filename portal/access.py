@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import ColumnElement, Select, event, false, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
@@ -32,7 +32,7 @@ from portal.models import (
     Visibility,
 )
 
-T = TypeVar("T", bound=tuple[Any, ...])
+S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])
 M = TypeVar("M")
 
 
@@ -114,7 +114,7 @@ def require(actor: Actor, permission: Permission) -> None:
         raise Forbidden()
 
 
-def patient_ids_visible_to(actor: Actor) -> Select[tuple[int]]:
+def patient_ids_visible_to(actor: Actor) -> Select[int]:
     """Patients whose clinical records the actor may read, as a subquery."""
     match actor.role:
         case Role.PATIENT:
@@ -128,7 +128,7 @@ def patient_ids_visible_to(actor: Actor) -> Select[tuple[int]]:
             return select(PatientProfile.id).where(false())
 
 
-def _released_version_ids() -> Select[tuple[int]]:
+def _released_version_ids() -> Select[int]:
     return select(LabResultVersion.id).where(
         LabResultVersion.visibility == Visibility.SHARED,
         LabResultVersion.released_at.is_not(None),
@@ -148,7 +148,7 @@ PATIENT_FILTERS: dict[type, Callable[[Any], ColumnElement[bool]]] = {
 }
 
 
-def scope(stmt: Select[T], model: type[PatientOwned], actor: Actor) -> Select[T]:
+def scope(stmt: S, model: type[PatientOwned], actor: Actor) -> S:
     """Restrict `stmt` to rows of `model` the actor may read."""
     stmt = stmt.where(model.patient_id.in_(patient_ids_visible_to(actor)))
     if actor.role is Role.PATIENT:
@@ -157,7 +157,7 @@ def scope(stmt: Select[T], model: type[PatientOwned], actor: Actor) -> Select[T]
     return stmt.execution_options(portal_scoped=True)
 
 
-def scope_patients(stmt: Select[T], actor: Actor) -> Select[T]:
+def scope_patients(stmt: S, actor: Actor) -> S:
     """Restrict a query on `PatientProfile` to the patients the actor may see at all.
 
     Admins see every patient's demographics (to administer accounts and care teams);
@@ -180,10 +180,10 @@ def get_or_404(session: Session, model: type[M], record_id: int, actor: Actor) -
         raise NotFound()
     patient_id = record_id if model is PatientProfile else getattr(row, "patient_id", None)
     note_subject(getattr(model, "__tablename__", "record"), record_id, patient_id)
-    return row  # type: ignore[no-any-return]
+    return row  # type: ignore[return-value]
 
 
-def unscoped(stmt: Select[T], reason: str) -> Select[T]:
+def unscoped(stmt: S, reason: str) -> S:
     """Opt out of scoping by name: demo seeding, audit verification, event fan-out, jobs."""
     return stmt.execution_options(portal_scoped=True, portal_unscoped_reason=reason)
 

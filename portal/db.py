@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from flask import Flask, current_app, g
 from sqlalchemy import (
     DateTime,
-    Enum,
     Engine,
+    Enum,
     MetaData,
     String,
     create_engine,
@@ -150,13 +150,13 @@ class Database:
 
     @property
     def engine(self) -> Engine:
-        return current_app.extensions["portal.db"]["engine"]  # type: ignore[no-any-return]
+        return current_app.extensions["portal.db"]["engine"]
 
     @property
     def session(self) -> Session:
         if "_db_session" not in g:
             g._db_session = current_app.extensions["portal.db"]["sessionmaker"]()
-        return g._db_session  # type: ignore[no-any-return]
+        return g._db_session
 
 
 __all__ = ["Base", "Database", "Timestamps", "UTCDateTime", "func", "utcnow", "set_clock"]

@@ -32,7 +32,7 @@ from portal.models import (
 from portal.services import accounts, appointments, labs, messaging, plans
 from portal.services.catalog import BY_CODE, CATALOG, TestDefinition
 
-PASSWORD = "Demo-Portal-2026!"
+PASSWORD = "Demo-Portal-2026!"  # noqa: S105  (the public demo password, CONTRACT §4)
 MINIMAL_PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
     b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
@@ -122,9 +122,7 @@ def _patient_history(
         )
         row.lab_result_version_id = version.id
         session.add(row)
-        _publish(
-            session, chen, pid, "2160-0", "1.1", visibility=Visibility.PROVIDER_ONLY
-        )
+        _publish(session, chen, pid, "2160-0", "1.1", visibility=Visibility.PROVIDER_ONLY)
         _publish(session, chen, pid, "2345-7", "104", status=ResultStatus.PRELIMINARY)
     with at(now - timedelta(days=1)):
         _publish(session, chen, pid, "21636-6", "No pathogenic variant detected")
@@ -312,10 +310,9 @@ def seed_bulk(session: Session, *, patients: int, labs_per_patient: int) -> int:
     Half are assigned to dr.okafor, so list pages can be measured at scale. Commits per chunk.
     """
     rng = random.Random(7)  # noqa: S311
-    okafor = session.scalar(
-        select(User).where(User.email == "dr.okafor@example.org")
-    )
-    assert okafor is not None and okafor.provider is not None
+    okafor = session.scalar(select(User).where(User.email == "dr.okafor@example.org"))
+    assert okafor is not None
+    assert okafor.provider is not None
     now = utcnow()
     serial = (session.scalar(select(func.count()).select_from(PatientProfile)) or 0) + 1
     tests = [t for t in CATALOG if t.low is not None or t.high is not None]
@@ -325,9 +322,7 @@ def seed_bulk(session: Session, *, patients: int, labs_per_patient: int) -> int:
         numbers = range(serial + base, serial + base + n)
         ids = list(
             session.scalars(
-                insert(PatientProfile).returning(
-                    PatientProfile.id, sort_by_parameter_order=True
-                ),
+                insert(PatientProfile).returning(PatientProfile.id, sort_by_parameter_order=True),
                 [
                     {
                         "medical_record_number": f"GEN-{i:07d}",

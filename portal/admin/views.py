@@ -5,13 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from portal.access import scope_patients
+from portal.admin import bp
 from portal.audit import audited
 from portal.auth.sessions import current_actor
 from portal.extensions import db
 from portal.models import AuditAction, PatientProfile, User
 from portal.web.htmx import render
-
-from portal.admin import bp
 
 
 @bp.get("/patients")

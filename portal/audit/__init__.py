@@ -16,7 +16,7 @@ from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy.orm import Session
 
 from portal.audit.chain import chain_head, entry_hash
-from portal.audit.declare import AuditSpec, audit_spec_for, audited, audit_exempt
+from portal.audit.declare import AuditSpec, audit_exempt, audit_spec_for, audited
 from portal.db import utcnow
 from portal.models import AuditAction, AuditEvent, AuditOutcome
 

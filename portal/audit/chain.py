@@ -82,8 +82,9 @@ def verify(session: Session) -> tuple[int, ChainBreak | None]:
     for event in _entries(session):
         count += 1
         if event.prev_hash != prev:
-            return count, ChainBreak(event.id, "does not link to the entry before it "
-                                     "(an entry was removed or reordered)")
+            return count, ChainBreak(
+                event.id, "does not link to the entry before it (an entry was removed or reordered)"
+            )
         if entry_hash(prev, event) != event.hash:
             return count, ChainBreak(event.id, "content does not match its hash (altered)")
         prev = event.hash

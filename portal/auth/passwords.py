@@ -12,7 +12,7 @@ from flask import current_app, has_app_context
 MIN_LENGTH = 12
 MAX_LENGTH = 256
 #: Verified against when the email is unknown, so failures take the same time either way.
-_DUMMY_PASSWORD = "not-a-real-password-0000"
+_DUMMY_PASSWORD = "not-a-real-password-0000"  # noqa: S105  (a decoy, not a credential)
 
 
 def hasher() -> PasswordHasher:
@@ -22,7 +22,7 @@ def hasher() -> PasswordHasher:
 
 @cache
 def _hasher(params: tuple[tuple[str, int], ...]) -> PasswordHasher:
-    return PasswordHasher(**dict(params))
+    return PasswordHasher(**dict(params))  # type: ignore[arg-type]
 
 
 def hash_password(password: str) -> str:

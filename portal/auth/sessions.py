@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from flask import Flask, current_app, request, session
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
@@ -42,7 +41,7 @@ def end_session() -> None:
 
 
 def current_actor() -> Actor:
-    return Actor.of(current_user)  # type: ignore[arg-type]
+    return Actor.of(current_user)
 
 
 def init_app(app: Flask) -> None:

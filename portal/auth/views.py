@@ -100,9 +100,7 @@ def login() -> Response | tuple[str, int] | str:
 
 def _locked_message() -> str:
     minutes = int(current_app.config["LOGIN_LOCKOUT"] / timedelta(minutes=1))
-    return (
-        f"{FAILED} After several failed attempts, sign-in is paused for {minutes} minutes."
-    )
+    return f"{FAILED} After several failed attempts, sign-in is paused for {minutes} minutes."
 
 
 @bp.post("/logout")

@@ -32,7 +32,7 @@ class AuditAction(enum.StrEnum):
     SIGN_IN = "sign_in"
     SIGN_IN_FAILED = "sign_in_failed"
     SIGN_OUT = "sign_out"
-    PASSWORD_CHANGE = "password_change"
+    PASSWORD_CHANGE = "password_change"  # noqa: S105  (an action name)
     ACCESS_DENIED = "access_denied"
 
 

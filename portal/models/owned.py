@@ -28,9 +28,7 @@ def write_once(cls: type, *, settable: frozenset[str] = frozenset()) -> None:
             history = attr.load_history()
             if not history.has_changes():
                 continue
-            first_write = attr.key in settable and not any(
-                v is not None for v in history.deleted
-            )
+            first_write = attr.key in settable and not any(v is not None for v in history.deleted)
             if not first_write:
                 raise ImmutableRowError(f"{cls.__name__}.{attr.key} cannot be changed")
 

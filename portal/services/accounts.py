@@ -159,7 +159,9 @@ def activate_patient(
         or patient.user_id is not None
         or (patient.date_of_birth is not None and patient.date_of_birth != date_of_birth)
     ):
-        raise AccountError("code", "This activation code is not valid. Ask the clinic for a new one.")
+        raise AccountError(
+            "code", "This activation code is not valid. Ask the clinic for a new one."
+        )
     user = create_user(session, email=email, role=Role.PATIENT, password=password)
     patient.user_id = user.id
     row.used_at = utcnow()

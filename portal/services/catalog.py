@@ -30,26 +30,52 @@ class TestDefinition:
 
 CATALOG: tuple[TestDefinition, ...] = (
     # Complete blood count
-    TestDefinition("6690-2", "White blood cells", "10*3/uL", 4.0, 11.0, "hematology", "CBC", 2.0, 30.0),
+    TestDefinition(
+        "6690-2", "White blood cells", "10*3/uL", 4.0, 11.0, "hematology", "CBC", 2.0, 30.0
+    ),
     TestDefinition("789-8", "Red blood cells", "10*6/uL", 4.2, 5.9, "hematology", "CBC"),
     TestDefinition("718-7", "Hemoglobin", "g/dL", 12.0, 17.5, "hematology", "CBC", 7.0, 20.0),
     TestDefinition("4544-3", "Hematocrit", "%", 36.0, 52.0, "hematology", "CBC"),
-    TestDefinition("777-3", "Platelets", "10*3/uL", 150.0, 400.0, "hematology", "CBC", 50.0, 1000.0),
+    TestDefinition(
+        "777-3", "Platelets", "10*3/uL", 150.0, 400.0, "hematology", "CBC", 50.0, 1000.0
+    ),
     # Lipid panel
-    TestDefinition("2093-3", "Cholesterol, total", "mg/dL", None, 200.0, "chemistry", "Lipid panel"),
+    TestDefinition(
+        "2093-3", "Cholesterol, total", "mg/dL", None, 200.0, "chemistry", "Lipid panel"
+    ),
     TestDefinition("2085-9", "HDL cholesterol", "mg/dL", 40.0, None, "chemistry", "Lipid panel"),
-    TestDefinition("13457-7", "LDL cholesterol (calculated)", "mg/dL", None, 100.0, "chemistry", "Lipid panel"),
+    TestDefinition(
+        "13457-7", "LDL cholesterol (calculated)", "mg/dL", None, 100.0, "chemistry", "Lipid panel"
+    ),
     TestDefinition("2571-8", "Triglycerides", "mg/dL", None, 150.0, "chemistry", "Lipid panel"),
     # Diabetes
     TestDefinition("4548-4", "Hemoglobin A1c", "%", 4.0, 5.6, "chemistry", "HbA1c"),
-    TestDefinition("2345-7", "Glucose", "mg/dL", 70.0, 99.0, "chemistry", "Basic metabolic panel", 40.0, 500.0),
+    TestDefinition(
+        "2345-7", "Glucose", "mg/dL", 70.0, 99.0, "chemistry", "Basic metabolic panel", 40.0, 500.0
+    ),
     # Basic metabolic panel
-    TestDefinition("2951-2", "Sodium", "mmol/L", 135.0, 145.0, "chemistry", "Basic metabolic panel", 120.0, 160.0),
-    TestDefinition("2823-3", "Potassium", "mmol/L", 3.5, 5.1, "chemistry", "Basic metabolic panel", 2.5, 6.5),
+    TestDefinition(
+        "2951-2",
+        "Sodium",
+        "mmol/L",
+        135.0,
+        145.0,
+        "chemistry",
+        "Basic metabolic panel",
+        120.0,
+        160.0,
+    ),
+    TestDefinition(
+        "2823-3", "Potassium", "mmol/L", 3.5, 5.1, "chemistry", "Basic metabolic panel", 2.5, 6.5
+    ),
     TestDefinition("2160-0", "Creatinine", "mg/dL", 0.6, 1.3, "chemistry", "Basic metabolic panel"),
-    TestDefinition("3094-0", "Urea nitrogen (BUN)", "mg/dL", 7.0, 20.0, "chemistry", "Basic metabolic panel"),
+    TestDefinition(
+        "3094-0", "Urea nitrogen (BUN)", "mg/dL", 7.0, 20.0, "chemistry", "Basic metabolic panel"
+    ),
     # Thyroid
-    TestDefinition("3016-3", "Thyroid stimulating hormone (TSH)", "m[IU]/L", 0.4, 4.0, "chemistry", "Thyroid"),
+    TestDefinition(
+        "3016-3", "Thyroid stimulating hormone (TSH)", "m[IU]/L", 0.4, 4.0, "chemistry", "Thyroid"
+    ),
     # Genetic (sensitive: never auto-released in the demo policy)
     TestDefinition("21636-6", "BRCA1 gene mutations", "", None, None, "genetic", "Genetic"),
 )

@@ -203,9 +203,7 @@ def reply(
     else:
         patient = get_or_404(session, PatientProfile, conversation.patient_id, actor)
         recipient = patient.user_id or others[0]
-    return _post(
-        session, actor, conversation, recipient, body, uploads or [], idempotency_key
-    )
+    return _post(session, actor, conversation, recipient, body, uploads or [], idempotency_key)
 
 
 def mark_thread_read(session: Session, actor: Actor, conversation_id: int) -> int:
@@ -225,11 +223,13 @@ def mark_thread_read(session: Session, actor: Actor, conversation_id: int) -> in
     notifications.mark_read(
         session, actor.user_id, type=EventType.MESSAGE_CREATED, entity_id=conversation.id
     )
-    return result.rowcount or 0
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def unread_count(session: Session, actor: Actor) -> int:
-    stmt = select(func.count()).select_from(Message).where(
-        Message.recipient_id == actor.user_id, Message.status != MessageStatus.READ
+    stmt = (
+        select(func.count())
+        .select_from(Message)
+        .where(Message.recipient_id == actor.user_id, Message.status != MessageStatus.READ)
     )
     return session.scalar(scope(stmt, Message, actor)) or 0

@@ -89,9 +89,7 @@ def _announce(session: Session, plan: TreatmentPlan, text: str) -> None:
     )
 
 
-def create_draft(
-    session: Session, actor: Actor, patient_id: int, data: PlanInput
-) -> TreatmentPlan:
+def create_draft(session: Session, actor: Actor, patient_id: int, data: PlanInput) -> TreatmentPlan:
     require(actor, Permission.PLAN_WRITE)
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     _check(data)
@@ -233,5 +231,3 @@ def acknowledge(session: Session, actor: Actor, plan_id: int) -> PlanAcknowledge
         session, actor.user_id, type=EventType.TREATMENT_PLAN_UPDATED, entity_id=plan.id
     )
     return ack
-
-

@@ -19,7 +19,9 @@ def test_failed_sign_in_says_so_without_naming_the_account(page: Page) -> None:
     page.get_by_label("Password").fill("not the password at all")
     page.get_by_role("button", name="Sign in").click()
     # Assert
-    expect(page.get_by_text("That email and password do not match an active account.")).to_be_visible()
+    expect(
+        page.get_by_text("That email and password do not match an active account.")
+    ).to_be_visible()
     assert_accessible(page, "failed sign-in")
 
 
@@ -27,7 +29,14 @@ def test_alice_signs_in_to_her_dashboard_and_out(page: Page) -> None:
     sign_in(page, "alice@example.org")
     expect(page.get_by_role("heading", name="Hello, Alice Martin")).to_be_visible()
     nav = page.get_by_role("navigation", name="Main")
-    for name in ("Dashboard", "Lab results", "Treatment plans", "Messages", "Appointments", "Profile"):
+    for name in (
+        "Dashboard",
+        "Lab results",
+        "Treatment plans",
+        "Messages",
+        "Appointments",
+        "Profile",
+    ):
         if nav.get_by_role("link", name=name).count():
             expect(nav.get_by_role("link", name=name)).to_be_visible()
     assert_accessible(page, "patient dashboard")

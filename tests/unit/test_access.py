@@ -64,9 +64,7 @@ def test_an_admin_reads_no_clinical_rows(session, people, model) -> None:
 
 @pytest.mark.parametrize("model", OWNED, ids=lambda m: m.__name__)
 def test_a_record_outside_scope_is_not_found(session, people, model) -> None:
-    bobs = session.scalars(
-        access.scope(select(model), model, people.actor("bob")).limit(1)
-    ).first()
+    bobs = session.scalars(access.scope(select(model), model, people.actor("bob")).limit(1)).first()
     assert bobs is not None
     for name in ("alice", "dr_okafor", "admin"):
         with pytest.raises(NotFound):
@@ -87,7 +85,8 @@ def test_a_patient_never_reads_provider_only_unreleased_or_draft_content(session
     assert all(v.visibility is Visibility.SHARED and v.released_at for v in versions)
     assert all(v.status is not ResultStatus.PRELIMINARY for v in versions)
     plans = session.scalars(access.scope(select(TreatmentPlan), TreatmentPlan, alice)).all()
-    assert plans and all(p.status is not PlanStatus.DRAFT for p in plans)
+    assert plans
+    assert all(p.status is not PlanStatus.DRAFT for p in plans)
     plan_versions = session.scalars(
         access.scope(select(TreatmentPlanVersion), TreatmentPlanVersion, alice)
     ).all()
