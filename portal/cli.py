@@ -19,6 +19,7 @@ db_cli = AppGroup("db", help="Database migrations.")
 demo_cli = AppGroup("demo", help="Demo data (never in production).")
 audit_cli = AppGroup("audit", help="The audit log.")
 labs_cli = AppGroup("labs", help="Lab result jobs.")
+users_cli = AppGroup("users", help="Staff accounts (the first admin is made here).")
 
 
 def alembic_config(url: str) -> Config:
@@ -92,6 +93,36 @@ def labs_release_due() -> None:
     click.echo(f"Released {count} result versions.")
 
 
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["admin", "provider"]), required=True)
+@click.option("--name", "display_name", required=True, help="Name shown in the portal.")
+@click.option("--specialty", default=None)
+def users_create(email: str, role: str, display_name: str, specialty: str | None) -> None:
+    """Create a provider or admin account and print its one-time invitation link."""
+    from flask import url_for
+
+    from portal.models import Role
+    from portal.services import accounts
+
+    session = db.session
+    try:
+        _user, token = accounts.create_staff(
+            session,
+            None,
+            email=email,
+            role=Role(role),
+            display_name=display_name,
+            specialty=specialty,
+        )
+    except accounts.AccountError as exc:
+        raise click.ClickException(exc.message) from exc
+    session.commit()
+    with current_app.test_request_context():
+        path = url_for("auth.invitation", token=token)
+    click.echo(f"Created {role} {email}. Send them this link (valid 7 days): {path}")
+
+
 def register(app: Flask) -> None:
-    for group in (db_cli, demo_cli, audit_cli, labs_cli):
+    for group in (db_cli, demo_cli, audit_cli, labs_cli, users_cli):
         app.cli.add_command(group)

@@ -46,3 +46,16 @@ def test_demo_seed_refuses_in_production(app) -> None:
         app.config["PORTAL_ENV"] = "test"
     assert result.exit_code != 0
     assert "never seeded in production" in result.output
+
+
+def test_the_first_admin_is_created_from_the_command_line(app, connection) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", "--email", "Ops@Example.org", "--role", "admin", "--name", "Ops"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "/invitation/" in result.output
+    again = app.test_cli_runner().invoke(
+        args=["users", "create", "--email", "ops@example.org", "--role", "admin", "--name", "Ops"]
+    )
+    assert again.exit_code != 0
+    assert "already exists" in again.output
