@@ -57,7 +57,7 @@ def at(moment: datetime) -> Iterator[None]:
 def _value(test: TestDefinition, rng: random.Random, abnormal: bool = False) -> str:
     low = test.low if test.low is not None else (test.high or 100) * 0.5
     high = test.high if test.high is not None else low * 2
-    value = rng.uniform(high * 1.04, high * 1.15) if abnormal else rng.uniform(low, high)
+    value = rng.uniform(high * 1.04, high * 1.12) if abnormal else rng.uniform(low, high)
     digits = 0 if high >= 100 else 1
     return f"{value:.{digits}f}"
 

@@ -19,12 +19,16 @@ class TestDefinition:
 
     @property
     def reference_range(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f"{self.low:g}-{self.high:g}"
-        if self.high is not None:
-            return f"<{self.high:g}"
-        if self.low is not None:
-            return f">{self.low:g}"
+        bounds = [b for b in (self.low, self.high) if b is not None]
+        # Whole numbers from 10 up print as such; smaller or fractional limits keep a decimal.
+        places = 0 if all(b >= 10 and b == int(b) for b in bounds) else 1
+        low, high = (None if b is None else f"{b:.{places}f}" for b in (self.low, self.high))
+        if low and high:
+            return f"{low}-{high}"
+        if high:
+            return f"<{high}"
+        if low:
+            return f">{low}"
         return ""
 
 
