@@ -8,4 +8,5 @@ from portal.web.roles import restrict_blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 restrict_blueprint(bp, Role.ADMIN)
 
-from portal.admin import views  # noqa: E402, F401  (registers the routes)
+# Importing the view modules registers their routes on `bp`.
+from portal.admin import audit_views, views  # noqa: E402, F401

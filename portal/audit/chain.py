@@ -65,14 +65,18 @@ class ChainBreak:
 def _entries(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
     last_id = 0
     while True:
+        # populate_existing: check what the database holds, not entries this session cached.
+        stmt = select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
         rows = session.scalars(
-            select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch)
+            stmt.limit(batch).execution_options(populate_existing=True)
         ).all()
         if not rows:
             return
         yield from rows
         last_id = rows[-1].id
-        session.expunge_all()
+        # Keep memory flat on a long log, without detaching anything else the session holds.
+        for row in rows:
+            session.expunge(row)
 
 
 def verify(session: Session) -> tuple[int, ChainBreak | None]:

@@ -215,3 +215,21 @@ def list_for(
     else:
         stmt = stmt.where(Appointment.start_at < now).order_by(Appointment.start_at.desc())
     return list(session.scalars(scope(stmt, Appointment, actor).limit(limit).offset(offset)))
+
+
+# --- Reads for the patient area (helper "patient") ---
+
+
+def providers_by_id(session: Session, provider_ids: set[int]) -> dict[int, ProviderProfile]:
+    """Provider profiles by id, for names next to appointments (one query)."""
+    if not provider_ids:
+        return {}
+    rows = session.scalars(select(ProviderProfile).where(ProviderProfile.id.in_(provider_ids)))
+    return {p.id: p for p in rows.unique()}
+
+
+def is_cancellable_online(appointment: Appointment, actor: Actor) -> bool:
+    """Whether `cancel` would accept this visit from the actor now (the list shows why not)."""
+    if appointment.status not in ACTIVE:
+        return False
+    return actor.role is not Role.PATIENT or appointment.start_at - utcnow() >= CANCEL_CUTOFF

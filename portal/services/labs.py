@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.access import Actor, Permission, get_or_404, require, scope, unscoped
 from portal.db import utcnow
 from portal.models import (
+    Attachment,
     AuditAction,
     EventType,
     Flag,
     LabResult,
     LabResultVersion,
     PatientProfile,
+    ProviderProfile,
     ReleaseMode,
     ReleasePolicy,
     ReleasePreference,
@@ -26,7 +28,7 @@ from portal.models import (
     Role,
     Visibility,
 )
-from portal.services import notifications
+from portal.services import attachments, notifications
 from portal.services.catalog import BY_CODE
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
@@ -372,3 +374,239 @@ def versions_of(session: Session, actor: Actor, result: LabResult) -> list[LabRe
         .order_by(LabResultVersion.version.desc())
     )
     return list(session.scalars(scope(stmt, LabResultVersion, actor)))
+
+
+# --- Staff side (helper "staff"): review and release, held-result placeholders, reports ---
+
+
+class ReleaseError(ValueError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.field = "release"
+        self.message = message
+
+
+def held_version(session: Session, actor: Actor, result: LabResult) -> LabResultVersion | None:
+    """The newest published, shared version of `result` still waiting to reach the patient."""
+    stmt = (
+        select(LabResultVersion)
+        .where(
+            LabResultVersion.lab_result_id == result.id,
+            LabResultVersion.visibility == Visibility.SHARED,
+            LabResultVersion.published_at.is_not(None),
+            LabResultVersion.released_at.is_(None),
+        )
+        .order_by(LabResultVersion.version.desc())
+        .limit(1)
+    )
+    return session.scalar(scope(stmt, LabResultVersion, actor))
+
+
+def review_and_release(session: Session, actor: Actor, result_id: int) -> LabResultVersion:
+    """An assigned provider reviews a held result and releases it to the patient now."""
+    require(actor, Permission.LAB_RESULT_WRITE)
+    result = get_or_404(session, LabResult, result_id, actor)
+    version = held_version(session, actor, result)
+    if version is None:
+        raise ReleaseError("This result has nothing waiting to be released.")
+    release_version(session, actor, version)
+    return version
+
+
+def attach_report(
+    session: Session, actor: Actor, version: LabResultVersion, upload: attachments.Upload
+) -> Attachment:
+    """Attach a report file (PDF, image) to one version; it follows that version's visibility."""
+    require(actor, Permission.LAB_RESULT_WRITE)
+    row = attachments.build(upload, patient_id=version.patient_id, uploaded_by_id=actor.user_id)
+    row.lab_result_version_id = version.id
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.UPDATE,
+        entity_type="lab_result",
+        entity_id=version.lab_result_id,
+        patient_id=version.patient_id,
+        detail={"version": version.version, "attachment": row.id},
+    )
+    return row
+
+
+def release_policy_for(session: Session, category: str) -> ReleasePolicy | None:
+    return session.scalar(select(ReleasePolicy).where(ReleasePolicy.category == category))
+
+
+def describe_policy(policy: ReleasePolicy | None) -> str:
+    """The release rule in words, for the result form and the patient's placeholder."""
+    if policy is None or policy.mode is ReleaseMode.ON_PUBLISH:
+        return "Released to the patient as soon as it is published."
+    if policy.mode is ReleaseMode.AUTO_AFTER_DELAY and not policy.never_auto_release:
+        return (
+            f"Released to the patient {policy.delay_hours or 0} hours after publishing, "
+            "or earlier when a provider reviews it."
+        )
+    return "Held until a provider has reviewed it with the patient in mind, then released."
+
+
+@dataclass(frozen=True, slots=True)
+class HeldResult:
+    """What a patient may know of a result not yet released to them: never its value."""
+
+    result_id: int
+    test_name: str
+    release_due_at: datetime | None
+    reviewer_name: str | None
+
+
+def held_results(session: Session, actor: Actor) -> list[HeldResult]:
+    """The patient's own published results still held back, as placeholders (two queries)."""
+    if actor.role is not Role.PATIENT or actor.patient_id is None:
+        return []
+    # PATIENT_FILTERS hide these rows from patients on purpose; this narrow path selects only
+    # the test's name, when it will be released and who orders it: no value, range or flag.
+    stmt = (
+        select(
+            LabResult.id,
+            LabResult.test_name,
+            LabResultVersion.release_due_at,
+            LabResult.ordered_by_id,
+        )
+        .join(
+            LabResultVersion,
+            and_(
+                LabResultVersion.lab_result_id == LabResult.id,
+                LabResultVersion.version == LabResult.current_version,
+            ),
+        )
+        .where(
+            LabResult.patient_id == actor.patient_id,
+            LabResult.shared_version.is_(None),
+            LabResultVersion.visibility == Visibility.SHARED,
+            LabResultVersion.published_at.is_not(None),
+            LabResultVersion.released_at.is_(None),
+        )
+        .order_by(LabResultVersion.published_at.desc(), LabResult.id.desc())
+    )
+    rows = session.execute(unscoped(stmt, "held-result placeholders")).all()
+    orderers = {r.ordered_by_id for r in rows if r.ordered_by_id is not None}
+    names = (
+        dict(
+            session.execute(
+                select(ProviderProfile.user_id, ProviderProfile.display_name).where(
+                    ProviderProfile.user_id.in_(orderers)
+                )
+            ).all()
+        )
+        if orderers
+        else {}
+    )
+    return [
+        HeldResult(r.id, r.test_name, r.release_due_at, names.get(r.ordered_by_id)) for r in rows
+    ]
+
+
+# --- Patient-side reads (helper "patient"): filtered keyset pages, test pick-list, attachments ---
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class LabFilter:
+    """What the patient's result list is narrowed to; empty fields mean "any"."""
+
+    test_code: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LabPage:
+    rows: list[LabRow]
+    total: int
+    next_cursor: str | None
+
+
+def _encode_cursor(when: datetime, result_id: int) -> str:
+    return f"{(when - _EPOCH) // timedelta(microseconds=1)}.{result_id}"
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """The (sort time, id) a cursor names; None for a missing or malformed one (first page)."""
+    if not cursor:
+        return None
+    try:
+        micros, result_id = (int(part) for part in cursor.split(".", 1))
+    except ValueError:
+        return None
+    return _EPOCH + timedelta(microseconds=micros), result_id
+
+
+def latest_page(
+    session: Session,
+    actor: Actor,
+    filters: LabFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> LabPage:
+    """One page of the newest visible version of each result, newest first (keyset paging).
+
+    Two queries whatever the number of results: the page (one row more than asked, to know
+    whether another page follows) and the filtered total.
+    """
+    stmt, sort_col = latest_versions_stmt(actor)
+    if filters.test_code:
+        stmt = stmt.where(LabResult.test_code == filters.test_code)
+    if filters.date_from:
+        stmt = stmt.where(sort_col >= datetime.combine(filters.date_from, time(), UTC))
+    if filters.date_to:
+        end = datetime.combine(filters.date_to, time(), UTC) + timedelta(days=1)
+        stmt = stmt.where(sort_col < end)
+    total = session.scalar(stmt.with_only_columns(func.count(LabResult.id)).order_by(None)) or 0
+    position = _decode_cursor(cursor)
+    if position is not None:
+        when, last_id = position
+        stmt = stmt.where(or_(sort_col < when, and_(sort_col == when, LabResult.id < last_id)))
+    rows = [LabRow(r, v) for r, v in session.execute(stmt.limit(limit + 1)).all()]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1].result
+        sort_value = last.shared_at if actor.role is Role.PATIENT else last.updated_at
+        if sort_value is not None:
+            next_cursor = _encode_cursor(sort_value, last.id)
+    return LabPage(rows=rows, total=total, next_cursor=next_cursor)
+
+
+def tests_seen(session: Session, actor: Actor) -> list[tuple[str, str]]:
+    """(test code, test name) of every result the actor may see: the list's filter choices."""
+    stmt = (
+        select(LabResult.test_code, LabResult.test_name)
+        .distinct()
+        .order_by(LabResult.test_name, LabResult.test_code)
+    )
+    if actor.role is Role.PATIENT:
+        # Explicit as well as in the loader criteria: a column-only select names no entity.
+        stmt = stmt.where(LabResult.shared_version.is_not(None))
+    return [(code, name) for code, name in session.execute(scope(stmt, LabResult, actor))]
+
+
+def attachments_of(
+    session: Session, actor: Actor, version_ids: list[int]
+) -> dict[int, list[Attachment]]:
+    """Attachments of the given versions that the actor may see, by version id."""
+    if not version_ids:
+        return {}
+    stmt = (
+        select(Attachment)
+        .where(Attachment.lab_result_version_id.in_(version_ids))
+        .order_by(Attachment.id)
+    )
+    found: dict[int, list[Attachment]] = {}
+    for row in session.scalars(scope(stmt, Attachment, actor)):
+        assert row.lab_result_version_id is not None
+        found.setdefault(row.lab_result_version_id, []).append(row)
+    return found

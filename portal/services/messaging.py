@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -10,6 +12,7 @@ from portal import audit
 from portal.access import Actor, Permission, get_or_404, require, scope
 from portal.db import utcnow
 from portal.models import (
+    Attachment,
     AuditAction,
     CareAssignment,
     Conversation,
@@ -20,6 +23,7 @@ from portal.models import (
     PatientProfile,
     ProviderProfile,
     Role,
+    User,
 )
 from portal.services import attachments, notifications
 
@@ -62,18 +66,9 @@ def _post(
     uploads: list[attachments.Upload],
     idempotency_key: str | None,
 ) -> Message:
-    if idempotency_key:
-        existing = session.scalar(
-            scope(
-                select(Message).where(
-                    Message.sender_id == actor.user_id, Message.idempotency_key == idempotency_key
-                ),
-                Message,
-                actor,
-            )
-        )
-        if existing is not None:
-            return existing
+    existing = sent_with_key(session, actor, idempotency_key)
+    if existing is not None:
+        return existing
     now = utcnow()
     rows = [
         attachments.build(u, patient_id=conversation.patient_id, uploaded_by_id=actor.user_id)
@@ -94,15 +89,7 @@ def _post(
             session.flush()
     except IntegrityError:
         # A concurrent retry with the same key won the race: answer with its message.
-        existing = session.scalar(
-            scope(
-                select(Message).where(
-                    Message.sender_id == actor.user_id, Message.idempotency_key == idempotency_key
-                ),
-                Message,
-                actor,
-            )
-        )
+        existing = sent_with_key(session, actor, idempotency_key)
         if existing is None:
             raise
         return existing
@@ -146,6 +133,10 @@ def start_conversation(
     """A new thread about a patient, between the patient and one of their care team."""
     require(actor, Permission.MESSAGE_SEND)
     patient = get_or_404(session, PatientProfile, patient_id, actor)
+    # A retried "new message" form must not open a second, empty thread.
+    existing = sent_with_key(session, actor, idempotency_key)
+    if existing is not None:
+        return existing
     if not subject.strip():
         raise MessageError("subject", "Enter a subject.")
     body = _check_body(body)
@@ -233,3 +224,157 @@ def unread_count(session: Session, actor: Actor) -> int:
         .where(Message.recipient_id == actor.user_id, Message.status != MessageStatus.READ)
     )
     return session.scalar(scope(stmt, Message, actor)) or 0
+
+
+# --- Reads for the patient's inbox and threads (helper "patient") ---
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    conversation: Conversation
+    participants: list[str]
+    last_message: Message | None
+    unread: int
+
+
+def inbox(session: Session, actor: Actor, *, limit: int = 50) -> list[ThreadSummary]:
+    """Threads the actor takes part in, newest activity first, each with the other
+    participants' names and the actor's unread count.
+
+    Four queries however many threads or messages there are.
+    """
+    mine = select(ConversationParticipant.conversation_id).where(
+        ConversationParticipant.user_id == actor.user_id
+    )
+    conversations = list(
+        session.scalars(
+            scope(
+                select(Conversation)
+                .where(Conversation.id.in_(mine))
+                .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+                .limit(limit),
+                Conversation,
+                actor,
+            )
+        )
+    )
+    ids = [c.id for c in conversations]
+    if not ids:
+        return []
+    unread = dict(
+        session.execute(
+            scope(
+                select(Message.conversation_id, func.count())
+                .where(
+                    Message.conversation_id.in_(ids),
+                    Message.recipient_id == actor.user_id,
+                    Message.status != MessageStatus.READ,
+                )
+                .group_by(Message.conversation_id),
+                Message,
+                actor,
+            )
+        ).all()
+    )
+    newest = (
+        select(func.max(Message.id))
+        .where(Message.conversation_id.in_(ids))
+        .group_by(Message.conversation_id)
+    )
+    last = {
+        m.conversation_id: m
+        for m in session.scalars(
+            scope(select(Message).where(Message.id.in_(newest)), Message, actor)
+        )
+    }
+    names: dict[int, list[str]] = {}
+    rows = session.execute(
+        select(ConversationParticipant.conversation_id, User)
+        .join(User, User.id == ConversationParticipant.user_id)
+        .where(ConversationParticipant.conversation_id.in_(ids))
+        .order_by(ConversationParticipant.id)
+    )
+    for conversation_id, user in rows.unique():
+        if user.id != actor.user_id:  # the others in the thread, by name
+            names.setdefault(conversation_id, []).append(user.display_name)
+    return [
+        ThreadSummary(c, names.get(c.id, []), last.get(c.id), int(unread.get(c.id, 0)))
+        for c in conversations
+    ]
+
+
+def thread_messages(
+    session: Session, actor: Actor, conversation: Conversation
+) -> list[tuple[Message, list[Attachment]]]:
+    """The messages of a thread the actor may see, oldest first, each with its attachments."""
+    messages = list(
+        session.scalars(
+            scope(
+                select(Message)
+                .where(Message.conversation_id == conversation.id)
+                .order_by(Message.sent_at, Message.id),
+                Message,
+                actor,
+            )
+        )
+    )
+    files: dict[int, list[Attachment]] = {}
+    if messages:
+        stmt = (
+            select(Attachment)
+            .where(Attachment.message_id.in_([m.id for m in messages]))
+            .order_by(Attachment.id)
+        )
+        for row in session.scalars(scope(stmt, Attachment, actor)):
+            assert row.message_id is not None
+            files.setdefault(row.message_id, []).append(row)
+    return [(m, files.get(m.id, [])) for m in messages]
+
+
+def users_by_id(session: Session, user_ids: set[int]) -> dict[int, User]:
+    """Accounts by id (display names for senders, recipients, authors)."""
+    if not user_ids:
+        return {}
+    rows = session.scalars(select(User).where(User.id.in_(user_ids)))
+    return {u.id: u for u in rows.unique()}
+
+
+def sent_with_key(session: Session, actor: Actor, idempotency_key: str | None) -> Message | None:
+    """The actor's message already sent with this idempotency key, if any (a retried form)."""
+    if not idempotency_key:
+        return None
+    stmt = select(Message).where(
+        Message.sender_id == actor.user_id, Message.idempotency_key == idempotency_key
+    )
+    return session.scalar(scope(stmt, Message, actor))
+
+
+# --- The care team's inbox (helper "staff") ---
+
+
+@dataclass(frozen=True, slots=True)
+class TeamThread:
+    conversation: Conversation
+    patient: PatientProfile
+    unread: int
+
+
+def team_inbox(session: Session, actor: Actor, *, limit: int = 50) -> list[TeamThread]:
+    """Every thread about the actor's patients (not only those they take part in), threads with
+    messages unread by the actor first, then newest activity. One query."""
+    unread = (
+        select(Message.conversation_id, func.count().label("n"))
+        .where(Message.recipient_id == actor.user_id, Message.status != MessageStatus.READ)
+        .group_by(Message.conversation_id)
+        .subquery()
+    )
+    waiting = func.coalesce(unread.c.n, 0)
+    stmt = (
+        select(Conversation, PatientProfile, waiting)
+        .join(PatientProfile, PatientProfile.id == Conversation.patient_id)
+        .outerjoin(unread, unread.c.conversation_id == Conversation.id)
+        .order_by((waiting > 0).desc(), Conversation.last_message_at.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
+    rows = session.execute(scope(stmt, Conversation, actor)).unique()
+    return [TeamThread(c, p, int(n)) for c, p, n in rows]

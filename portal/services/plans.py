@@ -231,3 +231,38 @@ def acknowledge(session: Session, actor: Actor, plan_id: int) -> PlanAcknowledge
         session, actor.user_id, type=EventType.TREATMENT_PLAN_UPDATED, entity_id=plan.id
     )
     return ack
+
+
+# --- Reads for the staff area (helper "staff") ---
+
+
+def history(
+    session: Session, actor: Actor, plan: TreatmentPlan
+) -> list[tuple[TreatmentPlanVersion, PlanAcknowledgement | None]]:
+    """Every version of `plan` the actor may see, newest first, each with its acknowledgement."""
+    versions = list(
+        session.scalars(
+            scope(
+                select(TreatmentPlanVersion)
+                .where(TreatmentPlanVersion.plan_id == plan.id)
+                .order_by(TreatmentPlanVersion.version.desc()),
+                TreatmentPlanVersion,
+                actor,
+            )
+        )
+    )
+    acks: dict[int, PlanAcknowledgement] = {}
+    if versions:
+        acks = {
+            a.plan_version_id: a
+            for a in session.scalars(
+                scope(
+                    select(PlanAcknowledgement).where(
+                        PlanAcknowledgement.plan_version_id.in_([v.id for v in versions])
+                    ),
+                    PlanAcknowledgement,
+                    actor,
+                )
+            )
+        }
+    return [(v, acks.get(v.id)) for v in versions]

@@ -1,0 +1,104 @@
+"""Patient forms: parsing and field-level checks only; the rules live in portal.services."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    StringField,
+    TelField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+from portal.auth.forms import ChangePasswordForm, EmptyForm
+from portal.models import ReleasePreference
+from portal.services.messaging import MAX_BODY
+from portal.services.profiles import LANGUAGES
+
+__all__ = [
+    "AppointmentForm",
+    "ChangePasswordForm",
+    "EmptyForm",
+    "NewMessageForm",
+    "PreferencesForm",
+    "ReplyForm",
+]
+
+ATTACH_HINT = "Optional. PDF, PNG or JPEG, up to 10 MB each."
+
+
+def optional_int(value: object) -> int | None:
+    """A select's value as an id; the empty "Choose…" option is None (so required fails)."""
+    if value in ("", None):
+        return None
+    return int(value)  # type: ignore[call-overload]
+
+
+def new_key() -> str:
+    """A fresh idempotency key for one rendering of a send form."""
+    return uuid.uuid4().hex
+
+
+class ReplyForm(FlaskForm):
+    body = TextAreaField(
+        "Your message", validators=[DataRequired("Write a message."), Length(max=MAX_BODY)]
+    )
+    attachment = MultipleFileField("Attach files", description=ATTACH_HINT)
+    #: Generated per rendering: a double-click or a retried post sends one message.
+    idempotency_key = HiddenField(default=new_key, validators=[Length(max=64)])
+
+
+class NewMessageForm(ReplyForm):
+    to = SelectField(
+        "To", coerce=optional_int, validators=[DataRequired("Choose who to write to.")]
+    )
+    subject = StringField("Subject", validators=[DataRequired("Enter a subject."), Length(max=200)])
+
+    field_order = ("to", "subject", "body", "attachment")
+
+
+class AppointmentForm(FlaskForm):
+    provider_id = SelectField(
+        "With", coerce=optional_int, validators=[DataRequired("Choose who you want to see.")]
+    )
+    start_at = SelectField(
+        "Time", validators=[DataRequired("Choose a time.")], description="Times are in UTC."
+    )
+    reason = TextAreaField(
+        "Reason for the visit",
+        validators=[Optional(), Length(max=500)],
+        description="Optional. A few words help your care team prepare.",
+    )
+
+
+class PreferencesForm(FlaskForm):
+    contact_phone = TelField("Phone", validators=[Optional(), Length(max=40)])
+    contact_email = EmailField(
+        "Contact email",
+        validators=[Optional(), Email("Enter a valid email address."), Length(max=254)],
+    )
+    notify_by_email = BooleanField("Email me when something new is in the portal")
+    preferred_language = SelectField(
+        "Preferred language", choices=[SelectChoice(k, v) for k, v in LANGUAGES.items()]
+    )
+    release_preference = RadioField(
+        "When should new results appear here?",
+        choices=[
+            SelectChoice(
+                ReleasePreference.AS_SOON_AS_ALLOWED.value, "As soon as the clinic's policy allows"
+            ),
+            SelectChoice(
+                ReleasePreference.AFTER_REVIEW.value, "After my clinician has reviewed them"
+            ),
+        ],
+        validators=[DataRequired()],
+    )

@@ -1,0 +1,210 @@
+"""A provider's schedule: appointments by day or week, weekly hours and days off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import NotFound
+
+from portal import audit
+from portal.access import Actor, Permission, require, scope
+from portal.models import (
+    Appointment,
+    AuditAction,
+    AvailabilityException,
+    AvailabilityRule,
+    PatientProfile,
+)
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class ScheduleError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    view: str  # "day" or "week"
+    first: date
+    days: int
+
+    @classmethod
+    def of(cls, view: str | None, day: date) -> Period:
+        if view == "week":
+            return cls("week", day - timedelta(days=day.weekday()), 7)
+        return cls("day", day, 1)
+
+    @property
+    def last(self) -> date:
+        return self.first + timedelta(days=self.days - 1)
+
+    @property
+    def previous(self) -> date:
+        return self.first - timedelta(days=self.days)
+
+    @property
+    def next(self) -> date:
+        return self.first + timedelta(days=self.days)
+
+    def dates(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range(self.days)]
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    appointment: Appointment
+    patient: PatientProfile
+
+
+def visits(session: Session, actor: Actor, period: Period) -> dict[date, list[Visit]]:
+    """The actor's appointments in `period`, by day, each with its patient (one query)."""
+    require(actor, Permission.APPOINTMENT_MANAGE)
+    start = datetime.combine(period.first, time(), UTC)
+    stmt = (
+        select(Appointment, PatientProfile)
+        .join(PatientProfile, PatientProfile.id == Appointment.patient_id)
+        .where(
+            Appointment.provider_id == actor.provider_id,
+            Appointment.start_at >= start,
+            Appointment.start_at < start + timedelta(days=period.days),
+        )
+        .order_by(Appointment.start_at, Appointment.id)
+    )
+    by_day: dict[date, list[Visit]] = {d: [] for d in period.dates()}
+    for appointment, patient in session.execute(scope(stmt, Appointment, actor)).unique():
+        by_day.setdefault(appointment.start_at.date(), []).append(Visit(appointment, patient))
+    return by_day
+
+
+def rules(session: Session, actor: Actor) -> list[AvailabilityRule]:
+    require(actor, Permission.SCHEDULE_MANAGE)
+    return list(
+        session.scalars(
+            select(AvailabilityRule)
+            .where(AvailabilityRule.provider_id == actor.provider_id)
+            .order_by(AvailabilityRule.weekday, AvailabilityRule.start_minute)
+        )
+    )
+
+
+def exceptions(session: Session, actor: Actor, since: date) -> list[AvailabilityException]:
+    require(actor, Permission.SCHEDULE_MANAGE)
+    return list(
+        session.scalars(
+            select(AvailabilityException)
+            .where(
+                AvailabilityException.provider_id == actor.provider_id,
+                AvailabilityException.day >= since,
+            )
+            .order_by(AvailabilityException.day)
+        )
+    )
+
+
+def _audit(session: Session, actor: Actor, action: AuditAction, kind: str, row_id: int) -> None:
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=action,
+        entity_type=kind,
+        entity_id=row_id,
+    )
+
+
+def add_rule(
+    session: Session,
+    actor: Actor,
+    *,
+    weekday: int,
+    start_minute: int,
+    end_minute: int,
+    slot_minutes: int,
+    location: str | None,
+) -> AvailabilityRule:
+    """Weekly bookable hours on one weekday (UTC); they replace the default hours."""
+    require(actor, Permission.SCHEDULE_MANAGE)
+    if not 0 <= weekday <= 6:
+        raise ScheduleError("weekday", "Choose a day of the week.")
+    if end_minute <= start_minute:
+        raise ScheduleError("end", "The end must be after the start.")
+    if not 5 <= slot_minutes <= end_minute - start_minute:
+        raise ScheduleError("slot_minutes", "Slots must fit within the hours.")
+    for other in rules(session, actor):
+        if (
+            other.weekday == weekday
+            and other.start_minute < end_minute
+            and start_minute < other.end_minute
+        ):
+            raise ScheduleError("start", "These hours overlap hours already set for that day.")
+    row = AvailabilityRule(
+        provider_id=actor.provider_id,
+        weekday=weekday,
+        start_minute=start_minute,
+        end_minute=end_minute,
+        slot_minutes=slot_minutes,
+        location=(location or "").strip() or None,
+    )
+    session.add(row)
+    session.flush()
+    _audit(session, actor, AuditAction.CREATE, "availability_rule", row.id)
+    return row
+
+
+def remove_rule(session: Session, actor: Actor, rule_id: int) -> None:
+    """Remove one of the actor's own weekly hours (404 for anyone else's)."""
+    require(actor, Permission.SCHEDULE_MANAGE)
+    row = session.scalar(
+        select(AvailabilityRule).where(
+            AvailabilityRule.id == rule_id, AvailabilityRule.provider_id == actor.provider_id
+        )
+    )
+    if row is None:
+        raise NotFound()
+    session.delete(row)
+    _audit(session, actor, AuditAction.UPDATE, "availability_rule", rule_id)
+    session.flush()
+
+
+def add_exception(
+    session: Session, actor: Actor, *, day: date, reason: str | None, today: date
+) -> AvailabilityException:
+    """A day the actor cannot be booked (existing visits stay: cancel them one by one)."""
+    require(actor, Permission.SCHEDULE_MANAGE)
+    if day < today:
+        raise ScheduleError("day", "Choose today or a later day.")
+    if any(e.day == day for e in exceptions(session, actor, day)):
+        raise ScheduleError("day", "That day is already marked unavailable.")
+    row = AvailabilityException(
+        provider_id=actor.provider_id, day=day, reason=(reason or "").strip()[:200] or None
+    )
+    session.add(row)
+    session.flush()
+    _audit(session, actor, AuditAction.CREATE, "availability_exception", row.id)
+    return row
+
+
+def remove_exception(session: Session, actor: Actor, exception_id: int) -> None:
+    require(actor, Permission.SCHEDULE_MANAGE)
+    row = session.scalar(
+        select(AvailabilityException).where(
+            AvailabilityException.id == exception_id,
+            AvailabilityException.provider_id == actor.provider_id,
+        )
+    )
+    if row is None:
+        raise NotFound()
+    session.delete(row)
+    _audit(session, actor, AuditAction.UPDATE, "availability_exception", exception_id)
+    session.flush()
+
+
+def minutes_text(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"

@@ -1,0 +1,140 @@
+"""Clinic-wide settings an admin changes: message retention and the results' release policy.
+
+The retention period is stored and shown; the job that would purge older messages is not built
+yet (no `flask messages purge`), so today it documents the clinic's policy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.access import Actor, Permission, require
+from portal.models import AuditAction, ClinicSetting, ReleaseMode, ReleasePolicy
+from portal.services.catalog import CATALOG
+
+MESSAGE_RETENTION_DAYS = "message_retention_days"
+#: Medical correspondence is usually kept for years; below a month it would lose live threads.
+RETENTION_MIN_DAYS = 30
+RETENTION_MAX_DAYS = 36_500
+MAX_DELAY_HOURS = 24 * 30
+
+
+class SettingError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _get(session: Session, key: str) -> str | None:
+    row = session.get(ClinicSetting, key)
+    return row.value if row is not None else None
+
+
+def message_retention_days(session: Session) -> int | None:
+    """Days messages are kept, or None when they are kept for good (the default)."""
+    value = _get(session, MESSAGE_RETENTION_DAYS)
+    return int(value) if value else None
+
+
+def set_message_retention_days(session: Session, actor: Actor, days: int | None) -> None:
+    """Set (or clear, with None) the retention period, within sane bounds; audited."""
+    require(actor, Permission.SETTINGS_MANAGE)
+    if days is not None and not RETENTION_MIN_DAYS <= days <= RETENTION_MAX_DAYS:
+        raise SettingError(
+            "retention_days",
+            f"Enter a number of days from {RETENTION_MIN_DAYS} to {RETENTION_MAX_DAYS}, "
+            "or leave it empty to keep messages for good.",
+        )
+    row = session.get(ClinicSetting, MESSAGE_RETENTION_DAYS)
+    value = "" if days is None else str(days)
+    if row is None:
+        session.add(ClinicSetting(key=MESSAGE_RETENTION_DAYS, value=value))
+    else:
+        row.value = value
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.UPDATE,
+        entity_type="clinic_setting",
+        entity_id=MESSAGE_RETENTION_DAYS,
+        detail={"value": value},
+    )
+    session.flush()
+
+
+def categories() -> list[str]:
+    """Every test category the pick-list knows, in a stable order."""
+    return sorted({t.category for t in CATALOG} | {"general"})
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRow:
+    category: str
+    mode: ReleaseMode
+    delay_hours: int | None
+    never_auto_release: bool
+
+
+def release_policies(session: Session) -> list[PolicyRow]:
+    """The policy of each known category (categories without a row release on publish)."""
+    rows = {p.category: p for p in session.scalars(select(ReleasePolicy))}
+    names = sorted(set(categories()) | set(rows))
+    found = []
+    for name in names:
+        p = rows.get(name)
+        found.append(
+            PolicyRow(name, p.mode, p.delay_hours, p.never_auto_release)
+            if p
+            else PolicyRow(name, ReleaseMode.ON_PUBLISH, None, False)
+        )
+    return found
+
+
+def set_release_policy(
+    session: Session,
+    actor: Actor,
+    *,
+    category: str,
+    mode: ReleaseMode,
+    delay_hours: int | None,
+    never_auto_release: bool,
+) -> ReleasePolicy:
+    """Change when one category's published results reach patients; audited."""
+    require(actor, Permission.SETTINGS_MANAGE)
+    category = category.strip().lower()
+    if not category:
+        raise SettingError("category", "Choose a category.")
+    if mode is ReleaseMode.AUTO_AFTER_DELAY:
+        if delay_hours is None or not 1 <= delay_hours <= MAX_DELAY_HOURS:
+            raise SettingError("delay_hours", f"Enter a delay from 1 to {MAX_DELAY_HOURS} hours.")
+    else:
+        delay_hours = None
+    row = session.scalar(select(ReleasePolicy).where(ReleasePolicy.category == category))
+    if row is None:
+        row = ReleasePolicy(category=category)
+        session.add(row)
+    row.mode = mode
+    row.delay_hours = delay_hours
+    row.never_auto_release = never_auto_release
+    session.flush()
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.UPDATE,
+        entity_type="release_policy",
+        entity_id=row.id,
+        detail={
+            "category": category,
+            "mode": str(mode),
+            "delay_hours": delay_hours,
+            "never_auto_release": never_auto_release,
+        },
+    )
+    return row

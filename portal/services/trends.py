@@ -1,0 +1,240 @@
+"""A test's earlier values as chart geometry, a data table and a one-line summary, from one read.
+
+The chart, its table and its summary all come from the same `Trend`, so they cannot disagree.
+Values in different units are never joined: each unit gets its own series (and chart).
+The template (templates/patient/_trend_chart.html) only draws what this module computed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.access import Actor, scope
+from portal.models import Flag, LabResult, LabResultVersion, ResultStatus
+from portal.services.labs import latest_versions_stmt
+
+WIDTH, HEIGHT = 640, 260
+LEFT, RIGHT, TOP, BOTTOM = 64, 24, 20, 44
+MAX_POINTS = 12
+OUT_OF_RANGE = {Flag.LOW, Flag.HIGH, Flag.CRITICAL_LOW, Flag.CRITICAL_HIGH, Flag.ABNORMAL}
+
+
+@dataclass(slots=True)
+class TrendPoint:
+    result_id: int
+    when: datetime
+    value_text: str
+    value: float | None
+    units: str
+    flag: Flag
+    #: Set when the value shown replaced an earlier one (a correction or amendment).
+    corrected_version: int | None = None
+    corrected_from: str | None = None
+    reason: str | None = None
+    is_current: bool = False
+    x: float = 0.0
+    y: float = 0.0
+    marker: int | None = None  # the number of its note under the chart
+
+
+@dataclass(slots=True)
+class Series:
+    units: str
+    points: list[TrendPoint]
+    low: float | None
+    high: float | None
+    #: geometry (SVG user units)
+    band: tuple[float, float] | None = None  # (y_top, height)
+    path: str = ""
+    y_ticks: list[tuple[float, str]] = field(default_factory=list)
+    x_ticks: list[tuple[float, str]] = field(default_factory=list)
+    summary: str = ""
+    description: str = ""
+
+    @property
+    def charted(self) -> list[TrendPoint]:
+        return [p for p in self.points if p.value is not None]
+
+
+@dataclass(slots=True)
+class Trend:
+    test_name: str
+    series: list[Series]
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right_edge: int = WIDTH - RIGHT
+    top: int = TOP
+    bottom_edge: int = HEIGHT - BOTTOM
+
+    @property
+    def points(self) -> list[TrendPoint]:
+        return sorted((p for s in self.series for p in s.points), key=lambda p: p.when)
+
+
+def trend_for(
+    session: Session, actor: Actor, result: LabResult, *, limit: int = MAX_POINTS
+) -> Trend:
+    """The last `limit` results of `result`'s test for the same patient, as the actor sees them."""
+    stmt, _sort_col = latest_versions_stmt(actor)
+    stmt = (
+        stmt.where(LabResult.patient_id == result.patient_id)
+        .where(LabResult.test_code == result.test_code)
+        .limit(limit)
+    )
+    rows = session.execute(stmt).all()
+    ids = [r.id for r, _v in rows]
+    history: dict[int, list[LabResultVersion]] = {}
+    if ids:
+        versions = session.scalars(
+            scope(
+                select(LabResultVersion)
+                .where(LabResultVersion.lab_result_id.in_(ids))
+                .order_by(LabResultVersion.version),
+                LabResultVersion,
+                actor,
+            )
+        )
+        for v in versions:
+            history.setdefault(v.lab_result_id, []).append(v)
+    points: list[TrendPoint] = []
+    for r, v in reversed(rows):  # oldest first
+        seen = history.get(r.id, [v])
+        first = seen[0]
+        when = first.published_at or r.shared_at or r.created_at
+        point = TrendPoint(
+            result_id=r.id,
+            when=when,
+            value_text=v.result_value,
+            value=v.numeric_value,
+            units=v.units or "",
+            flag=v.flag,
+            is_current=r.id == result.id,
+        )
+        if len(seen) > 1 and v.status in (ResultStatus.CORRECTED, ResultStatus.AMENDED):
+            point.corrected_version = v.version
+            point.corrected_from = seen[-2].result_value
+            point.reason = v.change_reason
+        points.append(point)
+    by_units: dict[str, list[TrendPoint]] = {}
+    for p in points:
+        by_units.setdefault(p.units, []).append(p)
+    newest_units = points[-1].units if points else ""
+    # The series in the newest result's units first; the others follow.
+    order = sorted(by_units, key=lambda u: (u != newest_units, u))
+    latest_by_id = {r.id: v for r, v in rows}
+    series = []
+    marker = 0
+    for units in order:
+        pts = by_units[units]
+        ref = latest_by_id[pts[-1].result_id]
+        s = Series(units=units, points=pts, low=ref.reference_low, high=ref.reference_high)
+        for p in pts:
+            if p.corrected_version is not None:
+                marker += 1
+                p.marker = marker
+        _layout(s)
+        s.summary = _summary(pts)
+        s.description = _description(result.test_name, s)
+        series.append(s)
+    return Trend(test_name=result.test_name, series=series)
+
+
+def _summary(points: list[TrendPoint]) -> str:
+    judged = [p for p in points if p.flag is not Flag.UNKNOWN]
+    if not judged:
+        return "There is no reference range to compare these values with."
+    within = sum(1 for p in judged if p.flag is Flag.NORMAL)
+    if len(judged) == 1:
+        return "The only value is " + ("within range." if within else "outside the range.")
+    return f"{within} of the last {len(judged)} within range."
+
+
+def _description(test_name: str, s: Series) -> str:
+    pts = s.points
+    if not pts:
+        return ""
+    units = f" {s.units}" if s.units else ""
+    parts = [
+        f"{len(pts)} {test_name} value{'s' if len(pts) != 1 else ''}{units} from "
+        f"{pts[0].when:%-d %b %Y} to {pts[-1].when:%-d %b %Y}.",
+    ]
+    if s.low is not None or s.high is not None:
+        parts.append(f"Reference range {_range_text(s.low, s.high)}{units}.")
+    values = ", ".join(p.value_text + (" (corrected)" if p.corrected_version else "") for p in pts)
+    parts.append(f"Values, oldest first: {values}.")
+    parts.append(s.summary)
+    return " ".join(parts)
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"{_num(low)} to {_num(high)}"
+    if high is not None:
+        return f"below {_num(high)}"
+    return f"above {_num(low or 0)}"
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _nice_step(span: float, count: int = 4) -> float:
+    raw = span / count if span > 0 else 1.0
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * magnitude:
+            return m * magnitude
+    return 10 * magnitude
+
+
+def _layout(s: Series) -> None:
+    """Scale the series into the plot area: points, the line through them, band and ticks."""
+    charted = s.charted
+    if not charted:
+        return
+    values = [p.value for p in charted if p.value is not None]
+    bounds = [b for b in (s.low, s.high) if b is not None]
+    lo, hi = min(values + bounds), max(values + bounds)
+    if hi == lo:
+        lo, hi = lo - 1, hi + 1
+    step = _nice_step(hi - lo)
+    lo = math.floor(lo / step) * step
+    hi = math.ceil(hi / step) * step
+    if hi == lo:
+        hi = lo + step
+    top, bottom = TOP, HEIGHT - BOTTOM
+    left, right = LEFT, WIDTH - RIGHT
+
+    def y_of(v: float) -> float:
+        return round(bottom - (v - lo) / (hi - lo) * (bottom - top), 1)
+
+    first, last = charted[0].when, charted[-1].when
+    span = (last - first).total_seconds()
+
+    def x_of(when: datetime) -> float:
+        if span <= 0:
+            return (left + right) / 2
+        return round(left + (when - first).total_seconds() / span * (right - left), 1)
+
+    for p in charted:
+        assert p.value is not None
+        p.x, p.y = x_of(p.when), y_of(p.value)
+    s.path = "M " + " L ".join(f"{p.x} {p.y}" for p in charted)
+    if s.low is not None or s.high is not None:
+        band_top = y_of(s.high) if s.high is not None else top
+        band_bottom = y_of(s.low) if s.low is not None else bottom
+        s.band = (band_top, round(band_bottom - band_top, 1))
+    tick = lo
+    while tick <= hi + step / 2:
+        s.y_ticks.append((y_of(tick), _num(round(tick, 6))))
+        tick += step
+    chosen = [charted[0], charted[-1]] if len(charted) > 1 else [charted[0]]
+    if len(charted) > 2:
+        chosen.insert(1, charted[len(charted) // 2])
+    s.x_ticks = [(p.x, f"{p.when:%b %Y}") for p in chosen]

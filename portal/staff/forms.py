@@ -1,0 +1,132 @@
+"""Provider forms. Validation of shape only; rules live in portal.services."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    DateField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional
+
+from portal.models import ResultStatus, Visibility
+from portal.services.catalog import CATALOG
+from portal.services.schedule import WEEKDAYS
+
+TEST_CHOICES = [SelectChoice("", "Choose a test")] + [
+    SelectChoice(t.loinc, f"{t.name} (LOINC {t.loinc})")
+    for t in sorted(CATALOG, key=lambda t: t.name)
+]
+VISIBILITY_CHOICES = [
+    SelectChoice(Visibility.SHARED.value, "Shared with the patient (following the release policy)"),
+    SelectChoice(Visibility.PROVIDER_ONLY.value, "Care team only"),
+]
+
+
+class ChooseTestForm(FlaskForm):
+    """The first, GET step: which test; the second step comes prefilled from the catalog."""
+
+    class Meta:
+        csrf = False
+
+    test_code = SelectField("Test", choices=TEST_CHOICES, validators=[Optional()])
+
+
+class ResultForm(FlaskForm):
+    test_code = StringField("Test code (LOINC)", validators=[DataRequired(), Length(max=32)])
+    test_name = StringField("Test name", validators=[DataRequired(), Length(max=200)])
+    result_value = StringField("Value", validators=[DataRequired(), Length(max=200)])
+    units = StringField(
+        "Units",
+        validators=[Optional(), Length(max=40)],
+        description="Left empty, the test's usual units are used.",
+    )
+    reference_range = StringField(
+        "Reference range",
+        validators=[Optional(), Length(max=80)],
+        description="For example 3.5-5.1, <200 or >40. Left empty, the test's usual range.",
+    )
+    visibility = RadioField(
+        "Who sees it", choices=VISIBILITY_CHOICES, default=Visibility.SHARED.value
+    )
+    report = FileField("Report (PDF, PNG or JPEG, optional)")
+
+
+CORRECTION_STATUSES = [
+    SelectChoice(ResultStatus.CORRECTED.value, "Corrected (the value was wrong)"),
+    SelectChoice(ResultStatus.AMENDED.value, "Amended (information added)"),
+    SelectChoice(ResultStatus.FINAL.value, "Final"),
+    SelectChoice(ResultStatus.CANCELLED.value, "Cancelled"),
+    SelectChoice(ResultStatus.PRELIMINARY.value, "Still preliminary"),
+]
+
+
+class CorrectionForm(FlaskForm):
+    result_value = StringField("Value", validators=[DataRequired(), Length(max=200)])
+    units = StringField("Units", validators=[Optional(), Length(max=40)])
+    reference_range = StringField("Reference range", validators=[Optional(), Length(max=80)])
+    status = SelectField("Status of the new version", choices=CORRECTION_STATUSES)
+    visibility = RadioField("Who sees it", choices=VISIBILITY_CHOICES)
+    reason = TextAreaField(
+        "Reason for the change",
+        validators=[Optional(), Length(max=2000)],
+        description="Required once a result is published; the patient sees it with the result.",
+    )
+    report = FileField("Report (PDF, PNG or JPEG, optional)")
+
+
+class PlanForm(FlaskForm):
+    summary = StringField("Summary", validators=[DataRequired(), Length(max=300)])
+    details = TextAreaField("Details", validators=[Optional(), Length(max=20000)])
+    start_date = DateField("Start date", validators=[Optional()])
+    end_date = DateField("End date", validators=[Optional()])
+    note = StringField("What changed (optional)", validators=[Optional(), Length(max=500)])
+
+
+class ActivatePlanForm(FlaskForm):
+    complete_others = BooleanField("Complete the patient's other active plans", default=True)
+
+
+class ReplyForm(FlaskForm):
+    body = TextAreaField("Reply", validators=[DataRequired(), Length(max=20000)])
+    attachment = FileField("Attachment (PDF, PNG or JPEG, optional)")
+
+
+class NewThreadForm(FlaskForm):
+    subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
+    body = TextAreaField("Message", validators=[DataRequired(), Length(max=20000)])
+    attachment = FileField("Attachment (PDF, PNG or JPEG, optional)")
+
+
+class CancelForm(FlaskForm):
+    reason = StringField("Reason for cancelling", validators=[DataRequired(), Length(max=500)])
+
+
+class RuleForm(FlaskForm):
+    weekday = SelectField(
+        "Day", choices=[SelectChoice(str(i), name) for i, name in enumerate(WEEKDAYS)], default="0"
+    )
+    start = TimeField("From (UTC)", validators=[DataRequired()])
+    end = TimeField("Until (UTC)", validators=[DataRequired()])
+    slot_minutes = SelectField(
+        "Visit length",
+        choices=[
+            SelectChoice("15", "15 minutes"),
+            SelectChoice("30", "30 minutes"),
+            SelectChoice("60", "1 hour"),
+        ],
+        default="30",
+    )
+    location = StringField("Location", validators=[Optional(), Length(max=200)])
+
+
+class ExceptionForm(FlaskForm):
+    day = DateField("Day", validators=[DataRequired()])
+    reason = StringField("Reason (optional)", validators=[Optional(), Length(max=200)])

@@ -1,0 +1,172 @@
+"""Tests about the app as a whole, found by walking it rather than listing routes by hand:
+every view declares its audit, every state change needs a CSRF token, every page has a title,
+and nothing shown to a signed-in user may be cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Blueprint, Flask
+from jinja2 import nodes
+from sqlalchemy import func, select
+from werkzeug.routing import Rule
+
+from portal import create_app
+from portal.audit import audit_exempt
+from portal.audit.declare import audit_spec_for
+from portal.models import AuditEvent
+from tests.support import app_config
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+#: Who may use each area; a request as anyone else stops at the role gate.
+ROLE_FOR_AREA = {"patient": "alice", "staff": "dr_chen", "admin": "admin", "api": "dr_chen"}
+
+
+def undeclared_endpoints(app: Flask) -> list[str]:
+    """Endpoints whose view says neither `@audited(...)` nor `@audit_exempt`."""
+    missing = []
+    for endpoint, view in app.view_functions.items():
+        if endpoint == "static":
+            continue
+        if audit_spec_for(app, endpoint) is None and not getattr(view, "audit_exempt", False):
+            missing.append(endpoint)
+    return sorted(missing)
+
+
+def _rules(app: Flask) -> list[Rule]:
+    return [r for r in app.url_map.iter_rules() if r.endpoint != "static"]
+
+
+def _url(rule: Rule) -> str:
+    """A concrete URL for `rule`: ids that exist in the demo data or not, it does not matter."""
+    values = {name: 1 if "int" in type(conv).__name__.lower() else "x" for name, conv in
+              rule._converters.items()}  # fmt: skip
+    return rule.build(values)[1]  # type: ignore[index]
+
+
+# --- Audit declarations ------------------------------------------------------------------------
+
+
+def test_every_view_declares_whether_it_is_audited(app: Flask) -> None:
+    assert undeclared_endpoints(app) == []
+
+
+def test_the_declaration_check_notices_a_new_undeclared_route(database_url: str) -> None:
+    # Arrange: a fresh app, with one declared and two undeclared routes added.
+    fresh = create_app(app_config(database_url))
+    extra = Blueprint("extra", __name__)
+
+    @extra.get("/extra/records/<int:record_id>")
+    def undeclared_record(record_id: int) -> str:
+        return str(record_id)
+
+    @extra.get("/extra/about")
+    @audit_exempt
+    def declared_about() -> str:
+        return "about"
+
+    fresh.register_blueprint(extra)
+    fresh.add_url_rule("/undeclared", "undeclared", lambda: "x")
+    # Act
+    missing = undeclared_endpoints(fresh)
+    # Assert
+    assert missing == ["extra.undeclared_record", "undeclared"]
+
+
+def test_every_area_blueprint_is_covered_by_the_walk(app: Flask) -> None:
+    areas = {endpoint.split(".")[0] for endpoint in app.view_functions if "." in endpoint}
+    assert {"auth", "patient", "staff", "admin"} <= areas
+
+
+# --- CSRF ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["alice", "dr_chen", "admin"])
+def test_every_state_changing_route_refuses_a_post_without_csrf_token(
+    app: Flask, as_user, session, who: str
+) -> None:
+    # Arrange
+    client = as_user(who)
+    before = session.scalar(select(func.count(AuditEvent.id)))
+    refused: dict[str, int] = {}
+    # Act
+    for rule in _rules(app):
+        for method in sorted((rule.methods or set()) & STATE_CHANGING):
+            response = client.open(_url(rule), method=method, data={"body": "x", "email": "x@y.z"})
+            refused[f"{method} {rule.rule}"] = response.status_code
+    # Assert: every one is a 400, and nothing was written (every change writes an audit entry).
+    assert refused, "no state-changing routes found"
+    assert {k: v for k, v in refused.items() if v != 400} == {}
+    assert session.scalar(select(func.count(AuditEvent.id))) == before
+    assert client.get("/").headers["Location"] != "/login"  # not even signed out
+
+
+# --- Templates ----------------------------------------------------------------------------------
+
+
+def _page_templates() -> list[Path]:
+    return sorted(
+        p
+        for p in TEMPLATES.rglob("*.html")
+        if not p.name.startswith("_") and "_macros" not in p.parts and p.name != "base.html"
+    )
+
+
+def test_the_base_template_puts_the_title_block_in_the_title_element() -> None:
+    source = (TEMPLATES / "base.html").read_text()
+    assert "<title>{% block title %}" in source
+
+
+@pytest.mark.parametrize("path", _page_templates(), ids=lambda p: str(p.relative_to(TEMPLATES)))
+def test_every_page_template_fills_the_title_block(app: Flask, path: Path) -> None:
+    tree = app.jinja_env.parse(path.read_text())
+    extends = [n.template.value for n in tree.find_all(nodes.Extends)]  # type: ignore[attr-defined]
+    assert extends == ["base.html"], f"{path.name} does not extend base.html"
+    titles = [b for b in tree.find_all(nodes.Block) if b.name == "title"]
+    assert titles, f"{path.name} has no title block"
+    text = "".join(
+        n.data
+        for n in titles[0].find_all(nodes.TemplateData)  # type: ignore[attr-defined]
+    ).strip()
+    has_expression = any(True for _ in titles[0].find_all(nodes.Output)) and any(
+        True for _ in titles[0].find_all((nodes.Name, nodes.Getattr, nodes.Const))
+    )
+    assert text or has_expression, f"{path.name} has an empty title"
+
+
+# --- Caching -----------------------------------------------------------------------------------
+
+
+def _audited_get_rules(app: Flask) -> list[Rule]:
+    return [
+        r
+        for r in _rules(app)
+        if "GET" in (r.methods or set()) and audit_spec_for(app, r.endpoint) is not None
+    ]
+
+
+def test_every_view_that_shows_phi_is_never_cached(
+    app: Flask, client, as_user, monkeypatch
+) -> None:
+    # Arrange: a view that fails answers 500 here instead of raising; that page counts too.
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    rules = _audited_get_rules(app)
+    assert rules
+    cacheable: dict[str, str] = {}
+    for area, who in ROLE_FOR_AREA.items():
+        area_rules = [r for r in rules if r.endpoint.startswith(area + ".")]
+        if not area_rules:
+            continue
+        client.post("/logout")  # no token: refused, but the cookie jar is cleared below
+        client.delete_cookie("portal_session")
+        as_user(who)
+        # Act
+        for rule in area_rules:
+            for headers in ({}, {"HX-Request": "true"}):
+                response = client.get(_url(rule), headers=headers)
+                if "no-store" not in response.headers.get("Cache-Control", ""):
+                    cacheable[f"{rule.rule} {headers}"] = response.headers.get("Cache-Control", "")
+    # Assert
+    assert cacheable == {}

@@ -1,0 +1,136 @@
+"""The audit log is a hash chain: `audit verify` names the first entry altered, removed or moved."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.audit.chain import GENESIS, canonical, entry_hash, verify
+from portal.models import AuditAction, AuditEvent, AuditOutcome
+
+
+def _record(session: Session, n: int, actor_id: int | None = None) -> list[AuditEvent]:
+    return [
+        audit.record(
+            session,
+            actor_id=actor_id,
+            actor_role="provider",
+            action=AuditAction.VIEW,
+            entity_type="lab_result",
+            entity_id=1000 + i,
+            detail={"n": i},
+        )
+        for i in range(n)
+    ]
+
+
+def disable_append_only_triggers(session: Session) -> None:
+    """Play the attacker with database access: lift the triggers, inside the test's transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
+    else:
+        session.execute(text("DROP TRIGGER audit_event_no_update"))
+        session.execute(text("DROP TRIGGER audit_event_no_delete"))
+
+
+def run_verify(app: Flask) -> tuple[int, str]:
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+    return result.exit_code, result.output
+
+
+def test_each_entry_links_to_the_hash_of_the_one_before(session: Session) -> None:
+    first, second, third = _record(session, 3)
+    assert second.prev_hash == first.hash
+    assert third.prev_hash == second.hash
+    assert third.hash == entry_hash(second.hash, third)
+    assert len({first.hash, second.hash, third.hash}) == 3
+
+
+def test_the_hash_covers_every_recorded_field(session: Session) -> None:
+    (entry,) = _record(session, 1)
+    fields = canonical(entry)
+    for value in ('"lab_result"', '"1000"', '"view"', '"success"', '"provider"', '{\\"n\\":0}'):
+        assert value in fields
+
+
+def test_verify_passes_on_an_intact_log(app_ctx: Flask, session: Session) -> None:
+    _record(session, 4)
+    session.commit()
+    count, problem = verify(session)
+    assert problem is None
+    assert count == session.scalar(select(func.count(AuditEvent.id)))
+
+    code, output = run_verify(app_ctx)
+
+    assert code == 0, output
+    assert "intact" in output
+
+
+def test_verify_names_an_altered_entry(app_ctx: Flask, session: Session) -> None:
+    # Arrange
+    entries = _record(session, 4)
+    session.commit()
+    target = entries[1]
+    disable_append_only_triggers(session)
+    # Act: change who the entry says was looked at, as someone with SQL access could.
+    session.execute(
+        text("UPDATE audit_event SET entity_id = '9999' WHERE id = :id"), {"id": target.id}
+    )
+    code, output = run_verify(app_ctx)
+    # Assert
+    assert code != 0
+    assert f"entry {target.id}:" in output
+    assert "altered" in output
+
+
+def test_verify_names_the_entry_after_a_removed_one(app_ctx: Flask, session: Session) -> None:
+    entries = _record(session, 4)
+    session.commit()
+    disable_append_only_triggers(session)
+
+    session.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": entries[1].id})
+    code, output = run_verify(app_ctx)
+
+    assert code != 0
+    assert f"entry {entries[2].id}:" in output
+    assert "removed or reordered" in output
+
+
+def test_verify_names_the_first_of_two_reordered_entries(app_ctx: Flask, session: Session) -> None:
+    entries = _record(session, 4)
+    session.commit()
+    a, b = entries[1].id, entries[2].id
+    disable_append_only_triggers(session)
+
+    # Swap the two rows' positions in the log.
+    for old, new in ((a, -1), (b, a), (-1, b)):
+        session.execute(
+            text("UPDATE audit_event SET id = :new WHERE id = :old"), {"new": new, "old": old}
+        )
+    code, output = run_verify(app_ctx)
+
+    assert code != 0
+    assert f"entry {a}:" in output
+
+
+def test_verify_starts_the_chain_at_the_genesis_hash(session: Session) -> None:
+    first = session.scalar(select(AuditEvent).order_by(AuditEvent.id).limit(1))
+    if first is None:
+        (first,) = _record(session, 1)
+    assert first.prev_hash == GENESIS
+
+
+def test_denied_outcomes_are_part_of_the_chain(session: Session) -> None:
+    entry = audit.record(
+        session,
+        actor_id=None,
+        actor_role=None,
+        action=AuditAction.SIGN_IN_FAILED,
+        entity_type="user_account",
+        outcome=AuditOutcome.DENIED,
+    )
+    session.flush()
+    assert verify(session)[1] is None
+    assert '"denied"' in canonical(entry)

@@ -1,0 +1,38 @@
+"""Shared by the audit web tests: find demo records and the entries a request wrote."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.access import scope
+from portal.models import AuditEvent, Conversation, LabResult
+
+
+def entries_for(session: Session, response) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+    """The audit entries written while answering `response` (by its request id)."""
+    request_id = response.headers["X-Request-ID"]
+    assert request_id
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.request_id == request_id)
+        .order_by(AuditEvent.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(session.scalars(stmt))
+
+
+def a_result_of(session: Session, people, name: str) -> LabResult:  # type: ignore[no-untyped-def]
+    """A lab result the patient `name` can see (read with that patient's own scope)."""
+    stmt = select(LabResult).where(LabResult.patient_id == people.user(name).patient.id)
+    result = session.scalars(scope(stmt.order_by(LabResult.id), LabResult, people.actor(name))).first()
+    assert result is not None
+    return result
+
+
+def a_conversation_of(session: Session, people, name: str) -> Conversation:  # type: ignore[no-untyped-def]
+    stmt = select(Conversation).where(Conversation.patient_id == people.user(name).patient.id)
+    found = session.scalars(scope(stmt.order_by(Conversation.id), Conversation, people.actor(name)))
+    conversation = found.first()
+    assert conversation is not None
+    return conversation

@@ -1,0 +1,66 @@
+"""Finding demo records of one patient for the patient-area tests (read as their provider)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from portal.access import scope
+from portal.db import utcnow
+from portal.models import (
+    Appointment,
+    Attachment,
+    Conversation,
+    LabResult,
+    LabResultVersion,
+    PlanStatus,
+    TreatmentPlan,
+)
+
+
+@dataclass(frozen=True)
+class Records:
+    result_id: int  # a result the patient sees
+    potassium_id: int  # the corrected one
+    tsh_id: int  # the one with a PDF report
+    creatinine_id: int  # provider-only
+    glucose_id: int  # preliminary
+    plan_id: int  # active
+    draft_plan_id: int
+    conversation_id: int
+    attachment_id: int  # the TSH report
+    appointment_id: int  # upcoming
+
+
+def records_of(session, people, name: str) -> Records:
+    chen = people.actor("dr_chen")
+    pid = people.user(name).patient.id
+
+    def one(model, *where, order=None):  # type: ignore[no-untyped-def]
+        stmt = select(model).where(model.patient_id == pid, *where)
+        if order is not None:
+            stmt = stmt.order_by(order)
+        row = session.scalars(scope(stmt, model, chen)).first()
+        assert row is not None, f"no {model.__name__} for {name}"
+        return row
+
+    def result(name_part: str) -> LabResult:
+        return one(LabResult, LabResult.test_name.contains(name_part), order=LabResult.id.desc())
+
+    tsh = result("Thyroid")
+    tsh_version = one(LabResultVersion, LabResultVersion.lab_result_id == tsh.id)
+    return Records(
+        result_id=result("Potassium").id,
+        potassium_id=result("Potassium").id,
+        tsh_id=tsh.id,
+        creatinine_id=result("Creatinine").id,
+        glucose_id=result("Glucose").id,
+        plan_id=one(TreatmentPlan, TreatmentPlan.status == PlanStatus.ACTIVE).id,
+        draft_plan_id=one(TreatmentPlan, TreatmentPlan.status == PlanStatus.DRAFT).id,
+        conversation_id=one(Conversation).id,
+        attachment_id=one(Attachment, Attachment.lab_result_version_id == tsh_version.id).id,
+        appointment_id=one(
+            Appointment, Appointment.start_at > utcnow(), order=Appointment.start_at
+        ).id,
+    )

@@ -1,0 +1,188 @@
+"""Lab results for the patient: the list (filters, pages, htmx fragments), the detail with its
+history, attachments and trend, and "new" marks that clear when a result is opened."""
+
+from __future__ import annotations
+
+import re
+
+from portal.models import EventType, ResultStatus
+from portal.services import labs, notifications, trends
+from tests.web.patient_records import records_of
+
+
+def test_the_list_shows_value_units_range_and_a_text_flag(as_user) -> None:
+    page = as_user("alice").get("/my/lab-results").get_data(as_text=True)
+    assert "<caption" in page
+    assert "mmol/L" in page
+    assert re.search(r'class="flag flag-\w+">(High|Low|Normal)<', page)
+
+
+def test_filtering_by_test_shows_only_that_test(as_user) -> None:
+    page = as_user("alice").get("/my/lab-results?test=4548-4").get_data(as_text=True)
+    assert "4 results matching your filters" in page
+    rows = re.findall(r'<th scope="row"><a href="/my/lab-results/\d+">([^<]+)</a>', page)
+    assert set(rows) == {"Hemoglobin A1c"}
+
+
+def test_filtering_by_dates_narrows_the_list(as_user) -> None:
+    client = as_user("alice")
+    everything = client.get("/my/lab-results").get_data(as_text=True)
+    recent = client.get("/my/lab-results?from=2000-01-01&to=2000-12-31").get_data(as_text=True)
+    assert "0 results" in recent
+    assert "0 results" not in everything
+
+
+def test_an_unreadable_date_is_422_with_the_error_tied_to_the_field(as_user) -> None:
+    response = as_user("alice").get("/my/lab-results?from=yesterday")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'aria-describedby="date-from-hint date-from-error"' in page
+    assert 'aria-invalid="true"' in page
+
+
+def test_pages_follow_each_other_without_repeating_a_result(as_user) -> None:
+    client = as_user("alice")
+    first = client.get("/my/lab-results").get_data(as_text=True)
+    next_link = re.search(r'href="(/my/lab-results\?cursor=[^"]+)"', first)
+    assert next_link, "alice has more than one page of results"
+    second = client.get(next_link.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    ids = lambda html: re.findall(r'<th scope="row"><a href="/my/lab-results/(\d+)"', html)  # noqa: E731
+    assert len(ids(first)) == 20
+    assert ids(second)
+    assert not set(ids(first)) & set(ids(second))
+    assert "First page" in second
+
+
+def test_an_htmx_request_gets_only_the_results_block(as_user) -> None:
+    client = as_user("alice")
+    response = client.get("/my/lab-results?test=4548-4", headers={"HX-Request": "true"})
+    page = response.get_data(as_text=True)
+    assert "<html" not in page
+    assert page.lstrip().startswith('<h2 id="results-heading" tabindex="-1">')
+    assert "Vary" in response.headers
+    assert "HX-Request" in response.headers["Vary"]
+    boosted = client.get(
+        "/my/lab-results", headers={"HX-Request": "true", "HX-Boosted": "true"}
+    ).get_data(as_text=True)
+    assert "<html" in boosted
+
+
+def test_list_controls_push_their_url_and_work_without_javascript(as_user) -> None:
+    page = as_user("alice").get("/my/lab-results").get_data(as_text=True)
+    assert 'method="get" action="/my/lab-results"' in page
+    assert page.count('hx-push-url="true"') >= 2  # the filter form and the next-page link
+
+
+def test_the_corrected_potassium_shows_its_history_and_reason(as_user, session, people) -> None:
+    mine = records_of(session, people, "alice")
+    page = as_user("alice").get(f"/my/lab-results/{mine.potassium_id}").get_data(as_text=True)
+    assert "4.2 mmol/L" in page
+    assert "Version 2: Corrected" in page
+    assert "(was 6.8 mmol/L)" in page
+    assert "haemolysed" in page
+    assert "Dr Mei Chen" in page  # ordered and published by
+
+
+def test_the_trend_is_an_accessible_svg_with_a_table_and_summary(as_user, session, people):
+    mine = records_of(session, people, "alice")
+    client = as_user("alice")
+    page = client.get(f"/my/lab-results/{mine.tsh_id}").get_data(as_text=True)
+    # TSH has a single value: the page says so instead of drawing.
+    assert "no earlier" in page
+    a1c = re.search(
+        r'href="/my/lab-results/(\d+)">Hemoglobin A1c',
+        client.get("/my/lab-results?test=4548-4").get_data(as_text=True),
+    )
+    assert a1c
+    page = client.get(f"/my/lab-results/{a1c.group(1)}").get_data(as_text=True)
+    assert re.search(r'<svg [^>]*role="img" aria-labelledby="trend-title-1 trend-desc-1"', page)
+    assert '<title id="trend-title-1">Hemoglobin A1c trend in %</title>' in page
+    assert 'class="trend-band"' in page
+    assert " of the last 4 within range." in page
+    assert "style=" not in page
+    assert "<caption>Hemoglobin A1c values (%), oldest first</caption>" in page
+
+
+def test_the_trend_summary_table_and_chart_come_from_the_same_points(session, people) -> None:
+    alice = people.actor("alice")
+    chen = people.actor("dr_chen")
+    pid = people.user("alice").patient.id
+    result = labs.create_result(
+        session,
+        chen,
+        pid,
+        test_code="2823-3",
+        test_name="Potassium",
+        data=labs.ResultInput("4.0", "mmol/L", "3.5-5.1", ResultStatus.FINAL),
+    )
+    trend = trends.trend_for(session, alice, result)
+    (series,) = trend.series
+    assert [p.value_text for p in series.points] == ["4.2", "4.0"]
+    corrected = series.points[0]
+    assert corrected.corrected_version == 2
+    assert corrected.corrected_from == "6.8"
+    assert corrected.marker == 1
+    assert series.summary == "2 of the last 2 within range."
+    assert series.path.startswith("M ")
+
+
+def test_values_in_different_units_are_never_joined(session, people) -> None:
+    alice = people.actor("alice")
+    chen = people.actor("dr_chen")
+    pid = people.user("alice").patient.id
+    labs.create_result(
+        session,
+        chen,
+        pid,
+        test_code="2823-3",
+        test_name="Potassium",
+        data=labs.ResultInput("4.4", "mmol/L", "3.5-5.1", ResultStatus.FINAL),
+    )
+    other = labs.create_result(
+        session,
+        chen,
+        pid,
+        test_code="2823-3",
+        test_name="Potassium",
+        data=labs.ResultInput("16", "mg/dL", "14-20", ResultStatus.FINAL),
+    )
+    trend = trends.trend_for(session, alice, other)
+    assert [s.units for s in trend.series] == ["mg/dL", "mmol/L"]
+    assert all(len({p.units for p in s.points}) == 1 for s in trend.series)
+
+
+def test_the_tsh_report_downloads_as_the_same_pdf(as_user, session, people) -> None:
+    mine = records_of(session, people, "alice")
+    client = as_user("alice")
+    page = client.get(f"/my/lab-results/{mine.tsh_id}").get_data(as_text=True)
+    link = re.search(r'href="(/my/attachments/[^"]+)"[^>]*download>tsh-report.pdf', page)
+    assert link
+    response = client.get(link.group(1))
+    assert response.status_code == 200
+    assert response.mimetype == "application/pdf"
+    assert response.data.startswith(b"%PDF-")
+    assert "attachment;" in response.headers["Content-Disposition"]
+
+
+def test_a_held_result_shows_as_a_placeholder_without_its_value(as_user) -> None:
+    page = as_user("alice").get("/my/lab-results").get_data(as_text=True)
+    assert "BRCA1 gene mutations</strong> — held for review" in page
+    assert "No pathogenic variant detected" not in page
+
+
+def test_opening_a_result_marks_its_notification_read_everywhere(as_user, session, people) -> None:
+    # Arrange
+    mine = records_of(session, people, "alice")
+    user_id = people.user("alice").id
+    client = as_user("alice")
+    before = notifications.unread_counts(session, user_id)[EventType.LAB_RESULT_PUBLISHED]
+    listed = client.get("/my/lab-results?test=2823-3").get_data(as_text=True)
+    assert 'class="status status-new">New<' in listed
+    # Act
+    client.get(f"/my/lab-results/{mine.potassium_id}")
+    # Assert: both potassium notifications (new, then corrected) are read
+    session.expire_all()
+    after = notifications.unread_counts(session, user_id)[EventType.LAB_RESULT_PUBLISHED]
+    assert after == before - 2
+    listed = client.get("/my/lab-results?test=2823-3").get_data(as_text=True)
+    assert 'class="status status-new">New<' not in listed

@@ -1,0 +1,136 @@
+"""The provider's patient list (search, pages, what needs attention) and the chart."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from portal.access import Actor
+from portal.models import Role
+from portal.services import accounts, messaging
+from portal.services import patients as roster
+from tests.conftest import Demo, count_queries
+
+
+def test_a_provider_lists_only_the_patients_in_their_care(as_user) -> None:
+    html = as_user("dr_chen").get("/staff/patients").get_data(as_text=True)
+    assert "Alice Martin" in html
+    assert "Bob Okonkwo" in html
+    assert "Carol Jensen" not in html
+
+
+def test_searching_by_mrn_or_part_of_a_name_narrows_the_list(as_user) -> None:
+    client = as_user("dr_chen")
+    by_mrn = client.get("/staff/patients?q=mrn-100002").get_data(as_text=True)
+    assert "Bob Okonkwo" in by_mrn
+    assert "Alice Martin" not in by_mrn
+    by_name = client.get("/staff/patients?q=alic").get_data(as_text=True)
+    assert "Alice Martin" in by_name
+    assert "Bob Okonkwo" not in by_name
+    assert "No patient matches" in client.get("/staff/patients?q=carol").get_data(as_text=True)
+
+
+def test_a_search_wildcard_is_matched_literally(as_user) -> None:
+    html = as_user("dr_chen").get("/staff/patients?q=%25").get_data(as_text=True)
+    assert "Alice Martin" not in html
+
+
+def test_the_list_answers_htmx_with_the_list_block_only(as_user) -> None:
+    response = as_user("dr_chen").get("/staff/patients?q=alice", headers={"HX-Request": "true"})
+    html = response.get_data(as_text=True)
+    assert "Alice Martin" in html
+    assert "<html" not in html
+    assert 'id="patient-list-heading" tabindex="-1"' in html
+
+
+def test_the_list_shows_what_needs_attention(session: Session, people: Demo) -> None:
+    # Arrange: alice writes to dr.chen
+    alice = people.actor("alice")
+    messaging.start_conversation(
+        session,
+        alice,
+        patient_id=alice.patient_id or 0,
+        recipient_user_id=people.user("dr_chen").id,
+        subject="Test",
+        body="Hello",
+    )
+    # Act
+    page = roster.search(session, people.actor("dr_chen"), "alice")
+    # Assert: the new message; the demo's revised plan not yet acknowledged, the preliminary
+    # glucose and the held genetic test
+    [row] = page.rows
+    assert row.attention.unread_messages == 1
+    assert row.attention.unacknowledged_plans == 1
+    assert row.attention.preliminary_results == 1
+    assert row.attention.held_results == 1
+
+
+def test_the_list_costs_the_same_number_of_queries_for_many_patients(
+    app: Flask, session: Session, people: Demo
+) -> None:
+    chen = people.actor("dr_chen")
+    admin = people.actor("admin")
+    with count_queries(app) as few:
+        roster.search(session, chen)
+    for i in range(25):
+        patient = accounts.register_patient(
+            session, admin, medical_record_number=f"MRN-9{i:05d}", display_name=f"Zed {i}"
+        )
+        accounts.assign_provider(
+            session, admin, patient_id=patient.id, provider_id=chen.provider_id or 0
+        )
+    with count_queries(app) as many:
+        page = roster.search(session, chen)
+    assert len(page.rows) == roster.PER_PAGE
+    assert len(many) == len(few) <= 6
+
+
+def test_pages_link_to_each_other_with_plain_links(session: Session, people: Demo, as_user) -> None:
+    chen = people.actor("dr_chen")
+    admin = people.actor("admin")
+    for i in range(21):
+        patient = accounts.register_patient(
+            session, admin, medical_record_number=f"MRN-8{i:05d}", display_name=f"Yan {i:02d}"
+        )
+        accounts.assign_provider(
+            session, admin, patient_id=patient.id, provider_id=chen.provider_id or 0
+        )
+    session.commit()
+    client = as_user("dr_chen")
+    first = client.get("/staff/patients").get_data(as_text=True)
+    assert 'href="/staff/patients?page=2"' in first
+    second = client.get("/staff/patients?page=2").get_data(as_text=True)
+    assert "Page 2 of 2" in second
+    assert "Yan 20" in second
+
+
+def test_the_chart_shows_profile_results_plans_messages_and_appointments(
+    as_user, people: Demo
+) -> None:
+    html = as_user("dr_chen").get(f"/staff/patients/{people.user('alice').patient.id}")
+    text = html.get_data(as_text=True)
+    assert html.status_code == 200
+    for heading in ("Profile", "Recent results", "Treatment plans", "Messages", "Appointments"):
+        assert f">{heading}</h2>" in text
+    assert "MRN-100001" in text
+    assert "Type 2 diabetes: metformin and diet" in text
+    assert "Question about my cholesterol results" in text
+    assert 'aria-label="Chart sections"' in text
+
+
+def test_admins_find_every_patient_but_no_clinical_content(as_user, people: Demo) -> None:
+    client = as_user("admin")
+    html = client.get("/admin/patients").get_data(as_text=True)
+    assert "Alice Martin" in html
+    assert "Carol Jensen" in html
+    team = client.get(f"/admin/patients/{people.user('alice').patient.id}/care-team")
+    text = team.get_data(as_text=True)
+    assert "Dr Mei Chen" in text
+    assert "metformin" not in text
+    assert "Hemoglobin" not in text
+
+
+def test_admin_actor_sees_no_attention_counts(session: Session, people: Demo) -> None:
+    admin = Actor(people.user("admin").id, Role.ADMIN)
+    page = roster.search(session, admin, "alice")
+    assert not page.rows[0].attention.any
