@@ -101,6 +101,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
     else:
         kwargs.setdefault("pool_pre_ping", True)
+    # Database errors quote their statement's parameters, and tracebacks get logged: the
+    # parameters are names, values and message bodies, so they never appear there.
+    kwargs.setdefault("hide_parameters", True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
 
@@ -117,7 +120,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # A transaction that will write no matter what (the audit read hook) asks for the
+            # write lock up front: a deferred one that read first fails with SQLITE_BUSY when
+            # another process committed meanwhile, instead of waiting its turn.
+            immediate = conn.get_execution_options().get("sqlite_begin_immediate")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     else:
 

@@ -187,13 +187,14 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
     if denied:
         fields["detail"] = {"status": response.status_code, "attempted": str(spec.action)}
     session = db.session
-    # Whatever the view left open was a read; the entry goes in its own short transaction.
-    # On SQLite a concurrent writer can invalidate that transaction's snapshot (SQLITE_BUSY):
-    # start again a few times rather than refuse the page.
+    # Whatever the view left open was a read; the entry goes in its own short transaction,
+    # which on SQLite takes the write lock first (see portal.db) so writers queue, not fail.
+    # Should SQLite still report itself busy, start again a few times rather than refuse.
     attempts = 5
     for attempt in range(attempts):
         session.rollback()
         try:
+            session.connection(execution_options={"sqlite_begin_immediate": True})
             record(session, **fields)
             session.commit()
             return

@@ -25,7 +25,11 @@ FAILED = "That email and password do not match an active account."
 
 
 def home_for(user: User) -> str:
-    return url_for("patient.dashboard" if user.role is Role.PATIENT else "staff.patients")
+    return url_for(
+        {Role.PATIENT: "patient.dashboard", Role.PROVIDER: "staff.patients"}.get(
+            user.role, "admin.patients"
+        )
+    )
 
 
 def _safe_next(target: str | None) -> str | None:

@@ -77,7 +77,7 @@ class PatientPage:
         return self.page > 1
 
 
-def _search(stmt: Select, q: str) -> Select:  # type: ignore[type-arg]
+def _search(stmt: Select, q: str) -> Select:
     if not q:
         return stmt
     # LIKE wildcards typed by the user are matched literally.

@@ -50,6 +50,13 @@ from portal.web.htmx import render
 Page = str | tuple[str, int] | BaseResponse
 
 
+class _Err:
+    """An input error for a form field other than the one the service named."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field, self.message = field, message
+
+
 def _fail(form: FlaskForm, exc: Any) -> None:
     """Put a service's input error on the form field it names (or on the form as a whole)."""
     field = getattr(form, exc.field, None)
@@ -170,11 +177,6 @@ def new_result(patient_id: int) -> Page:
         return _result_form_page(patient, choose, form, 422)
     db.session.commit()
     return _see_other("staff.result", result_id=result.id)
-
-
-class _Err:
-    def __init__(self, field: str, message: str) -> None:
-        self.field, self.message = field, message
 
 
 def _result_page(result_id: int, form: CorrectionForm | None = None, status: int = 200) -> Page:

@@ -76,7 +76,9 @@ def test_registering_a_patient_shows_the_activation_code_once(
     assert activated.status_code == 303
 
 
-def test_deactivating_an_account_ends_its_sessions_at_once(app: Flask, as_user, people: Demo) -> None:
+def test_deactivating_an_account_ends_its_sessions_at_once(
+    app: Flask, as_user, people: Demo
+) -> None:
     # Arrange: dr.okafor is signed in elsewhere
     okafor = app.test_client()
     login(okafor, "dr.okafor@example.org")

@@ -38,9 +38,7 @@ def test_an_admin_changes_a_categorys_release_policy(session: Session, as_user) 
     policy = session.scalar(select(ReleasePolicy).where(ReleasePolicy.category == "chemistry"))
     assert policy is not None
     assert (policy.mode, policy.delay_hours) == (ReleaseMode.AUTO_AFTER_DELAY, 72)
-    assert "72 hours after publishing" in client.get("/admin/release-policy").get_data(
-        as_text=True
-    )
+    assert "72 hours after publishing" in client.get("/admin/release-policy").get_data(as_text=True)
 
 
 def test_providers_see_the_policy_on_the_result_form(as_user, people) -> None:

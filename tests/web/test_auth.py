@@ -47,6 +47,10 @@ def test_sign_in_is_case_insensitive_on_email_and_lands_by_role(client) -> None:
     assert _sign_in(client, "dr.chen@example.org", PASSWORD).headers["Location"] == (
         "/staff/patients"
     )
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/staff/patients")})
+    landing = _sign_in(client, "admin@example.org", PASSWORD).headers["Location"]
+    assert landing == "/admin/patients"
+    assert client.get(landing).status_code == 200
 
 
 def test_sign_in_records_audit_entries_for_success_and_failure(client, session) -> None:

@@ -7,7 +7,7 @@ get into an area that is not theirs (403, or 404 when the record is checked firs
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -66,7 +66,7 @@ def alice_records(session: Session, people: Demo) -> dict[str, object]:
         session, chen, weekday=6, start_minute=600, end_minute=660, slot_minutes=30, location=None
     )
     day_off = schedule.add_exception(
-        session, chen, day=date.today() + timedelta(days=40), reason=None, today=date.today()
+        session, chen, day=utcnow().date() + timedelta(days=40), reason=None, today=utcnow().date()
     )
     attachment = _first(session, select(Attachment).where(Attachment.patient_id == pid))
     session.commit()

@@ -103,6 +103,4 @@ def test_a_provider_starts_a_thread_with_an_assigned_patient(as_user, people: De
         {"subject": "Your results", "body": "Please book a visit."},
     )
     assert response.status_code == 303
-    assert "Please book a visit." in client.get(response.headers["Location"]).get_data(
-        as_text=True
-    )
+    assert "Please book a visit." in client.get(response.headers["Location"]).get_data(as_text=True)

@@ -80,8 +80,11 @@ def test_each_saved_change_of_an_active_plan_is_a_new_version_with_its_acknowled
     response = post(
         client,
         f"/staff/plans/{plan_id}/edit",
-        {"summary": "Asthma: inhaler review", "details": "Twice a day, and before exercise.",
-         "note": "Added exercise advice."},
+        {
+            "summary": "Asthma: inhaler review",
+            "details": "Twice a day, and before exercise.",
+            "note": "Added exercise advice.",
+        },
     )
     # Assert
     assert response.status_code == 303

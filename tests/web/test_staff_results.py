@@ -63,7 +63,9 @@ def _notifications(session: Session, user_id: int) -> list[str]:
     session.expire_all()
     return list(
         session.scalars(
-            select(Notification.text).where(Notification.user_id == user_id).order_by(Notification.id)
+            select(Notification.text)
+            .where(Notification.user_id == user_id)
+            .order_by(Notification.id)
         )
     )
 
@@ -120,7 +122,9 @@ def test_a_preliminary_result_stays_with_the_care_team(
 ) -> None:
     client = as_user("dr_chen")
     before = _notifications(session, people.user("alice").id)
-    result_id = _result_id(_publish(client, _alice(people), action="preliminary", result_value="13.3"))
+    result_id = _result_id(
+        _publish(client, _alice(people), action="preliminary", result_value="13.3")
+    )
     assert _result(session, result_id).shared_version is None
     assert _notifications(session, people.user("alice").id) == before
     assert alice_client.get(f"/my/lab-results/{result_id}").status_code == 404
@@ -210,6 +214,7 @@ def test_a_correction_of_a_seen_result_keeps_the_earlier_version_visible_to_the_
     assert "15.1" in page
     assert "19.0" in page
     assert "Transcription error in the first report." in page
+    assert "Version 1: Final <span class=\"status\">Superseded</span>" in page
     assert "Corrected lab result: Hemoglobin" in _notifications(session, people.user("alice").id)
     staff_page = client.get(f"/staff/results/{result_id}").get_data(as_text=True)
     assert "(superseded)" in staff_page
@@ -246,7 +251,9 @@ def test_a_held_result_is_invisible_to_the_patient_until_a_provider_reviews_and_
     assert SECRET not in fragment.get_data(as_text=True)
     assert alice_client.get(f"/my/lab-results/{result_id}").status_code == 404
     assert not any("BRCA1" in t for t in _notifications(session, alice_user))
-    held = [h for h in labs.held_results(session, people.actor("alice")) if h.result_id == result_id]
+    held = [
+        h for h in labs.held_results(session, people.actor("alice")) if h.result_id == result_id
+    ]
     assert [(h.test_name, h.reviewer_name, h.release_due_at) for h in held] == [
         ("BRCA1 gene mutations", "Dr Mei Chen", None)
     ]
@@ -290,7 +297,9 @@ def test_a_delayed_category_is_released_by_the_timer_once_its_time_has_come(
     client = as_user("dr_chen")
     result_id = _result_id(_publish(client, _alice(people), result_value="16.6"))
     assert alice_client.get(f"/my/lab-results/{result_id}").status_code == 404
-    [held] = [h for h in labs.held_results(session, people.actor("alice")) if h.result_id == result_id]
+    [held] = [
+        h for h in labs.held_results(session, people.actor("alice")) if h.result_id == result_id
+    ]
     assert held.release_due_at == start + timedelta(hours=24)
     # Act and assert: not yet after 23 hours, released after 25
     assert labs.release_due(session, start + timedelta(hours=23)) == 0

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.access import unscoped
-from portal.db import set_clock
+from portal.db import set_clock, utcnow
 from portal.models import Appointment, AppointmentStatus, AvailabilityException, AvailabilityRule
 from portal.services import appointments
 from tests.conftest import Demo, post
@@ -18,7 +18,7 @@ from tests.conftest import Demo, post
 @pytest.fixture
 def requested(session: Session, people: Demo) -> Appointment:
     """A visit alice requested with dr.chen next Tuesday at 10:00."""
-    today = date.today()
+    today = utcnow().date()
     day = today + timedelta(days=(1 - today.weekday()) % 7 + 7)
     start = datetime.combine(day, time(10), UTC)
     visit = appointments.book(
@@ -90,7 +90,7 @@ def test_weekly_hours_replace_the_default_hours_and_refuse_overlaps(
     assert overlap.status_code == 422
     assert "overlap" in overlap.get_data(as_text=True)
     provider = people.actor("dr_chen").provider_id or 0
-    today = date.today()
+    today = utcnow().date()
     wednesday = today + timedelta(days=(2 - today.weekday()) % 7 + 7)
     slots = appointments.open_slots(session, provider, wednesday, days=1)
     assert slots[0][0].hour == 8
@@ -105,7 +105,9 @@ def test_a_day_off_closes_the_day_for_booking(session: Session, as_user, people:
     set_clock(lambda: datetime(2030, 1, 1, 9, tzinfo=UTC))
     client = as_user("dr_chen")
     day = date(2030, 1, 8)
-    assert post(client, "/staff/availability/exceptions", {"day": day.isoformat()}).status_code == 303
+    assert (
+        post(client, "/staff/availability/exceptions", {"day": day.isoformat()}).status_code == 303
+    )
     provider = people.actor("dr_chen").provider_id or 0
     assert appointments.open_slots(session, provider, day, days=1) == []
     past = post(client, "/staff/availability/exceptions", {"day": "2029-12-01"})

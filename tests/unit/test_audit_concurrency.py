@@ -1,0 +1,62 @@
+"""Concurrent writers keep the chain whole (PostgreSQL: the advisory lock in `chain_head`)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal import audit, create_app
+from portal.audit.chain import verify
+from portal.cli import upgrade_database
+from portal.extensions import db
+from portal.models import AuditAction, AuditEvent
+from tests.support import app_config, backend, new_database
+
+WRITERS = 8
+ENTRIES_EACH = 15
+
+
+@pytest.mark.skipif(backend() != "postgresql", reason="SQLite serialises writers itself")
+def test_concurrent_writers_keep_the_chain_intact(tmp_path) -> None:
+    # Arrange: a database of its own, since the writers commit for real.
+    app = create_app(app_config(new_database(tmp_path, "audit_concurrency")))
+    upgrade_database(app)
+    with app.app_context():
+        engine = db.engine
+    start = threading.Barrier(WRITERS)
+    failures: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(ENTRIES_EACH):
+                with Session(engine) as session:
+                    audit.record(
+                        session,
+                        actor_id=None,
+                        actor_role="provider",
+                        action=AuditAction.VIEW,
+                        entity_type="lab_result",
+                        entity_id=f"{n}-{i}",
+                    )
+                    session.commit()
+        except BaseException as exc:  # reported below, with the thread's own traceback
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    # Act
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # Assert
+    assert failures == []
+    with Session(engine) as session:
+        count, problem = verify(session)
+        assert problem is None
+        assert count == session.scalar(select(func.count(AuditEvent.id)))
+        assert count >= WRITERS * ENTRIES_EACH
+    engine.dispose()

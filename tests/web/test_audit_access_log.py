@@ -1,0 +1,108 @@
+"""A patient's access log: who on staff viewed or changed their records, in plain words."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+from flask import render_template
+from werkzeug.exceptions import Forbidden
+
+from portal.audit.report import AccessLogEntry, access_log_for_patient
+from tests.web.audit_support import a_result_of
+
+
+def test_a_providers_view_of_my_result_appears_in_my_access_log(as_user, session, people) -> None:
+    # Arrange: dr.chen opens one of alice's results.
+    result = a_result_of(session, people, "alice")
+    assert as_user("dr_chen").get(f"/staff/results/{result.id}").status_code == 200
+    # Act
+    log = access_log_for_patient(session, people.actor("alice"))
+    # Assert
+    newest = log.rows[0]
+    chen = people.user("dr_chen").provider
+    assert (newest.who, newest.role, newest.action, newest.record) == (
+        chen.display_name,
+        "Provider",
+        "Viewed",
+        "a lab result",
+    )
+
+
+def test_my_own_visits_and_other_patients_records_are_not_listed(
+    as_user, session, people
+) -> None:
+    # Arrange: alice reads her own results; dr.chen opens bob's chart.
+    client = as_user("alice")
+    client.get("/my/lab-results")
+    client.delete_cookie("portal_session")
+    bob = people.user("bob").patient
+    as_user("dr_chen").get(f"/staff/patients/{bob.id}")
+    # Act
+    entries = access_log_for_patient(session, people.actor("alice"), limit=100).rows
+    # Assert
+    assert all(e.role != "You" for e in entries)
+    assert all(e.record != "your lab results" for e in entries)
+    bobs = access_log_for_patient(session, people.actor("bob"), limit=5).rows
+    assert bobs and bobs[0].record == "your profile"
+
+
+def test_the_access_log_shows_no_internal_ids_or_addresses(session, people) -> None:
+    entries = access_log_for_patient(session, people.actor("alice"), limit=100).rows
+    assert {f.name for f in fields(AccessLogEntry)} == {
+        "occurred_at",
+        "who",
+        "role",
+        "action",
+        "record",
+    }
+    for entry in entries:
+        assert not any(ch.isdigit() for ch in entry.who + entry.action + entry.record)
+
+
+@pytest.mark.parametrize("who", ["dr_chen", "admin"])
+def test_only_patients_have_an_access_log(session, people, who: str) -> None:
+    with pytest.raises(Forbidden):
+        access_log_for_patient(session, people.actor(who))
+
+
+def test_the_access_log_pages_by_cursor(as_user, session, people) -> None:
+    result = a_result_of(session, people, "alice")
+    client = as_user("dr_chen")
+    for _ in range(3):
+        client.get(f"/staff/results/{result.id}")
+    alice = people.actor("alice")
+
+    first = access_log_for_patient(session, alice, limit=2)
+    second = access_log_for_patient(session, alice, limit=2, cursor=first.next_cursor)
+
+    assert first.next_cursor is not None
+    assert len(first.rows) == 2
+    assert second.rows
+    assert first.rows[-1].occurred_at >= second.rows[0].occurred_at
+
+
+def test_the_partial_renders_a_labelled_table(app, as_user, session, people) -> None:
+    result = a_result_of(session, people, "alice")
+    as_user("dr_chen").get(f"/staff/results/{result.id}")
+    log = access_log_for_patient(session, people.actor("alice"))
+
+    with app.test_request_context("/my/profile"):
+        html = render_template("patient/_access_log.html", access_log=log)
+
+    assert '<caption class="visually-hidden">Who viewed or changed my records' in html
+    assert 'scope="col">Who</th>' in html
+    assert people.user("dr_chen").provider.display_name in html
+    assert "Viewed a lab result" in html
+
+
+def test_the_profile_page_includes_the_access_log(as_user, session, people) -> None:
+    result = a_result_of(session, people, "alice")
+    client = as_user("dr_chen")
+    client.get(f"/staff/results/{result.id}")
+    client.delete_cookie("portal_session")
+
+    html = as_user("alice").get("/my/profile").get_data(as_text=True)
+
+    assert "Who viewed or changed my records" in html
+    assert people.user("dr_chen").provider.display_name in html
