@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -19,13 +18,13 @@ RESULT_VALUE = "987.654"
 
 
 @pytest.fixture
-def every_log_record(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+def every_log_record(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Everything the loggers say with the root logger at DEBUG (set before the database
     connection opens, so any statement logging that DEBUG switches on is caught too)."""
     caplog.set_level(logging.DEBUG)
     for name in ("werkzeug", "portal", "flask.app"):
         caplog.set_level(logging.DEBUG, logger=name)
-    yield caplog
+    return caplog
 
 
 def _refuse_inserts_of(session: Session, body: str) -> None:

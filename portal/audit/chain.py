@@ -67,9 +67,7 @@ def _entries(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
     while True:
         # populate_existing: check what the database holds, not entries this session cached.
         stmt = select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
-        rows = session.scalars(
-            stmt.limit(batch).execution_options(populate_existing=True)
-        ).all()
+        rows = session.scalars(stmt.limit(batch).execution_options(populate_existing=True)).all()
         if not rows:
             return
         yield from rows

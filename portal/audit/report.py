@@ -27,6 +27,7 @@ from portal.models import (
 )
 
 T = TypeVar("T")
+AnySelect = Select[*tuple[Any, ...]]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -116,7 +117,7 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _filtered(stmt: Select[Any], actor: Actor, filters: AuditFilters) -> Select[Any]:
+def _filtered(stmt: AnySelect, actor: Actor, filters: AuditFilters) -> AnySelect:
     if filters.patient_id is not None:
         stmt = stmt.where(AuditEvent.patient_id == filters.patient_id)
     if filters.patient:
@@ -146,7 +147,7 @@ def _filtered(stmt: Select[Any], actor: Actor, filters: AuditFilters) -> Select[
     return stmt
 
 
-def _report_select() -> Select[Any]:
+def _report_select() -> AnySelect:
     actor_user = aliased(User)
     return (
         select(

@@ -79,3 +79,42 @@ def test_postgresql_refuses_truncating_the_log(session: Session, entry: AuditEve
         pytest.skip("TRUNCATE is PostgreSQL's; SQLite has no such statement")
     with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
         session.execute(text("TRUNCATE audit_event"))
+
+
+def test_an_insert_and_select_only_role_can_append_but_not_alter(
+    session: Session, entry: AuditEvent
+) -> None:
+    """The GRANTs in docs/operations.md ("Audit log privileges"), tried on a throwaway role."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("roles and privileges are PostgreSQL's")
+    # Arrange: the role exists only inside the test's transaction.
+    for statement in (
+        "CREATE ROLE portal_app_probe NOLOGIN",
+        "GRANT USAGE ON SCHEMA public TO portal_app_probe",
+        "GRANT SELECT, INSERT ON audit_event TO portal_app_probe",
+        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO portal_app_probe",
+        "GRANT SELECT ON user_account, patient_profile TO portal_app_probe",
+        "SET LOCAL ROLE portal_app_probe",
+    ):
+        session.execute(text(statement))
+    # Act / Assert: appending works ...
+    with session.begin_nested():
+        audit.record(
+            session,
+            actor_id=None,
+            actor_role="admin",
+            action=AuditAction.EXPORT,
+            entity_type="audit_log",
+        )
+    # ... changing, removing or lifting the triggers does not.
+    for sql in (
+        "UPDATE audit_event SET entity_id = 'forged' WHERE id = :id",
+        "DELETE FROM audit_event WHERE id = :id",
+        "ALTER TABLE audit_event DISABLE TRIGGER USER",
+    ):
+        with (
+            pytest.raises(DBAPIError, match="permission denied|must be owner"),
+            session.begin_nested(),
+        ):
+            session.execute(text(sql), {"id": entry.id})
+    session.execute(text("RESET ROLE"))

@@ -25,7 +25,8 @@ def entries_for(session: Session, response) -> list[AuditEvent]:  # type: ignore
 def a_result_of(session: Session, people, name: str) -> LabResult:  # type: ignore[no-untyped-def]
     """A lab result the patient `name` can see (read with that patient's own scope)."""
     stmt = select(LabResult).where(LabResult.patient_id == people.user(name).patient.id)
-    result = session.scalars(scope(stmt.order_by(LabResult.id), LabResult, people.actor(name))).first()
+    stmt = scope(stmt.order_by(LabResult.id), LabResult, people.actor(name))
+    result = session.scalars(stmt).first()
     assert result is not None
     return result
 

@@ -29,9 +29,7 @@ def test_a_providers_view_of_my_result_appears_in_my_access_log(as_user, session
     )
 
 
-def test_my_own_visits_and_other_patients_records_are_not_listed(
-    as_user, session, people
-) -> None:
+def test_my_own_visits_and_other_patients_records_are_not_listed(as_user, session, people) -> None:
     # Arrange: alice reads her own results; dr.chen opens bob's chart.
     client = as_user("alice")
     client.get("/my/lab-results")
@@ -44,7 +42,8 @@ def test_my_own_visits_and_other_patients_records_are_not_listed(
     assert all(e.role != "You" for e in entries)
     assert all(e.record != "your lab results" for e in entries)
     bobs = access_log_for_patient(session, people.actor("bob"), limit=5).rows
-    assert bobs and bobs[0].record == "your profile"
+    assert bobs
+    assert bobs[0].record == "your profile"
 
 
 def test_the_access_log_shows_no_internal_ids_or_addresses(session, people) -> None:

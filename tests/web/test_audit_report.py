@@ -54,9 +54,7 @@ def test_the_report_pages_newest_first_without_gaps_or_repeats(session, people) 
     assert set(made) <= set(seen)
 
 
-def test_the_report_filters_by_patient_name_or_mrn_actor_action_and_dates(
-    session, people
-) -> None:
+def test_the_report_filters_by_patient_name_or_mrn_actor_action_and_dates(session, people) -> None:
     _entries_about(session, people, "alice", 2)
     bob_ids = _entries_about(session, people, "bob", 2, actor="dr_chen")
     admin = people.actor("admin")
@@ -116,8 +114,11 @@ def test_the_admin_sees_who_did_what_to_which_patient(as_user, session, people) 
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert viewed.headers["X-Request-ID"] in html
-    assert alice.display_name in html and alice.medical_record_number in html
-    assert "dr.chen@example.org" in html and "(provider)" in html
+    assert alice.display_name in html
+    assert alice.medical_record_number in html
+    assert "dr.chen@example.org (provider)" in html.replace('<span class="muted">', "").replace(
+        "</span>", ""
+    )
 
 
 def test_the_report_answers_an_htmx_request_with_the_results_block(as_user) -> None:
@@ -180,5 +181,5 @@ def test_a_csv_cell_cannot_smuggle_a_spreadsheet_formula(as_user) -> None:
     )
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     agents = {r["user_agent"] for r in rows}
-    assert "'=HYPERLINK(\"http://evil\")" in agents
+    assert '\'=HYPERLINK("http://evil")' in agents
     assert not any(a.startswith("=") for a in agents)
