@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, request, url_for
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from flask_login import current_user
 
 from portal.extensions import db
@@ -61,11 +63,25 @@ def init_app(app: Flask) -> None:
             "unread": notifications.unread_counts(db.session, current_user.id),
         }
 
+    # Shared macros are globals, so a fragment rendered alone (render_block skips a page's
+    # top-level imports) has them too.
+    with app.app_context():
+        macros = app.jinja_env.get_template("_macros/forms.html").module
+    for name in ("field", "error_summary", "button_form"):
+        app.jinja_env.globals[name] = getattr(macros, name)
+    app.jinja_env.globals["person"] = _person
     app.jinja_env.globals["FLAG_TEXT"] = FLAG_TEXT
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
     app.jinja_env.filters["flag_text"] = lambda flag: FLAG_TEXT.get(flag, "")
     app.jinja_env.filters["dt"] = _format_datetime
     app.jinja_env.filters["d"] = _format_date
+
+
+@pass_context
+def _person(context: Context, user_id: int | None) -> str:
+    """The display name of a user in the page's `people` map (loaded by the view in one query)."""
+    people = context.get("people") or {}
+    return people[user_id].display_name if user_id in people else "—"
 
 
 def _format_datetime(value: Any) -> str:
