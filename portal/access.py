@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, event, false, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
@@ -32,7 +32,7 @@ from portal.models import (
     Visibility,
 )
 
-S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 M = TypeVar("M")
 
 

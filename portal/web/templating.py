@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, request, url_for
+from flask_login import current_user
 from jinja2 import pass_context
 from jinja2.runtime import Context
-from flask_login import current_user
 
 from portal.extensions import db
 from portal.models import Flag, Role

@@ -7,7 +7,6 @@ from flask import Flask
 
 from tests.conftest import Demo
 from tests.web.patient_records import records_of
-from tests.web.test_staff_access import alice_records  # noqa: F401  (fixture)
 
 AREAS = [("patient.", "alice"), ("staff.", "dr_chen"), ("admin.", "admin")]
 
@@ -29,7 +28,13 @@ def _get_urls(app: Flask, prefix: str, records: dict[str, object]) -> list[str]:
 
 @pytest.mark.parametrize(("prefix", "who"), AREAS, ids=[p for p, _ in AREAS])
 def test_every_page_answers_a_full_and_an_htmx_request(
-    app: Flask, session, as_user, people: Demo, alice_records, prefix: str, who: str  # noqa: F811
+    app: Flask,
+    session,
+    as_user,
+    people: Demo,
+    alice_records,
+    prefix: str,
+    who: str,
 ) -> None:
     client = as_user(who)
     records = dict(alice_records)

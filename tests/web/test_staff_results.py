@@ -214,7 +214,7 @@ def test_a_correction_of_a_seen_result_keeps_the_earlier_version_visible_to_the_
     assert "15.1" in page
     assert "19.0" in page
     assert "Transcription error in the first report." in page
-    assert "Version 1: Final <span class=\"status\">Superseded</span>" in page
+    assert 'Version 1: Final <span class="status">Superseded</span>' in page
     assert "Corrected lab result: Hemoglobin" in _notifications(session, people.user("alice").id)
     staff_page = client.get(f"/staff/results/{result_id}").get_data(as_text=True)
     assert "(superseded)" in staff_page
