@@ -60,6 +60,7 @@ from portal.services import appointments as booking
 from portal.services import (
     dashboard as dashboards,
 )
+from portal.web.downloads import attachment_response
 from portal.web.htmx import render
 
 Page = str | tuple[str, int] | BaseResponse
@@ -172,16 +173,7 @@ def lab_result(result_id: int) -> str:
 @bp.get("/attachments/<token>")
 @audited(AuditAction.DOWNLOAD, "attachment")
 def attachment(token: str) -> Response:
-    actor = current_actor()
-    attachment_id = attachments.read_link_token(token, actor.user_id)
-    if attachment_id is None:
-        abort(404)
-    row = get_or_404(db.session, Attachment, attachment_id, actor)
-    data = attachments.decrypt(row)
-    response = Response(data, mimetype=row.content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{row.filename}"'
-    response.headers["Content-Length"] = str(len(data))
-    return response
+    return attachment_response(token)
 
 
 # --- Treatment plans -----------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from portal.extensions import db
 from portal.models import (
     Appointment,
     AppointmentStatus,
-    Attachment,
     AuditAction,
     Conversation,
     LabResult,
@@ -45,6 +44,7 @@ from portal.staff.forms import (
     ResultForm,
     RuleForm,
 )
+from portal.web.downloads import attachment_response
 from portal.web.htmx import render
 
 Page = str | tuple[str, int] | BaseResponse
@@ -281,16 +281,7 @@ def release_result(result_id: int) -> Page:
 @bp.get("/attachments/<token>")
 @audited(AuditAction.DOWNLOAD, "attachment")
 def attachment(token: str) -> Response:
-    actor = current_actor()
-    attachment_id = attachments.read_link_token(token, actor.user_id)
-    if attachment_id is None:
-        abort(404)
-    row = get_or_404(db.session, Attachment, attachment_id, actor)
-    data = attachments.decrypt(row)
-    response = Response(data, mimetype=row.content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{row.filename}"'
-    response.headers["Content-Length"] = str(len(data))
-    return response
+    return attachment_response(token)
 
 
 # --- Treatment plans -----------------------------------------------------------------------------
