@@ -31,11 +31,9 @@ from portal.models import (
     Conversation,
     EventType,
     LabResult,
-    PlanAcknowledgement,
     PlanStatus,
     ReleasePreference,
     TreatmentPlan,
-    TreatmentPlanVersion,
 )
 from portal.patient import bp
 from portal.patient.forms import (
@@ -204,29 +202,9 @@ def treatment_plan(plan_id: int) -> str:
     actor = current_actor()
     s = db.session
     plan = get_or_404(s, TreatmentPlan, plan_id, actor)
-    versions = list(
-        s.scalars(
-            scope(
-                select(TreatmentPlanVersion)
-                .where(TreatmentPlanVersion.plan_id == plan.id)
-                .order_by(TreatmentPlanVersion.version.desc()),
-                TreatmentPlanVersion,
-                actor,
-            )
-        )
-    )
-    acks = {
-        a.plan_version_id: a
-        for a in s.scalars(
-            scope(
-                select(PlanAcknowledgement).where(
-                    PlanAcknowledgement.plan_version_id.in_([v.id for v in versions])
-                ),
-                PlanAcknowledgement,
-                actor,
-            )
-        )
-    }
+    history = plans.history(s, actor, plan)
+    versions = [v for v, _ack in history]
+    acks = {v.id: ack for v, ack in history if ack is not None}
     current = next((v for v in versions if v.version == plan.current_version), versions[0])
     awaiting = plan.status is PlanStatus.ACTIVE and current.id not in acks
     if not awaiting:
