@@ -1,4 +1,4 @@
-"""`flask --app wsgi ...` commands: db, demo, audit, labs."""
+"""`flask --app wsgi ...` commands: db, demo, audit, labs, messages, users."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ demo_cli = AppGroup("demo", help="Demo data (never in production).")
 audit_cli = AppGroup("audit", help="The audit log.")
 labs_cli = AppGroup("labs", help="Lab result jobs.")
 users_cli = AppGroup("users", help="Staff accounts (the first admin is made here).")
+messages_cli = AppGroup("messages", help="Secure message jobs.")
 
 
 def alembic_config(url: str) -> Config:
@@ -93,6 +94,17 @@ def labs_release_due() -> None:
     click.echo(f"Released {count} result versions.")
 
 
+@messages_cli.command("purge")
+def messages_purge() -> None:
+    """Delete threads older than the clinic's retention period (run daily from a scheduler)."""
+    from portal.services import retention
+
+    session = db.session
+    count = retention.purge_messages(session)
+    session.commit()
+    click.echo(f"Purged {count} conversations past the retention period.")
+
+
 @users_cli.command("create")
 @click.option("--email", required=True)
 @click.option("--role", type=click.Choice(["admin", "provider"]), required=True)
@@ -124,5 +136,5 @@ def users_create(email: str, role: str, display_name: str, specialty: str | None
 
 
 def register(app: Flask) -> None:
-    for group in (db_cli, demo_cli, audit_cli, labs_cli, users_cli):
+    for group in (db_cli, demo_cli, audit_cli, labs_cli, users_cli, messages_cli):
         app.cli.add_command(group)

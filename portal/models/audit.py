@@ -29,6 +29,7 @@ class AuditAction(enum.StrEnum):
     UNASSIGN = "unassign"
     DEACTIVATE = "deactivate"
     EXPORT = "export"
+    DELETE = "delete"
     SIGN_IN = "sign_in"
     SIGN_IN_FAILED = "sign_in_failed"
     SIGN_OUT = "sign_out"

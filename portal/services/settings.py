@@ -1,7 +1,6 @@
 """Clinic-wide settings an admin changes: message retention and the results' release policy.
 
-The retention period is stored and shown; the job that would purge older messages is not built
-yet (no `flask messages purge`), so today it documents the clinic's policy only.
+`flask --app wsgi messages purge` (portal.services.retention) enforces the retention period.
 """
 
 from __future__ import annotations
