@@ -119,8 +119,10 @@ def test_a_result_published_by_keyboard_reaches_the_patient_as_new(
     expect(page.get_by_role("heading", name="Alice Martin", level=1)).to_be_visible()
     page.get_by_role("link", name="Enter a lab result").focus()
     page.keyboard.press("Enter")
-    # htmx is loaded with `defer`: let it attach before the change it should handle.
-    page.wait_for_load_state("load")
+    # A boosted navigation swaps the page in, then htmx wires up the new content when it
+    # settles: only then does choosing a test fetch its defaults.
+    expect(page.get_by_role("heading", name="Enter a lab result for Alice Martin")).to_be_visible()
+    expect(page.locator("body")).not_to_have_class(re.compile(r"htmx-(settling|swapping|request)"))
     page.get_by_label("Test", exact=True).focus()
     # Typing on the list picks the test; its change fills the form in (htmx).
     page.keyboard.type("Thyroid")
