@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from portal.access import Actor
+from portal.access import Actor, unscoped
 from portal.db import set_clock, utcnow
 from portal.models import (
     AppointmentStatus,
@@ -29,7 +29,7 @@ from portal.models import (
     User,
     Visibility,
 )
-from portal.services import accounts, appointments, labs, messaging, plans
+from portal.services import accounts, appointments, attachments, labs, messaging, plans
 from portal.services.catalog import BY_CODE, CATALOG, TestDefinition
 
 PASSWORD = "Demo-Portal-2026!"  # noqa: S105  (the public demo password, CONTRACT §4)
@@ -108,13 +108,12 @@ def _patient_history(
     with at(now - timedelta(days=3)):
         tsh = _publish(session, chen, pid, "3016-3", "2.1")
         version = session.scalar(
-            select(LabResultVersion)
-            .where(LabResultVersion.lab_result_id == tsh.id)
-            .execution_options(portal_scoped=True)
+            unscoped(
+                select(LabResultVersion).where(LabResultVersion.lab_result_id == tsh.id),
+                "demo seed",
+            )
         )
         assert version is not None
-        from portal.services import attachments
-
         row = attachments.build(
             attachments.Upload("tsh-report.pdf", MINIMAL_PDF),
             patient_id=pid,

@@ -169,7 +169,7 @@ def _report_select() -> AnySelect:
         .outerjoin(actor_user, actor_user.id == AuditEvent.actor_id)
         .outerjoin(PatientProfile, PatientProfile.id == AuditEvent.patient_id)
         # Admins see every patient's demographics; the report names the patient concerned.
-        .execution_options(portal_scoped=True)
+        .execution_options(portal_scoped=True, portal_unscoped_reason="audit report")
     )
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.access import Actor, Permission, get_or_404, require, scope
+from portal.access import Actor, Permission, get_or_404, require, scope, unscoped
 from portal.db import utcnow
 from portal.models import (
     Appointment,
@@ -58,14 +58,15 @@ def open_slots(
     taken = {
         a
         for (a,) in session.execute(
-            select(Appointment.start_at)
-            .where(
-                Appointment.provider_id == provider_id,
-                Appointment.start_at >= window_start,
-                Appointment.start_at < window_start + timedelta(days=days),
-                Appointment.status.in_(ACTIVE),
+            unscoped(
+                select(Appointment.start_at).where(
+                    Appointment.provider_id == provider_id,
+                    Appointment.start_at >= window_start,
+                    Appointment.start_at < window_start + timedelta(days=days),
+                    Appointment.status.in_(ACTIVE),
+                ),
+                "busy slots: start times only, no patient data leaves",
             )
-            .execution_options(portal_scoped=True)  # start times only: no patient data leaves
         )
     }
     now = utcnow()
