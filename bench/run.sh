@@ -6,7 +6,8 @@
 #   scripts/with-postgres.sh bench/run.sh         # PostgreSQL (uses TEST_DATABASE_URL)
 #
 # Knobs (environment): PATIENTS=2000 LABS=50 DURATION=10s ROUNDS=3 CONNECTIONS=4 THREADS=2
-# WORKERS=2 PAGES="/my/ /my/lab-results". Loopback only; every server started here is stopped on exit.
+# WORKERS=2 PAGES="/my/ /my/lab-results" EXPLAIN=1 (print the lab list's query plan first).
+# Loopback only; every server started here is stopped on exit.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -47,6 +48,10 @@ seed_start=$(date +%s)
 "$BIN/flask" --app wsgi db upgrade >/dev/null 2>&1
 "$BIN/flask" --app wsgi demo seed --patients "$PATIENTS" --labs-per-patient "$LABS" >/dev/null
 echo "bench: seeded in $(( $(date +%s) - seed_start ))s" >&2
+if [ "${EXPLAIN:-1}" = 1 ]; then
+    echo "bench: plan of alice's lab list page (bench/explain.py)" >&2
+    "$BIN/python" bench/explain.py alice@example.org >&2
+fi
 
 free_port() { "$BIN/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

@@ -8,11 +8,21 @@ A record outside the reader's scope is indistinguishable from a missing one (404
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, event, false, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    bindparam,
+    event,
+    false,
+    or_,
+    select,
+)
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from werkzeug.exceptions import Forbidden, NotFound
 
@@ -114,18 +124,25 @@ def require(actor: Actor, permission: Permission) -> None:
         raise Forbidden()
 
 
-def patient_ids_visible_to(actor: Actor) -> Select[int]:
-    """Patients whose clinical records the actor may read, as a subquery."""
-    match actor.role:
+Id = int | None | BindParameter[int]
+
+
+def _visible_ids(role: Role, patient_id: Id, provider_id: Id) -> Select[int]:
+    match role:
         case Role.PATIENT:
-            return select(PatientProfile.id).where(PatientProfile.id == actor.patient_id)
+            return select(PatientProfile.id).where(PatientProfile.id == patient_id)
         case Role.PROVIDER:
             return select(CareAssignment.patient_id).where(
-                CareAssignment.provider_id == actor.provider_id,
+                CareAssignment.provider_id == provider_id,
                 CareAssignment.ended_at.is_(None),
             )
         case _:
             return select(PatientProfile.id).where(false())
+
+
+def patient_ids_visible_to(actor: Actor) -> Select[int]:
+    """Patients whose clinical records the actor may read, as a subquery."""
+    return _visible_ids(actor.role, actor.patient_id, actor.provider_id)
 
 
 def _released_version_ids() -> Select[int]:
@@ -148,13 +165,27 @@ PATIENT_FILTERS: dict[type, Callable[[Any], ColumnElement[bool]]] = {
 }
 
 
-def scope(stmt: S, model: type[PatientOwned], actor: Actor) -> S:
-    """Restrict `stmt` to rows of `model` the actor may read."""
-    stmt = stmt.where(model.patient_id.in_(patient_ids_visible_to(actor)))
-    if actor.role is Role.PATIENT:
+def _scope(stmt: S, model: type[PatientOwned], role: Role, patient_id: Id, provider_id: Id) -> S:
+    if role is Role.PATIENT:
+        # The same rule as `patient_id IN (their own profile's id)`, said so that the planner
+        # walks the (patient_id, ...) indexes in order and stops at the page's LIMIT.
+        stmt = stmt.where(false() if patient_id is None else model.patient_id == patient_id)
         for target, rule in PATIENT_FILTERS.items():
             stmt = stmt.options(with_loader_criteria(target, rule, include_aliases=True))
+    else:
+        stmt = stmt.where(model.patient_id.in_(_visible_ids(role, patient_id, provider_id)))
     return stmt.execution_options(portal_scoped=True)
+
+
+def _scope_patients(stmt: S, role: Role, patient_id: Id, provider_id: Id) -> S:
+    if role is not Role.ADMIN:
+        stmt = stmt.where(PatientProfile.id.in_(_visible_ids(role, patient_id, provider_id)))
+    return stmt.execution_options(portal_scoped=True)
+
+
+def scope(stmt: S, model: type[PatientOwned], actor: Actor) -> S:
+    """Restrict `stmt` to rows of `model` the actor may read."""
+    return _scope(stmt, model, actor.role, actor.patient_id, actor.provider_id)
 
 
 def scope_patients(stmt: S, actor: Actor) -> S:
@@ -163,24 +194,71 @@ def scope_patients(stmt: S, actor: Actor) -> S:
     Admins see every patient's demographics (to administer accounts and care teams);
     what they never see is clinical content, which `scope` refuses them.
     """
-    if actor.role is not Role.ADMIN:
-        stmt = stmt.where(PatientProfile.id.in_(patient_ids_visible_to(actor)))
-    return stmt.execution_options(portal_scoped=True)
+    return _scope_patients(stmt, actor.role, actor.patient_id, actor.provider_id)
+
+
+# --- Prepared statements: the same rules, built once per role instead of once per request ---
+#
+# Building a scoped SELECT (and SQLAlchemy's cache key for it) costs more Python time than
+# running it. A prepared statement applies exactly the rules above, but with the reader's ids
+# as bind parameters; it is built once per (key, role) and executed with `reader(actor)`.
+# A missing parameter is an error, never "no filter": SQLAlchemy refuses to run the statement.
+
+_READER_PATIENT: BindParameter[int] = bindparam("reader_patient_id", type_=Integer)
+_READER_PROVIDER: BindParameter[int] = bindparam("reader_provider_id", type_=Integer)
+_PREPARED: dict[tuple[Hashable, Role], Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class RoleScope:
+    """`scope` and `scope_patients` for any reader of one role (ids given at execution)."""
+
+    role: Role
+
+    def scope(self, stmt: S, model: type[PatientOwned]) -> S:
+        return _scope(stmt, model, self.role, _READER_PATIENT, _READER_PROVIDER)
+
+    def scope_patients(self, stmt: S) -> S:
+        return _scope_patients(stmt, self.role, _READER_PATIENT, _READER_PROVIDER)
+
+
+def prepared(key: Hashable, actor: Actor, build: Callable[[RoleScope], S]) -> S:
+    """The statement `build` makes for the actor's role, built on first use and then reused.
+
+    `key` names the statement's shape (everything `build` depends on besides the role, from a
+    small fixed set: never a value from the request, or the cache grows without bound); run it
+    with `reader(actor, ...)` as its parameters.
+    """
+    slot = (key, actor.role)
+    stmt = _PREPARED.get(slot)
+    if stmt is None:
+        stmt = _PREPARED[slot] = build(RoleScope(actor.role))
+    return stmt
+
+
+def reader(actor: Actor, **params: Any) -> dict[str, Any]:
+    """Execution parameters for a `prepared` statement: the actor's ids, plus `params`."""
+    return {
+        "reader_patient_id": actor.patient_id,
+        "reader_provider_id": actor.provider_id,
+        **params,
+    }
 
 
 def get_or_404(session: Session, model: type[M], record_id: int, actor: Actor) -> M:
     """One record the actor may read; a record that isn't theirs is exactly a missing one."""
-    if model is PatientProfile:
-        stmt = scope_patients(select(PatientProfile).where(PatientProfile.id == record_id), actor)
-    else:
-        owned: Any = model
-        stmt = scope(select(owned).where(owned.id == record_id), owned, actor)
-    row = session.scalar(stmt)
+    stmt = prepared(("get_or_404", model), actor, lambda rs: _one_by_id(rs, model))
+    row = session.scalar(stmt, reader(actor, record_id=record_id))
     if row is None:
         raise NotFound()
     patient_id = record_id if model is PatientProfile else getattr(row, "patient_id", None)
     note_subject(getattr(model, "__tablename__", "record"), record_id, patient_id)
-    return row  # type: ignore[return-value]
+    return row
+
+
+def _one_by_id(rs: RoleScope, model: Any) -> Any:
+    by_id = select(model).where(model.id == bindparam("record_id", type_=Integer))
+    return rs.scope_patients(by_id) if model is PatientProfile else rs.scope(by_id, model)
 
 
 def unscoped(stmt: S, reason: str) -> S:

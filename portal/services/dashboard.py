@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from portal.access import Actor, scope
+from portal.access import Actor, RoleScope, prepared, reader
+from portal.db import UTCDateTime, utcnow
 from portal.models import (
     Appointment,
     EventType,
@@ -23,7 +24,7 @@ from portal.models import (
     TreatmentPlan,
     TreatmentPlanVersion,
 )
-from portal.services import appointments, labs
+from portal.services import labs
 
 SHOWN = 5
 
@@ -52,33 +53,42 @@ class WhatsNew:
         return sum(self.counts.values())
 
 
+_UNREAD = (
+    Notification.user_id == bindparam("user_id", type_=Integer),
+    Notification.read_at.is_(None),
+)
+# The newest unread notification per (type, record): its text says "New" or "Corrected".
+# One row per unread record, so the rows also give the counts of distinct records by kind.
+_NEWEST_UNREAD = (
+    select(Notification.type, Notification.entity_id, Notification.text)
+    .where(
+        Notification.id.in_(
+            select(func.max(Notification.id))
+            .where(*_UNREAD)
+            .group_by(Notification.type, Notification.entity_id)
+        )
+    )
+    .order_by(Notification.id.desc())
+)
+_UNREAD_OF_KIND = select(Notification.entity_id).where(
+    *_UNREAD,
+    Notification.type == bindparam("kind"),
+    Notification.entity_id.in_(bindparam("entity_ids", expanding=True)),
+)
+
+
 def whats_new(session: Session, user_id: int, *, per_kind: int = SHOWN) -> WhatsNew:
     """Unread notifications: how many records of each kind, and the newest few of each.
 
-    Two queries, whatever the number of notifications.
+    One query, whatever the number of notifications.
     """
-    unread = (Notification.user_id == user_id, Notification.read_at.is_(None))
-    counts = dict(
-        session.execute(
-            select(Notification.type, func.count(distinct(Notification.entity_id)))
-            .where(*unread)
-            .group_by(Notification.type)
-        ).all()
-    )
-    # The newest notification per (type, record): its text says "New" or "Corrected".
-    newest = (
-        select(func.max(Notification.id))
-        .where(*unread)
-        .group_by(Notification.type, Notification.entity_id)
-    )
-    rows = session.scalars(
-        select(Notification).where(Notification.id.in_(newest)).order_by(Notification.id.desc())
-    )
+    counts: dict[EventType, int] = {}
     items: dict[EventType, list[NewItem]] = {}
-    for n in rows:
-        bucket = items.setdefault(n.type, [])
+    for kind, entity_id, text in session.execute(_NEWEST_UNREAD, {"user_id": user_id}):
+        counts[kind] = counts.get(kind, 0) + 1
+        bucket = items.setdefault(kind, [])
         if len(bucket) < per_kind:
-            bucket.append(NewItem(n.entity_id, n.text))
+            bucket.append(NewItem(entity_id, text))
     return WhatsNew(counts=counts, items=items)
 
 
@@ -88,16 +98,8 @@ def unread_entity_ids(
     """Which of `entity_ids` have unread notifications of `kind` (the "New" marks in lists)."""
     if not entity_ids:
         return set()
-    return set(
-        session.scalars(
-            select(Notification.entity_id).where(
-                Notification.user_id == user_id,
-                Notification.read_at.is_(None),
-                Notification.type == kind,
-                Notification.entity_id.in_(entity_ids),
-            )
-        )
-    )
+    params = {"user_id": user_id, "kind": kind, "entity_ids": entity_ids}
+    return set(session.scalars(_UNREAD_OF_KIND, params))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,35 +108,63 @@ class PlanCard:
     acknowledged: PlanAcknowledgement | None
 
 
+def _active_plan_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
+    return rs.scope(
+        select(TreatmentPlan)
+        .where(TreatmentPlan.status == PlanStatus.ACTIVE)
+        .order_by(TreatmentPlan.activated_at.desc(), TreatmentPlan.id.desc())
+        .limit(1),
+        TreatmentPlan,
+    )
+
+
+def _acknowledgement_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
+    return rs.scope(
+        select(PlanAcknowledgement)
+        .join(TreatmentPlanVersion, TreatmentPlanVersion.id == PlanAcknowledgement.plan_version_id)
+        .where(
+            TreatmentPlanVersion.plan_id == bindparam("plan_id", type_=Integer),
+            TreatmentPlanVersion.version == bindparam("version", type_=Integer),
+        ),
+        PlanAcknowledgement,
+    )
+
+
 def active_plan(session: Session, actor: Actor) -> PlanCard | None:
     """The patient's active plan and whether its current version was acknowledged."""
     plan = session.scalar(
-        scope(
-            select(TreatmentPlan)
-            .where(TreatmentPlan.status == PlanStatus.ACTIVE)
-            .order_by(TreatmentPlan.activated_at.desc(), TreatmentPlan.id.desc())
-            .limit(1),
-            TreatmentPlan,
-            actor,
-        )
+        prepared("dashboard.active_plan", actor, _active_plan_stmt), reader(actor)
     )
     if plan is None:
         return None
     ack = session.scalar(
-        scope(
-            select(PlanAcknowledgement)
-            .join(
-                TreatmentPlanVersion, TreatmentPlanVersion.id == PlanAcknowledgement.plan_version_id
-            )
-            .where(
-                TreatmentPlanVersion.plan_id == plan.id,
-                TreatmentPlanVersion.version == plan.current_version,
-            ),
-            PlanAcknowledgement,
-            actor,
-        )
+        prepared("dashboard.acknowledgement", actor, _acknowledgement_stmt),
+        reader(actor, plan_id=plan.id, version=plan.current_version),
     )
     return PlanCard(plan, ack)
+
+
+def _upcoming_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
+    # The provider's name comes in the same row: no second query for names.
+    stmt = (
+        select(Appointment, ProviderProfile)
+        .outerjoin(ProviderProfile, ProviderProfile.id == Appointment.provider_id)
+        .where(Appointment.start_at >= bindparam("now", type_=UTCDateTime))
+        .order_by(Appointment.start_at)
+        .limit(3)
+    )
+    return rs.scope(stmt, Appointment)
+
+
+def upcoming(
+    session: Session, actor: Actor
+) -> tuple[list[Appointment], dict[int, ProviderProfile]]:
+    """The patient's next three appointments (as appointments.list_for), with their providers."""
+    rows = session.execute(
+        prepared("dashboard.upcoming", actor, _upcoming_stmt), reader(actor, now=utcnow())
+    ).all()
+    providers = {p.id: p for _a, p in rows if p is not None}
+    return [a for a, _p in rows], providers
 
 
 @dataclass(slots=True)
@@ -148,11 +178,11 @@ class Dashboard:
 
 def for_patient(session: Session, actor: Actor) -> Dashboard:
     """Everything the dashboard shows, in a fixed number of queries."""
-    upcoming = appointments.list_for(session, actor, upcoming=True, limit=3)
+    visits, providers = upcoming(session, actor)
     return Dashboard(
         new=whats_new(session, actor.user_id),
         plan=active_plan(session, actor),
-        upcoming=upcoming,
-        providers=appointments.providers_by_id(session, {a.provider_id for a in upcoming}),
+        upcoming=visits,
+        providers=providers,
         recent=labs.list_latest(session, actor, limit=5),
     )

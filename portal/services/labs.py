@@ -6,12 +6,22 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Integer, String, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.access import Actor, Permission, get_or_404, require, scope, unscoped
-from portal.db import utcnow
+from portal.access import (
+    Actor,
+    Permission,
+    RoleScope,
+    get_or_404,
+    prepared,
+    reader,
+    require,
+    scope,
+    unscoped,
+)
+from portal.db import UTCDateTime, utcnow
 from portal.models import (
     Attachment,
     AuditAction,
@@ -328,12 +338,9 @@ class LabRow:
     version: LabResultVersion
 
 
-def latest_versions_stmt(actor: Actor):  # type: ignore[no-untyped-def]
-    """Each result with the newest version the actor may see, newest first (not yet paged)."""
-    version_col = (
-        LabResult.shared_version if actor.role is Role.PATIENT else LabResult.current_version
-    )
-    sort_col = LabResult.shared_at if actor.role is Role.PATIENT else LabResult.updated_at
+def _latest_unscoped(role: Role):  # type: ignore[no-untyped-def]
+    version_col = LabResult.shared_version if role is Role.PATIENT else LabResult.current_version
+    sort_col = LabResult.shared_at if role is Role.PATIENT else LabResult.updated_at
     stmt = (
         select(LabResult, LabResultVersion)
         .join(
@@ -345,6 +352,12 @@ def latest_versions_stmt(actor: Actor):  # type: ignore[no-untyped-def]
         )
         .order_by(sort_col.desc(), LabResult.id.desc())
     )
+    return stmt, sort_col
+
+
+def latest_versions_stmt(actor: Actor):  # type: ignore[no-untyped-def]
+    """Each result with the newest version the actor may see, newest first (not yet paged)."""
+    stmt, sort_col = _latest_unscoped(actor.role)
     return scope(stmt, LabResult, actor), sort_col
 
 
@@ -357,6 +370,13 @@ def list_latest(
     limit: int = 20,
     offset: int = 0,
 ) -> list[LabRow]:
+    if patient_id is None and not test_code and not offset:
+        # The dashboard's "recent results": one statement built once per role and limit.
+        def build(rs: RoleScope):  # type: ignore[no-untyped-def]
+            return rs.scope(_latest_unscoped(rs.role)[0], LabResult).limit(limit)
+
+        recent = session.execute(prepared(("labs.recent", limit), actor, build), reader(actor))
+        return [LabRow(r, v) for r, v in recent]
     stmt, _ = latest_versions_stmt(actor)
     if patient_id is not None:
         stmt = stmt.where(LabResult.patient_id == patient_id)
@@ -461,51 +481,41 @@ class HeldResult:
     reviewer_name: str | None
 
 
+# PATIENT_FILTERS hide these rows from patients on purpose; this narrow path selects only the
+# test's name, when it will be released and who orders it: no value, range or flag.
+_HELD = unscoped(
+    select(
+        LabResult.id,
+        LabResult.test_name,
+        LabResultVersion.release_due_at,
+        ProviderProfile.display_name,
+    )
+    .join(
+        LabResultVersion,
+        and_(
+            LabResultVersion.lab_result_id == LabResult.id,
+            LabResultVersion.version == LabResult.current_version,
+        ),
+    )
+    .outerjoin(ProviderProfile, ProviderProfile.user_id == LabResult.ordered_by_id)
+    .where(
+        LabResult.patient_id == bindparam("patient_id", type_=Integer),
+        LabResult.shared_version.is_(None),
+        LabResultVersion.visibility == Visibility.SHARED,
+        LabResultVersion.published_at.is_not(None),
+        LabResultVersion.released_at.is_(None),
+    )
+    .order_by(LabResultVersion.published_at.desc(), LabResult.id.desc()),
+    "held-result placeholders",
+)
+
+
 def held_results(session: Session, actor: Actor) -> list[HeldResult]:
-    """The patient's own published results still held back, as placeholders (two queries)."""
+    """The patient's own published results still held back, as placeholders (one query)."""
     if actor.role is not Role.PATIENT or actor.patient_id is None:
         return []
-    # PATIENT_FILTERS hide these rows from patients on purpose; this narrow path selects only
-    # the test's name, when it will be released and who orders it: no value, range or flag.
-    stmt = (
-        select(
-            LabResult.id,
-            LabResult.test_name,
-            LabResultVersion.release_due_at,
-            LabResult.ordered_by_id,
-        )
-        .join(
-            LabResultVersion,
-            and_(
-                LabResultVersion.lab_result_id == LabResult.id,
-                LabResultVersion.version == LabResult.current_version,
-            ),
-        )
-        .where(
-            LabResult.patient_id == actor.patient_id,
-            LabResult.shared_version.is_(None),
-            LabResultVersion.visibility == Visibility.SHARED,
-            LabResultVersion.published_at.is_not(None),
-            LabResultVersion.released_at.is_(None),
-        )
-        .order_by(LabResultVersion.published_at.desc(), LabResult.id.desc())
-    )
-    rows = session.execute(unscoped(stmt, "held-result placeholders")).all()
-    orderers = {r.ordered_by_id for r in rows if r.ordered_by_id is not None}
-    names = (
-        dict(
-            session.execute(
-                select(ProviderProfile.user_id, ProviderProfile.display_name).where(
-                    ProviderProfile.user_id.in_(orderers)
-                )
-            ).all()
-        )
-        if orderers
-        else {}
-    )
-    return [
-        HeldResult(r.id, r.test_name, r.release_due_at, names.get(r.ordered_by_id)) for r in rows
-    ]
+    rows = session.execute(_HELD, {"patient_id": actor.patient_id})
+    return [HeldResult(*row) for row in rows]
 
 
 # --- Patient-side reads (helper "patient"): filtered keyset pages, test pick-list, attachments ---
@@ -544,6 +554,28 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     return _EPOCH + timedelta(microseconds=micros), result_id
 
 
+def _page_stmt(rs: RoleScope, test: bool, since: bool, until: bool, after: bool, limit: int):  # type: ignore[no-untyped-def]
+    """The list page for one shape of filters; the filter values are bind parameters."""
+    stmt, sort_col = _latest_unscoped(rs.role)
+    if test:
+        stmt = stmt.where(LabResult.test_code == bindparam("test_code", type_=String))
+    if since:
+        stmt = stmt.where(sort_col >= bindparam("since", type_=UTCDateTime))
+    if until:
+        stmt = stmt.where(sort_col < bindparam("until", type_=UTCDateTime))
+    filtered = rs.scope(stmt, LabResult)
+    # The filtered total rides along as a scalar subquery: one round trip for the page.
+    total = filtered.with_only_columns(func.count(LabResult.id)).order_by(None).scalar_subquery()
+    page = filtered.add_columns(total.label("total"))
+    if after:
+        when = bindparam("after_when", type_=UTCDateTime)
+        last_id = bindparam("after_id", type_=Integer)
+        page = page.where(or_(sort_col < when, and_(sort_col == when, LabResult.id < last_id)))
+    return page.limit(limit + 1), filtered.with_only_columns(func.count(LabResult.id)).order_by(
+        None
+    )
+
+
 def latest_page(
     session: Session,
     actor: Actor,
@@ -554,23 +586,38 @@ def latest_page(
 ) -> LabPage:
     """One page of the newest visible version of each result, newest first (keyset paging).
 
-    Two queries whatever the number of results: the page (one row more than asked, to know
-    whether another page follows) and the filtered total.
+    One query whatever the number of results: the page (one row more than asked, to know
+    whether another page follows) with the filtered total alongside; a second one only for a
+    page past the end, which has no row to carry the total.
     """
-    stmt, sort_col = latest_versions_stmt(actor)
-    if filters.test_code:
-        stmt = stmt.where(LabResult.test_code == filters.test_code)
-    if filters.date_from:
-        stmt = stmt.where(sort_col >= datetime.combine(filters.date_from, time(), UTC))
-    if filters.date_to:
-        end = datetime.combine(filters.date_to, time(), UTC) + timedelta(days=1)
-        stmt = stmt.where(sort_col < end)
-    total = session.scalar(stmt.with_only_columns(func.count(LabResult.id)).order_by(None)) or 0
     position = _decode_cursor(cursor)
+    shape = (
+        bool(filters.test_code),
+        filters.date_from is not None,
+        filters.date_to is not None,
+        position is not None,
+        limit,
+    )
+    page_stmt, count_stmt = prepared(
+        ("labs.page", *shape), actor, lambda rs: _page_stmt(rs, *shape)
+    )
+    params = reader(actor)
+    if filters.test_code:
+        params["test_code"] = filters.test_code
+    if filters.date_from:
+        params["since"] = datetime.combine(filters.date_from, time(), UTC)
+    if filters.date_to:
+        params["until"] = datetime.combine(filters.date_to, time(), UTC) + timedelta(days=1)
     if position is not None:
-        when, last_id = position
-        stmt = stmt.where(or_(sort_col < when, and_(sort_col == when, LabResult.id < last_id)))
-    rows = [LabRow(r, v) for r, v in session.execute(stmt.limit(limit + 1)).all()]
+        params["after_when"], params["after_id"] = position
+    found = session.execute(page_stmt, params).all()
+    rows = [LabRow(r, v) for r, v, _total in found]
+    if found:
+        total = found[0][2]
+    elif position is not None:
+        total = session.scalar(count_stmt, params) or 0
+    else:
+        total = 0
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -581,17 +628,22 @@ def latest_page(
     return LabPage(rows=rows, total=total, next_cursor=next_cursor)
 
 
-def tests_seen(session: Session, actor: Actor) -> list[tuple[str, str]]:
-    """(test code, test name) of every result the actor may see: the list's filter choices."""
+def _tests_seen_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
     stmt = (
         select(LabResult.test_code, LabResult.test_name)
         .distinct()
         .order_by(LabResult.test_name, LabResult.test_code)
     )
-    if actor.role is Role.PATIENT:
+    if rs.role is Role.PATIENT:
         # Explicit as well as in the loader criteria: a column-only select names no entity.
         stmt = stmt.where(LabResult.shared_version.is_not(None))
-    return [(code, name) for code, name in session.execute(scope(stmt, LabResult, actor))]
+    return rs.scope(stmt, LabResult)
+
+
+def tests_seen(session: Session, actor: Actor) -> list[tuple[str, str]]:
+    """(test code, test name) of every result the actor may see: the list's filter choices."""
+    stmt = prepared("labs.tests_seen", actor, _tests_seen_stmt)
+    return [(code, name) for code, name in session.execute(stmt, reader(actor))]
 
 
 def attachments_of(

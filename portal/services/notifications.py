@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from portal.access import unscoped
@@ -43,14 +43,20 @@ def care_team_user_ids(session: Session, patient_id: int) -> list[int]:
     return list(session.scalars(unscoped(stmt, "notification fan-out")))
 
 
+# Built once: every signed-in page runs it for the nav badge.
+_UNREAD_COUNTS = (
+    select(Notification.type, func.count())
+    .where(
+        Notification.user_id == bindparam("user_id", type_=Integer),
+        Notification.read_at.is_(None),
+    )
+    .group_by(Notification.type)
+)
+
+
 def unread_counts(session: Session, user_id: int) -> dict[EventType, int]:
     """Unread notifications by type: the badge and the dashboard's "new" read this."""
-    rows = session.execute(
-        select(Notification.type, func.count())
-        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-        .group_by(Notification.type)
-    )
-    return {t: n for t, n in rows}
+    return {t: n for t, n in session.execute(_UNREAD_COUNTS, {"user_id": user_id})}
 
 
 def mark_read(

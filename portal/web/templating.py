@@ -8,6 +8,7 @@ from flask import Flask, request, url_for
 from flask_login import current_user
 from jinja2 import pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup
 
 from portal.extensions import db
 from portal.models import Flag, Role
@@ -45,16 +46,38 @@ FLAG_TEXT = {
 }
 
 
+def _badge(flag: Flag) -> Markup:
+    text = FLAG_TEXT[flag]
+    if not text:
+        return Markup('<span class="muted">—</span>')
+    kind = "critical" if flag.value.startswith("critical") else flag.value.split("_")[-1]
+    return Markup('<span class="flag flag-{}">{}</span>').format(kind, text)
+
+
+#: The flag as words in a span (colour and shape only reinforce), built once per flag: the
+#: lists show one per row, and an include per row costs more than the rest of the row.
+FLAG_BADGE = {flag: _badge(flag) for flag in Flag}
+
+
 def init_app(app: Flask) -> None:
+    # The nav links of each role, per script root (URLs don't change while the app runs).
+    nav_cache: dict[tuple[Role, str], list[tuple[str, str, str]]] = {}
+
+    def nav_for(role: Role) -> list[tuple[str, str, str]]:
+        key = (role, request.script_root)
+        if key not in nav_cache:
+            nav_cache[key] = [
+                (label, endpoint, url_for(endpoint))
+                for label, endpoint in NAV[role]
+                if endpoint in app.view_functions
+            ]
+        return nav_cache[key]
+
     @app.context_processor
     def _layout() -> dict[str, Any]:
         if not current_user.is_authenticated:
             return {"nav_items": [], "unread": {}}
-        items = [
-            (label, endpoint, url_for(endpoint))
-            for label, endpoint in NAV[current_user.role]
-            if endpoint in app.view_functions
-        ]
+        items = nav_for(current_user.role)
         # The section is the nav link whose path is the longest prefix of this page's path.
         matches = [url for _l, _e, url in items if request.path.startswith(url.rstrip("/") or "/")]
         return {
@@ -73,6 +96,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["FLAG_TEXT"] = FLAG_TEXT
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
     app.jinja_env.filters["flag_text"] = lambda flag: FLAG_TEXT.get(flag, "")
+    app.jinja_env.filters["flag_badge"] = lambda flag: FLAG_BADGE[flag]
     app.jinja_env.filters["dt"] = _format_datetime
     app.jinja_env.filters["d"] = _format_date
 

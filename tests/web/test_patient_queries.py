@@ -35,11 +35,20 @@ def _queries(app, client, path: str) -> int:  # type: ignore[no-untyped-def]
     return len(statements)
 
 
+# Each bound is the page's count today on SQLite (user, its data, the nav badge, the audit
+# entry's head read and insert; PostgreSQL adds the append's advisory lock): a regression
+# guard, lowered when a page needs fewer.
 @pytest.mark.parametrize(
-    "path", ["/my/", "/my/lab-results", "/my/lab-results?test=2823-3", "/my/messages"]
+    ("path", "bound"),
+    [
+        ("/my/", 9),
+        ("/my/lab-results", 8),
+        ("/my/lab-results?test=2823-3", 8),
+        ("/my/messages", 20),
+    ],
 )
 def test_a_page_runs_as_many_queries_with_500_results_as_with_5(
-    app, as_user, session, people, path
+    app, as_user, session, people, path, bound
 ) -> None:
     client = as_user("alice")
     _add_results(session, people, 5)
@@ -47,7 +56,8 @@ def test_a_page_runs_as_many_queries_with_500_results_as_with_5(
     _add_results(session, people, 495)
     many = _queries(app, client, path)
     assert many == few, (few, many)
-    assert few <= 20
+    lock = app.extensions["portal.db"]["engine"].dialect.name == "postgresql"
+    assert few <= bound + lock, few
 
 
 def test_a_result_with_a_long_trend_runs_a_bounded_number_of_queries(
