@@ -8,7 +8,6 @@ request, the block the page names (portal.web.htmx.render).
 
 from __future__ import annotations
 
-import importlib
 from datetime import date, datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms.fields.choices import SelectChoice
 
 from portal.access import get_or_404, scope
-from portal.audit import audit_exempt, audited
+from portal.audit import audit_exempt, audited, report
 from portal.auth.passwords import verify_password
 from portal.auth.sessions import current_actor, start_session
 from portal.db import utcnow
@@ -487,20 +486,12 @@ def _profile_page(
     if prefs is None:
         prefs = PreferencesForm(obj=profile)
         prefs.release_preference.data = profile.release_preference.value
-    access_log = None
-    # Helper "audit" provides the report; the page works (with a placeholder) until it does.
-    try:
-        report: Any = importlib.import_module("portal.audit.report")
-    except ImportError:
-        report = None
-    if report is not None and hasattr(report, "access_log_for_patient"):
-        access_log = report.access_log_for_patient(s, actor)
     body = render(
         "patient/profile.html",
         profile=profile,
         prefs=prefs,
         password=password or ChangePasswordForm(prefix="pw"),
-        access_log=access_log,
+        access_log=report.access_log_for_patient(s, actor),
     )
     return (body, status) if status != 200 else body
 
