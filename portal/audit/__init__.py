@@ -175,37 +175,50 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
             patient_id = request.view_args["patient_id"]
         elif current_user.patient is not None:
             patient_id = current_user.patient.id
-    fields: dict[str, Any] = {
+    detail = {"status": response.status_code, "attempted": str(spec.action)} if denied else {}
+    # The whole entry, and the JSON its hash covers, is ready before the lock is taken: inside
+    # it there is only the head read, one hash, one INSERT and the COMMIT (see `_append`).
+    row: dict[str, Any] = {
+        "occurred_at": utcnow(),
         "actor_id": current_user.id,
         "actor_role": str(current_user.role),
         "action": AuditAction.ACCESS_DENIED if denied else spec.action,
         "entity_type": entity_type,
-        "entity_id": entity_id,
+        "entity_id": None if entity_id is None else str(entity_id),
         "patient_id": patient_id,
         "outcome": outcome,
+        "detail": json.dumps(detail, sort_keys=True, separators=(",", ":")),
+        **_request_context(),
     }
-    if denied:
-        fields["detail"] = {"status": response.status_code, "attempted": str(spec.action)}
-    session = db.session
-    # Whatever the view left open was a read; the entry goes in its own short transaction,
-    # which on SQLite takes the write lock first (see portal.db) so writers queue, not fail.
-    # Should SQLite still report itself busy, start again a few times rather than refuse.
+    _append(db.session, row, chain.canonical_row(row))
+
+
+def _append(session: Session, row: dict[str, Any], content: str) -> None:
+    """Commit the entry `row` (canonical JSON `content`) in a short transaction of its own.
+
+    Whatever `session` had open was a read and is ended first. On SQLite the transaction takes
+    the write lock up front (`BEGIN IMMEDIATE`, see portal.db) after queueing on the append
+    lock (`chain.append_lock`), so appenders wait their turn rather than fail; should SQLite
+    still report itself busy, this starts again a few times rather than refuse.
+    """
+    engine = session.get_bind().engine
     attempts = 5
     for attempt in range(attempts):
         session.rollback()
         try:
-            session.connection(execution_options={"sqlite_begin_immediate": True})
-            record(session, **fields)
-            session.commit()
+            with chain.append_lock(engine):
+                try:
+                    conn = session.connection(execution_options={"sqlite_begin_immediate": True})
+                    chain.append(conn, row, content)
+                    session.commit()
+                except Exception:
+                    session.rollback()
+                    raise
             return
         except OperationalError:
-            session.rollback()
-            if attempt == attempts - 1 or session.get_bind().dialect.name != "sqlite":
+            if attempt == attempts - 1 or engine.dialect.name != "sqlite":
                 raise
             time.sleep(0.01 * (attempt + 1))
-        except Exception:
-            session.rollback()
-            raise
 
 
 def _refusal(original: Response) -> Response:

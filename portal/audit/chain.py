@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, Engine, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from portal.models import AuditEvent
@@ -19,28 +22,42 @@ GENESIS = "0" * 64
 CHAIN_LOCK_KEY = 0x5041_5544  # "PAUD"
 
 
+#: The columns an entry's hash covers (every column but id, prev_hash and hash).
+CONTENT = (
+    "occurred_at",
+    "actor_id",
+    "actor_role",
+    "action",
+    "entity_type",
+    "entity_id",
+    "patient_id",
+    "outcome",
+    "request_id",
+    "client_addr",
+    "user_agent",
+    "detail",
+)
+
+
 def canonical(event: AuditEvent) -> str:
     """The entry's content as canonical JSON: what its hash covers, besides the previous hash."""
-    occurred: datetime = event.occurred_at
-    payload: dict[str, Any] = {
-        "occurred_at": occurred.isoformat(timespec="microseconds"),
-        "actor_id": event.actor_id,
-        "actor_role": event.actor_role,
-        "action": str(event.action),
-        "entity_type": event.entity_type,
-        "entity_id": event.entity_id,
-        "patient_id": event.patient_id,
-        "outcome": str(event.outcome),
-        "request_id": event.request_id,
-        "client_addr": event.client_addr,
-        "user_agent": event.user_agent,
-        "detail": event.detail,
-    }
+    return canonical_row({name: getattr(event, name) for name in CONTENT})
+
+
+def canonical_row(row: Mapping[str, Any]) -> str:
+    """`canonical` of an entry given as its column values (before it exists as a row)."""
+    occurred: datetime = row["occurred_at"]
+    payload: dict[str, Any] = {name: row[name] for name in CONTENT}
+    payload["occurred_at"] = occurred.isoformat(timespec="microseconds")
+    payload["action"] = str(row["action"])
+    payload["outcome"] = str(row["outcome"])
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def entry_hash(prev_hash: str, event: AuditEvent) -> str:
-    return hashlib.sha256((prev_hash + "\n" + canonical(event)).encode()).hexdigest()
+def entry_hash(prev_hash: str, event: AuditEvent | str) -> str:
+    """The entry's hash: the previous hash and its content (an entry, or its canonical JSON)."""
+    content = event if isinstance(event, str) else canonical(event)
+    return hashlib.sha256((prev_hash + "\n" + content).encode()).hexdigest()
 
 
 def chain_head(session: Session) -> str:
@@ -54,6 +71,65 @@ def chain_head(session: Session) -> str:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
     last = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     return last or GENESIS
+
+
+# --- The read hook's append: one entry in a short transaction of its own ---------------------
+
+_TABLE = cast(Table, AuditEvent.__table__)
+_HEAD = select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
+_INSERT = insert(_TABLE)
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=CHAIN_LOCK_KEY)
+
+
+def append(conn: Connection, row: dict[str, Any], content: str) -> None:
+    """Link `row` (whose canonical JSON is `content`) to the chain head and insert it on `conn`.
+
+    `conn` is in a transaction that holds the append lock until it commits: on PostgreSQL the
+    advisory lock taken here, on SQLite the write lock (`BEGIN IMMEDIATE`, see `append_lock`).
+    One Core statement each for the head and the row: no ORM unit of work inside the lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK)
+    prev = conn.scalar(_HEAD) or GENESIS
+    conn.execute(_INSERT, {**row, "prev_hash": prev, "hash": entry_hash(prev, content)})
+
+
+def _lock_path(engine: Engine) -> str | None:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return os.path.abspath(database) + ".audit-lock"
+
+
+@contextmanager
+def append_lock(engine: Engine) -> Iterator[None]:
+    """On SQLite, queue appenders on an OS file lock next to the database (`<db>.audit-lock`).
+
+    SQLite serialises writers itself, but a writer that finds the write lock taken sleeps in
+    its busy handler (1, 2, 5, 10 ms ...) instead of waking when the lock is freed; appenders
+    that wait on `flock` first are woken at once, and then find the write lock free (unless a
+    change elsewhere holds it, when the busy handler waits as before). Only a speed-up: the
+    chain's correctness still rests on SQLite's write lock. `flock` excludes other processes
+    and other threads alike (each waiter opens the file itself); SQLite is single-host anyway.
+    Elsewhere (PostgreSQL, in-memory databases) this does nothing.
+    """
+    path = _lock_path(engine)
+    fd = None
+    if path is not None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # a read-only directory: fall back on SQLite's busy handler
+            fd = None
+    if fd is None:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)

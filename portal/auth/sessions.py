@@ -4,22 +4,30 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request, session
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 
 from portal.access import Actor
 from portal.db import utcnow
 from portal.extensions import db, login_manager
 from portal.models import User
 
+#: Built once: constructing the statement (with its joined profiles) and its cache key cost
+#: more than running it, and it runs on every request.
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id", type_=Integer))
+
 
 @login_manager.user_loader
 def _load_user(session_id: str) -> User | None:
-    """The user a session cookie names, if that session is still valid on the server."""
+    """The user a session cookie names, if that session is still valid on the server.
+
+    Read from the database on every request, so deactivation and sign-out-everywhere (which
+    bump `session_version`) end every other session at once.
+    """
     try:
         user_id, version = (int(part) for part in session_id.split(":", 1))
     except ValueError:
         return None
-    user = db.session.scalar(select(User).where(User.id == user_id))
+    user = db.session.scalar(_USER_BY_ID, {"user_id": user_id})
     if user is None or not user.is_active or user.session_version != version:
         return None
     return user

@@ -1,4 +1,6 @@
-"""Concurrent writers keep the chain whole (PostgreSQL: the advisory lock in `chain_head`)."""
+"""Concurrent writers keep the chain whole: changes appending through `record()` (PostgreSQL:
+the advisory lock in `chain_head`) and page reads through the read hook's own transaction
+(the advisory lock in `chain.append`; on SQLite the write lock, queued on `append_lock`)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal import audit, create_app
-from portal.audit.chain import verify
+from portal.audit.chain import canonical_row, verify
 from portal.cli import upgrade_database
+from portal.db import utcnow
 from portal.extensions import db
-from portal.models import AuditAction, AuditEvent
+from portal.models import AuditAction, AuditEvent, AuditOutcome
 from tests.support import app_config, backend, new_database
 
 WRITERS = 8
@@ -59,4 +62,52 @@ def test_concurrent_writers_keep_the_chain_intact(tmp_path) -> None:
         assert problem is None
         assert count == session.scalar(select(func.count(AuditEvent.id)))
         assert count >= WRITERS * ENTRIES_EACH
+    engine.dispose()
+
+
+def test_concurrent_page_reads_keep_the_chain_intact(tmp_path) -> None:
+    # Arrange: a database of its own, since the writers commit for real.
+    app = create_app(app_config(new_database(tmp_path, "audit_read_concurrency")))
+    upgrade_database(app)
+    with app.app_context():
+        engine = db.engine
+    start = threading.Barrier(WRITERS)
+    failures: list[BaseException] = []
+
+    def reader(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(ENTRIES_EACH):
+                row = {
+                    "occurred_at": utcnow(),
+                    "actor_id": None,
+                    "actor_role": "patient",
+                    "action": AuditAction.VIEW,
+                    "entity_type": "lab_result",
+                    "entity_id": f"{n}-{i}",
+                    "patient_id": None,
+                    "outcome": AuditOutcome.SUCCESS,
+                    "detail": "{}",
+                    "request_id": None,
+                    "client_addr": None,
+                    "user_agent": None,
+                }
+                with Session(engine) as session:
+                    audit._append(session, row, canonical_row(row))
+        except BaseException as exc:  # reported below, with the thread's own traceback
+            failures.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(WRITERS)]
+    # Act
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # Assert
+    assert failures == []
+    with Session(engine) as session:
+        count, problem = verify(session)
+        assert problem is None
+        assert count == session.scalar(select(func.count(AuditEvent.id)))
+        assert count == WRITERS * ENTRIES_EACH
     engine.dispose()
