@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from portal import audit
 from portal.audit import audit_exempt
-from portal.auth.forms import ActivateForm, EmptyForm, InvitationForm, LoginForm
+from portal.auth.forms import ActivateForm, InvitationForm, LoginForm
 from portal.auth.passwords import verify_password
 from portal.auth.sessions import end_session, start_session
 from portal.db import utcnow
@@ -110,8 +110,7 @@ def _locked_message() -> str:
 @bp.post("/logout")
 @audit_exempt
 def logout() -> Response:
-    form = EmptyForm()
-    if form.validate_on_submit() and current_user.is_authenticated:
+    if current_user.is_authenticated:  # CSRFProtect has checked the token
         s = db.session
         audit.record(
             s,

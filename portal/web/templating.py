@@ -88,10 +88,15 @@ def init_app(app: Flask) -> None:
 
     # Shared macros are globals, so a fragment rendered alone (render_block skips a page's
     # top-level imports) has them too.
+    shared = {
+        "_macros/forms.html": ("field", "error_summary", "button_form"),
+        "_macros/patients.html": ("patient_search", "patient_pages"),
+    }
     with app.app_context():
-        macros = app.jinja_env.get_template("_macros/forms.html").module
-    for name in ("field", "error_summary", "button_form"):
-        app.jinja_env.globals[name] = getattr(macros, name)
+        for template, names in shared.items():
+            macros = app.jinja_env.get_template(template).module
+            for name in names:
+                app.jinja_env.globals[name] = getattr(macros, name)
     app.jinja_env.globals["person"] = _person
     app.jinja_env.globals["FLAG_TEXT"] = FLAG_TEXT
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions

@@ -22,10 +22,11 @@ WRITERS = 8
 ENTRIES_EACH = 15
 
 
-@pytest.mark.skipif(backend() != "postgresql", reason="SQLite serialises writers itself")
-def test_concurrent_writers_keep_the_chain_intact(tmp_path) -> None:
-    # Arrange: a database of its own, since the writers commit for real.
-    app = create_app(app_config(new_database(tmp_path, "audit_concurrency")))
+def _append_concurrently(tmp_path, label: str, append) -> int:  # type: ignore[no-untyped-def]
+    """Run WRITERS threads that each `append(engine, n, i)` ENTRIES_EACH times, all released
+    at once; return how many entries the verified chain holds."""
+    # A database of its own, since the writers commit for real.
+    app = create_app(app_config(new_database(tmp_path, label)))
     upgrade_database(app)
     with app.app_context():
         engine = db.engine
@@ -36,78 +37,60 @@ def test_concurrent_writers_keep_the_chain_intact(tmp_path) -> None:
         try:
             start.wait()
             for i in range(ENTRIES_EACH):
-                with Session(engine) as session:
-                    audit.record(
-                        session,
-                        actor_id=None,
-                        actor_role="provider",
-                        action=AuditAction.VIEW,
-                        entity_type="lab_result",
-                        entity_id=f"{n}-{i}",
-                    )
-                    session.commit()
+                append(engine, n, i)
         except BaseException as exc:  # reported below, with the thread's own traceback
             failures.append(exc)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
-    # Act
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    # Assert
     assert failures == []
     with Session(engine) as session:
         count, problem = verify(session)
         assert problem is None
         assert count == session.scalar(select(func.count(AuditEvent.id)))
-        assert count >= WRITERS * ENTRIES_EACH
     engine.dispose()
+    return count
+
+
+@pytest.mark.skipif(backend() != "postgresql", reason="SQLite serialises writers itself")
+def test_concurrent_writers_keep_the_chain_intact(tmp_path) -> None:
+    def change(engine, n: int, i: int) -> None:  # type: ignore[no-untyped-def]
+        with Session(engine) as session:
+            audit.record(
+                session,
+                actor_id=None,
+                actor_role="provider",
+                action=AuditAction.VIEW,
+                entity_type="lab_result",
+                entity_id=f"{n}-{i}",
+            )
+            session.commit()
+
+    count = _append_concurrently(tmp_path, "audit_concurrency", change)
+    assert count >= WRITERS * ENTRIES_EACH
 
 
 def test_concurrent_page_reads_keep_the_chain_intact(tmp_path) -> None:
-    # Arrange: a database of its own, since the writers commit for real.
-    app = create_app(app_config(new_database(tmp_path, "audit_read_concurrency")))
-    upgrade_database(app)
-    with app.app_context():
-        engine = db.engine
-    start = threading.Barrier(WRITERS)
-    failures: list[BaseException] = []
+    def page_read(engine, n: int, i: int) -> None:  # type: ignore[no-untyped-def]
+        row = {
+            "occurred_at": utcnow(),
+            "actor_id": None,
+            "actor_role": "patient",
+            "action": AuditAction.VIEW,
+            "entity_type": "lab_result",
+            "entity_id": f"{n}-{i}",
+            "patient_id": None,
+            "outcome": AuditOutcome.SUCCESS,
+            "detail": "{}",
+            "request_id": None,
+            "client_addr": None,
+            "user_agent": None,
+        }
+        with Session(engine) as session:
+            audit._append(session, row, canonical_row(row))
 
-    def reader(n: int) -> None:
-        try:
-            start.wait()
-            for i in range(ENTRIES_EACH):
-                row = {
-                    "occurred_at": utcnow(),
-                    "actor_id": None,
-                    "actor_role": "patient",
-                    "action": AuditAction.VIEW,
-                    "entity_type": "lab_result",
-                    "entity_id": f"{n}-{i}",
-                    "patient_id": None,
-                    "outcome": AuditOutcome.SUCCESS,
-                    "detail": "{}",
-                    "request_id": None,
-                    "client_addr": None,
-                    "user_agent": None,
-                }
-                with Session(engine) as session:
-                    audit._append(session, row, canonical_row(row))
-        except BaseException as exc:  # reported below, with the thread's own traceback
-            failures.append(exc)
-
-    threads = [threading.Thread(target=reader, args=(n,)) for n in range(WRITERS)]
-    # Act
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    # Assert
-    assert failures == []
-    with Session(engine) as session:
-        count, problem = verify(session)
-        assert problem is None
-        assert count == session.scalar(select(func.count(AuditEvent.id)))
-        assert count == WRITERS * ENTRIES_EACH
-    engine.dispose()
+    count = _append_concurrently(tmp_path, "audit_read_concurrency", page_read)
+    assert count == WRITERS * ENTRIES_EACH
