@@ -28,9 +28,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     from portal import audit, cli, errors
     from portal.admin import bp as admin_bp
-    from portal.auth import sessions
+    from portal.auth import identity
     from portal.auth.views import bp as auth_bp
-    from portal.extensions import csrf, db, login_manager, sock
+    from portal.extensions import csrf, db, login_manager
     from portal.patient import bp as patient_bp
     from portal.staff import bp as staff_bp
     from portal.web import htmx, templating
@@ -38,8 +38,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)
-    sock.init_app(app)
-    sessions.init_app(app)
+    identity.init_app(app)
     audit.init_app(app)
     htmx.init_app(app)
     templating.init_app(app)

@@ -29,6 +29,7 @@ from werkzeug.exceptions import Forbidden, NotFound
 from portal.audit import note_subject
 from portal.models import (
     Attachment,
+    AuthMethod,
     CareAssignment,
     LabResult,
     LabResultVersion,
@@ -54,14 +55,22 @@ class Actor:
     role: Role
     patient_id: int | None = None
     provider_id: int | None = None
+    #: How this caller signed in; `require` limits what each way may do (METHOD_PERMISSIONS).
+    via: AuthMethod = AuthMethod.SESSION
+    #: The server-side session (or token) in use, when there is one.
+    session_id: int | None = None
 
     @classmethod
-    def of(cls, user: User) -> Actor:
+    def of(
+        cls, user: User, via: AuthMethod = AuthMethod.SESSION, session_id: int | None = None
+    ) -> Actor:
         return cls(
             user_id=user.id,
             role=user.role,
             patient_id=user.patient.id if user.patient is not None else None,
             provider_id=user.provider.id if user.provider is not None else None,
+            via=via,
+            session_id=session_id,
         )
 
 
@@ -81,6 +90,8 @@ class Permission(enum.StrEnum):
     CARE_TEAMS_MANAGE = "care_teams:manage"
     SETTINGS_MANAGE = "settings:manage"
     AUDIT_READ = "audit:read"
+    #: One's own password and signed-in devices.
+    OWN_ACCOUNT = "account:manage_own"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -90,6 +101,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PLAN_ACKNOWLEDGE,
             Permission.MESSAGE_SEND,
             Permission.APPOINTMENT_BOOK,
+            Permission.OWN_ACCOUNT,
         }
     ),
     Role.PROVIDER: frozenset(
@@ -101,6 +113,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.APPOINTMENT_BOOK,
             Permission.APPOINTMENT_MANAGE,
             Permission.SCHEDULE_MANAGE,
+            Permission.OWN_ACCOUNT,
         }
     ),
     Role.ADMIN: frozenset(
@@ -109,17 +122,36 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CARE_TEAMS_MANAGE,
             Permission.SETTINGS_MANAGE,
             Permission.AUDIT_READ,
+            Permission.OWN_ACCOUNT,
         }
     ),
 }
 
+#: Which permissions each way of signing in may use, whatever the role allows (warehouse's
+#: PERMISSION_AUTH_METHODS, turned around). A bearer token can be copied out of an app or a
+#: script, so it never manages accounts, care teams or settings, nor its owner's password or
+#: sessions: those need the person at the sign-in page.
+METHOD_PERMISSIONS: dict[AuthMethod, frozenset[Permission]] = {
+    AuthMethod.SESSION: frozenset(Permission),
+    AuthMethod.TOKEN: frozenset(Permission)
+    - {
+        Permission.ACCOUNTS_MANAGE,
+        Permission.CARE_TEAMS_MANAGE,
+        Permission.SETTINGS_MANAGE,
+        Permission.OWN_ACCOUNT,
+    },
+}
+
 
 def can(actor: Actor, permission: Permission) -> bool:
-    return permission in ROLE_PERMISSIONS[actor.role]
+    """May this actor, signed in the way it did, ever do this?"""
+    return (
+        permission in ROLE_PERMISSIONS[actor.role] and permission in METHOD_PERMISSIONS[actor.via]
+    )
 
 
 def require(actor: Actor, permission: Permission) -> None:
-    """403 when the actor's role may never do this."""
+    """403 when the actor's role, or the way it signed in, may never do this."""
     if not can(actor, permission):
         raise Forbidden()
 

@@ -55,9 +55,9 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_DURATION": timedelta(0),
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
-        # Re-sign the cookie only when the session changes (sign-in, and `seen_at` at most once
-        # a minute: portal.auth.sessions), not on every response; the server enforces the
-        # idle and absolute timeouts whatever the cookie's expiry says.
+        # The cookie only carries the server-side session's secret, so it is re-signed only
+        # when it changes (sign-in); the server enforces the idle and absolute timeouts against
+        # the session's row (portal.services.sessions), whatever the cookie's expiry says.
         "SESSION_REFRESH_EACH_REQUEST": False,
         "SESSION_IDLE_TIMEOUT": timedelta(minutes=30),
         "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=12),

@@ -1,7 +1,6 @@
 """Flask extensions, created unbound and initialised by `create_app`."""
 
 from flask_login import LoginManager
-from flask_sock import Sock
 from flask_wtf.csrf import CSRFProtect
 
 from portal.db import Database
@@ -9,4 +8,3 @@ from portal.db import Database
 db = Database()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-sock = Sock()

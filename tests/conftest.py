@@ -7,10 +7,13 @@ real and nothing persists past the test (warehouse's and Indico's pattern).
 from __future__ import annotations
 
 import contextvars
+import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,22 @@ from portal.db import set_clock
 from portal.extensions import db
 from portal.models import User
 from tests.support import PASSWORD, app_config, new_database
+
+
+def _suite_clock() -> Callable[[], datetime] | None:
+    """TEST_CLOCK=2026-12-07T09:30 runs the whole suite as if it were that moment (UTC), so
+    `.ci/run` can prove it green on every day of a week; unset, the system clock runs."""
+    raw = os.environ.get("TEST_CLOCK")
+    if not raw:
+        return None
+    start = datetime.fromisoformat(raw).replace(tzinfo=UTC)
+    began = time.monotonic()
+    # The pinned day still moves forward, so timeouts and "just now" behave as in real use.
+    return lambda: start + timedelta(seconds=time.monotonic() - began)
+
+
+SUITE_CLOCK = _suite_clock()
+set_clock(SUITE_CLOCK)
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +113,7 @@ def client(app: Flask, connection: object) -> FlaskClient:
 @pytest.fixture(autouse=True)
 def _restore_clock() -> Iterator[None]:
     yield
-    set_clock(None)
+    set_clock(SUITE_CLOCK)
 
 
 def csrf_token(client: FlaskClient, path: str = "/login") -> str:

@@ -17,7 +17,7 @@ from portal.admin import bp
 from portal.audit import audit_exempt, audited
 from portal.audit.report import AuditFilters, InvalidCursor, audit_events, iter_audit_events
 from portal.audit.report import record_export as record_audit_export
-from portal.auth.sessions import current_actor
+from portal.auth.identity import current_actor
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import AuditAction

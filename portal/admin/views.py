@@ -20,7 +20,7 @@ from portal.admin.forms import (
     RetentionForm,
 )
 from portal.audit import audit_exempt, audited
-from portal.auth.sessions import current_actor
+from portal.auth.identity import current_actor
 from portal.extensions import db
 from portal.models import (
     AuditAction,

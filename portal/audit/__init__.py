@@ -83,6 +83,15 @@ def _request_context() -> dict[str, Any]:
     }
 
 
+def _with_channel(detail: dict[str, Any] | None) -> dict[str, Any]:
+    """`detail` plus how the request's caller signed in (a page session, an API token)."""
+    detail = dict(detail or {})
+    actor = g.get("actor") if has_request_context() else None
+    if actor is not None:
+        detail.setdefault("via", str(actor.via))
+    return detail
+
+
 def record(
     session: Session,
     *,
@@ -109,7 +118,7 @@ def record(
         entity_id=None if entity_id is None else str(entity_id),
         patient_id=patient_id,
         outcome=outcome,
-        detail=json.dumps(detail or {}, sort_keys=True, separators=(",", ":")),
+        detail=json.dumps(_with_channel(detail), sort_keys=True, separators=(",", ":")),
         **_request_context(),
     )
     event_.prev_hash = chain.chain_head(session)
@@ -128,15 +137,20 @@ def note_subject(entity_type: str, entity_id: int, patient_id: int | None) -> No
 def init_app(app: Flask) -> None:
     @app.before_request
     def _request_id() -> None:
+        # Always the server's own id: a client's X-Request-ID could forge or collide with
+        # another request's entries. The client's value is only logged beside ours.
+        g.request_id = uuid.uuid4().hex
         incoming = request.headers.get("X-Request-ID", "")
-        ok = 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum()
-        g.request_id = incoming if ok else uuid.uuid4().hex
+        if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum():
+            log.debug("request_id=%s client_request_id=%s", g.request_id, incoming)
 
     @app.after_request
     def _record_read(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         spec = audit_spec_for(app, request.endpoint)
         if spec is None or not current_app.config.get("AUDIT_ENABLED", True):
+            return response
+        if request.method not in _SHOWING_METHODS:
             return response
         try:
             _record_view(spec, response)
@@ -145,6 +159,10 @@ def init_app(app: Flask) -> None:
             log.exception("audit entry could not be written request_id=%s", g.get("request_id"))
             return _refusal(response)
         return response
+
+
+#: Requests whose response can show a record. OPTIONS and HEAD probes show nothing.
+_SHOWING_METHODS = frozenset({"GET", "POST"})
 
 
 def _outcome_for(status: int) -> AuditOutcome | None:
@@ -158,12 +176,12 @@ def _outcome_for(status: int) -> AuditOutcome | None:
 
 
 def _record_view(spec: AuditSpec, response: Response) -> None:
-    from flask_login import current_user
-
+    from portal.auth.identity import signed_in_actor
     from portal.extensions import db
 
     outcome = _outcome_for(response.status_code)
-    if outcome is None or not current_user.is_authenticated:
+    actor = signed_in_actor() if outcome is not None else None
+    if outcome is None or actor is None:
         return
     denied = outcome is AuditOutcome.DENIED
     subject = g.get("audit_subject")
@@ -173,15 +191,17 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
     if patient_id is None and not denied:
         if request.view_args and "patient_id" in request.view_args:
             patient_id = request.view_args["patient_id"]
-        elif current_user.patient is not None:
-            patient_id = current_user.patient.id
-    detail = {"status": response.status_code, "attempted": str(spec.action)} if denied else {}
+        elif actor.patient_id is not None:
+            patient_id = actor.patient_id
+    detail: dict[str, Any] = {"via": str(actor.via)}
+    if denied:
+        detail.update(status=response.status_code, attempted=str(spec.action))
     # The whole entry, and the JSON its hash covers, is ready before the lock is taken: inside
     # it there is only the head read, one hash, one INSERT and the COMMIT (see `_append`).
     row: dict[str, Any] = {
         "occurred_at": utcnow(),
-        "actor_id": current_user.id,
-        "actor_role": str(current_user.role),
+        "actor_id": actor.user_id,
+        "actor_role": str(actor.role),
         "action": AuditAction.ACCESS_DENIED if denied else spec.action,
         "entity_type": entity_type,
         "entity_id": None if entity_id is None else str(entity_id),
@@ -196,24 +216,19 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
 def _append(session: Session, row: dict[str, Any], content: str) -> None:
     """Commit the entry `row` (canonical JSON `content`) in a short transaction of its own.
 
-    Whatever `session` had open was a read and is ended first. On SQLite the transaction takes
-    the write lock up front (`BEGIN IMMEDIATE`, see portal.db) after queueing on the append
-    lock (`chain.append_lock`), so appenders wait their turn rather than fail; should SQLite
-    still report itself busy, this starts again a few times rather than refuse.
+    A unit of work of its own (whatever `session` had open was a read and ends first). On
+    SQLite it takes the write lock up front after queueing on the append lock
+    (`chain.append_lock`), so appenders wait their turn rather than fail; should SQLite still
+    report itself busy, this starts again a few times rather than refuse.
     """
+    from portal.transactions import unit_of_work
+
     engine = session.get_bind().engine
     attempts = 5
     for attempt in range(attempts):
-        session.rollback()
         try:
-            with chain.append_lock(engine):
-                try:
-                    conn = session.connection(execution_options={"sqlite_begin_immediate": True})
-                    chain.append(conn, row, content)
-                    session.commit()
-                except Exception:
-                    session.rollback()
-                    raise
+            with chain.append_lock(engine), unit_of_work(session) as s:
+                chain.append(s.connection(), row, content)
             return
         except OperationalError:
             if attempt == attempts - 1 or engine.dialect.name != "sqlite":

@@ -1,128 +1,91 @@
-"""Sign in, sign out, patient activation and staff invitations."""
+"""Sign in and out, patient activation, staff invitations, and one's own account: password
+and signed-in devices (for every role)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, request, session, url_for
-from flask_login import current_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from portal import audit
 from portal.audit import audit_exempt
-from portal.auth.forms import ActivateForm, InvitationForm, LoginForm
-from portal.auth.passwords import verify_password
-from portal.auth.sessions import end_session, start_session
-from portal.db import utcnow
-from portal.extensions import db
-from portal.models import AuditAction, AuditOutcome, Role, User
-from portal.services import accounts
+from portal.auth import identity
+from portal.auth.forms import ActivateForm, ChangePasswordForm, EmptyForm, InvitationForm, LoginForm
+from portal.extensions import db, login_manager
+from portal.models import Role
+from portal.services import accounts, sessions
+from portal.web.forms import run, submit
 from portal.web.htmx import render
 
 bp = Blueprint("auth", __name__)
 
-FAILED = "That email and password do not match an active account."
+Page = str | tuple[str, int] | Response
+
+HOME = {Role.PATIENT: "patient.dashboard", Role.PROVIDER: "staff.patients"}
 
 
-def home_for(user: User) -> str:
-    return url_for(
-        {Role.PATIENT: "patient.dashboard", Role.PROVIDER: "staff.patients"}.get(
-            user.role, "admin.patients"
-        )
-    )
+def home_for(role: Role) -> str:
+    return url_for(HOME.get(role, "admin.patients"))
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """Only a path on this site: never an open redirect, whatever a browser would make of it."""
+    if not target or any(ord(c) < 0x21 or c == "\\" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
 
 
 @bp.get("/")
 @audit_exempt
 def index() -> Response:
-    if current_user.is_authenticated:
-        return redirect(home_for(current_user))
-    return redirect(url_for("auth.login"))
+    actor = identity.signed_in_actor()
+    return redirect(home_for(actor.role) if actor else url_for("auth.login"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @audit_exempt  # records sign_in and sign_in_failed itself
-def login() -> Response | tuple[str, int] | str:
-    if current_user.is_authenticated:
-        return redirect(home_for(current_user))
+def login() -> Page:
+    actor = identity.signed_in_actor()
+    if actor is not None:
+        return redirect(home_for(actor.role))
     form = LoginForm()
     if session.pop("expired", False):
         flash("You were signed out after a period of inactivity. Please sign in again.", "info")
     if not form.validate_on_submit():
-        status = 422 if request.method == "POST" else 200
-        return render("auth/login.html", form=form), status
-    s = db.session
-    user = accounts.find_user_by_email(s, form.email.data or "")
-    now = utcnow()
-    locked = user is not None and user.locked_until is not None and user.locked_until > now
-    ok, new_hash = verify_password(user.password_hash if user else None, form.password.data or "")
-    if user is None or not ok or locked or not user.is_active:
-        if user is not None and not locked:
-            user.failed_logins += 1
-            if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-                user.locked_until = now + current_app.config["LOGIN_LOCKOUT"]
-                user.failed_logins = 0
-        audit.record(
-            s,
-            actor_id=user.id if user else None,
-            actor_role=str(user.role) if user else None,
-            action=AuditAction.SIGN_IN_FAILED,
-            entity_type="user_account",
-            entity_id=user.id if user else None,
-            outcome=AuditOutcome.DENIED,
-            detail={"reason": "locked" if locked else "credentials"},
-        )
-        s.commit()
-        form.password.errors = [FAILED if not locked else _locked_message()]
-        return render("auth/login.html", form=form), 422
-    if new_hash:
-        user.password_hash = new_hash
-    user.failed_logins = 0
-    user.locked_until = None
-    user.previous_login_at = user.last_login_at
-    user.last_login_at = now
-    audit.record(
-        s,
-        actor_id=user.id,
-        actor_role=str(user.role),
-        action=AuditAction.SIGN_IN,
-        entity_type="user_account",
-        entity_id=user.id,
-        patient_id=user.patient.id if user.patient else None,
+        return render("auth/login.html", form=form), 422 if request.method == "POST" else 200
+    lockout = accounts.Lockout(
+        current_app.config["LOGIN_MAX_FAILURES"], current_app.config["LOGIN_LOCKOUT"]
     )
-    s.commit()
-    start_session(user)
-    return redirect(_safe_next(request.args.get("next")) or home_for(user), code=303)
 
+    def sign_in(s: Session) -> accounts.SignIn:
+        attempt = accounts.authenticate(
+            s,
+            email=form.email.data or "",
+            password=form.password.data or "",
+            lockout=lockout,
+        )
+        if attempt.user is not None:
+            identity.begin(attempt.user)
+        return attempt
 
-def _locked_message() -> str:
-    minutes = int(current_app.config["LOGIN_LOCKOUT"] / timedelta(minutes=1))
-    return f"{FAILED} After several failed attempts, sign-in is paused for {minutes} minutes."
+    attempt = run(sign_in).value
+    if attempt is None or attempt.user is None:
+        form.password.errors = [attempt.refusal if attempt else accounts.FAILED_SIGN_IN]
+        return render("auth/login.html", form=form), 422
+    return redirect(_safe_next(request.args.get("next")) or home_for(attempt.user.role), code=303)
 
 
 @bp.post("/logout")
 @audit_exempt
 def logout() -> Response:
-    if current_user.is_authenticated:  # CSRFProtect has checked the token
-        s = db.session
-        audit.record(
-            s,
-            actor_id=current_user.id,
-            actor_role=str(current_user.role),
-            action=AuditAction.SIGN_OUT,
-            entity_type="user_account",
-            entity_id=current_user.id,
-            patient_id=current_user.patient.id if current_user.patient else None,
-        )
-        s.commit()
-    end_session()
+    actor = identity.signed_in_actor()  # CSRFProtect has checked the token
+    if actor is not None:
+        run(lambda s: sessions.sign_out(s, actor))
+    identity.forget()
     flash("You are signed out.", "success")
     response = redirect(url_for("auth.login"), code=303)
     response.headers["Clear-Site-Data"] = '"cache", "storage"'
@@ -131,48 +94,106 @@ def logout() -> Response:
 
 @bp.route("/activate", methods=["GET", "POST"])
 @audit_exempt  # the service records the activation
-def activate() -> Response | tuple[str, int] | str:
+def activate() -> Page:
     form = ActivateForm()
-    if form.validate_on_submit():
-        s = db.session
-        try:
-            accounts.activate_patient(
-                s,
-                code=form.code.data or "",
-                email=form.email.data or "",
-                password=form.password.data or "",
-                date_of_birth=form.date_of_birth.data,
-            )
-        except accounts.AccountError as exc:
-            s.rollback()
-            field = getattr(form, exc.field, form.code)
-            field.errors = [*field.errors, exc.message]
-        else:
-            s.commit()
-            flash("Your account is ready. Please sign in.", "success")
-            return redirect(url_for("auth.login"), code=303)
-    status = 422 if request.method == "POST" else 200
-    return render("auth/activate.html", form=form), status
+    done = submit(
+        form,
+        lambda s: accounts.activate_patient(
+            s,
+            code=form.code.data or "",
+            email=form.email.data or "",
+            password=form.password.data or "",
+            date_of_birth=form.date_of_birth.data,
+        ),
+    )
+    if done.ok:
+        flash("Your account is ready. Please sign in.", "success")
+        return redirect(url_for("auth.login"), code=303)
+    return render("auth/activate.html", form=form), 422 if request.method == "POST" else 200
 
 
 @bp.route("/invitation/<token>", methods=["GET", "POST"])
 @audit_exempt
-def invitation(token: str) -> Response | tuple[str, int] | str:
+def invitation(token: str) -> Page:
     form = InvitationForm()
-    if form.validate_on_submit():
-        s = db.session
-        try:
-            accounts.accept_invitation(s, token=token, password=form.password.data or "")
-        except accounts.AccountError as exc:
-            s.rollback()
-            field = form.password if exc.field == "password" else None
-            if field is None:
-                flash(exc.message, "error")
-            else:
-                field.errors = [*field.errors, exc.message]
-        else:
-            s.commit()
-            flash("Your password is set. Please sign in.", "success")
-            return redirect(url_for("auth.login"), code=303)
-    status = 422 if request.method == "POST" else 200
-    return render("auth/invitation.html", form=form), status
+    done = submit(
+        form,
+        lambda s: accounts.accept_invitation(s, token=token, password=form.password.data or ""),
+    )
+    if done.ok:
+        flash("Your password is set. Please sign in.", "success")
+        return redirect(url_for("auth.login"), code=303)
+    return render("auth/invitation.html", form=form), 422 if request.method == "POST" else 200
+
+
+# --- One's own account: every role ---------------------------------------------------------------
+
+
+@bp.before_request
+def _account_needs_sign_in() -> Response | None:
+    if (request.endpoint or "").startswith("auth.account") and identity.signed_in_actor() is None:
+        response: Response = login_manager.unauthorized()
+        return response
+    return None
+
+
+def _account_page(password: ChangePasswordForm | None = None, status: int = 200) -> Page:
+    actor = identity.current_actor()
+    body = render(
+        "auth/account.html",
+        account=identity.current_account(),
+        devices=sessions.active_for(db.session, actor),
+        current_session=actor.session_id,
+        password=password or ChangePasswordForm(prefix="pw"),
+        form=EmptyForm(),
+    )
+    return (body, status) if status != 200 else body
+
+
+@bp.get("/account")
+@audit_exempt  # one's own sign-in email and devices: no health information
+def account() -> Page:
+    return _account_page()
+
+
+@bp.post("/account/password")
+@audit_exempt  # the service records the change; the page shows no health information
+def account_password() -> Page:
+    form = ChangePasswordForm(prefix="pw")
+    actor = identity.current_actor()
+    done = submit(
+        form,
+        lambda s: accounts.change_password(
+            s,
+            actor,
+            current_password=form.current_password.data or "",
+            new_password=form.password.data or "",
+        ),
+    )
+    if done.ok:
+        flash("Your password is changed. Other devices have been signed out.", "success")
+        return redirect(url_for("auth.account"), code=303)
+    return _account_page(password=form, status=422)
+
+
+@bp.post("/account/devices/<int:session_id>/sign-out")
+@audit_exempt  # the service records it
+def account_end_device(session_id: int) -> Response:
+    actor = identity.current_actor()
+    if session_id == actor.session_id:
+        return logout()
+    if run(lambda s: sessions.end_one(s, actor, session_id)).ok:
+        flash("That device is signed out.", "success")
+    return redirect(url_for("auth.account") + "#devices", code=303)
+
+
+@bp.post("/account/devices/sign-out-others")
+@audit_exempt  # the service records it
+def account_end_others() -> Response:
+    actor = identity.current_actor()
+    ended = run(lambda s: sessions.end_others(s, actor)).value or 0
+    flash(
+        "Every other device is signed out." if ended else "No other device was signed in.",
+        "success",
+    )
+    return redirect(url_for("auth.account") + "#devices", code=303)

@@ -26,9 +26,9 @@ from portal.models.messaging import (
 from portal.models.notifications import EventType, Notification
 from portal.models.owned import PatientOwned
 from portal.models.plans import PlanAcknowledgement, PlanStatus, TreatmentPlan, TreatmentPlanVersion
+from portal.models.sessions import AuthMethod, UserSession
 from portal.models.users import (
     ActivationCode,
-    ApiToken,
     CareAssignment,
     ClinicSetting,
     Invitation,
@@ -41,13 +41,13 @@ from portal.models.users import (
 
 __all__ = [
     "ActivationCode",
-    "ApiToken",
     "Appointment",
     "AppointmentStatus",
     "Attachment",
     "AuditAction",
     "AuditEvent",
     "AuditOutcome",
+    "AuthMethod",
     "AvailabilityException",
     "AvailabilityRule",
     "CareAssignment",
@@ -75,5 +75,6 @@ __all__ = [
     "TreatmentPlan",
     "TreatmentPlanVersion",
     "User",
+    "UserSession",
     "Visibility",
 ]

@@ -33,8 +33,6 @@ class User(Timestamps, Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[Role]
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    #: Bumped by sign-out-everywhere, a password change and deactivation: older sessions end.
-    session_version: Mapped[int] = mapped_column(Integer, default=1)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
@@ -44,7 +42,7 @@ class User(Timestamps, Base):
     patient: Mapped[PatientProfile | None] = relationship(back_populates="user", lazy="joined")
     provider: Mapped[ProviderProfile | None] = relationship(back_populates="user", lazy="joined")
 
-    # flask-login's protocol
+    # flask-login's protocol (portal.auth.identity loads users by their session, not this id)
     @property
     def is_authenticated(self) -> bool:
         return True
@@ -54,7 +52,7 @@ class User(Timestamps, Base):
         return False
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        return str(self.id)
 
     @property
     def display_name(self) -> str:
@@ -141,17 +139,6 @@ class Invitation(Timestamps, Base):
     issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
-
-
-class ApiToken(Timestamps, Base):
-    """A bearer token for the JSON API; only its hash is kept."""
-
-    __tablename__ = "api_token"
-    id: Mapped[intpk]
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    expires_at: Mapped[datetime]
-    revoked_at: Mapped[datetime | None]
 
 
 class ClinicSetting(Timestamps, Base):

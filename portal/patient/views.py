@@ -20,8 +20,7 @@ from wtforms.fields.choices import SelectChoice
 
 from portal.access import get_or_404, scope
 from portal.audit import audit_exempt, audited, report
-from portal.auth.passwords import verify_password
-from portal.auth.sessions import current_actor, start_session
+from portal.auth.identity import current_actor
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import (
@@ -58,6 +57,7 @@ from portal.services import (
     dashboard as dashboards,
 )
 from portal.web.downloads import attachment_response
+from portal.web.forms import submit
 from portal.web.htmx import render
 
 Page = str | tuple[str, int] | BaseResponse
@@ -527,25 +527,21 @@ def update_profile() -> Page:
 
 
 @bp.post("/profile/password")
-@audit_exempt  # the service records the password change
+@audited(AuditAction.VIEW, "patient_profile")  # a refused change re-renders the profile
 def change_password() -> Page:
     form = ChangePasswordForm(prefix="pw")
-    s = db.session
-    user = current_user._get_current_object()
-    if form.validate_on_submit():
-        ok, _rehash = verify_password(user.password_hash, form.current_password.data or "")
-        if not ok:
-            form.current_password.errors = ["That is not your current password."]
-        else:
-            try:
-                accounts.change_password(s, user, new_password=form.password.data or "")
-            except accounts.AccountError as exc:
-                s.rollback()
-                form.password.errors = [*form.password.errors, exc.message]
-            else:
-                s.commit()
-                # This browser stays signed in; every other session has ended.
-                start_session(user)
-                flash("Your password is changed. Other devices have been signed out.", "success")
-                return redirect(url_for("patient.profile"), code=303)
+    actor = current_actor()
+    done = submit(
+        form,
+        lambda s: accounts.change_password(
+            s,
+            actor,
+            current_password=form.current_password.data or "",
+            new_password=form.password.data or "",
+        ),
+    )
+    if done.ok:
+        # This browser stays signed in; every other session has ended.
+        flash("Your password is changed. Other devices have been signed out.", "success")
+        return redirect(url_for("patient.profile"), code=303)
     return _profile_page(password=form, status=422)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import func, select
@@ -11,11 +12,12 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.access import Actor, Permission, require
-from portal.auth.passwords import hash_password, password_problems
+from portal.auth.passwords import hash_password, password_problems, verify_password
 from portal.db import utcnow
 from portal.models import (
     ActivationCode,
     AuditAction,
+    AuditOutcome,
     CareAssignment,
     Invitation,
     PatientProfile,
@@ -23,18 +25,15 @@ from portal.models import (
     Role,
     User,
 )
+from portal.services import sessions
+from portal.services.errors import ServiceError
 
 ACTIVATION_VALIDITY = timedelta(days=14)
 INVITATION_VALIDITY = timedelta(days=7)
 
 
-class AccountError(ValueError):
-    """Input that cannot make a valid account; `field` names the form field at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class AccountError(ServiceError):
+    """Input that cannot make a valid account."""
 
 
 def normalise_email(email: str) -> str:
@@ -47,6 +46,78 @@ def _token_hash(token: str) -> str:
 
 def find_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+@dataclass(frozen=True, slots=True)
+class Lockout:
+    """How many wrong passwords in a row pause an account's sign-in, and for how long."""
+
+    max_failures: int
+    duration: timedelta
+
+
+FAILED_SIGN_IN = "That email and password do not match an active account."
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """What an attempt to sign in came to: the account, or the message to show instead."""
+
+    user: User | None
+    refusal: str | None = None
+
+
+def authenticate(session: Session, *, email: str, password: str, lockout: Lockout) -> SignIn:
+    """The active account these credentials open, or a refusal that never says which part was
+    wrong. Counts failures toward the lockout, upgrades an outdated hash and records the
+    attempt; it raises nothing, so the caller commits a failure as surely as a success.
+    """
+    user = find_user_by_email(session, email)
+    now = utcnow()
+    locked = user is not None and user.locked_until is not None and user.locked_until > now
+    ok, new_hash = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or locked or not user.is_active:
+        if user is not None and not locked:
+            user.failed_logins += 1
+            if user.failed_logins >= lockout.max_failures:
+                user.locked_until = now + lockout.duration
+                user.failed_logins = 0
+        audit.record(
+            session,
+            actor_id=user.id if user else None,
+            actor_role=str(user.role) if user else None,
+            action=AuditAction.SIGN_IN_FAILED,
+            entity_type="user_account",
+            entity_id=user.id if user else None,
+            outcome=AuditOutcome.DENIED,
+            detail={"reason": "locked" if locked else "credentials"},
+        )
+        session.flush()
+        if locked:
+            minutes = int(lockout.duration / timedelta(minutes=1))
+            return SignIn(
+                None,
+                f"{FAILED_SIGN_IN} After several failed attempts, "
+                f"sign-in is paused for {minutes} minutes.",
+            )
+        return SignIn(None, FAILED_SIGN_IN)
+    if new_hash:
+        user.password_hash = new_hash
+    user.failed_logins = 0
+    user.locked_until = None
+    user.previous_login_at = user.last_login_at
+    user.last_login_at = now
+    audit.record(
+        session,
+        actor_id=user.id,
+        actor_role=str(user.role),
+        action=AuditAction.SIGN_IN,
+        entity_type="user_account",
+        entity_id=user.id,
+        patient_id=user.patient.id if user.patient else None,
+    )
+    session.flush()
+    return SignIn(user)
 
 
 def _check_new_email(session: Session, email: str) -> str:
@@ -119,6 +190,8 @@ def register_patient(
 def issue_activation_code(session: Session, actor: Actor, patient: PatientProfile) -> str:
     """A one-time code (shown once) with which the patient creates their sign-in."""
     require(actor, Permission.ACCOUNTS_MANAGE)
+    if patient.user_id is not None:
+        raise AccountError(None, "This patient has already activated their account.")
     code = "-".join(secrets.token_hex(2).upper() for _ in range(4))
     session.add(
         ActivationCode(
@@ -246,11 +319,21 @@ def accept_invitation(session: Session, *, token: str, password: str) -> User:
     return user
 
 
-def change_password(session: Session, user: User, *, new_password: str) -> None:
-    """Set a new password and end every other session (the caller re-issues its own)."""
+def change_password(
+    session: Session, actor: Actor, *, current_password: str, new_password: str
+) -> None:
+    """Set a new password after checking the current one, and end every other session.
+
+    The session in use stays signed in: the person who just proved who they are keeps working.
+    """
+    require(actor, Permission.OWN_ACCOUNT)
+    user = session.get_one(User, actor.user_id)
+    ok, _rehash = verify_password(user.password_hash, current_password)
+    if not ok:
+        raise AccountError("current_password", "That is not your current password.")
     _check_password(new_password, user.email)
     user.password_hash = hash_password(new_password)
-    user.session_version += 1
+    sessions.end_all(session, user.id, "password_change", keep=actor.session_id)
     audit.record(
         session,
         actor_id=user.id,
@@ -258,16 +341,23 @@ def change_password(session: Session, user: User, *, new_password: str) -> None:
         action=AuditAction.PASSWORD_CHANGE,
         entity_type="user_account",
         entity_id=user.id,
-        patient_id=user.patient.id if user.patient else None,
+        patient_id=actor.patient_id,
     )
     session.flush()
 
 
 def set_active(session: Session, actor: Actor, user: User, *, active: bool) -> None:
-    """Deactivate (ending every session at once) or reactivate an account."""
+    """Deactivate (ending every session at once) or reactivate an account.
+
+    Nobody deactivates their own account: the clinic would be left without the admin who can
+    undo it.
+    """
     require(actor, Permission.ACCOUNTS_MANAGE)
+    if not active and user.id == actor.user_id:
+        raise AccountError(None, "You cannot deactivate your own account.")
     user.is_active = active
-    user.session_version += 1
+    if not active:
+        sessions.end_all(session, user.id, "deactivated")
     audit.record(
         session,
         actor_id=actor.user_id,

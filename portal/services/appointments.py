@@ -23,6 +23,7 @@ from portal.models import (
     Role,
 )
 from portal.services import notifications
+from portal.services.errors import ServiceError
 
 CANCEL_CUTOFF = timedelta(hours=24)
 ACTIVE = (AppointmentStatus.REQUESTED, AppointmentStatus.SCHEDULED)
@@ -31,11 +32,8 @@ DEFAULT_HOURS = ((9 * 60, 12 * 60), (13 * 60, 17 * 60))
 DEFAULT_SLOT = 30
 
 
-class AppointmentError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class AppointmentError(ServiceError):
+    """A booking, cancellation or status change that cannot be made."""
 
 
 def open_slots(

@@ -11,16 +11,17 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from portal.models import Attachment
+from portal.services.errors import ServiceError
 
 ALLOWED = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
 LINK_MAX_AGE_SECONDS = 300
 
 
-class AttachmentError(ValueError):
+class AttachmentError(ServiceError):
+    """A file that cannot be attached (type, size); always about the `attachment` field."""
+
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.field = "attachment"
-        self.message = message
+        super().__init__("attachment", message)
 
 
 def sniff(data: bytes) -> str | None:

@@ -40,6 +40,7 @@ from portal.models import (
 )
 from portal.services import attachments, notifications
 from portal.services.catalog import BY_CODE
+from portal.services.errors import ServiceError
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
 _RANGE = re.compile(rf"^\s*({_NUMBER})\s*[-–]\s*({_NUMBER})\s*$")
@@ -48,11 +49,8 @@ _LOWER = re.compile(rf"^\s*(?:>|>=|≥)\s*({_NUMBER})\s*$")
 _VALUE = re.compile(rf"^\s*[<>]?\s*({_NUMBER})\s*$")
 
 
-class LabInputError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class LabInputError(ServiceError):
+    """A result, correction or release policy that cannot be saved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,11 +397,11 @@ def versions_of(session: Session, actor: Actor, result: LabResult) -> list[LabRe
 # --- Staff side (helper "staff"): review and release, held-result placeholders, reports ---
 
 
-class ReleaseError(ValueError):
+class ReleaseError(ServiceError):
+    """A release that the result's state does not allow."""
+
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.field = "release"
-        self.message = message
+        super().__init__("release", message)
 
 
 def held_version(session: Session, actor: Actor, result: LabResult) -> LabResultVersion | None:

@@ -26,15 +26,13 @@ from portal.models import (
     User,
 )
 from portal.services import attachments, notifications
+from portal.services.errors import ServiceError
 
 MAX_BODY = 20_000
 
 
-class MessageError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class MessageError(ServiceError):
+    """A message that cannot be sent."""
 
 
 def care_team(session: Session, actor: Actor, patient_id: int) -> list[ProviderProfile]:

@@ -21,13 +21,11 @@ from portal.models import (
     TreatmentPlanVersion,
 )
 from portal.services import notifications
+from portal.services.errors import ServiceError
 
 
-class PlanError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class PlanError(ServiceError):
+    """A plan change that the plan's state or input does not allow."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,13 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.access import Actor, Permission, get_or_404, require
 from portal.models import AuditAction, PatientProfile, ReleasePreference
+from portal.services.errors import ServiceError
 
 LANGUAGES = {"en": "English", "fr": "Français", "es": "Español", "de": "Deutsch", "pt": "Português"}
 
 
-class ProfileError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class ProfileError(ServiceError):
+    """Contact details or preferences that cannot be saved."""
 
 
 @dataclass(frozen=True, slots=True)

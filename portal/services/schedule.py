@@ -18,15 +18,13 @@ from portal.models import (
     AvailabilityRule,
     PatientProfile,
 )
+from portal.services.errors import ServiceError
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-class ScheduleError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class ScheduleError(ServiceError):
+    """Weekly hours or a day off that cannot be saved."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from portal import audit
 from portal.access import Actor, Permission, require
 from portal.models import AuditAction, ClinicSetting, ReleaseMode, ReleasePolicy
 from portal.services.catalog import CATALOG
+from portal.services.errors import ServiceError
 
 MESSAGE_RETENTION_DAYS = "message_retention_days"
 #: Medical correspondence is usually kept for years; below a month it would lose live threads.
@@ -22,11 +23,8 @@ RETENTION_MAX_DAYS = 36_500
 MAX_DELAY_HOURS = 24 * 30
 
 
-class SettingError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class SettingError(ServiceError):
+    """A clinic setting that cannot be saved."""
 
 
 def _get(session: Session, key: str) -> str | None:

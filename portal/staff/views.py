@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from portal.access import get_or_404
 from portal.audit import audit_exempt, audited
-from portal.auth.sessions import current_actor
+from portal.auth.identity import current_actor
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, abort
 
 from portal.access import get_or_404
-from portal.auth.sessions import current_actor
+from portal.auth.identity import current_actor
 from portal.extensions import db
 from portal.models import Attachment
 from portal.services import attachments

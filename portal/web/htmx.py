@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, render_template, request
-from flask_login import current_user
 from jinja2_fragments.flask import render_block
+
+from portal.auth.identity import signed_in_actor
 
 CSP = "; ".join(
     [
@@ -52,7 +53,7 @@ def init_app(app: Flask) -> None:
         if app.config["SESSION_COOKIE_SECURE"]:
             h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         h.add("Vary", "HX-Request")
-        if current_user.is_authenticated and request.endpoint != "static":
+        if request.endpoint != "static" and signed_in_actor() is not None:
             # PHI must not stay in browser or proxy caches, nor in the back/forward cache.
             h["Cache-Control"] = "no-store"
         return response

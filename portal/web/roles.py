@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort
-from flask_login import current_user
 
+from portal.auth.identity import signed_in_actor
 from portal.extensions import login_manager
 from portal.models import Role
 
@@ -14,8 +14,9 @@ def restrict_blueprint(bp: Blueprint, *roles: Role) -> None:
 
     @bp.before_request
     def _gate() -> Response | None:
-        if not current_user.is_authenticated:
+        actor = signed_in_actor()
+        if actor is None:
             return login_manager.unauthorized()
-        if current_user.role not in roles:
+        if actor.role not in roles:
             abort(403)
         return None

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, request, url_for
-from flask_login import current_user
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
 from portal.models import Flag, Role
 from portal.services import notifications
@@ -27,11 +27,13 @@ NAV: dict[Role, list[tuple[str, str]]] = {
         ("Patients", "staff.patients"),
         ("Messages", "staff.messages"),
         ("Appointments", "staff.appointments"),
+        ("Profile", "auth.account"),
     ],
     Role.ADMIN: [
         ("Patients", "admin.patients"),
         ("Audit log", "admin.audit_log"),
         ("Users", "admin.users"),
+        ("Profile", "auth.account"),
     ],
 }
 
@@ -75,15 +77,18 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _layout() -> dict[str, Any]:
-        if not current_user.is_authenticated:
-            return {"nav_items": [], "unread": {}}
-        items = nav_for(current_user.role)
+        actor = signed_in_actor()
+        if actor is None:
+            return {"viewer": None, "actor": None, "nav_items": [], "unread": {}}
+        items = nav_for(actor.role)
         # The section is the nav link whose path is the longest prefix of this page's path.
         matches = [url for _l, _e, url in items if request.path.startswith(url.rstrip("/") or "/")]
         return {
+            "viewer": current_account(),
+            "actor": actor,
             "nav_items": items,
             "nav_current": max(matches, key=len) if matches else None,
-            "unread": notifications.unread_counts(db.session, current_user.id),
+            "unread": notifications.unread_counts(db.session, actor.user_id),
         }
 
     # Shared macros are globals, so a fragment rendered alone (render_block skips a page's

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from portal.db import utcnow
 from tests.browser.conftest import assert_accessible, sign_in
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -166,9 +167,7 @@ def test_screenshots_of_the_staff_and_admin_areas(page: Page) -> None:
     page.screenshot(path=SCREENSHOTS / "staff-result.png", full_page=True)
     page.goto("/staff/messages")
     page.screenshot(path=SCREENSHOTS / "staff-messages.png", full_page=True)
-    visits_week = (
-        datetime.now(UTC).date() + timedelta(days=9)
-    ).isoformat()  # the demo's next visits
+    visits_week = (utcnow().date() + timedelta(days=9)).isoformat()  # the demo's next visits
     page.goto(f"/staff/appointments?view=week&date={visits_week}")
     page.screenshot(path=SCREENSHOTS / "staff-appointments.png", full_page=True)
     page.get_by_role("button", name="Sign out").click()

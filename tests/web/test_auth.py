@@ -114,9 +114,15 @@ def test_a_password_change_ends_other_sessions(app, client, session, people) -> 
     other = app.test_client()
     login(client, "alice@example.org")
     login(other, "alice@example.org")
-    accounts.change_password(session, people.user("alice"), new_password="a brand new passphrase")
+    accounts.change_password(
+        session,
+        people.actor("alice"),
+        current_password=PASSWORD,
+        new_password="a brand new passphrase",
+    )
     session.commit()
     assert other.get("/my/").status_code == 302
+    assert client.get("/my/").status_code == 302  # no session was named as the one to keep
 
 
 def test_idle_sessions_expire_after_30_minutes(client) -> None:

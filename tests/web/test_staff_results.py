@@ -25,7 +25,7 @@ from portal.models import (
     ResultStatus,
 )
 from portal.services import labs, settings
-from tests.conftest import Demo, login, post
+from tests.conftest import SUITE_CLOCK, Demo, login, post
 
 
 @pytest.fixture
@@ -306,7 +306,7 @@ def test_a_delayed_category_is_released_by_the_timer_once_its_time_has_come(
     set_clock(lambda: start + timedelta(hours=25))
     assert labs.release_due(session) == 1
     session.commit()
-    set_clock(None)  # back to the sessions' time: a day's jump would end them as idle
+    set_clock(SUITE_CLOCK)  # back to the sessions' time: a day's jump would end them as idle
     assert "16.6" in alice_client.get(f"/my/lab-results/{result_id}").get_data(as_text=True)
     assert "New lab result: Hemoglobin" in _notifications(session, people.user("alice").id)[-1:]
 

@@ -1,0 +1,106 @@
+"""Who is asking: the one place a request's identity is resolved.
+
+A request is signed in by a server-side session whose secret is in the session cookie (and,
+with the JSON API, by a bearer token in the same table). The actor is resolved once per
+request and records how it signed in; the area gates, the audit hook, `no-store`, templates
+and services all read it from here. Nothing else reads flask-login's `current_user`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Request, current_app, g, request, session
+from flask_login import current_user
+from werkzeug.exceptions import Unauthorized
+
+from portal.access import Actor
+from portal.extensions import db, login_manager
+from portal.models import AuthMethod, User
+from portal.services import sessions
+from portal.transactions import unit_of_work
+
+#: The key under which the session cookie carries the server-side session's secret.
+SESSION_KEY = "sid"
+
+
+@login_manager.request_loader
+def _load_from_request(_request: Request) -> User | None:
+    token = session.get(SESSION_KEY)
+    if not isinstance(token, str) or not token:
+        return None
+    found = sessions.check(
+        db.session,
+        token,
+        idle=current_app.config["SESSION_IDLE_TIMEOUT"],
+        absolute=current_app.config["SESSION_ABSOLUTE_TIMEOUT"],
+    )
+    if found.status is not sessions.Status.VALID or found.row is None:
+        session.pop(SESSION_KEY, None)
+        if found.status is sessions.Status.EXPIRED:
+            session["expired"] = True
+        return None
+    if sessions.needs_touch(found.row):
+        with unit_of_work() as s:
+            sessions.touch(s, found.row.id)
+    g.auth = (found.row.method, found.row.id)
+    return found.user
+
+
+def signed_in_actor() -> Actor | None:
+    """The actor of this request, or None when nobody is signed in."""
+    if "actor" not in g:
+        user = current_user._get_current_object()
+        if user is None or not user.is_authenticated:
+            g.actor = None
+        else:
+            method, session_id = g.get("auth", (AuthMethod.SESSION, None))
+            g.actor = Actor.of(user, via=method, session_id=session_id)
+    actor: Actor | None = g.actor
+    return actor
+
+
+def current_actor() -> Actor:
+    """The signed-in actor; 401 (the sign-in page) when nobody is signed in."""
+    actor = signed_in_actor()
+    if actor is None:
+        raise Unauthorized()
+    return actor
+
+
+def current_account() -> User | None:
+    """The signed-in user's own account row (names, email, last sign-in), for display."""
+    if signed_in_actor() is None:
+        return None
+    user: User = current_user._get_current_object()
+    return user
+
+
+def begin(user: User) -> None:
+    """Sign `user` in with a fresh server-side session; call inside the unit of work."""
+    token = sessions.start(
+        db.session,
+        user,
+        method=AuthMethod.SESSION,
+        client=sessions.describe_client(request.user_agent.string or ""),
+    )
+    # Nothing from the anonymous session survives (its CSRF token included).
+    session.clear()
+    session.permanent = True
+    session[SESSION_KEY] = token
+    g.pop("actor", None)
+
+
+def forget() -> None:
+    """Drop the cookie's session (the server-side row is ended by `sessions.sign_out`)."""
+    session.clear()
+    g.actor = None
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    # The server-side session row does this job, revocably.
+    login_manager.session_protection = None
+
+
+__all__ = ["SESSION_KEY", "begin", "current_account", "current_actor", "forget", "signed_in_actor"]

@@ -1,0 +1,51 @@
+"""The one place a change commits: `unit_of_work()`.
+
+Services add, change and flush; they never commit. A page, an API handler, a CLI command or
+the audit read hook opens a unit of work around the service calls of one change, so the change,
+its audit entries and its notifications commit together, or none of them does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import Conflict
+
+from portal.extensions import db
+
+
+class WriteOutsideUnitOfWork(RuntimeError):
+    """Something changed rows outside `unit_of_work()`: it would commit with the next change."""
+
+
+@contextmanager
+def unit_of_work(session: Session | None = None) -> Iterator[Session]:
+    """Run one change in its own transaction: commit on success, roll back on any error.
+
+    Whatever the session read before is ended first (a read holds nothing worth keeping), so the
+    change starts a fresh transaction. On SQLite that transaction takes the write lock up front
+    (`BEGIN IMMEDIATE`, see `portal.db`): concurrent writers queue for it instead of failing
+    with "database is locked" when they first write after another one committed. A unique-key
+    race (two identical requests at once on PostgreSQL) becomes a 409, never a 500.
+    `session` is the app context's session unless given (jobs and threads without one).
+    """
+    session = session or db.session
+    if session.new or session.dirty or session.deleted:
+        raise WriteOutsideUnitOfWork("pending changes before a unit of work")
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={"sqlite_begin_immediate": True})
+    try:
+        yield session
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(
+            "That was just changed by someone else. Please reload and try again."
+        ) from exc
+    except BaseException:
+        session.rollback()
+        raise

@@ -1,0 +1,55 @@
+"""Forms and the one way a page runs a change: `submit`.
+
+A view validates its form and calls one service verb inside a unit of work; a `ServiceError`
+rolls the change back and lands on the form field it names (or in a flash message when it is
+about the whole request), and the view re-renders the form with status 422.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from flask import flash
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
+
+from portal.services.errors import ServiceError
+from portal.transactions import unit_of_work
+
+T = TypeVar("T")
+
+
+def show_error(form: FlaskForm | None, exc: ServiceError) -> None:
+    """Put a service's refusal next to the field it names, or above the page."""
+    target = getattr(form, exc.field, None) if form is not None and exc.field else None
+    if target is None or exc.field == "csrf_token":
+        flash(exc.message, "error")
+        return
+    target.errors = [*target.errors, exc.message]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What became of a change: `ok` and the service's return value, or refused."""
+
+    ok: bool
+    value: T | None = None
+
+
+def run(change: Callable[[Session], T], form: FlaskForm | None = None) -> Outcome[T]:
+    """Run `change` as one unit of work; a `ServiceError` is shown (see `show_error`)."""
+    try:
+        with unit_of_work() as session:
+            return Outcome(True, change(session))
+    except ServiceError as exc:
+        show_error(form, exc)
+        return Outcome(False)
+
+
+def submit(form: FlaskForm, change: Callable[[Session], T]) -> Outcome[T]:
+    """Validate `form`, then `run` the change; not ok when the form or the change was refused."""
+    if not form.validate_on_submit():
+        return Outcome(False)
+    return run(change, form)
