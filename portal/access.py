@@ -8,6 +8,8 @@ A record outside the reader's scope is indistinguishable from a missing one (404
 from __future__ import annotations
 
 import enum
+import re
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    TableClause,
     bindparam,
     event,
     false,
@@ -24,15 +27,19 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import ColumnClause, TextClause
 from werkzeug.exceptions import Forbidden, NotFound
 
 from portal.audit import note_subject
+from portal.db import Base
 from portal.models import (
     Attachment,
     AuthMethod,
     CareAssignment,
     LabResult,
     LabResultVersion,
+    Notification,
     PatientOwned,
     PatientProfile,
     PlanStatus,
@@ -157,6 +164,8 @@ def require(actor: Actor, permission: Permission) -> None:
 
 
 Id = int | None | BindParameter[int]
+#: The largest id a row can have (a signed 64-bit integer primary key).
+MAX_ID = 2**63 - 1
 
 
 def _visible_ids(role: Role, patient_id: Id, provider_id: Id) -> Select[int]:
@@ -229,6 +238,17 @@ def scope_patients(stmt: S, actor: Actor) -> S:
     return _scope_patients(stmt, actor.role, actor.patient_id, actor.provider_id)
 
 
+def scope_own(stmt: S, recipient: Actor | int | BindParameter[int]) -> S:
+    """Restrict a query on `Notification` to one recipient's rows.
+
+    A notification's text names tests, results and message subjects: only the person it was
+    sent to reads it. `recipient` is the actor, their user id, or (in a statement built once
+    and run many times) a bind parameter the caller fills with the reader's user id.
+    """
+    user_id = recipient.user_id if isinstance(recipient, Actor) else recipient
+    return stmt.where(Notification.user_id == user_id).execution_options(portal_scoped=True)
+
+
 # --- Prepared statements: the same rules, built once per role instead of once per request ---
 #
 # Building a scoped SELECT (and SQLAlchemy's cache key for it) costs more Python time than
@@ -278,7 +298,13 @@ def reader(actor: Actor, **params: Any) -> dict[str, Any]:
 
 
 def get_or_404(session: Session, model: type[M], record_id: int, actor: Actor) -> M:
-    """One record the actor may read; a record that isn't theirs is exactly a missing one."""
+    """One record the actor may read; a record that isn't theirs is exactly a missing one.
+
+    So is an id no row can have (a URL's `<int:...>` takes any number of digits, which the
+    database driver would refuse to bind as a 64-bit integer).
+    """
+    if not 0 < record_id <= MAX_ID:
+        raise NotFound()
     stmt = prepared(("get_or_404", model), actor, lambda rs: _one_by_id(rs, model))
     row = session.scalar(stmt, reader(actor, record_id=record_id))
     if row is None:
@@ -302,16 +328,77 @@ class UnscopedQueryError(RuntimeError):
     """A query read protected health information without going through `scope`."""
 
 
-_GUARDED = (PatientOwned,)
+def _guarded_table_names() -> frozenset[str]:
+    """Tables whose rows no query reads unscoped: every patient-owned table, the patients'
+    demographics (names, dates of birth, MRNs, contacts) and notifications (their text
+    names tests and message subjects)."""
+    return frozenset(
+        mapper.local_table.name  # type: ignore[attr-defined]
+        for mapper in Base.registry.mappers
+        if issubclass(mapper.class_, (PatientOwned, PatientProfile, Notification))
+    )
+
+
+_GUARDED_TABLES = _guarded_table_names()
+#: The verdict on each statement object seen (the guarded table it reads, or None). Statements
+#: are immutable, and the ones built once at import time run on every request: this spares
+#: them the walk. Weak keys, so a statement built for one request goes with it.
+_VERDICTS: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
+
+
+#: Schema changes (a migration, a test's trigger) name tables without reading their rows.
+_DDL = re.compile(r"\s*(CREATE|DROP|ALTER)\b", re.IGNORECASE)
+#: A guarded table's name as a word of SQL written out by hand (`text()`, `from_statement`).
+_GUARDED_WORD = re.compile(r"\b(" + "|".join(sorted(_GUARDED_TABLES)) + r")\b", re.IGNORECASE)
+
+
+def guarded_table_read_by(stmt: Any) -> str | None:
+    """The name of a guarded table `stmt` reads in any way, or None.
+
+    Reads means: selects its rows or columns, joins it, filters on it (in WHERE, in a
+    subquery, an EXISTS, a CTE), counts it, through an alias as well, or names it in SQL
+    text. One walk over every element of the statement (what `find_tables` does, plus text).
+    """
+    name: str | None
+    for element in visitors.iterate(stmt):
+        if isinstance(element, TableClause):
+            name = element.name
+        elif isinstance(element, ColumnClause):
+            name = getattr(element.table, "name", None)
+        elif isinstance(element, TextClause):
+            match = None if _DDL.match(element.text) else _GUARDED_WORD.search(element.text)
+            name = match.group(1).lower() if match else None
+        else:
+            continue
+        if name in _GUARDED_TABLES:
+            return name
+    return None
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _fail_closed(state: ORMExecuteState) -> None:
-    """Refuse any top-level SELECT of patient-owned rows that did not go through `scope`."""
-    if not state.is_select or state.is_column_load or state.is_relationship_load:
+    """Refuse any top-level read of a guarded table that did not go through a scope.
+
+    A statement is let through when a scope (`scope`, `scope_patients`, `scope_own`,
+    `get_or_404`, a `prepared` statement) or `unscoped(stmt, reason)` marked it. Otherwise
+    it is refused if it selects, joins, filters on or counts any guarded table, not only if it
+    returns rows of one: `select(PatientProfile.display_name).join(LabResult, ...).where(
+    LabResult.test_code == ...)` reveals who had that test as surely as the rows would.
+    """
+    if state.is_column_load or state.is_relationship_load:
+        return
+    # Only a change is let through unread: `text()` and `from_statement` reads are not
+    # `is_select`, and would otherwise pass unseen.
+    if state.is_insert or state.is_update or state.is_delete:
         return
     if state.execution_options.get("portal_scoped"):
         return
-    for mapper in state.all_mappers:
-        if issubclass(mapper.class_, _GUARDED):
-            raise UnscopedQueryError(f"unscoped read of {mapper.class_.__name__}")
+    stmt = state.statement
+    try:
+        found = _VERDICTS[stmt]
+    except KeyError:
+        found = _VERDICTS[stmt] = guarded_table_read_by(stmt)
+    except TypeError:  # a statement that can't be weakly referenced: judge it every time
+        found = guarded_table_read_by(stmt)
+    if found is not None:
+        raise UnscopedQueryError(f"unscoped read of {found}")

@@ -11,6 +11,10 @@ MESSAGES = {
     403: ("You cannot open this page", "Your account does not give access to this page."),
     404: ("Page not found", "There is nothing here, or it is not yours to see."),
     405: ("That did not work", "This page cannot be used that way."),
+    409: (
+        "That was just done",
+        "Someone (perhaps you, in another tab) just did this. Please reload the page.",
+    ),
     413: ("That file is too large", "Attachments can be at most 10 MB."),
     422: ("Please check what you entered", "Some of it could not be accepted."),
     429: ("Too many attempts", "Please wait a few minutes and try again."),

@@ -43,9 +43,15 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
         session.commit()
     except IntegrityError as exc:
         session.rollback()
-        raise Conflict(
-            "That was just changed by someone else. Please reload and try again."
-        ) from exc
+        if _is_unique_violation(exc):
+            raise Conflict("That was just done. Please reload the page to see it.") from exc
+        raise
     except BaseException:
         session.rollback()
         raise
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """A duplicate key (a race two identical requests ran), not a broken rule or a bug."""
+    state = getattr(exc.orig, "sqlstate", None)  # psycopg: 23505 unique_violation
+    return state == "23505" or "UNIQUE constraint failed" in str(exc.orig)

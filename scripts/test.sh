@@ -80,6 +80,21 @@ echo "== pytest on SQLite =="
 (unset TEST_DATABASE_URL; run_pytest "${browser_args[@]}" "$@")
 sqlite_status=$?
 
+# -- Any day of the week -------------------------------------------------------------------------
+# No test may depend on the weekday or hour it runs: the non-browser suite runs again with the
+# clock pinned (TEST_CLOCK, tests/conftest.py) to each day of one week, at an hour in clinic
+# hours and one outside them. The browser journeys already ran on today's clock.
+echo
+echo "== pytest on SQLite, clock pinned to each day of a week =="
+week_status=0
+for moment in 2026-12-07T08:30 2026-12-08T13:00 2026-12-09T17:45 2026-12-10T07:15 \
+              2026-12-11T11:00 2026-12-12T23:30 2026-12-13T00:05; do
+    echo "-- TEST_CLOCK=$moment ($(date -u -d "$moment" +%A))"
+    (unset TEST_DATABASE_URL; TEST_CLOCK=$moment run_pytest -q -m "not browser" "$@" \
+        | tail -n 3) || week_status=1
+done
+if [ "$week_status" -ne 0 ]; then sqlite_status=1; fi
+
 # -- PostgreSQL -----------------------------------------------------------------------------------
 echo
 echo "== pytest on PostgreSQL =="

@@ -170,3 +170,19 @@ def test_every_view_that_shows_phi_is_never_cached(
                     cacheable[f"{rule.rule} {headers}"] = response.headers.get("Cache-Control", "")
     # Assert
     assert cacheable == {}
+
+
+# --- Scoping ------------------------------------------------------------------------------------
+
+PORTAL = Path(__file__).resolve().parent.parent / "portal"
+
+
+def test_only_the_access_module_marks_a_statement_scoped() -> None:
+    # `portal_scoped` lets a statement past the fail-closed guard: set anywhere else, it would
+    # be a scope nobody reviews. Everyone else goes through access.scope*/get_or_404/unscoped.
+    marked = sorted(
+        str(path.relative_to(PORTAL.parent))
+        for path in PORTAL.rglob("*.py")
+        if "portal_scoped" in path.read_text(encoding="utf-8")
+    )
+    assert marked == ["portal/access.py"]

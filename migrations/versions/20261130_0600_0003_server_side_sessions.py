@@ -25,7 +25,14 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column(
             "method",
-            sa.Enum("session", "token", name="authmethod", native_enum=False, create_constraint=True, length=24),
+            sa.Enum(
+                "session",
+                "token",
+                name="authmethod",
+                native_enum=False,
+                create_constraint=True,
+                length=24,
+            ),
             nullable=False,
         ),
         sa.Column("token_hash", sa.String(length=64), nullable=False),

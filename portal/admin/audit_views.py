@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 
-from flask import Response, request, stream_with_context
+from flask import Response, abort, request, stream_with_context
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import BadRequest
 from wtforms import DateField, EmailField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, Optional
@@ -21,7 +21,11 @@ from portal.auth.identity import current_actor
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import AuditAction
+from portal.transactions import unit_of_work
 from portal.web.htmx import render
+
+# ASCII digits only: `"²".isdigit()` is True but `int("²")` raises.
+_LIMIT = re.compile(r"[0-9]{1,6}")
 
 CSV_COLUMNS = (
     "id",
@@ -79,32 +83,42 @@ def _query_args(form: AuditFilterForm) -> dict[str, str]:
     return {n: v for n in names if (v := request.args.get(n, "").strip())}
 
 
+def _limit_arg() -> int | None:
+    """The `limit` query argument (the report clamps it); 404 unless it is ASCII digits."""
+    raw = request.args.get("limit", "")
+    if not raw:
+        return None
+    if not _LIMIT.fullmatch(raw):
+        abort(404)
+    return int(raw)
+
+
 @bp.get("/audit")
 @audited(AuditAction.VIEW, "audit_log")
 def audit_log() -> tuple[str, int] | str:
     form = _form()
     valid = form.validate()
+    actor, limit = current_actor(), _limit_arg()
+    cursor = request.args.get("cursor") or None
+    cursor_error = None
     page = None
     if valid:
         try:
-            page = audit_events(
-                db.session,
-                current_actor(),
-                form.filters(),
-                cursor=request.args.get("cursor"),
-                limit=request.args.get("limit", type=int),
-            )
-        except InvalidCursor as exc:
-            raise BadRequest() from exc
+            page = audit_events(db.session, actor, form.filters(), cursor=cursor, limit=limit)
+        except InvalidCursor:
+            # A page link that was edited or cut short: the newest entries, and say so.
+            cursor_error, cursor = "This page link is not valid.", None
+            page = audit_events(db.session, actor, form.filters(), limit=limit)
     body = render(
         "admin/audit_log.html",
         fragment="audit_results",
         form=form,
         page=page,
         args=_query_args(form),
-        paged=bool(request.args.get("cursor")),
+        paged=cursor is not None,
+        cursor_error=cursor_error,
     )
-    return body if valid else (body, 422)
+    return body if valid and cursor_error is None else (body, 422)
 
 
 @bp.get("/audit.csv")
@@ -112,11 +126,11 @@ def audit_log() -> tuple[str, int] | str:
 def audit_log_csv() -> Response:
     form = _form()
     if not form.validate():
-        raise BadRequest()
+        abort(422)  # the page's export link carries valid filters only
     actor, filters = current_actor(), form.filters()
-    session = db.session
-    record_audit_export(session, actor, filters)
-    session.commit()
+    # The export is recorded (and committed) before the first row leaves.
+    with unit_of_work() as session:
+        record_audit_export(session, actor, filters)
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()

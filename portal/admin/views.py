@@ -1,16 +1,24 @@
-"""Administration pages: accounts, care teams and clinic settings. Never clinical content."""
+"""Administration pages: accounts, care teams and clinic settings. Never clinical content.
+
+Each view parses the request, runs one service verb in a unit of work (`portal.web.forms`),
+then redirects (303) or renders. A refused change shows the service's message on its form
+field, or as a flash when it is about the whole request, and re-renders with status 422.
+The rules (who may be deactivated, who gets an activation code, who joins a care team) live
+in `portal.services.accounts` and `portal.services.settings`, where the JSON API finds them.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
-from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from portal.access import get_or_404
+from portal.access import MAX_ID, get_or_404
 from portal.admin import bp
 from portal.admin.forms import (
     AssignForm,
@@ -22,27 +30,26 @@ from portal.admin.forms import (
 from portal.audit import audit_exempt, audited
 from portal.auth.identity import current_actor
 from portal.extensions import db
-from portal.models import (
-    AuditAction,
-    CareAssignment,
-    PatientProfile,
-    ProviderProfile,
-    ReleaseMode,
-    Role,
-    User,
-)
+from portal.models import AuditAction, PatientProfile, ReleaseMode, Role, User
 from portal.services import accounts, settings
 from portal.services import patients as roster
+from portal.web.forms import run, submit
 from portal.web.htmx import render
 
 Page = str | tuple[str, int] | Response
 
+# ASCII digits only: `"²".isdigit()` is True but `int("²")` raises, and "1e9999" is no page.
+_PAGE = re.compile(r"[0-9]{1,9}")
 
-def _int_arg(name: str, default: int = 1) -> int:
-    try:
-        return int(request.args.get(name, default))
-    except ValueError:
-        return default
+
+def _page_arg() -> int:
+    """The `page` query argument: 1 when absent, 404 unless it is ASCII digits."""
+    raw = request.args.get("page", "")
+    if not raw:
+        return 1
+    if not _PAGE.fullmatch(raw):
+        abort(404)
+    return max(1, int(raw))
 
 
 def _see_other(endpoint: str, **values: Any) -> Response:
@@ -55,81 +62,68 @@ def _see_other(endpoint: str, **values: Any) -> Response:
 @bp.get("/patients")
 @audited(AuditAction.VIEW, "patient_list")
 def patients() -> str:
-    page = roster.search(db.session, current_actor(), request.args.get("q"), _int_arg("page"))
+    page = roster.search(db.session, current_actor(), request.args.get("q"), _page_arg())
     return render("admin/patients.html", fragment="patient_list", page=page)
 
 
 @bp.route("/patients/new", methods=["GET", "POST"])
-@audit_exempt  # accounts.register_patient records the new patient; the form shows no PHI
+# The form shows only what the admin typed; register_patient and issue_activation_code record
+# the new patient and the code, naming the patient, in the request that shows them.
+@audit_exempt
 def new_patient() -> Page:
     form = NewPatientForm()
     if request.method == "GET":
         return render("admin/new_patient.html", form=form)
-    if form.validate():
-        actor = current_actor()
-        try:
-            patient = accounts.register_patient(
-                db.session,
-                actor,
-                medical_record_number=form.medical_record_number.data or "",
-                display_name=form.display_name.data or "",
-                date_of_birth=form.date_of_birth.data,
-                primary_clinic=form.primary_clinic.data or None,
-                contact_email=form.contact_email.data or None,
-            )
-            code = accounts.issue_activation_code(db.session, actor, patient)
-        except accounts.AccountError as exc:
-            db.session.rollback()
-            getattr(form, exc.field).errors.append(exc.message)
-        else:
-            db.session.commit()
-            # Shown once, in this response: only the code's hash is stored.
-            return render("admin/activation_code.html", patient=patient, code=code, new=True)
-    return render("admin/new_patient.html", form=form), 422
+    actor = current_actor()
+
+    def register(s: Session) -> tuple[PatientProfile, str]:
+        patient = accounts.register_patient(
+            s,
+            actor,
+            medical_record_number=form.medical_record_number.data or "",
+            display_name=form.display_name.data or "",
+            date_of_birth=form.date_of_birth.data,
+            primary_clinic=form.primary_clinic.data or None,
+            contact_email=form.contact_email.data or None,
+        )
+        return patient, accounts.issue_activation_code(s, actor, patient)
+
+    done = submit(form, register)
+    if done.value is None:
+        return render("admin/new_patient.html", form=form), 422
+    patient, code = done.value
+    # Shown once, in this response: only the code's hash is stored.
+    return render("admin/activation_code.html", patient=patient, code=code, new=True)
 
 
 @bp.post("/patients/<int:patient_id>/activation-code")
-@audit_exempt  # accounts.issue_activation_code records it
+@audit_exempt  # issue_activation_code records it, naming the patient; a refusal redirects
 def issue_code(patient_id: int) -> Page:
     actor = current_actor()
-    patient = get_or_404(db.session, PatientProfile, patient_id, actor)
-    if patient.user_id is not None:
-        flash("This patient has already activated their account.", "error")
-        return _see_other("admin.care_team", patient_id=patient.id)
-    code = accounts.issue_activation_code(db.session, actor, patient)
-    db.session.commit()
+
+    def issue(s: Session) -> tuple[PatientProfile, str]:
+        patient = get_or_404(s, PatientProfile, patient_id, actor)
+        return patient, accounts.issue_activation_code(s, actor, patient)
+
+    done = run(issue)  # an activated patient: the service's refusal is flashed
+    if done.value is None:
+        return _see_other("admin.care_team", patient_id=patient_id)
+    patient, code = done.value
     return render("admin/activation_code.html", patient=patient, code=code, new=False)
 
 
 def _care_team_page(patient_id: int, form: AssignForm | None = None, status: int = 200) -> Page:
-    patient = get_or_404(db.session, PatientProfile, patient_id, current_actor())
-    team = list(
-        db.session.scalars(
-            select(ProviderProfile)
-            .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
-            .where(CareAssignment.patient_id == patient.id, CareAssignment.ended_at.is_(None))
-            .order_by(ProviderProfile.display_name)
-        )
-    )
-    on_team = {p.id for p in team}
-    others = db.session.scalars(
-        select(ProviderProfile)
-        .join(User, User.id == ProviderProfile.user_id)
-        .where(User.is_active.is_(True))
-        .order_by(ProviderProfile.display_name)
-    ).all()
+    team = accounts.care_team(db.session, current_actor(), patient_id)
     form = form or AssignForm(formdata=None)
-    form.provider_id.choices = [
-        SelectChoice(str(p.id), p.display_name) for p in others if p.id not in on_team
-    ]
-    account = (
-        db.session.scalar(select(User).where(User.id == patient.user_id))
-        if patient.user_id
-        else None
+    form.provider_id.choices = [SelectChoice(str(p.id), p.display_name) for p in team.candidates]
+    page = render(
+        "admin/care_team.html",
+        patient=team.patient,
+        team=team.members,
+        form=form,
+        account=team.account,
     )
-    return render(
-        "admin/care_team.html", patient=patient, team=team, form=form, account=account
-    ), status
+    return page, status
 
 
 @bp.get("/patients/<int:patient_id>/care-team")
@@ -139,32 +133,40 @@ def care_team(patient_id: int) -> Page:
 
 
 @bp.post("/patients/<int:patient_id>/care-team")
-@audit_exempt  # accounts.assign_provider records it
+# A refusal re-renders the care team page (the patient's name, MRN, date of birth) with 422:
+# that response is a read of the patient's record. A success redirects and records no read;
+# assign_provider records the change.
+@audited(AuditAction.VIEW, "care_team", id_arg="patient_id")
 def assign(patient_id: int) -> Page:
     actor = current_actor()
-    patient = get_or_404(db.session, PatientProfile, patient_id, actor)
     form = AssignForm()
-    provider_ids = set(db.session.scalars(select(ProviderProfile.id)))
-    form.provider_id.choices = [SelectChoice(str(i), str(i)) for i in provider_ids]
-    if not form.validate():
-        return _care_team_page(patient.id, form, 422)
-    accounts.assign_provider(
-        db.session, actor, patient_id=patient.id, provider_id=int(form.provider_id.data)
+    team = accounts.care_team(db.session, actor, patient_id)
+    # Offered choices only; assign_provider says the same of any other provider.
+    form.provider_id.choices = [SelectChoice(str(p.id), p.display_name) for p in team.candidates]
+    done = submit(
+        form,
+        lambda s: accounts.assign_provider(
+            s, actor, patient_id=team.patient.id, provider_id=int(form.provider_id.data)
+        ),
     )
-    db.session.commit()
+    if not done.ok:
+        return _care_team_page(patient_id, form, 422)
     flash("The provider was added to the care team.", "success")
-    return _see_other("admin.care_team", patient_id=patient.id)
+    return _see_other("admin.care_team", patient_id=patient_id)
 
 
 @bp.post("/patients/<int:patient_id>/care-team/<int:provider_id>/remove")
-@audit_exempt  # accounts.unassign_provider records it
+@audit_exempt  # unassign_provider records it; every answer is a redirect or a 404
 def unassign(patient_id: int, provider_id: int) -> Page:
     actor = current_actor()
-    patient = get_or_404(db.session, PatientProfile, patient_id, actor)
-    accounts.unassign_provider(db.session, actor, patient_id=patient.id, provider_id=provider_id)
-    db.session.commit()
-    flash("The provider was removed from the care team.", "success")
-    return _see_other("admin.care_team", patient_id=patient.id)
+
+    def remove(s: Session) -> None:
+        patient = get_or_404(s, PatientProfile, patient_id, actor)
+        accounts.unassign_provider(s, actor, patient_id=patient.id, provider_id=provider_id)
+
+    if run(remove).ok:
+        flash("The provider was removed from the care team.", "success")
+    return _see_other("admin.care_team", patient_id=patient_id)
 
 
 # --- Staff accounts ------------------------------------------------------------------------------
@@ -178,60 +180,67 @@ def users() -> str:
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
-@audit_exempt  # accounts.create_staff records it
+@audit_exempt  # create_staff records it; the page shows no patient
 def new_user() -> Page:
     form = NewStaffForm()
     if request.method == "GET":
         return render("admin/new_user.html", form=form)
-    if form.validate():
-        try:
-            user, token = accounts.create_staff(
-                db.session,
-                current_actor(),
-                email=form.email.data or "",
-                role=Role(form.role.data),
-                display_name=form.display_name.data or "",
-                specialty=form.specialty.data or None,
-                clinic=form.clinic.data or None,
-            )
-        except accounts.AccountError as exc:
-            db.session.rollback()
-            getattr(form, exc.field, form.email).errors.append(exc.message)
-        else:
-            db.session.commit()
-            # The link carries the only copy of the token: shown once, here.
-            link = url_for("auth.invitation", token=token, _external=True)
-            return render("admin/invitation.html", user=user, link=link)
-    return render("admin/new_user.html", form=form), 422
+    actor = current_actor()
+    done = submit(
+        form,
+        lambda s: accounts.create_staff(
+            s,
+            actor,
+            email=form.email.data or "",
+            role=Role(form.role.data),
+            display_name=form.display_name.data or "",
+            specialty=form.specialty.data or None,
+            clinic=form.clinic.data or None,
+        ),
+    )
+    if done.value is None:
+        return render("admin/new_user.html", form=form), 422
+    user, token = done.value
+    # The link carries the only copy of the token: shown once, here.
+    link = url_for("auth.invitation", token=token, _external=True)
+    return render("admin/invitation.html", user=user, link=link)
 
 
-def _user_or_404(user_id: int) -> User:
-    user = db.session.scalar(select(User).where(User.id == user_id))
+def _user_or_404(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id) if 0 < user_id <= MAX_ID else None
     if user is None:
         abort(404)
     return user
 
 
+def _set_active(user_id: int, *, active: bool) -> str | None:
+    """Run `accounts.set_active`; the account's email when it was done, None when refused
+    (the service's message, e.g. about one's own account, is then flashed)."""
+    actor = current_actor()
+
+    def change(s: Session) -> str:
+        user = _user_or_404(s, user_id)
+        accounts.set_active(s, actor, user, active=active)
+        return user.email
+
+    return run(change).value
+
+
 @bp.post("/users/<int:user_id>/deactivate")
-@audit_exempt  # accounts.set_active records it
+@audit_exempt  # set_active records it; every answer is a redirect or a 404
 def deactivate_user(user_id: int) -> Page:
-    user = _user_or_404(user_id)
-    if user.id == current_user.id:
-        flash("You cannot deactivate your own account.", "error")
-        return _see_other("admin.users")
-    accounts.set_active(db.session, current_actor(), user, active=False)
-    db.session.commit()
-    flash(f"{user.email} is deactivated; their sessions have ended.", "success")
+    email = _set_active(user_id, active=False)
+    if email is not None:
+        flash(f"{email} is deactivated; their sessions have ended.", "success")
     return _see_other("admin.users")
 
 
 @bp.post("/users/<int:user_id>/reactivate")
-@audit_exempt  # accounts.set_active records it
+@audit_exempt  # set_active records it; every answer is a redirect or a 404
 def reactivate_user(user_id: int) -> Page:
-    user = _user_or_404(user_id)
-    accounts.set_active(db.session, current_actor(), user, active=True)
-    db.session.commit()
-    flash(f"{user.email} is active again.", "success")
+    email = _set_active(user_id, active=True)
+    if email is not None:
+        flash(f"{email} is active again.", "success")
     return _see_other("admin.users")
 
 
@@ -241,25 +250,19 @@ def reactivate_user(user_id: int) -> Page:
 @bp.route("/settings", methods=["GET", "POST"])
 @audit_exempt  # settings records changes; the page shows no PHI
 def clinic_settings() -> Page:
-    form = RetentionForm()
     if request.method == "GET":
-        form = RetentionForm(
-            formdata=None, data={"retention_days": settings.message_retention_days(db.session)}
-        )
+        days = settings.message_retention_days(db.session)
+        form = RetentionForm(formdata=None, data={"retention_days": days})
         return render("admin/settings.html", form=form)
-    if form.validate():
-        try:
-            settings.set_message_retention_days(
-                db.session, current_actor(), form.retention_days.data
-            )
-        except settings.SettingError as exc:
-            db.session.rollback()
-            form.retention_days.errors = [*form.retention_days.errors, exc.message]
-        else:
-            db.session.commit()
-            flash("The message retention period is saved.", "success")
-            return _see_other("admin.clinic_settings")
-    return render("admin/settings.html", form=form), 422
+    form = RetentionForm()
+    actor = current_actor()
+    done = submit(
+        form, lambda s: settings.set_message_retention_days(s, actor, form.retention_days.data)
+    )
+    if not done.ok:
+        return render("admin/settings.html", form=form), 422
+    flash("The message retention period is saved.", "success")
+    return _see_other("admin.clinic_settings")
 
 
 @bp.route("/release-policy", methods=["GET", "POST"])
@@ -269,24 +272,21 @@ def release_policy() -> Page:
     form.category.choices = [SelectChoice(c, c.capitalize()) for c in settings.categories()]
     status = 200
     if request.method == "POST":
-        if form.validate():
-            try:
-                settings.set_release_policy(
-                    db.session,
-                    current_actor(),
-                    category=form.category.data or "",
-                    mode=ReleaseMode(form.mode.data),
-                    delay_hours=form.delay_hours.data,
-                    never_auto_release=bool(form.never_auto_release.data),
-                )
-            except settings.SettingError as exc:
-                db.session.rollback()
-                getattr(form, exc.field).errors.append(exc.message)
-            else:
-                db.session.commit()
-                flash(f"The release policy for {form.category.data} results is saved.", "success")
-                return _see_other("admin.release_policy")
+        actor = current_actor()
+        done = submit(
+            form,
+            lambda s: settings.set_release_policy(
+                s,
+                actor,
+                category=form.category.data or "",
+                mode=ReleaseMode(form.mode.data),
+                delay_hours=form.delay_hours.data,
+                never_auto_release=bool(form.never_auto_release.data),
+            ),
+        )
+        if done.ok:
+            flash(f"The release policy for {form.category.data} results is saved.", "success")
+            return _see_other("admin.release_policy")
         status = 422
-    return render(
-        "admin/release_policy.html", form=form, policies=settings.release_policies(db.session)
-    ), status
+    policies = settings.release_policies(db.session)
+    return render("admin/release_policy.html", form=form, policies=policies), status

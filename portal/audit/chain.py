@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import fcntl
 import hashlib
 import json
@@ -9,7 +10,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, insert, select, text
@@ -22,20 +23,32 @@ GENESIS = "0" * 64
 CHAIN_LOCK_KEY = 0x5041_5544  # "PAUD"
 
 
-#: The columns an entry's hash covers (every column but id, prev_hash and hash).
-CONTENT = (
-    "occurred_at",
-    "actor_id",
-    "actor_role",
-    "action",
-    "entity_type",
-    "entity_id",
-    "patient_id",
-    "outcome",
-    "request_id",
-    "client_addr",
-    "user_agent",
-    "detail",
+#: Columns that are not content: the row's key and the chain links themselves.
+_LINKS = frozenset({"id", "prev_hash", "hash"})
+#: The columns an entry's hash covers: every column of `audit_event` but id, prev_hash and
+#: hash, read from the table so that a column added later is covered without anyone
+#: remembering to list it here.
+CONTENT: tuple[str, ...] = tuple(
+    c.name for c in cast(Table, AuditEvent.__table__).columns if c.name not in _LINKS
+)
+#: The columns of the first version of the log. Their values are always in the canonical JSON
+#: (null included); a column added since appears only when not null, so entries written before
+#: it existed (null there) keep the hash they were written with.
+_FIRST_CONTENT = frozenset(
+    {
+        "occurred_at",
+        "actor_id",
+        "actor_role",
+        "action",
+        "entity_type",
+        "entity_id",
+        "patient_id",
+        "outcome",
+        "request_id",
+        "client_addr",
+        "user_agent",
+        "detail",
+    }
 )
 
 
@@ -44,13 +57,27 @@ def canonical(event: AuditEvent) -> str:
     return canonical_row({name: getattr(event, name) for name in CONTENT})
 
 
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return value
+
+
 def canonical_row(row: Mapping[str, Any]) -> str:
-    """`canonical` of an entry given as its column values (before it exists as a row)."""
-    occurred: datetime = row["occurred_at"]
-    payload: dict[str, Any] = {name: row[name] for name in CONTENT}
-    payload["occurred_at"] = occurred.isoformat(timespec="microseconds")
-    payload["action"] = str(row["action"])
-    payload["outcome"] = str(row["outcome"])
+    """`canonical` of an entry given as its column values (before it exists as a row).
+
+    `row` must name every content column (a KeyError otherwise: an entry whose writer forgot a
+    column would be stored with a value its hash does not cover).
+    """
+    payload: dict[str, Any] = {
+        name: _json_value(row[name])
+        for name in CONTENT
+        if name in _FIRST_CONTENT or row[name] is not None
+    }
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

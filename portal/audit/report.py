@@ -7,6 +7,7 @@ Pagination is a keyset on the entry id, newest first: stable while new entries a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -97,16 +98,18 @@ class Page(Generic[T]):
     next_cursor: str | None = None
 
 
+#: An entry id as this module hands it out: ASCII digits (`int()` also reads "٣" or " 3 "),
+#: and short enough to bind as a 64-bit integer.
+_CURSOR = re.compile(r"[0-9]{1,18}")
+
+
 def _cursor_id(cursor: str | None) -> int | None:
-    if cursor in (None, ""):
+    """The entry id a cursor names; `InvalidCursor` for anything this module did not hand out."""
+    if not cursor:
         return None
-    try:
-        value = int(cursor)
-    except ValueError as exc:
-        raise InvalidCursor(cursor) from exc
-    if value <= 0:
+    if not _CURSOR.fullmatch(cursor) or int(cursor) <= 0:
         raise InvalidCursor(cursor)
-    return value
+    return int(cursor)
 
 
 def _clamp(limit: int | None) -> int:
@@ -147,9 +150,9 @@ def _filtered(stmt: AnySelect, actor: Actor, filters: AuditFilters) -> AnySelect
     return stmt
 
 
-def _report_select() -> AnySelect:
+def _report_select(actor: Actor) -> AnySelect:
     actor_user = aliased(User)
-    return (
+    stmt = (
         select(
             AuditEvent.id,
             AuditEvent.occurred_at,
@@ -168,9 +171,10 @@ def _report_select() -> AnySelect:
         )
         .outerjoin(actor_user, actor_user.id == AuditEvent.actor_id)
         .outerjoin(PatientProfile, PatientProfile.id == AuditEvent.patient_id)
-        # Admins see every patient's demographics; the report names the patient concerned.
-        .execution_options(portal_scoped=True, portal_unscoped_reason="audit report")
     )
+    # The report names the patient concerned: demographics, which admins see of every patient
+    # (for anyone else the scope would keep only their patients' entries).
+    return scope_patients(stmt, actor)
 
 
 def _to_row(r: Any) -> AuditRow:
@@ -202,7 +206,7 @@ def audit_events(
     """Entries matching `filters`, newest first, one page after `cursor`. Admins only (403)."""
     require(actor, Permission.AUDIT_READ)
     size = _clamp(limit)
-    stmt = _filtered(_report_select(), actor, filters)
+    stmt = _filtered(_report_select(actor), actor, filters)
     after = _cursor_id(cursor)
     if after is not None:
         stmt = stmt.where(AuditEvent.id < after)

@@ -9,11 +9,11 @@ from flask import Blueprint, current_app, flash, redirect, request, session, url
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from portal.audit import audit_exempt
+from portal.audit import audit_exempt, audited
 from portal.auth import identity
 from portal.auth.forms import ActivateForm, ChangePasswordForm, EmptyForm, InvitationForm, LoginForm
 from portal.extensions import db, login_manager
-from portal.models import Role
+from portal.models import AuditAction, Role
 from portal.services import accounts, sessions
 from portal.web.forms import run, submit
 from portal.web.htmx import render
@@ -151,13 +151,13 @@ def _account_page(password: ChangePasswordForm | None = None, status: int = 200)
 
 
 @bp.get("/account")
-@audit_exempt  # one's own sign-in email and devices: no health information
+@audited(AuditAction.VIEW, "user_account")  # a patient's own name is on it
 def account() -> Page:
     return _account_page()
 
 
 @bp.post("/account/password")
-@audit_exempt  # the service records the change; the page shows no health information
+@audited(AuditAction.VIEW, "user_account")  # a refused change re-renders the account page
 def account_password() -> Page:
     form = ChangePasswordForm(prefix="pw")
     actor = identity.current_actor()

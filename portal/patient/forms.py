@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from flask_wtf import FlaskForm
@@ -36,11 +37,22 @@ __all__ = [
 ATTACH_HINT = "Optional. PDF, PNG or JPEG, up to 10 MB each."
 
 
+_ID = re.compile(r"[0-9]{1,18}")
+
+
 def optional_int(value: object) -> int | None:
-    """A select's value as an id; the empty "Choose…" option is None (so required fails)."""
+    """A select's value as an id; the empty "Choose…" option is None (so required fails).
+
+    Only ASCII digits are an id (`int` would also take "²"-like digits, "1_0" and " 1"); anything
+    else raises ValueError, which the field reports as an invalid choice (422, never a 500).
+    """
     if value in ("", None):
         return None
-    return int(value)  # type: ignore[call-overload]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _ID.fullmatch(value):
+        return int(value)
+    raise ValueError(f"not an id: {value!r}")
 
 
 def new_key() -> str:

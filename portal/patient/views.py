@@ -1,18 +1,20 @@
 """Patient pages. Views translate HTTP to service calls; rules live in portal.services.
 
-Each view: parse the request, call services (which scope every read through portal.access),
-commit once when something changed, then redirect (303) or render. Invalid input re-renders the
-form with its errors and status 422. The same URL answers a full page or, for an htmx partial
-request, the block the page names (portal.web.htmx.render).
+Each view: parse the request, call one service verb (services scope every read through
+portal.access and never commit), run any change through `submit`/`run`/`unit_of_work` (the one
+place a change commits), then redirect (303) or render. A refused change re-renders the form with
+its errors and status 422; a POST route whose refusal re-renders a page carrying health
+information is `@audited` like the GET that shows it. The same URL answers a full page or, for an
+htmx partial request, the block the page names (portal.web.htmx.render).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import datetime
 from typing import Any
 
 from flask import Response, abort, flash, redirect, request, url_for
-from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response as BaseResponse
@@ -20,7 +22,7 @@ from wtforms.fields.choices import SelectChoice
 
 from portal.access import get_or_404, scope
 from portal.audit import audit_exempt, audited, report
-from portal.auth.identity import current_actor
+from portal.auth.identity import current_account, current_actor
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import (
@@ -56,18 +58,27 @@ from portal.services import appointments as booking
 from portal.services import (
     dashboard as dashboards,
 )
+from portal.transactions import unit_of_work
 from portal.web.downloads import attachment_response
-from portal.web.forms import submit
+from portal.web.forms import run, submit
 from portal.web.htmx import render
 
 Page = str | tuple[str, int] | BaseResponse
+
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def _query_id(name: str) -> int | None:
+    """A record id from the query string: ASCII digits only (`"²".isdigit()` is True), or None."""
+    raw = request.args.get(name, "")
+    return int(raw) if _ID.fullmatch(raw) else None
 
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     def attachment_url(attachment: Attachment) -> str:
         """A short-lived download link that only the signed-in user can use."""
-        token = attachments.link_token(attachment.id, current_user.id)
+        token = attachments.link_token(attachment.id, current_actor().user_id)
         return url_for("patient.attachment", token=token)
 
     return {"attachment_url": attachment_url, "EventType": EventType}
@@ -80,20 +91,10 @@ def _helpers() -> dict[str, Any]:
 @audited(AuditAction.VIEW, "dashboard")
 def dashboard() -> str:
     data = dashboards.for_patient(db.session, current_actor())
-    return render("patient/dashboard.html", fragment="whats_new", data=data, user=current_user)
+    return render("patient/dashboard.html", fragment="whats_new", data=data, user=current_account())
 
 
 # --- Lab results ---------------------------------------------------------------------------------
-
-
-def _parse_date(raw: str | None, label: str, errors: dict[str, str]) -> date | None:
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        errors[label] = "Enter a date like 2026-01-31."
-        return None
 
 
 @bp.get("/lab-results")
@@ -101,18 +102,15 @@ def _parse_date(raw: str | None, label: str, errors: dict[str, str]) -> date | N
 def lab_results() -> Page:
     actor = current_actor()
     args = request.args
-    errors: dict[str, str] = {}
-    filters = labs.LabFilter(
-        test_code=(args.get("test") or "").strip() or None,
-        date_from=_parse_date(args.get("from"), "from", errors),
-        date_to=_parse_date(args.get("to"), "to", errors),
-    )
-    if filters.date_from and filters.date_to and filters.date_to < filters.date_from:
-        errors["to"] = "The end date must be on or after the start date."
-    if errors:
-        filters = labs.LabFilter(test_code=filters.test_code)
+    filters, errors = labs.parse_filter(args.get("test"), args.get("from"), args.get("to"))
     cursor = args.get("cursor") or None
-    page = labs.latest_page(db.session, actor, filters, cursor=cursor)
+    try:
+        page = labs.latest_page(db.session, actor, filters, cursor=cursor)
+    except labs.LabInputError as exc:
+        # A page link that was edited or cut short: show the first page and say so.
+        errors[exc.field or "cursor"] = exc.message
+        cursor = None
+        page = labs.latest_page(db.session, actor, filters)
     new_ids = dashboards.unread_entity_ids(
         db.session,
         actor.user_id,
@@ -141,6 +139,12 @@ def lab_result(result_id: int) -> str:
     actor = current_actor()
     s = db.session
     result = get_or_404(s, LabResult, result_id, actor)
+    # Opening a result is reading it: its "new" notifications are read before the page (and
+    # its navigation badge) is drawn.
+    with unit_of_work() as w:
+        notifications.mark_read(
+            w, actor.user_id, type=EventType.LAB_RESULT_PUBLISHED, entity_id=result.id
+        )
     versions = labs.versions_of(s, actor, result)
     if not versions:
         abort(404)
@@ -150,11 +154,6 @@ def lab_result(result_id: int) -> str:
     )
     files = labs.attachments_of(s, actor, [v.id for v in versions])
     trend = trends.trend_for(s, actor, result)
-    # Opening a result is reading it: its "new" notifications are read now.
-    notifications.mark_read(
-        s, actor.user_id, type=EventType.LAB_RESULT_PUBLISHED, entity_id=result.id
-    )
-    s.commit()
     history = list(zip(versions, [*versions[1:], None], strict=True))
     return render(
         "patient/lab_result.html",
@@ -208,10 +207,10 @@ def treatment_plan(plan_id: int) -> str:
     awaiting = plan.status is PlanStatus.ACTIVE and current.id not in acks
     if not awaiting:
         # Nothing left to do about this plan: its notifications are read.
-        notifications.mark_read(
-            s, actor.user_id, type=EventType.TREATMENT_PLAN_UPDATED, entity_id=plan.id
-        )
-        s.commit()
+        with unit_of_work() as w:
+            notifications.mark_read(
+                w, actor.user_id, type=EventType.TREATMENT_PLAN_UPDATED, entity_id=plan.id
+            )
     authors = messaging.users_by_id(s, {v.author_id for v in versions})
     return render(
         "patient/treatment_plan.html",
@@ -226,17 +225,12 @@ def treatment_plan(plan_id: int) -> str:
 
 
 @bp.post("/treatment-plans/<int:plan_id>/acknowledge")
-@audit_exempt  # the service records the acknowledgement
+@audit_exempt  # the service records the acknowledgement; every answer is a redirect
 def acknowledge_plan(plan_id: int) -> BaseResponse:
-    # CSRFProtect has checked the form's token before this view runs.
-    s = db.session
-    try:
-        plans.acknowledge(s, current_actor(), plan_id)
-    except plans.PlanError as exc:
-        s.rollback()
-        flash(exc.message, "error")
-    else:
-        s.commit()
+    # CSRFProtect has checked the form's token before this view runs. Both outcomes redirect
+    # (a refusal is flashed by `run`), so no response of this route shows the plan.
+    actor = current_actor()
+    if run(lambda s: plans.acknowledge(s, actor, plan_id)).ok:
         flash("Thank you. We recorded that you have read this plan.", "success")
     return redirect(url_for("patient.treatment_plan", plan_id=plan_id), code=303)
 
@@ -259,8 +253,9 @@ def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
     actor = current_actor()
     s = db.session
     conversation = get_or_404(s, Conversation, conversation_id, actor)
-    messaging.mark_thread_read(s, actor, conversation.id)
-    s.commit()
+    # Showing the thread reads it: marked before the page and its badge are drawn.
+    with unit_of_work() as w:
+        messaging.mark_thread_read(w, actor, conversation.id)
     thread = messaging.thread_messages(s, actor, conversation)
     people = messaging.users_by_id(s, set(messaging.participants(s, conversation.id)))
     body = render(
@@ -280,45 +275,31 @@ def conversation(conversation_id: int) -> Page:
 
 
 @bp.post("/messages/<int:conversation_id>/reply")
-@audit_exempt  # the service records the message it sends
+# The service records the message it sends; a refused reply re-renders the thread (PHI).
+@audited(AuditAction.VIEW, "conversation", id_arg="conversation_id")
 def reply(conversation_id: int) -> Page:
     form = ReplyForm()
-    s = db.session
     actor = current_actor()
     # Whose thread it is is checked before the form: someone else's thread is simply not there.
-    get_or_404(s, Conversation, conversation_id, actor)
-    if form.validate_on_submit():
-        try:
-            message = messaging.reply(
-                s,
-                actor,
-                conversation_id,
-                body=form.body.data or "",
-                uploads=_uploads(form.attachment.data or []),
-                idempotency_key=form.idempotency_key.data or None,
-            )
-        except (messaging.MessageError, attachments.AttachmentError) as exc:
-            s.rollback()
-            _add_error(form, exc.field, exc.message)
-        else:
-            s.commit()
-            flash("Message sent.", "success")
-            return redirect(
-                url_for("patient.conversation", conversation_id=conversation_id)
-                + f"#message-{message.id}",
-                code=303,
-            )
+    get_or_404(db.session, Conversation, conversation_id, actor)
+    done = submit(
+        form,
+        lambda s: messaging.reply(
+            s,
+            actor,
+            conversation_id,
+            body=form.body.data or "",
+            uploads=_uploads(form.attachment.data or []),
+            idempotency_key=form.idempotency_key.data or None,
+        ),
+    )
+    if done.ok:
+        flash("Message sent.", "success")
+        anchor = f"#message-{done.value.id}" if done.value is not None else ""
+        return redirect(
+            url_for("patient.conversation", conversation_id=conversation_id) + anchor, code=303
+        )
     return _show_thread(conversation_id, form, status=422)
-
-
-def _add_error(form: Any, field: str, message: str) -> None:
-    target = getattr(form, field, None)
-    if target is None or field == "csrf_token":
-        target = form.body if hasattr(form, "body") else None
-    if target is None:
-        flash(message, "error")
-        return
-    target.errors = [*target.errors, message]
 
 
 @bp.route("/messages/new", methods=["GET", "POST"])
@@ -331,32 +312,33 @@ def new_message() -> Page:
     form.to.choices = [SelectChoice("", "Choose…")] + [
         SelectChoice(str(p.user_id), _provider_label(p)) for p in team
     ]
-    if request.method == "GET" and len(team) == 1:
-        form.to.data = team[0].user_id
-    if request.method == "GET" and request.args.get("to", "").isdigit():
-        form.to.data = int(request.args["to"])
-    if form.validate_on_submit():
-        try:
-            message = messaging.start_conversation(
-                s,
-                actor,
-                patient_id=actor.patient_id or 0,
-                recipient_user_id=form.to.data,
-                subject=form.subject.data or "",
-                body=form.body.data or "",
-                uploads=_uploads(form.attachment.data or []),
-                idempotency_key=form.idempotency_key.data or None,
-            )
-        except (messaging.MessageError, attachments.AttachmentError) as exc:
-            s.rollback()
-            _add_error(form, exc.field, exc.message)
-        else:
-            s.commit()
-            flash("Message sent.", "success")
-            return redirect(
-                url_for("patient.conversation", conversation_id=message.conversation_id),
-                code=303,
-            )
+    if request.method == "GET":
+        wanted = _query_id("to")
+        if wanted is not None:
+            form.to.data = wanted
+        elif len(team) == 1:
+            form.to.data = team[0].user_id
+    done = submit(
+        form,
+        lambda w: messaging.start_conversation(
+            w,
+            actor,
+            patient_id=actor.patient_id or 0,
+            recipient_user_id=form.to.data,
+            subject=form.subject.data or "",
+            body=form.body.data or "",
+            uploads=_uploads(form.attachment.data or []),
+            idempotency_key=form.idempotency_key.data or None,
+        ),
+    )
+    if done.ok:
+        flash("Message sent.", "success")
+        if done.value is None:
+            return redirect(url_for("patient.messages"), code=303)
+        return redirect(
+            url_for("patient.conversation", conversation_id=done.value.conversation_id),
+            code=303,
+        )
     status = 422 if request.method == "POST" else 200
     return render("patient/new_message.html", form=form, team=team), status
 
@@ -370,12 +352,13 @@ def _provider_label(p: Any) -> str:
 
 def _appointments_page(error: str | None = None, status: int = 200) -> Page:
     actor = current_actor()
+    # Seeing the list is seeing its changes: marked read before the page and its badge.
+    with unit_of_work() as w:
+        notifications.mark_read(w, actor.user_id, type=EventType.APPOINTMENT_UPDATED)
     s = db.session
     upcoming = booking.list_for(s, actor, upcoming=True, limit=50)
     past = booking.list_for(s, actor, upcoming=False, limit=50)
     providers = booking.providers_by_id(s, {a.provider_id for a in upcoming + past})
-    notifications.mark_read(s, actor.user_id, type=EventType.APPOINTMENT_UPDATED)
-    s.commit()
     body = render(
         "patient/appointments.html",
         upcoming=upcoming,
@@ -404,38 +387,28 @@ def request_appointment() -> Page:
     form.provider_id.choices = [SelectChoice(str(p.id), _provider_label(p)) for p in team]
     chosen = form.provider_id.data if request.method == "POST" else None
     if chosen is None:
-        wanted = request.args.get("provider_id", "")
-        chosen = int(wanted) if wanted.isdigit() else (team[0].id if team else None)
+        chosen = _query_id("provider_id") or (team[0].id if team else None)
         form.provider_id.data = chosen
     slots: list[tuple[datetime, datetime, str | None]] = []
     if chosen in {p.id for p in team}:
         slots = booking.open_slots(s, chosen, utcnow().date())
     form.start_at.choices = _slot_choices(slots)
-    if request.method == "POST" and form.validate_on_submit():
-        start = datetime.fromisoformat(form.start_at.data)
-        end, where = next(((e, loc) for b, e, loc in slots if b == start), (None, None))
-        try:
-            if end is None:
-                raise booking.AppointmentError(
-                    "start_at", "This time is no longer available; choose another."
-                )
-            booking.book(
-                s,
-                actor,
-                patient_id=actor.patient_id or 0,
-                provider_id=form.provider_id.data,
-                start_at=start,
-                end_at=end,
-                reason=form.reason.data,
-                location=where,
-            )
-        except booking.AppointmentError as exc:
-            s.rollback()
-            _add_error(form, exc.field, exc.message)
-        else:
-            s.commit()
-            flash("Your request was sent. The clinic will confirm the appointment.", "success")
-            return redirect(url_for("patient.appointments"), code=303)
+    # The form only offers the open slots shown; `book` checks the start again (the slot may
+    # have just been taken) and takes the visit's end and place from the slot itself.
+    done = submit(
+        form,
+        lambda w: booking.book(
+            w,
+            actor,
+            patient_id=actor.patient_id or 0,
+            provider_id=form.provider_id.data or 0,
+            start_at=datetime.fromisoformat(form.start_at.data or ""),
+            reason=form.reason.data,
+        ),
+    )
+    if done.ok:
+        flash("Your request was sent. The clinic will confirm the appointment.", "success")
+        return redirect(url_for("patient.appointments"), code=303)
     status = 422 if request.method == "POST" else 200
     body = render(
         "patient/request_appointment.html", fragment="booking", form=form, team=team, slots=slots
@@ -454,16 +427,18 @@ def _slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[Se
 
 
 @bp.post("/appointments/<int:appointment_id>/cancel")
-@audit_exempt  # the service records the cancellation
+# The service records the cancellation; a refused one re-renders the list of visits (PHI).
+# The entry names the visit (as `get_or_404` notes it), like a 404 for someone else's.
+@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")
 def cancel_appointment(appointment_id: int) -> Page:
     # CSRFProtect has checked the form's token before this view runs.
-    s = db.session
+    actor = current_actor()
     try:
-        booking.cancel(s, current_actor(), appointment_id)
+        with unit_of_work() as s:
+            booking.cancel(s, actor, appointment_id)
     except booking.AppointmentError as exc:
-        s.rollback()
+        # Shown as the page's alert, next to the list it is about (not as a form field).
         return _appointments_page(error=exc.message, status=422)
-    s.commit()
     flash("The appointment is cancelled.", "success")
     return redirect(url_for("patient.appointments"), code=303)
 
@@ -499,30 +474,28 @@ def profile() -> Page:
 
 
 @bp.post("/profile")
-@audit_exempt  # the service records which fields changed
+# The service records which fields changed; a refused change re-renders the profile (PHI).
+@audited(AuditAction.VIEW, "patient_profile")
 def update_profile() -> Page:
     form = PreferencesForm()
-    s = db.session
-    if form.validate_on_submit():
-        try:
-            profiles.update_preferences(
-                s,
-                current_actor(),
-                profiles.Preferences(
-                    contact_phone=form.contact_phone.data,
-                    contact_email=form.contact_email.data,
-                    notify_by_email=bool(form.notify_by_email.data),
-                    preferred_language=form.preferred_language.data or "en",
-                    release_preference=ReleasePreference(form.release_preference.data),
-                ),
-            )
-        except profiles.ProfileError as exc:
-            s.rollback()
-            _add_error(form, exc.field, exc.message)
-        else:
-            s.commit()
-            flash("Your details are saved.", "success")
-            return redirect(url_for("patient.profile"), code=303)
+    actor = current_actor()
+    done = submit(
+        form,
+        lambda s: profiles.update_preferences(
+            s,
+            actor,
+            profiles.Preferences(
+                contact_phone=form.contact_phone.data,
+                contact_email=form.contact_email.data,
+                notify_by_email=bool(form.notify_by_email.data),
+                preferred_language=form.preferred_language.data or "en",
+                release_preference=ReleasePreference(form.release_preference.data),
+            ),
+        ),
+    )
+    if done.ok:
+        flash("Your details are saved.", "success")
+        return redirect(url_for("patient.profile"), code=303)
     return _profile_page(prefs=form, status=422)
 
 

@@ -7,11 +7,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.access import Actor, Permission, require
+from portal.access import Actor, Permission, get_or_404, require, scope_patients, unscoped
 from portal.auth.passwords import hash_password, password_problems, verify_password
 from portal.db import utcnow
 from portal.models import (
@@ -164,7 +164,8 @@ def register_patient(
     require(actor, Permission.ACCOUNTS_MANAGE)
     mrn = medical_record_number.strip().upper()
     exists = select(func.count()).where(PatientProfile.medical_record_number == mrn)
-    if session.scalar(exists):
+    # Only admins get here, and they see every patient: the check covers the whole clinic.
+    if session.scalar(scope_patients(exists, actor)):
         raise AccountError("medical_record_number", "A patient with this MRN already exists.")
     patient = PatientProfile(
         medical_record_number=mrn,
@@ -225,7 +226,16 @@ def activate_patient(
             ActivationCode.expires_at > utcnow(),
         )
     )
-    patient = session.get(PatientProfile, row.patient_id) if row else None
+    patient = (
+        session.scalar(
+            unscoped(
+                select(PatientProfile).where(PatientProfile.id == row.patient_id),
+                "activation: the code names the patient whose sign-in it creates",
+            )
+        )
+        if row
+        else None
+    )
     if (
         row is None
         or patient is None
@@ -370,12 +380,55 @@ def set_active(session: Session, actor: Actor, user: User, *, active: bool) -> N
     session.flush()
 
 
+def _active_providers() -> Select[ProviderProfile]:
+    return (
+        select(ProviderProfile)
+        .join(User, User.id == ProviderProfile.user_id)
+        .where(User.is_active.is_(True))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CareTeam:
+    """A patient's care team, as an administrator manages it."""
+
+    patient: PatientProfile
+    members: list[ProviderProfile]
+    #: Active providers not on the team yet: the ones `assign_provider` accepts.
+    candidates: list[ProviderProfile]
+    #: The patient's sign-in, once they have activated it.
+    account: User | None
+
+
+def care_team(session: Session, actor: Actor, patient_id: int) -> CareTeam:
+    """The patient's current team and who may join it; 404 for a patient outside the scope."""
+    require(actor, Permission.CARE_TEAMS_MANAGE)
+    patient = get_or_404(session, PatientProfile, patient_id, actor)
+    members = list(
+        session.scalars(
+            select(ProviderProfile)
+            .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
+            .where(CareAssignment.patient_id == patient.id, CareAssignment.ended_at.is_(None))
+            .order_by(ProviderProfile.display_name)
+        )
+    )
+    on_team = {p.id for p in members}
+    active = session.scalars(_active_providers().order_by(ProviderProfile.display_name))
+    account = session.get(User, patient.user_id) if patient.user_id is not None else None
+    return CareTeam(patient, members, [p for p in active if p.id not in on_team], account)
+
+
 def assign_provider(
     session: Session, actor: Actor | None, *, patient_id: int, provider_id: int
 ) -> CareAssignment:
-    """Put a provider on a patient's care team (again, if they were on it before)."""
+    """Put a provider on a patient's care team (again, if they were on it before).
+
+    Only an active provider joins a team: a deactivated account could not sign in to care.
+    """
     if actor is not None:
         require(actor, Permission.CARE_TEAMS_MANAGE)
+    if session.scalar(_active_providers().where(ProviderProfile.id == provider_id)) is None:
+        raise AccountError("provider_id", "Choose an active provider.")
     row = session.scalar(
         select(CareAssignment).where(
             CareAssignment.patient_id == patient_id, CareAssignment.provider_id == provider_id

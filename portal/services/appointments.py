@@ -91,6 +91,23 @@ def open_slots(
     return slots
 
 
+UNAVAILABLE = "This time is no longer available; choose another."
+
+
+def slot_at(
+    session: Session, provider_id: int, start_at: datetime
+) -> tuple[datetime, datetime, str | None] | None:
+    """The provider's open (start, end, location) slot that starts at `start_at`, or None.
+
+    A naive `start_at` names no moment and matches nothing; an aware one is compared in UTC.
+    """
+    if start_at.tzinfo is None:
+        return None
+    start_at = start_at.astimezone(UTC)
+    found = open_slots(session, provider_id, start_at.date(), days=1)
+    return next((slot for slot in found if slot[0] == start_at), None)
+
+
 def book(
     session: Session,
     actor: Actor,
@@ -98,11 +115,14 @@ def book(
     patient_id: int,
     provider_id: int,
     start_at: datetime,
-    end_at: datetime,
     reason: str | None,
-    location: str | None = None,
 ) -> Appointment:
-    """A patient requests, or a provider schedules, a visit at an open slot."""
+    """A patient requests, or a provider schedules, a visit at one of the provider's open slots.
+
+    The slot that starts at `start_at` gives the visit its end and its place: a caller names
+    only the start, so it cannot stretch one slot over a day. A start that is not an open slot
+    now (taken, closed, past, or never one) is refused on `start_at`.
+    """
     require(actor, Permission.APPOINTMENT_BOOK)
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     assigned = session.scalar(
@@ -114,16 +134,15 @@ def book(
     )
     if assigned is None:
         raise AppointmentError("provider_id", "Choose someone from the care team.")
-    if end_at <= start_at:
-        raise AppointmentError("start_at", "The visit must end after it starts.")
-    slots = {s for s, _e, _l in open_slots(session, provider_id, start_at.date(), days=1)}
-    if start_at not in slots:
-        raise AppointmentError("start_at", "This time is no longer available; choose another.")
+    slot = slot_at(session, provider_id, start_at)
+    if slot is None:
+        raise AppointmentError("start_at", UNAVAILABLE)
+    begin, end, location = slot
     appointment = Appointment(
         patient_id=patient.id,
         provider_id=provider_id,
-        start_at=start_at,
-        end_at=end_at,
+        start_at=begin,
+        end_at=end,
         reason=(reason or "").strip()[:500] or None,
         location=location,
         status=AppointmentStatus.REQUESTED

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from portal.access import Actor, RoleScope, prepared, reader
+from portal.access import Actor, RoleScope, prepared, reader, scope_own
 from portal.db import UTCDateTime, utcnow
 from portal.models import (
     Appointment,
@@ -53,13 +53,11 @@ class WhatsNew:
         return sum(self.counts.values())
 
 
-_UNREAD = (
-    Notification.user_id == bindparam("user_id", type_=Integer),
-    Notification.read_at.is_(None),
-)
+_RECIPIENT = bindparam("user_id", type_=Integer)
+_UNREAD = (Notification.user_id == _RECIPIENT, Notification.read_at.is_(None))
 # The newest unread notification per (type, record): its text says "New" or "Corrected".
 # One row per unread record, so the rows also give the counts of distinct records by kind.
-_NEWEST_UNREAD = (
+_NEWEST_UNREAD = scope_own(
     select(Notification.type, Notification.entity_id, Notification.text)
     .where(
         Notification.id.in_(
@@ -68,12 +66,16 @@ _NEWEST_UNREAD = (
             .group_by(Notification.type, Notification.entity_id)
         )
     )
-    .order_by(Notification.id.desc())
+    .order_by(Notification.id.desc()),
+    _RECIPIENT,
 )
-_UNREAD_OF_KIND = select(Notification.entity_id).where(
-    *_UNREAD,
-    Notification.type == bindparam("kind"),
-    Notification.entity_id.in_(bindparam("entity_ids", expanding=True)),
+_UNREAD_OF_KIND = scope_own(
+    select(Notification.entity_id).where(
+        Notification.read_at.is_(None),
+        Notification.type == bindparam("kind"),
+        Notification.entity_id.in_(bindparam("entity_ids", expanding=True)),
+    ),
+    _RECIPIENT,
 )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Integer, String, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Integer, String, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -100,6 +101,62 @@ def compute_flag(
     if high is not None and value > high:
         return Flag.HIGH
     return Flag.NORMAL
+
+
+class ReleaseState(enum.Enum):
+    """Whether the patient sees a result version, in the words of the chart's column.
+
+    `SCHEDULED` is shown followed by the version's `release_due_at`.
+    """
+
+    CARE_TEAM_ONLY = "No: care team only"
+    RELEASED = "Yes"
+    PRELIMINARY = "No: preliminary"
+    SCHEDULED = "From"
+    HELD = "No: held for review"
+
+    @property
+    def wording(self) -> str:
+        return self.value
+
+    @property
+    def awaiting_release(self) -> bool:
+        """Published and shared, but not yet released (by the timer or by a review)."""
+        return self in (ReleaseState.SCHEDULED, ReleaseState.HELD)
+
+
+def release_state(version: LabResultVersion) -> ReleaseState:
+    """The release state of one version: the one rule pages, API and SQL agree on.
+
+    `released_to_patient()` and `awaiting_release()` are its SQL twins (a test holds them to
+    it on every demo version).
+    """
+    if version.visibility is not Visibility.SHARED:
+        return ReleaseState.CARE_TEAM_ONLY
+    if version.released_at is not None:
+        return ReleaseState.RELEASED
+    if version.status is ResultStatus.PRELIMINARY:
+        return ReleaseState.PRELIMINARY
+    if version.release_due_at is not None:
+        return ReleaseState.SCHEDULED
+    return ReleaseState.HELD
+
+
+def released_to_patient() -> ColumnElement[bool]:
+    """SQL for `release_state(version) is ReleaseState.RELEASED`."""
+    return and_(
+        LabResultVersion.visibility == Visibility.SHARED,
+        LabResultVersion.released_at.is_not(None),
+    )
+
+
+def awaiting_release() -> ColumnElement[bool]:
+    """SQL for `release_state(version).awaiting_release` (SCHEDULED or HELD)."""
+    return and_(
+        LabResultVersion.visibility == Visibility.SHARED,
+        LabResultVersion.released_at.is_(None),
+        LabResultVersion.status != ResultStatus.PRELIMINARY,
+    )
 
 
 def _release_times(
@@ -201,8 +258,15 @@ def create_result(
     test_name: str,
     data: ResultInput,
     category: str | None = None,
+    report: attachments.Upload | None = None,
 ) -> LabResult:
-    """A new result for an assigned patient, saved as preliminary or published."""
+    """A new result for an assigned patient, saved as preliminary or published.
+
+    Blank units or reference range take those of the test in the LOINC catalog (when
+    `test_code` is in it). `report`, when given, is attached to the first version in the same
+    change; a file that cannot be attached is refused with `LabInputError` on "report" before
+    anything is written.
+    """
     require(actor, Permission.LAB_RESULT_WRITE)
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     if not data.result_value.strip():
@@ -210,6 +274,13 @@ def create_result(
     if not test_name.strip():
         raise LabInputError("test_name", "Enter the test name.")
     definition = BY_CODE.get(test_code.strip())
+    if definition is not None:
+        data = replace(
+            data,
+            units=(data.units or "").strip() or definition.units,
+            reference_range=(data.reference_range or "").strip() or definition.reference_range,
+        )
+    report_row = _report_row(actor, patient.id, report) if report is not None else None
     result = LabResult(
         patient_id=patient.id,
         test_code=test_code.strip(),
@@ -235,13 +306,25 @@ def create_result(
     )
     if version.released_at is not None:
         _announce_release(session, result, version)
+    if report_row is not None:
+        _attach(session, actor, version, report_row)
     return result
 
 
 def add_version(
-    session: Session, actor: Actor, result_id: int, data: ResultInput, *, reason: str | None
+    session: Session,
+    actor: Actor,
+    result_id: int,
+    data: ResultInput,
+    *,
+    reason: str | None,
+    report: attachments.Upload | None = None,
 ) -> LabResultVersion:
-    """Correct, amend, finalise or cancel a result; earlier versions stay readable."""
+    """Correct, amend, finalise or cancel a result; earlier versions stay readable.
+
+    `report`, when given, is attached to the new version in the same change (refused with
+    `LabInputError` on "report", as for `create_result`).
+    """
     require(actor, Permission.LAB_RESULT_WRITE)
     result = get_or_404(session, LabResult, result_id, actor)
     patient = get_or_404(session, PatientProfile, result.patient_id, actor)
@@ -261,6 +344,7 @@ def add_version(
         raise LabInputError("reason", "Say why this result is being changed.")
     if was_published and data.status is ResultStatus.PRELIMINARY:
         raise LabInputError("status", "A published result cannot go back to preliminary.")
+    report_row = _report_row(actor, patient.id, report) if report is not None else None
     version = _new_version(
         session,
         actor,
@@ -283,6 +367,8 @@ def add_version(
     )
     if version.released_at is not None:
         _announce_release(session, result, version)
+    if report_row is not None:
+        _attach(session, actor, version, report_row)
     return version
 
 
@@ -320,9 +406,7 @@ def release_due(session: Session, now: datetime | None = None) -> int:
     """Release every held version whose automatic release time has come; returns how many."""
     now = now or utcnow()
     stmt = select(LabResultVersion).where(
-        LabResultVersion.released_at.is_(None),
-        LabResultVersion.release_due_at.is_not(None),
-        LabResultVersion.release_due_at <= now,
+        awaiting_release(), LabResultVersion.release_due_at <= now
     )
     due = session.scalars(unscoped(stmt, "release timer")).all()
     for version in due:
@@ -405,15 +489,10 @@ class ReleaseError(ServiceError):
 
 
 def held_version(session: Session, actor: Actor, result: LabResult) -> LabResultVersion | None:
-    """The newest published, shared version of `result` still waiting to reach the patient."""
+    """The newest version of `result` awaiting release to the patient (`awaiting_release()`)."""
     stmt = (
         select(LabResultVersion)
-        .where(
-            LabResultVersion.lab_result_id == result.id,
-            LabResultVersion.visibility == Visibility.SHARED,
-            LabResultVersion.published_at.is_not(None),
-            LabResultVersion.released_at.is_(None),
-        )
+        .where(LabResultVersion.lab_result_id == result.id, awaiting_release())
         .order_by(LabResultVersion.version.desc())
         .limit(1)
     )
@@ -431,12 +510,28 @@ def review_and_release(session: Session, actor: Actor, result_id: int) -> LabRes
     return version
 
 
+def _report_row(actor: Actor, patient_id: int, upload: attachments.Upload) -> Attachment:
+    """The encrypted row for a report file; a refused file is a `LabInputError` on "report"."""
+    try:
+        return attachments.build(upload, patient_id=patient_id, uploaded_by_id=actor.user_id)
+    except attachments.AttachmentError as exc:
+        raise LabInputError("report", exc.message) from exc
+
+
 def attach_report(
     session: Session, actor: Actor, version: LabResultVersion, upload: attachments.Upload
 ) -> Attachment:
-    """Attach a report file (PDF, image) to one version; it follows that version's visibility."""
+    """Attach a report file (PDF, image) to one version; it follows that version's visibility.
+
+    A file that cannot be attached is refused with `LabInputError` on "report".
+    """
     require(actor, Permission.LAB_RESULT_WRITE)
-    row = attachments.build(upload, patient_id=version.patient_id, uploaded_by_id=actor.user_id)
+    return _attach(session, actor, version, _report_row(actor, version.patient_id, upload))
+
+
+def _attach(
+    session: Session, actor: Actor, version: LabResultVersion, row: Attachment
+) -> Attachment:
     row.lab_result_version_id = version.id
     session.add(row)
     session.flush()
@@ -499,9 +594,7 @@ _HELD = unscoped(
     .where(
         LabResult.patient_id == bindparam("patient_id", type_=Integer),
         LabResult.shared_version.is_(None),
-        LabResultVersion.visibility == Visibility.SHARED,
-        LabResultVersion.published_at.is_not(None),
-        LabResultVersion.released_at.is_(None),
+        awaiting_release(),
     )
     .order_by(LabResultVersion.published_at.desc(), LabResult.id.desc()),
     "held-result placeholders",
@@ -530,6 +623,48 @@ class LabFilter:
     date_to: date | None = None
 
 
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _parse_day(raw: str | None, key: str, errors: dict[str, str]) -> date | None:
+    """`raw` as a YYYY-MM-DD day (ASCII digits); a wrong one is noted in `errors[key]`."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
+        day = date.fromisoformat(text)
+    except ValueError:
+        errors[key] = "Enter a date like 2026-01-31."
+        return None
+    if day >= date.max:
+        # The list reads "up to the end of that day": the last representable day has no end.
+        errors[key] = "Enter a date before the year 9999 ends."
+        return None
+    return day
+
+
+def parse_filter(
+    test: str | None, date_from: str | None, date_to: str | None
+) -> tuple[LabFilter, dict[str, str]]:
+    """The result list's filter from its query text, and an error per field it refused.
+
+    Keys of the errors are the argument names ("from", "to"). A date that cannot be read, or an
+    end before the start, is refused; when anything is refused the dates are dropped (the test
+    is kept), so the filter returned is always one `latest_page` accepts.
+    """
+    errors: dict[str, str] = {}
+    test_code = (test or "").strip() or None
+    since = _parse_day(date_from, "from", errors)
+    until = _parse_day(date_to, "to", errors)
+    if since is not None and until is not None and until < since:
+        errors["to"] = "The end date must be on or after the start date."
+    if errors:
+        return LabFilter(test_code=test_code), errors
+    return LabFilter(test_code=test_code, date_from=since, date_to=until), errors
+
+
 @dataclass(frozen=True, slots=True)
 class LabPage:
     rows: list[LabRow]
@@ -541,15 +676,24 @@ def _encode_cursor(when: datetime, result_id: int) -> str:
     return f"{(when - _EPOCH) // timedelta(microseconds=1)}.{result_id}"
 
 
+_CURSOR = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})")
+
+
 def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
-    """The (sort time, id) a cursor names; None for a missing or malformed one (first page)."""
+    """The (sort time, id) a cursor names; None for none (the first page).
+
+    Only the shape `_encode_cursor` makes is read (ASCII digits, bounded, so that neither the
+    time nor the id can overflow); anything else is refused with `LabInputError` on "cursor".
+    """
     if not cursor:
         return None
+    match = _CURSOR.fullmatch(cursor)
     try:
-        micros, result_id = (int(part) for part in cursor.split(".", 1))
-    except ValueError:
-        return None
-    return _EPOCH + timedelta(microseconds=micros), result_id
+        if match is None:
+            raise ValueError(cursor)
+        return _EPOCH + timedelta(microseconds=int(match[1])), int(match[2])
+    except (ValueError, OverflowError):
+        raise LabInputError("cursor", "This page link is not valid.") from None
 
 
 def _page_stmt(rs: RoleScope, test: bool, since: bool, until: bool, after: bool, limit: int):  # type: ignore[no-untyped-def]
@@ -586,7 +730,8 @@ def latest_page(
 
     One query whatever the number of results: the page (one row more than asked, to know
     whether another page follows) with the filtered total alongside; a second one only for a
-    page past the end, which has no row to carry the total.
+    page past the end, which has no row to carry the total. A cursor this module did not make
+    is refused with `LabInputError` on "cursor" (never an error from the database or datetime).
     """
     position = _decode_cursor(cursor)
     shape = (

@@ -215,15 +215,6 @@ def mark_thread_read(session: Session, actor: Actor, conversation_id: int) -> in
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def unread_count(session: Session, actor: Actor) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(Message)
-        .where(Message.recipient_id == actor.user_id, Message.status != MessageStatus.READ)
-    )
-    return session.scalar(scope(stmt, Message, actor)) or 0
-
-
 # --- Reads for the patient's inbox and threads (helper "patient") ---
 
 

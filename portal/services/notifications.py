@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from portal.access import unscoped
+from portal.access import scope_own, unscoped
 from portal.db import utcnow
-from portal.models import CareAssignment, EventType, Notification, PatientProfile, ProviderProfile
+from portal.models import EventType, Notification, PatientProfile
 
 
 def stage(
@@ -31,26 +31,18 @@ def stage(
 
 
 def patient_user_id(session: Session, patient_id: int) -> int | None:
-    return session.scalar(select(PatientProfile.user_id).where(PatientProfile.id == patient_id))
+    """The patient's sign-in, to address a notification (None before they activate)."""
+    stmt = select(PatientProfile.user_id).where(PatientProfile.id == patient_id)
+    # Fan-out of a change the caller was already allowed to make: only the id leaves here.
+    return session.scalar(unscoped(stmt, "notification fan-out"))
 
 
-def care_team_user_ids(session: Session, patient_id: int) -> list[int]:
-    stmt = (
-        select(ProviderProfile.user_id)
-        .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
-        .where(CareAssignment.patient_id == patient_id, CareAssignment.ended_at.is_(None))
-    )
-    return list(session.scalars(unscoped(stmt, "notification fan-out")))
-
-
-# Built once: every signed-in page runs it for the nav badge.
-_UNREAD_COUNTS = (
+# Built once: every signed-in page runs it for the nav badge. One's own rows only.
+_UNREAD_COUNTS = scope_own(
     select(Notification.type, func.count())
-    .where(
-        Notification.user_id == bindparam("user_id", type_=Integer),
-        Notification.read_at.is_(None),
-    )
-    .group_by(Notification.type)
+    .where(Notification.read_at.is_(None))
+    .group_by(Notification.type),
+    bindparam("user_id", type_=Integer),
 )
 
 

@@ -24,7 +24,6 @@ from portal.models import (
     Role,
     TreatmentPlan,
     TreatmentPlanVersion,
-    Visibility,
 )
 from portal.services import labs
 
@@ -168,11 +167,7 @@ def attention_for(session: Session, actor: Actor, patient_ids: list[int]) -> dic
             )
         ).all()
     )
-    held = and_(
-        LabResultVersion.status != ResultStatus.PRELIMINARY,
-        LabResultVersion.visibility == Visibility.SHARED,
-        LabResultVersion.released_at.is_(None),
-    )
+    held = labs.awaiting_release()
     results = {
         pid: (int(pre or 0), int(hold or 0))
         for pid, pre, hold in session.execute(

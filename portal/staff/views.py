@@ -1,14 +1,20 @@
-"""Provider pages. Views translate HTTP to service calls; rules live in portal.services."""
+"""Provider pages. Views translate HTTP to service calls; rules live in portal.services.
+
+Each view parses the request, runs ONE service verb in a unit of work (`portal.web.forms`),
+then redirects (303) or renders. A refused change re-renders its page with status 422, and
+such a page shows the record it is about, so those POST routes are audited as reads too.
+"""
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date
 from typing import Any
 
 from flask import Response, abort, redirect, request, url_for
-from flask_login import current_user
-from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.access import get_or_404
@@ -20,6 +26,8 @@ from portal.models import (
     Appointment,
     AppointmentStatus,
     AuditAction,
+    AvailabilityException,
+    AvailabilityRule,
     Conversation,
     LabResult,
     PatientProfile,
@@ -44,44 +52,74 @@ from portal.staff.forms import (
     ResultForm,
     RuleForm,
 )
+from portal.transactions import unit_of_work
 from portal.web.downloads import attachment_response
+from portal.web.forms import run, submit
 from portal.web.htmx import render
 
 Page = str | tuple[str, int] | BaseResponse
 
 
-class _Err:
-    """An input error for a form field other than the one the service named."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field, self.message = field, message
-
-
-def _fail(form: FlaskForm, exc: Any) -> None:
-    """Put a service's input error on the form field it names (or on the form as a whole)."""
-    field = getattr(form, exc.field, None)
-    if field is not None and hasattr(field, "errors") and exc.field != "meta":
-        field.errors = [*field.errors, exc.message]
-    else:
-        form.page_errors = [*getattr(form, "page_errors", []), exc.message]
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    # Templates show the release state the service derives; they never derive it themselves.
+    return {"release_state": labs.release_state}
 
 
-def _upload(name: str) -> list[attachments.Upload]:
+# --- Request parsing: ASCII digits and ISO days only; anything else names no page (404) ------
+
+_PAGE = re.compile(r"[0-9]{1,9}")
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Far enough from date.min/date.max that the schedule's previous/next week still exist.
+_FIRST_DAY, _LAST_DAY = date(1900, 1, 1), date(9998, 12, 1)
+
+
+def _page_arg() -> int:
+    """The `page` query argument: 1 when absent, 404 unless it is ASCII digits."""
+    raw = request.args.get("page", "")
+    if not raw:
+        return 1
+    if not _PAGE.fullmatch(raw):
+        abort(404)
+    return max(1, int(raw))
+
+
+def _period(values: MultiDict[str, str]) -> schedule.Period:
+    """The schedule's day or week from `view` and `date` (today when absent; 404 if malformed)."""
+    raw = values.get("date", "")
+    day = utcnow().date()
+    if raw:
+        try:
+            if not _ISO_DAY.fullmatch(raw):
+                raise ValueError(raw)
+            day = date.fromisoformat(raw)
+        except ValueError:
+            abort(404)
+        if not _FIRST_DAY <= day <= _LAST_DAY:
+            abort(404)
+    return schedule.Period.of(values.get("view"), day)
+
+
+def _upload(name: str) -> attachments.Upload | None:
     file = request.files.get(name)
     if file is None or not file.filename:
-        return []
-    return [attachments.Upload(file.filename, file.read())]
+        return None
+    return attachments.Upload(file.filename, file.read())
 
 
-def _int_arg(name: str, default: int = 1) -> int:
-    try:
-        return int(request.args.get(name, default))
-    except ValueError:
-        return default
+def _uploads(name: str) -> list[attachments.Upload]:
+    upload = _upload(name)
+    return [upload] if upload is not None else []
 
 
 def _see_other(endpoint: str, **values: Any) -> BaseResponse:
     return redirect(url_for(endpoint, **values), code=303)
+
+
+def _download_link(attachment_id: int) -> str:
+    """A short-lived link to an attachment that only the signed-in user can use."""
+    token = attachments.link_token(attachment_id, current_actor().user_id)
+    return url_for("staff.attachment", token=token)
 
 
 # --- Patients and the chart ----------------------------------------------------------------------
@@ -90,7 +128,7 @@ def _see_other(endpoint: str, **values: Any) -> BaseResponse:
 @bp.get("/patients")
 @audited(AuditAction.VIEW, "patient_list")
 def patients() -> str:
-    page = roster.search(db.session, current_actor(), request.args.get("q"), _int_arg("page"))
+    page = roster.search(db.session, current_actor(), request.args.get("q"), _page_arg())
     return render("staff/patients.html", fragment="patient_list", page=page)
 
 
@@ -142,53 +180,38 @@ def new_result(patient_id: int) -> Page:
         return _result_form_page(patient, choose, form)
     form = ResultForm()
     choose.test_code.data = form.test_code.data
-    if not form.validate():
-        return _result_form_page(patient, choose, form, 422)
-    test = BY_CODE.get((form.test_code.data or "").strip())
-    # Blank units or range take the catalog's, so choosing the test is enough without JS too.
-    units = form.units.data or (test.units if test else None)
-    reference_range = form.reference_range.data or (test.reference_range if test else None)
-    status = (
-        ResultStatus.PRELIMINARY
-        if request.form.get("action") == "preliminary"
-        else ResultStatus.FINAL
-    )
-    try:
-        result = labs.create_result(
-            db.session,
+    preliminary = request.form.get("action") == "preliminary"
+
+    def publish(s: Session) -> LabResult:
+        # Blank units and range are the service's to fill from the catalog.
+        return labs.create_result(
+            s,
             actor,
             patient.id,
             test_code=form.test_code.data or "",
             test_name=form.test_name.data or "",
             data=labs.ResultInput(
                 form.result_value.data or "",
-                units,
-                reference_range,
-                status,
+                form.units.data or None,
+                form.reference_range.data or None,
+                ResultStatus.PRELIMINARY if preliminary else ResultStatus.FINAL,
                 Visibility(form.visibility.data),
             ),
+            report=_upload("report"),
         )
-        for upload in _upload("report"):
-            version = labs.versions_of(db.session, actor, result)[0]
-            labs.attach_report(db.session, actor, version, upload)
-    except (labs.LabInputError, attachments.AttachmentError) as exc:
-        db.session.rollback()
-        _fail(form, exc if exc.field != "attachment" else _Err("report", exc.message))
-        return _result_form_page(patient, choose, form, 422)
-    db.session.commit()
-    return _see_other("staff.result", result_id=result.id)
+
+    done = submit(form, publish)
+    if done.ok and done.value is not None:
+        return _see_other("staff.result", result_id=done.value.id)
+    return _result_form_page(patient, choose, form, 422)
 
 
-def _result_page(result_id: int, form: CorrectionForm | None = None, status: int = 200) -> Page:
+def _result_page(result_id: int, status: int = 200) -> Page:
     actor = current_actor()
     result = get_or_404(db.session, LabResult, result_id, actor)
     versions = labs.versions_of(db.session, actor, result)
     files = labs.attachments_of(db.session, actor, [v.id for v in versions])
-    links = {
-        a.id: url_for("staff.attachment", token=attachments.link_token(a.id, current_user.id))
-        for rows in files.values()
-        for a in rows
-    }
+    links = {a.id: _download_link(a.id) for rows in files.values() for a in rows}
     held = labs.held_version(db.session, actor, result)
     user_ids = {u for v in versions for u in (v.published_by_id, v.reviewed_by_id) if u}
     policy = labs.describe_policy(labs.release_policy_for(db.session, result.category))
@@ -238,44 +261,37 @@ def correct_result(result_id: int) -> Page:
             "staff/correct_result.html", result=result, current=current, patient=patient, form=form
         )
     form = CorrectionForm()
-    if form.validate():
-        try:
-            version = labs.add_version(
-                db.session,
-                actor,
-                result.id,
-                labs.ResultInput(
-                    form.result_value.data or "",
-                    form.units.data or None,
-                    form.reference_range.data or None,
-                    ResultStatus(form.status.data),
-                    Visibility(form.visibility.data),
-                ),
-                reason=form.reason.data,
-            )
-            for upload in _upload("report"):
-                labs.attach_report(db.session, actor, version, upload)
-        except (labs.LabInputError, attachments.AttachmentError) as exc:
-            db.session.rollback()
-            _fail(form, exc if exc.field != "attachment" else _Err("report", exc.message))
-        else:
-            db.session.commit()
-            return _see_other("staff.result", result_id=result.id)
+    done = submit(
+        form,
+        lambda s: labs.add_version(
+            s,
+            actor,
+            result.id,
+            labs.ResultInput(
+                form.result_value.data or "",
+                form.units.data or None,
+                form.reference_range.data or None,
+                ResultStatus(form.status.data),
+                Visibility(form.visibility.data),
+            ),
+            reason=form.reason.data,
+            report=_upload("report"),
+        ),
+    )
+    if done.ok:
+        return _see_other("staff.result", result_id=result.id)
     return render(
         "staff/correct_result.html", result=result, current=current, patient=patient, form=form
     ), 422
 
 
 @bp.post("/results/<int:result_id>/release")
-@audit_exempt  # labs.release_version records the release
+@audited(AuditAction.VIEW, "lab_result", id_arg="result_id")  # refused: the result is shown
 def release_result(result_id: int) -> Page:
-    try:
-        labs.review_and_release(db.session, current_actor(), result_id)
-    except labs.ReleaseError:
-        db.session.rollback()
-        return _result_page(result_id, status=422)
-    db.session.commit()
-    return _see_other("staff.result", result_id=result_id)
+    actor = current_actor()
+    if run(lambda s: labs.review_and_release(s, actor, result_id)).ok:
+        return _see_other("staff.result", result_id=result_id)
+    return _result_page(result_id, status=422)
 
 
 @bp.get("/attachments/<token>")
@@ -299,21 +315,15 @@ def new_plan(patient_id: int) -> Page:
     actor = current_actor()
     patient = get_or_404(db.session, PatientProfile, patient_id, actor)
     form = PlanForm()
-    if request.method == "POST":
-        if form.validate():
-            try:
-                plan = plans.create_draft(db.session, actor, patient.id, _plan_input(form))
-            except plans.PlanError as exc:
-                db.session.rollback()
-                _fail(form, exc)
-            else:
-                db.session.commit()
-                return _see_other("staff.plan", plan_id=plan.id)
-        return render("staff/plan_form.html", patient=patient, form=form, plan=None), 422
-    return render("staff/plan_form.html", patient=patient, form=form, plan=None)
+    if request.method == "GET":
+        return render("staff/plan_form.html", patient=patient, form=form, plan=None)
+    done = submit(form, lambda s: plans.create_draft(s, actor, patient.id, _plan_input(form)))
+    if done.ok and done.value is not None:
+        return _see_other("staff.plan", plan_id=done.value.id)
+    return render("staff/plan_form.html", patient=patient, form=form, plan=None), 422
 
 
-def _plan_page(plan_id: int, error: str | None = None, status: int = 200) -> Page:
+def _plan_page(plan_id: int, status: int = 200) -> Page:
     actor = current_actor()
     plan = get_or_404(db.session, TreatmentPlan, plan_id, actor)
     patient = get_or_404(db.session, PatientProfile, plan.patient_id, actor)
@@ -326,7 +336,6 @@ def _plan_page(plan_id: int, error: str | None = None, status: int = 200) -> Pag
         history=history,
         people=messaging.users_by_id(db.session, user_ids),
         activate_form=ActivatePlanForm(formdata=None),
-        error=error,
     ), status
 
 
@@ -355,45 +364,38 @@ def edit_plan(plan_id: int) -> Page:
         )
         return render("staff/plan_form.html", patient=patient, form=form, plan=plan)
     form = PlanForm()
-    if form.validate():
-        try:
-            plans.revise(db.session, actor, plan.id, _plan_input(form), note=form.note.data or None)
-        except plans.PlanError as exc:
-            db.session.rollback()
-            _fail(form, exc)
-        else:
-            db.session.commit()
-            return _see_other("staff.plan", plan_id=plan.id)
+    done = submit(
+        form,
+        lambda s: plans.revise(s, actor, plan.id, _plan_input(form), note=form.note.data or None),
+    )
+    if done.ok:
+        return _see_other("staff.plan", plan_id=plan.id)
     return render("staff/plan_form.html", patient=patient, form=form, plan=plan), 422
 
 
 @bp.post("/plans/<int:plan_id>/activate")
-@audit_exempt  # plans.activate records it
+@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")  # refused: the plan is shown
 def activate_plan(plan_id: int) -> Page:
+    actor = current_actor()
     form = ActivatePlanForm()
-    if not form.validate():
-        abort(400)
-    try:
-        plans.activate(
-            db.session, current_actor(), plan_id, complete_others=bool(form.complete_others.data)
-        )
-    except plans.PlanError as exc:
-        db.session.rollback()
-        return _plan_page(plan_id, exc.message, 422)
-    db.session.commit()
-    return _see_other("staff.plan", plan_id=plan_id)
+    done = submit(
+        form,
+        lambda s: plans.activate(
+            s, actor, plan_id, complete_others=bool(form.complete_others.data)
+        ),
+    )
+    if done.ok:
+        return _see_other("staff.plan", plan_id=plan_id)
+    return _plan_page(plan_id, 422)
 
 
 @bp.post("/plans/<int:plan_id>/complete")
-@audit_exempt  # plans.complete records it
+@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")  # refused: the plan is shown
 def complete_plan(plan_id: int) -> Page:
-    try:
-        plans.complete(db.session, current_actor(), plan_id)
-    except plans.PlanError as exc:
-        db.session.rollback()
-        return _plan_page(plan_id, exc.message, 422)
-    db.session.commit()
-    return _see_other("staff.plan", plan_id=plan_id)
+    actor = current_actor()
+    if run(lambda s: plans.complete(s, actor, plan_id)).ok:
+        return _see_other("staff.plan", plan_id=plan_id)
+    return _plan_page(plan_id, 422)
 
 
 # --- Messages ------------------------------------------------------------------------------------
@@ -411,14 +413,8 @@ def _thread_page(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
     conversation = get_or_404(db.session, Conversation, conversation_id, actor)
     patient = get_or_404(db.session, PatientProfile, conversation.patient_id, actor)
     thread = messaging.thread_messages(db.session, actor, conversation)
-    if status == 200 and messaging.mark_thread_read(db.session, actor, conversation.id):
-        db.session.commit()
     user_ids = {u for m, _f in thread for u in (m.sender_id, m.recipient_id)}
-    links = {
-        a.id: url_for("staff.attachment", token=attachments.link_token(a.id, current_user.id))
-        for _m, files in thread
-        for a in files
-    }
+    links = {a.id: _download_link(a.id) for _m, files in thread for a in files}
     return render(
         "staff/conversation.html",
         fragment="thread",
@@ -435,29 +431,31 @@ def _thread_page(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
 @bp.get("/messages/<int:conversation_id>")
 @audited(AuditAction.VIEW, "conversation", id_arg="conversation_id")
 def conversation(conversation_id: int) -> Page:
+    actor = current_actor()
+    # Opening a thread reads it: that change commits first, so the page shows it as read.
+    with unit_of_work() as s:
+        messaging.mark_thread_read(s, actor, conversation_id)
     return _thread_page(conversation_id, ReplyForm(formdata=None))
 
 
 @bp.post("/messages/<int:conversation_id>/reply")
-@audit_exempt  # messaging records the message it sends
+@audited(AuditAction.VIEW, "conversation", id_arg="conversation_id")  # refused: thread shown
 def reply(conversation_id: int) -> Page:
+    actor = current_actor()
     form = ReplyForm()
-    if form.validate():
-        try:
-            messaging.reply(
-                db.session,
-                current_actor(),
-                conversation_id,
-                body=form.body.data or "",
-                uploads=_upload("attachment"),
-                idempotency_key=request.form.get("idempotency_key") or None,
-            )
-        except (messaging.MessageError, attachments.AttachmentError) as exc:
-            db.session.rollback()
-            _fail(form, exc)
-        else:
-            db.session.commit()
-            return _see_other("staff.conversation", conversation_id=conversation_id)
+    done = submit(
+        form,
+        lambda s: messaging.reply(
+            s,
+            actor,
+            conversation_id,
+            body=form.body.data or "",
+            uploads=_uploads("attachment"),
+            idempotency_key=request.form.get("idempotency_key") or None,
+        ),
+    )
+    if done.ok:
+        return _see_other("staff.conversation", conversation_id=conversation_id)
     return _thread_page(conversation_id, form, 422)
 
 
@@ -467,77 +465,60 @@ def new_conversation(patient_id: int) -> Page:
     actor = current_actor()
     patient = get_or_404(db.session, PatientProfile, patient_id, actor)
     form = NewThreadForm()
-    if request.method == "POST":
-        if form.validate():
-            try:
-                message = messaging.start_conversation(
-                    db.session,
-                    actor,
-                    patient_id=patient.id,
-                    recipient_user_id=patient.user_id or 0,
-                    subject=form.subject.data or "",
-                    body=form.body.data or "",
-                    uploads=_upload("attachment"),
-                )
-            except (messaging.MessageError, attachments.AttachmentError) as exc:
-                db.session.rollback()
-                _fail(form, exc)
-            else:
-                db.session.commit()
-                return _see_other("staff.conversation", conversation_id=message.conversation_id)
-        return render("staff/new_conversation.html", patient=patient, form=form), 422
-    return render("staff/new_conversation.html", patient=patient, form=form)
+    if request.method == "GET":
+        return render("staff/new_conversation.html", patient=patient, form=form)
+    done = submit(
+        form,
+        lambda s: messaging.start_conversation(
+            s,
+            actor,
+            patient_id=patient.id,
+            recipient_user_id=patient.user_id or 0,
+            subject=form.subject.data or "",
+            body=form.body.data or "",
+            uploads=_uploads("attachment"),
+        ),
+    )
+    if done.ok and done.value is not None:
+        return _see_other("staff.conversation", conversation_id=done.value.conversation_id)
+    return render("staff/new_conversation.html", patient=patient, form=form), 422
 
 
 # --- Schedule ------------------------------------------------------------------------------------
 
 
-def _period() -> schedule.Period:
-    try:
-        day = date.fromisoformat(request.args.get("date", ""))
-    except ValueError:
-        day = utcnow().date()
-    return schedule.Period.of(request.args.get("view"), day)
-
-
 def _schedule_page(
+    period: schedule.Period,
     rule_form: RuleForm | None = None,
     exception_form: ExceptionForm | None = None,
     status: int = 200,
-    error: str | None = None,
 ) -> Page:
     actor = current_actor()
-    period = _period()
+    today = utcnow().date()
     return render(
         "staff/appointments.html",
         fragment="schedule",
         period=period,
         days=schedule.visits(db.session, actor, period),
         rules=schedule.rules(db.session, actor),
-        exceptions=schedule.exceptions(db.session, actor, utcnow().date()),
+        exceptions=schedule.exceptions(db.session, actor, today),
         rule_form=rule_form or RuleForm(formdata=None),
         exception_form=exception_form or ExceptionForm(formdata=None),
         cancel_form=CancelForm(formdata=None),
         weekdays=schedule.WEEKDAYS,
         hhmm=schedule.minutes_text,
-        today=utcnow().date(),
-        error=error,
+        today=today,
     ), status
 
 
 @bp.get("/appointments")
 @audited(AuditAction.VIEW, "appointment_list")
 def appointments() -> Page:
-    return _schedule_page()
+    return _schedule_page(_period(request.args))
 
 
-def _back_to_schedule() -> BaseResponse:
-    view = "week" if request.form.get("view") == "week" else "day"
-    try:
-        day = date.fromisoformat(request.form.get("date", "")).isoformat()
-    except ValueError:
-        day = None
-    return _see_other("staff.appointments", view=view, date=day)
+def _back_to(period: schedule.Period) -> BaseResponse:
+    return _see_other("staff.appointments", view=period.view, date=period.first.isoformat())
 
 
 _STATUS_ACTIONS = {
@@ -548,103 +529,91 @@ _STATUS_ACTIONS = {
 
 
 @bp.post("/appointments/<int:appointment_id>/status")
-@audit_exempt  # appointments.set_status records it
+@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")  # refused: schedule shown
 def appointment_status(appointment_id: int) -> Page:
-    status = _STATUS_ACTIONS.get(request.form.get("status", ""))
-    if status is None:
+    actor = current_actor()
+    period = _period(request.form)
+    wanted = _STATUS_ACTIONS.get(request.form.get("status", ""))
+    if wanted is None:
         abort(400)
-    try:
-        booking.set_status(db.session, current_actor(), appointment_id, status)
-    except booking.AppointmentError as exc:
-        db.session.rollback()
-        return _schedule_page(error=exc.message, status=422)
-    db.session.commit()
-    return _back_to_schedule()
+    status: AppointmentStatus = wanted
+    if run(lambda s: booking.set_status(s, actor, appointment_id, status)).ok:
+        return _back_to(period)
+    return _schedule_page(period, status=422)
 
 
 @bp.post("/appointments/<int:appointment_id>/cancel")
-@audit_exempt  # appointments.cancel records it
+@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")
 def cancel_appointment(appointment_id: int) -> Page:
     actor = current_actor()
+    period = _period(request.form)
     get_or_404(db.session, Appointment, appointment_id, actor)
     form = CancelForm()
-    if not form.validate():
-        return render(
-            "staff/cancel_appointment.html", form=form, appointment_id=appointment_id
-        ), 422
-    try:
-        booking.cancel(db.session, actor, appointment_id, form.reason.data)
-    except booking.AppointmentError as exc:
-        db.session.rollback()
-        _fail(form, _Err("reason", exc.message))
-        return render(
-            "staff/cancel_appointment.html", form=form, appointment_id=appointment_id
-        ), 422
-    db.session.commit()
-    return _back_to_schedule()
+    if submit(form, lambda s: booking.cancel(s, actor, appointment_id, form.reason.data)).ok:
+        return _back_to(period)
+    return render("staff/cancel_appointment.html", form=form, appointment_id=appointment_id), 422
 
 
 @bp.post("/availability/rules")
-@audit_exempt  # schedule records the change; no PHI shown
+@audited(AuditAction.VIEW, "appointment_list")  # refused: the schedule (patient names) is shown
 def add_rule() -> Page:
+    actor = current_actor()
+    period = _period(request.form)
     form = RuleForm()
-    if form.validate():
+
+    def add(s: Session) -> AvailabilityRule:
         start, end = form.start.data, form.end.data
-        assert start is not None
+        assert start is not None  # DataRequired
         assert end is not None
-        try:
-            schedule.add_rule(
-                db.session,
-                current_actor(),
-                weekday=int(form.weekday.data),
-                start_minute=start.hour * 60 + start.minute,
-                end_minute=end.hour * 60 + end.minute,
-                slot_minutes=int(form.slot_minutes.data),
-                location=form.location.data,
-            )
-        except schedule.ScheduleError as exc:
-            db.session.rollback()
-            _fail(form, exc)
-        else:
-            db.session.commit()
-            return _back_to_schedule()
-    return _schedule_page(rule_form=form, status=422)
+        return schedule.add_rule(
+            s,
+            actor,
+            # The weekday and visit length passed the choices check: ASCII digits only.
+            weekday=int(form.weekday.data),
+            start_minute=start.hour * 60 + start.minute,
+            end_minute=end.hour * 60 + end.minute,
+            slot_minutes=int(form.slot_minutes.data),
+            location=form.location.data,
+        )
+
+    if submit(form, add).ok:
+        return _back_to(period)
+    return _schedule_page(period, rule_form=form, status=422)
 
 
 @bp.post("/availability/rules/<int:rule_id>/remove")
-@audit_exempt  # schedule records the change; no PHI shown
+@audit_exempt  # schedule records the change; answers only a redirect or a 404
 def remove_rule(rule_id: int) -> Page:
-    schedule.remove_rule(db.session, current_actor(), rule_id)
-    db.session.commit()
-    return _back_to_schedule()
+    actor = current_actor()
+    period = _period(request.form)
+    with unit_of_work() as s:
+        schedule.remove_rule(s, actor, rule_id)
+    return _back_to(period)
 
 
 @bp.post("/availability/exceptions")
-@audit_exempt  # schedule records the change; no PHI shown
+@audited(AuditAction.VIEW, "appointment_list")  # refused: the schedule (patient names) is shown
 def add_exception() -> Page:
+    actor = current_actor()
+    period = _period(request.form)
     form = ExceptionForm()
-    if form.validate():
-        assert form.day.data is not None
-        try:
-            schedule.add_exception(
-                db.session,
-                current_actor(),
-                day=form.day.data,
-                reason=form.reason.data,
-                today=utcnow().date(),
-            )
-        except schedule.ScheduleError as exc:
-            db.session.rollback()
-            _fail(form, exc)
-        else:
-            db.session.commit()
-            return _back_to_schedule()
-    return _schedule_page(exception_form=form, status=422)
+
+    def add(s: Session) -> AvailabilityException:
+        assert form.day.data is not None  # DataRequired
+        return schedule.add_exception(
+            s, actor, day=form.day.data, reason=form.reason.data, today=utcnow().date()
+        )
+
+    if submit(form, add).ok:
+        return _back_to(period)
+    return _schedule_page(period, exception_form=form, status=422)
 
 
 @bp.post("/availability/exceptions/<int:exception_id>/remove")
-@audit_exempt  # schedule records the change; no PHI shown
+@audit_exempt  # schedule records the change; answers only a redirect or a 404
 def remove_exception(exception_id: int) -> Page:
-    schedule.remove_exception(db.session, current_actor(), exception_id)
-    db.session.commit()
-    return _back_to_schedule()
+    actor = current_actor()
+    period = _period(request.form)
+    with unit_of_work() as s:
+        schedule.remove_exception(s, actor, exception_id)
+    return _back_to(period)

@@ -1,4 +1,4 @@
-/* Patient portal behaviour. Loaded with `defer` after htmx and its ws extension.
+/* Patient portal behaviour. Loaded with `defer` after htmx.
  *
  * The Content-Security-Policy allows no inline script, so everything the pages do in the
  * browser lives here. Every page works without this file: it only makes things faster,
@@ -63,8 +63,7 @@
 
   // htmx 2 keeps <head> and <body>'s attributes across boosted navigations (it swaps the body's
   // content and the title only). Copy over what this file reads from them, from each full page
-  // the server sends: the CSRF token (it changes when the session does, e.g. at sign-in) and
-  // the WebSocket address (present only when signed in).
+  // the server sends: the CSRF token (it changes when the session does, e.g. at sign-in).
   function syncFromFullPage(html) {
     if (typeof html !== "string" || !/<head[\s>]/i.test(html)) {
       return;
@@ -83,13 +82,6 @@
     } else if (newMeta) {
       document.head.appendChild(newMeta.cloneNode(false));
     }
-    var wsUrl = doc.body ? doc.body.getAttribute("data-ws-url") : null;
-    if (wsUrl) {
-      document.body.setAttribute("data-ws-url", wsUrl);
-    } else {
-      document.body.removeAttribute("data-ws-url");
-    }
-    realtime.sync();
   }
 
   // What had focus before each request's swap, to tell whether the swap took it away.
@@ -221,140 +213,6 @@
   });
 
   // ---------------------------------------------------------------------------------------------
-  // Real-time events: <body data-ws-url="/ws"> opens one WebSocket for the signed-in user.
-  // Events carry only {type, id, patientId, at}: no message text, no result values. Widgets
-  // refresh themselves with hx-trigger="portal:<type> from:body", so HTML stays server-made.
-
-  var ANNOUNCEMENTS = {
-    "message.created": "New message",
-    "lab_result.published": "New lab result",
-    "treatment_plan.updated": "Treatment plan updated",
-    "appointment.updated": "Appointment updated"
-  };
-  // 1008 (policy violation) and 4401 (signed out): the server will not take us back.
-  var FINAL_CLOSE_CODES = { 1008: true, 4401: true };
-  var MAX_FAILED_ATTEMPTS = 8;
-
-  var realtime = (function () {
-    var socket = null;
-    var url = null;
-    var failures = 0;
-    var retryTimer = null;
-
-    function wsUrlFrom(value) {
-      var u = new URL(value, window.location.href);
-      if (u.origin !== window.location.origin) {
-        return null; // only our own server
-      }
-      u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
-      return u.href;
-    }
-
-    function stop() {
-      window.clearTimeout(retryTimer);
-      retryTimer = null;
-      if (socket) {
-        var s = socket;
-        socket = null;
-        s.onclose = null;
-        s.close(1000);
-      }
-    }
-
-    function scheduleRetry() {
-      if (failures >= MAX_FAILED_ATTEMPTS) {
-        return; // the next page load or navigation tries again
-      }
-      // Exponential backoff from 1 s up to 30 s, with jitter so clients do not reconnect in step.
-      var delay = Math.min(30000, 1000 * Math.pow(2, failures));
-      delay = delay / 2 + Math.random() * (delay / 2);
-      failures += 1;
-      retryTimer = window.setTimeout(connect, delay);
-    }
-
-    function onMessage(evt) {
-      var data;
-      try {
-        data = JSON.parse(evt.data);
-      } catch (e) {
-        return;
-      }
-      if (!data || typeof data.type !== "string" || !/^[a-z_]+\.[a-z_]+$/.test(data.type)) {
-        return;
-      }
-      var detail = { type: data.type, id: data.id, patientId: data.patientId, at: data.at };
-      if (htmx) {
-        htmx.trigger(document.body, "portal:" + data.type, detail);
-      } else {
-        document.body.dispatchEvent(new CustomEvent("portal:" + data.type, { detail: detail }));
-      }
-      announce(ANNOUNCEMENTS[data.type] || "New update");
-    }
-
-    function connect() {
-      retryTimer = null;
-      if (!url || socket || !("WebSocket" in window)) {
-        return;
-      }
-      var s;
-      try {
-        s = new WebSocket(url);
-      } catch (e) {
-        scheduleRetry();
-        return;
-      }
-      socket = s;
-      s.onopen = function () {
-        failures = 0;
-      };
-      s.onmessage = onMessage;
-      s.onclose = function (evt) {
-        if (socket !== s) {
-          return;
-        }
-        socket = null;
-        if (FINAL_CLOSE_CODES[evt.code]) {
-          url = null; // signed out: stay closed
-          return;
-        }
-        scheduleRetry();
-      };
-    }
-
-    /** Open, keep or close the socket to match the page's current data-ws-url. */
-    function sync() {
-      var value = document.body && document.body.getAttribute("data-ws-url");
-      var wanted = value ? wsUrlFrom(value) : null;
-      if (wanted !== url) {
-        stop();
-        url = wanted;
-        failures = 0;
-      }
-      if (url && !socket && !retryTimer) {
-        connect();
-      }
-    }
-
-    window.addEventListener("pagehide", stop);
-    window.addEventListener("pageshow", function (evt) {
-      if (evt.persisted) {
-        url = null;
-        sync();
-      }
-    });
-    window.addEventListener("online", function () {
-      if (url && !socket) {
-        window.clearTimeout(retryTimer);
-        retryTimer = null;
-        failures = 0;
-        connect();
-      }
-    });
-
-    return { sync: sync };
-  })();
-
-  // ---------------------------------------------------------------------------------------------
   // Confirmation: <form data-confirm="Cancel this appointment?"> (or on its submit button).
   // Capture phase, so the question comes before htmx sees the submit. Without JS it just submits.
 
@@ -374,6 +232,4 @@
     },
     true
   );
-
-  realtime.sync();
 })();

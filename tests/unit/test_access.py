@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import exists, func, select, text
+from sqlalchemy.orm import Session, aliased
 from werkzeug.exceptions import Forbidden, NotFound
 
 from portal import access
 from portal.access import Actor, Permission, UnscopedQueryError
 from portal.db import Base
 from portal.models import (
+    Attachment,
+    LabResult,
     LabResultVersion,
+    Notification,
     PatientOwned,
     PatientProfile,
     PlanStatus,
+    ProviderProfile,
     ResultStatus,
     Role,
     TreatmentPlan,
     TreatmentPlanVersion,
+    User,
     Visibility,
 )
+from tests.conftest import Demo
 
 OWNED = sorted(
     (m.class_ for m in Base.registry.mappers if issubclass(m.class_, PatientOwned)),
@@ -75,6 +84,167 @@ def test_a_record_outside_scope_is_not_found(session, people, model) -> None:
 def test_an_unscoped_read_of_patient_records_is_refused(session) -> None:
     with pytest.raises(UnscopedQueryError):
         session.scalars(select(LabResultVersion)).all()
+
+
+# --- The fail-closed guard: any statement that reads a guarded table, however it reads it ---
+
+HBA1C = "4548-4"
+
+#: Statements that read guarded tables without returning their rows as entities: who had a
+#: test, how many results exist, which users have notifications. Each must be refused unscoped.
+UNSCOPED_READS: dict[str, Any] = {
+    "names joined to a test": lambda: (
+        select(PatientProfile.display_name)
+        .join(LabResult, LabResult.patient_id == PatientProfile.id)
+        .where(LabResult.test_code == HBA1C)
+    ),
+    "a count of versions": lambda: select(func.count()).select_from(LabResultVersion),
+    "patient profiles": lambda: select(PatientProfile),
+    "a patient's name": lambda: select(PatientProfile.display_name),
+    "patients through an alias": lambda: select(aliased(PatientProfile).medical_record_number),
+    "an mrn in a where clause": lambda: select(User.email).where(
+        User.id == PatientProfile.user_id, PatientProfile.medical_record_number == "MRN-100001"
+    ),
+    "notifications": lambda: select(Notification),
+    "notification text": lambda: select(Notification.text),
+    "a subquery on notifications": lambda: select(User.email).where(
+        User.id.in_(select(Notification.user_id).where(Notification.text.like("%HbA1c%")))
+    ),
+    "an exists on results": lambda: select(User.email).where(
+        exists().where(LabResult.ordered_by_id == User.id, LabResult.test_code == HBA1C)
+    ),
+    "a cte of attachments": lambda: select(User.email).where(
+        User.id.in_(select(Attachment.uploaded_by_id).cte().select())
+    ),
+    "sql text": lambda: text("SELECT display_name FROM Patient_Profile"),
+    "rows from sql text": lambda: select(PatientProfile).from_statement(
+        text("SELECT * FROM patient_profile")
+    ),
+}
+
+
+@pytest.mark.parametrize("build", UNSCOPED_READS.values(), ids=list(UNSCOPED_READS))
+def test_a_statement_that_reads_a_guarded_table_in_any_way_is_refused(session, build) -> None:
+    stmt = build()
+    with pytest.raises(UnscopedQueryError):
+        session.execute(stmt).all()
+    # The verdict is kept for the statement object; the same object is refused again.
+    with pytest.raises(UnscopedQueryError):
+        session.execute(stmt).all()
+
+
+def test_session_get_of_a_patient_profile_is_refused(session, people) -> None:
+    carol_id = _patient_id(people, "carol")
+    session.expunge_all()  # so `get` has to ask the database
+    with pytest.raises(UnscopedQueryError):
+        session.get(PatientProfile, carol_id)
+
+
+def test_statements_on_unguarded_tables_run(session) -> None:
+    assert session.scalar(select(func.count()).select_from(User))
+    assert session.scalar(text("SELECT count(*) FROM user_account WHERE role = 'patient'"))
+    session.execute(text("CREATE TEMP VIEW names AS SELECT display_name FROM patient_profile"))
+    assert session.scalars(
+        select(ProviderProfile).join(User, User.id == ProviderProfile.user_id)
+    ).all()
+
+
+def test_the_same_reads_run_through_their_scopes(session, people) -> None:
+    chen, alice = people.actor("dr_chen"), people.actor("alice")
+    who_had_it = access.scope(UNSCOPED_READS["names joined to a test"](), LabResult, chen)
+    found = set(session.scalars(who_had_it))
+    assert "Alice Martin" in found
+    assert found <= {"Alice Martin", "Bob Okonkwo"}  # dr_chen's patients only
+    versions = UNSCOPED_READS["a count of versions"]()
+    assert session.scalar(access.scope(versions, LabResultVersion, alice))
+    names = access.scope_patients(UNSCOPED_READS["a patient's name"](), chen)
+    assert set(session.scalars(names)) == {"Alice Martin", "Bob Okonkwo"}
+    assert access.get_or_404(session, PatientProfile, _patient_id(people, "bob"), chen)
+    assert session.scalars(access.unscoped(select(PatientProfile), "a job")).all()
+
+
+def test_notifications_are_read_only_by_their_recipient(session, people) -> None:
+    alice, chen = people.actor("alice"), people.actor("dr_chen")
+    mine = session.scalars(access.scope_own(select(Notification), alice)).all()
+    assert mine, "the demo data should give alice notifications"
+    assert {n.user_id for n in mine} == {alice.user_id}
+    theirs = session.scalars(access.scope_own(select(Notification), chen)).all()
+    assert not {n.id for n in mine} & {n.id for n in theirs}
+
+
+# --- What a patient sees of their own records: each rule of PATIENT_FILTERS on its own ---
+
+
+def _released(v: LabResultVersion) -> bool:
+    return v.visibility is Visibility.SHARED and v.released_at is not None
+
+
+def _may_see(row: Any, versions: dict[int, LabResultVersion]) -> bool:
+    """The patient-visibility rules, said again independently of `access.PATIENT_FILTERS`."""
+    match row:
+        case LabResultVersion():
+            return _released(row)
+        case LabResult():
+            return any(_released(v) for v in versions.values() if v.lab_result_id == row.id)
+        case TreatmentPlan() | TreatmentPlanVersion():
+            return row.status is not PlanStatus.DRAFT
+        case Attachment():
+            version_id = row.lab_result_version_id
+            return version_id is None or _released(versions[version_id])
+    raise AssertionError(f"no rule for {type(row).__name__}")
+
+
+def _all_of(session: Session, model: Any, patient_id: int) -> list[Any]:
+    stmt = select(model).where(model.patient_id == patient_id)
+    return list(session.scalars(access.unscoped(stmt, "test: everything, to compare")))
+
+
+@pytest.fixture
+def unreleased_attachment(session: Session, people: Demo) -> Attachment:
+    """A report attached to a version alice may not see yet (the demo has none)."""
+    alice_id = _patient_id(people, "alice")
+    hidden = next(v for v in _all_of(session, LabResultVersion, alice_id) if not _released(v))
+    attachment = Attachment(
+        patient_id=alice_id,
+        lab_result_version_id=hidden.id,
+        filename="unreleased-report.pdf",
+        content_type="application/pdf",
+        size_bytes=3,
+        sha256="0" * 64,
+        ciphertext=b"\x00\x01\x02",
+        uploaded_by_id=people.user("dr_chen").id,
+    )
+    session.add(attachment)
+    session.flush()
+    return attachment
+
+
+#: Listed here, not taken from PATIENT_FILTERS: a rule deleted there must fail its test below.
+PATIENT_FILTERED = [LabResult, LabResultVersion, TreatmentPlan, TreatmentPlanVersion, Attachment]
+
+
+def test_every_patient_visibility_rule_has_its_test() -> None:
+    assert set(access.PATIENT_FILTERS) <= set(PATIENT_FILTERED)
+
+
+@pytest.mark.parametrize("model", PATIENT_FILTERED, ids=lambda m: m.__name__)
+@pytest.mark.usefixtures("unreleased_attachment")
+def test_a_patient_reads_exactly_what_each_visibility_rule_allows(session, people, model) -> None:
+    # Arrange: all of alice's rows, and which of them she may see by the rules said above.
+    alice = people.actor("alice")
+    alice_id = _patient_id(people, "alice")
+    versions = {v.id: v for v in _all_of(session, LabResultVersion, alice_id)}
+    rows = _all_of(session, model, alice_id)
+    allowed = {r.id for r in rows if _may_see(r, versions)}
+    hidden = {r.id for r in rows} - allowed
+    assert hidden, f"alice needs a {model.__name__} she may not see, or this proves nothing"
+    # Act
+    listed = {r.id for r in session.scalars(access.scope(select(model), model, alice))}
+    # Assert: a list shows exactly the allowed rows, and a hidden one is missing by id too.
+    assert listed == allowed
+    for record_id in hidden:
+        with pytest.raises(NotFound):
+            access.get_or_404(session, model, record_id, alice)
 
 
 def test_a_patient_never_reads_provider_only_unreleased_or_draft_content(session, people) -> None:

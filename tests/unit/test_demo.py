@@ -21,9 +21,10 @@ def test_demo_accounts_match_the_contract(session) -> None:
 
 
 def test_bulk_generation_adds_patients_with_results(session) -> None:
-    before = session.scalar(select(func.count()).select_from(PatientProfile))
+    patients = unscoped(select(func.count()).select_from(PatientProfile), "test count")
+    before = session.scalar(patients)
     demo.seed_bulk(session, patients=30, labs_per_patient=4)
-    after = session.scalar(select(func.count()).select_from(PatientProfile))
+    after = session.scalar(patients)
     results = session.scalar(
         unscoped(
             select(func.count())

@@ -102,6 +102,23 @@ def test_naming_someone_outside_the_care_team_in_a_form_is_refused(
     assert "Not a valid choice" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("query", ["to=%C2%B2", "to=1_0", "to=99999999999999999999999"])
+def test_an_id_in_the_query_that_is_not_ascii_digits_is_ignored(as_user, query) -> None:
+    # "²".isdigit() is True but int("²") raises: such ids must never become a 500.
+    client = as_user("alice")
+    assert client.get(f"/my/messages/new?{query}").status_code == 200
+    provider_query = query.replace("to=", "provider_id=")
+    assert client.get(f"/my/appointments/new?{provider_query}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "field"), [("/my/messages/new", "to"), ("/my/appointments/new", "provider_id")]
+)
+def test_an_id_in_a_form_that_is_not_ascii_digits_is_422(as_user, path, field) -> None:
+    response = post(as_user("alice"), path, {field: "²", "subject": "Hi", "body": "Hello"})
+    assert response.status_code == 422
+
+
 HIDDEN = {
     "creatinine_id": "lab result shared with providers only",
     "glucose_id": "preliminary lab result",

@@ -9,9 +9,10 @@ from sqlalchemy import select
 
 from portal.access import scope
 from portal.db import set_clock
-from portal.models import Appointment, AppointmentStatus, ReleasePreference
+from portal.models import Appointment, AppointmentStatus, AuditAction, ReleasePreference
 from tests.conftest import login, post
 from tests.support import PASSWORD
+from tests.web.audit_support import entries_for
 from tests.web.patient_records import records_of
 
 # --- Dashboard -----------------------------------------------------------------------------------
@@ -128,6 +129,11 @@ def test_within_24_hours_cancelling_online_is_refused_and_explained(
     # Assert
     assert response.status_code == 422
     assert "cannot be cancelled online. Please call the clinic." in response.get_data(as_text=True)
+    # The refusal shows the visits again: one read entry naming the visit, no cancellation.
+    entries = entries_for(session, response)
+    assert [(e.action, e.entity_type, e.entity_id) for e in entries] == [
+        (AuditAction.VIEW, "appointment", str(mine.appointment_id))
+    ]
     assert _appointment(session, people, mine.appointment_id).status is not (
         AppointmentStatus.CANCELLED
     )
@@ -198,9 +204,28 @@ def test_an_invalid_contact_email_is_422_and_tied_to_its_field(as_user) -> None:
     assert 'aria-describedby="contact_email-error"' in page
 
 
+def test_a_refused_profile_change_records_one_read_of_the_profile(as_user, session, people):
+    response = post(
+        as_user("alice"),
+        "/my/profile",
+        {"notify_by_email": "y", "preferred_language": "en", "release_preference": "after_review"},
+    )
+    assert response.status_code == 422
+    assert "Enter an email address to be notified by email." in response.get_data(as_text=True)
+    assert [(e.action, e.entity_type, e.patient_id) for e in entries_for(session, response)] == [
+        (AuditAction.VIEW, "patient_profile", people.user("alice").patient.id)
+    ]
+
+
 def test_the_access_log_section_is_there(as_user) -> None:
     page = as_user("alice").get("/my/profile").get_data(as_text=True)
     assert "Who viewed or changed my records" in page
+
+
+def test_the_profile_links_to_the_signed_in_devices(as_user) -> None:
+    page = as_user("alice").get("/my/profile").get_data(as_text=True)
+    assert "Signed-in devices" in page
+    assert re.search(r'<a href="/account#devices">See and sign out your devices</a>', page)
 
 
 def test_changing_the_password_ends_other_sessions_but_not_this_one(app, as_user) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from portal.models import EventType, ResultStatus
 from portal.services import labs, notifications, trends
 from tests.web.patient_records import records_of
@@ -38,6 +40,28 @@ def test_an_unreadable_date_is_422_with_the_error_tied_to_the_field(as_user) -> 
     page = response.get_data(as_text=True)
     assert 'aria-describedby="date-from-hint date-from-error"' in page
     assert 'aria-invalid="true"' in page
+
+
+def test_an_end_before_the_start_is_422_on_the_end_and_not_applied(as_user) -> None:
+    response = as_user("alice").get("/my/lab-results?from=2026-03-10&to=2026-03-09")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "The end date must be on or after the start date." in page
+    assert 'aria-describedby="date-to-hint date-to-error"' in page
+    assert "matching your filters" not in page
+
+
+@pytest.mark.parametrize(
+    "cursor", ["garbage", "1.%C2%B2", "99999999999999999999999.1", "1.99999999999999999999"]
+)
+def test_a_page_link_that_was_not_made_by_the_list_is_422_with_the_first_page(
+    as_user, cursor: str
+) -> None:
+    response = as_user("alice").get(f"/my/lab-results?cursor={cursor}")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "This page link is not valid. Showing the first page." in page
+    assert len(re.findall(r'<th scope="row"><a href="/my/lab-results/\d+"', page)) == 20
 
 
 def test_pages_follow_each_other_without_repeating_a_result(as_user) -> None:

@@ -8,8 +8,9 @@ import re
 from sqlalchemy import func, select
 
 from portal.access import scope
-from portal.models import Conversation, Message, MessageStatus
+from portal.models import AuditAction, Conversation, Message, MessageStatus
 from tests.conftest import post
+from tests.web.audit_support import entries_for
 from tests.web.patient_records import records_of
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -165,3 +166,18 @@ def test_long_unicode_and_html_bodies_round_trip_and_show_as_text(as_user, sessi
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
     assert "<script>alert" not in page
     assert 'class="message-body"' in page  # white-space: pre-wrap keeps the line breaks
+
+
+def test_a_refused_reply_records_exactly_one_read_of_the_thread(as_user, session, people) -> None:
+    # The 422 page shows the whole thread again: that showing is the one entry (nothing sent).
+    mine = records_of(session, people, "alice")
+    client = as_user("alice")
+
+    response = post(client, f"/my/messages/{mine.conversation_id}/reply", {"body": ""})
+
+    assert response.status_code == 422
+    entries = entries_for(session, response)
+    assert [(e.action, e.entity_type, e.entity_id) for e in entries] == [
+        (AuditAction.VIEW, "conversation", str(mine.conversation_id))
+    ]
+    assert entries[0].patient_id == people.user("alice").patient.id

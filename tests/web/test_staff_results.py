@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.access import unscoped
+from portal.access import scope_own, unscoped
 from portal.db import set_clock, utcnow
 from portal.demo import MINIMAL_PDF
 from portal.models import (
@@ -62,11 +62,7 @@ def _result_id(response) -> int:  # type: ignore[no-untyped-def]
 def _notifications(session: Session, user_id: int) -> list[str]:
     session.expire_all()
     return list(
-        session.scalars(
-            select(Notification.text)
-            .where(Notification.user_id == user_id)
-            .order_by(Notification.id)
-        )
+        session.scalars(scope_own(select(Notification.text).order_by(Notification.id), user_id))
     )
 
 

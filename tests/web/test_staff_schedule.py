@@ -27,7 +27,6 @@ def requested(session: Session, people: Demo) -> Appointment:
         patient_id=people.user("alice").patient.id,
         provider_id=people.actor("dr_chen").provider_id or 0,
         start_at=start,
-        end_at=start + timedelta(minutes=30),
         reason="Check-up",
     )
     session.commit()

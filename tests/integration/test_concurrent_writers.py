@@ -1,0 +1,147 @@
+"""Writers at the same instant queue for the database instead of failing.
+
+On the SQLite default a deferred transaction that read and then writes fails with "database is
+locked" when another writer committed in between; every change now takes the write lock up
+front (`unit_of_work`). Each test releases its requests together from a barrier.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+
+import requests
+from flask import Flask
+from sqlalchemy import func, select
+
+from portal.access import unscoped
+from portal.extensions import db
+from portal.models import AuditAction, AuditEvent, Message, User
+from tests.support import PASSWORD
+
+
+def _csrf(s: requests.Session, url: str) -> str:
+    page = s.get(url, timeout=30).text
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+def _signed_in(base: str, email: str) -> requests.Session:
+    s = requests.Session()
+    token = _csrf(s, base + "/login")
+    r = s.post(
+        base + "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 303, r.status_code
+    return s
+
+
+def _all_at_once(calls: list[Callable[[], requests.Response]]) -> list[int]:
+    barrier = threading.Barrier(len(calls))
+    statuses: list[int] = [0] * len(calls)
+
+    def go(i: int) -> None:
+        barrier.wait()
+        statuses[i] = calls[i]().status_code
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return statuses
+
+
+def test_a_burst_of_failed_sign_ins_neither_fails_nor_blocks_the_right_ones(
+    served: tuple[Flask, str],
+) -> None:
+    app, base = served
+    attackers = [requests.Session() for _ in range(8)]
+    tokens = [_csrf(a, base + "/login") for a in attackers]
+    people = {email: requests.Session() for email in ("alice@example.org", "bob@example.org")}
+    person_tokens = {e: _csrf(s, base + "/login") for e, s in people.items()}
+
+    def attempt(s: requests.Session, email: str, password: str, token: str):  # type: ignore[no-untyped-def]
+        return lambda: s.post(
+            base + "/login",
+            data={"email": email, "password": password, "csrf_token": token},
+            allow_redirects=False,
+            timeout=60,
+        )
+
+    calls = [
+        attempt(a, "carol@example.org", "not her password at all", t)
+        for a, t in zip(attackers, tokens, strict=True)
+    ] + [attempt(s, e, PASSWORD, person_tokens[e]) for e, s in people.items()]
+    with app.app_context():
+        before = db.session.scalar(
+            select(func.count()).where(AuditEvent.action == AuditAction.SIGN_IN_FAILED)
+        )
+        db.session.rollback()
+
+    statuses = _all_at_once(calls)
+
+    assert statuses[:8] == [422] * 8
+    assert statuses[8:] == [303, 303]
+    with app.app_context():
+        after = db.session.scalar(
+            select(func.count()).where(AuditEvent.action == AuditAction.SIGN_IN_FAILED)
+        )
+        carol = db.session.scalar(select(User).where(User.email == "carol@example.org"))
+        assert after - (before or 0) == 8  # every failure counted and recorded
+        assert carol is not None
+        assert carol.locked_until is not None
+
+
+def test_two_patients_replying_at_the_same_instant_both_succeed(
+    served: tuple[Flask, str],
+) -> None:
+    _app, base = served
+    alice = _signed_in(base, "alice@example.org")
+    bob = _signed_in(base, "bob@example.org")
+    threads = {}
+    for name, s in (("alice", alice), ("bob", bob)):
+        page = s.get(base + "/my/messages", timeout=30).text
+        threads[name] = re.findall(r'href="/my/messages/(\d+)"', page)[0]
+
+    def reply(s: requests.Session, conversation: str):  # type: ignore[no-untyped-def]
+        url = f"{base}/my/messages/{conversation}"
+        token = _csrf(s, url)
+        return lambda: s.post(
+            url + "/reply",
+            data={"body": "Thank you, see you then.", "csrf_token": token},
+            allow_redirects=False,
+            timeout=60,
+        )
+
+    calls = [reply(alice, threads["alice"]), reply(bob, threads["bob"])] * 3
+    assert _all_at_once(calls) == [303] * 6
+
+
+def test_a_double_click_on_send_makes_one_message_and_answers_both_clicks(
+    served: tuple[Flask, str],
+) -> None:
+    app, base = served
+    alice = _signed_in(base, "alice@example.org")
+    page = alice.get(base + "/my/messages", timeout=30).text
+    conversation = re.findall(r'href="/my/messages/(\d+)"', page)[0]
+    url = f"{base}/my/messages/{conversation}"
+    token = _csrf(alice, url)
+    form = {"body": "Sent once, clicked twice.", "csrf_token": token, "idempotency_key": "k" * 32}
+    with app.app_context():
+        before = db.session.scalar(unscoped(select(func.count()).select_from(Message), "test")) or 0
+        db.session.rollback()
+
+    click = lambda: alice.post(url + "/reply", data=form, allow_redirects=False, timeout=60)  # noqa: E731
+    statuses = _all_at_once([click, click])
+
+    assert set(statuses) <= {303, 409}
+    assert 303 in statuses
+    with app.app_context():
+        after = db.session.scalar(unscoped(select(func.count()).select_from(Message), "test")) or 0
+        assert after == before + 1
