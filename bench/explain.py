@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path.cwd()))
 from sqlalchemy import select  # noqa: E402
 
 from portal import create_app  # noqa: E402
-from portal.access import Actor, prepared, reader  # noqa: E402
+from portal.access import Actor, reader, scoped  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import User  # noqa: E402
 from portal.services import labs  # noqa: E402
@@ -31,14 +31,11 @@ def main(email: str) -> None:
         user = session.scalar(select(User).where(User.email == email))
         assert user is not None, email
         actor = Actor.of(user)
-        labs.latest_page(session, actor, labs.LabFilter())  # builds the prepared statement
-        shape = (False, False, False, False, 20)
-        page, _count = prepared(
-            ("labs.page", *shape), actor, lambda rs: labs._page_stmt(rs, *shape)
-        )
+        # The first page with no filter: the statement latest_page runs (built once per role).
+        pages, _count = scoped(labs._page_stmts, actor, False, False, False)
         conn = session.connection()
-        compiled = page.compile(dialect=conn.dialect)
-        values = compiled.construct_params(reader(actor))
+        compiled = pages.first.compile(dialect=conn.dialect)
+        values = compiled.construct_params({**reader(actor), "page_limit": 21})
         postgres = conn.dialect.name == "postgresql"
         sql = ("EXPLAIN ANALYZE " if postgres else "EXPLAIN QUERY PLAN ") + str(compiled)
         # Driver-level: the parameters are ints and plain strings (StrEnum members) here.

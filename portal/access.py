@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -181,11 +181,6 @@ def _visible_ids(role: Role, patient_id: Id, provider_id: Id) -> Select[int]:
             return select(PatientProfile.id).where(false())
 
 
-def patient_ids_visible_to(actor: Actor) -> Select[int]:
-    """Patients whose clinical records the actor may read, as a subquery."""
-    return _visible_ids(actor.role, actor.patient_id, actor.provider_id)
-
-
 def _released_version_ids() -> Select[int]:
     return select(LabResultVersion.id).where(
         LabResultVersion.visibility == Visibility.SHARED,
@@ -224,75 +219,89 @@ def _scope_patients(stmt: S, role: Role, patient_id: Id, provider_id: Id) -> S:
     return stmt.execution_options(portal_scoped=True)
 
 
-def scope(stmt: S, model: type[PatientOwned], actor: Actor) -> S:
-    """Restrict `stmt` to rows of `model` the actor may read."""
-    return _scope(stmt, model, actor.role, actor.patient_id, actor.provider_id)
-
-
-def scope_patients(stmt: S, actor: Actor) -> S:
-    """Restrict a query on `PatientProfile` to the patients the actor may see at all.
-
-    Admins see every patient's demographics (to administer accounts and care teams);
-    what they never see is clinical content, which `scope` refuses them.
-    """
-    return _scope_patients(stmt, actor.role, actor.patient_id, actor.provider_id)
-
-
-def scope_own(stmt: S, recipient: Actor | int | BindParameter[int]) -> S:
-    """Restrict a query on `Notification` to one recipient's rows.
-
-    A notification's text names tests, results and message subjects: only the person it was
-    sent to reads it. `recipient` is the actor, their user id, or (in a statement built once
-    and run many times) a bind parameter the caller fills with the reader's user id.
-    """
-    user_id = recipient.user_id if isinstance(recipient, Actor) else recipient
-    return stmt.where(Notification.user_id == user_id).execution_options(portal_scoped=True)
-
-
-# --- Prepared statements: the same rules, built once per role instead of once per request ---
+# --- The one way to write a scoped statement ---------------------------------------------------
 #
-# Building a scoped SELECT (and SQLAlchemy's cache key for it) costs more Python time than
-# running it. A prepared statement applies exactly the rules above, but with the reader's ids
-# as bind parameters; it is built once per (key, role) and executed with `reader(actor)`.
-# A missing parameter is an error, never "no filter": SQLAlchemy refuses to run the statement.
+# A scoped statement is written once per role by a builder, `build(rs: RoleScope) -> statement`,
+# with the reader's ids as bind parameters, and run with `reader(actor, ...)` as its parameters.
+# `scoped(build, actor)` builds it on first use and reuses it: building a SELECT (and
+# SQLAlchemy's cache key for it) costs more Python time than running it. A missing parameter is
+# an error, never "no filter": SQLAlchemy refuses to run the statement.
 
 _READER_PATIENT: BindParameter[int] = bindparam("reader_patient_id", type_=Integer)
 _READER_PROVIDER: BindParameter[int] = bindparam("reader_provider_id", type_=Integer)
-_PREPARED: dict[tuple[Hashable, Role], Any] = {}
+_READER_USER: BindParameter[int] = bindparam("reader_user_id", type_=Integer)
+
+B = TypeVar("B")
+Shape = bool | None | enum.Enum | type
+_BUILT: dict[tuple[Callable[..., Any], Role, tuple[Shape, ...]], Any] = {}
 
 
 @dataclass(frozen=True, slots=True)
 class RoleScope:
-    """`scope` and `scope_patients` for any reader of one role (ids given at execution)."""
+    """The access rules for any reader of one role; the reader's ids come at execution."""
 
     role: Role
 
+    @property
+    def user_id(self) -> BindParameter[int]:
+        """The reader's own user id, for conditions such as "messages sent to me"."""
+        return _READER_USER
+
+    @property
+    def patient_id(self) -> BindParameter[int]:
+        """The reader's patient profile id (patients), for "my own record"."""
+        return _READER_PATIENT
+
+    @property
+    def provider_id(self) -> BindParameter[int]:
+        """The reader's provider profile id (providers), for "my own schedule"."""
+        return _READER_PROVIDER
+
     def scope(self, stmt: S, model: type[PatientOwned]) -> S:
+        """Rows of `model` the reader may read (their own, or their assigned patients')."""
         return _scope(stmt, model, self.role, _READER_PATIENT, _READER_PROVIDER)
 
-    def scope_patients(self, stmt: S) -> S:
+    def patients(self, stmt: S) -> S:
+        """A query on `PatientProfile` restricted to the patients the reader may see at all.
+
+        Admins see every patient's demographics (to administer accounts and care teams);
+        what they never see is clinical content, which `scope` refuses them.
+        """
         return _scope_patients(stmt, self.role, _READER_PATIENT, _READER_PROVIDER)
 
+    def own(self, stmt: S) -> S:
+        """A query on `Notification` restricted to the reader's own: a notification's text
+        names tests and message subjects, so only the person it was sent to reads it."""
+        return stmt.where(Notification.user_id == _READER_USER).execution_options(
+            portal_scoped=True
+        )
 
-def prepared(key: Hashable, actor: Actor, build: Callable[[RoleScope], S]) -> S:
-    """The statement `build` makes for the actor's role, built on first use and then reused.
 
-    `key` names the statement's shape (everything `build` depends on besides the role, from a
-    small fixed set: never a value from the request, or the cache grows without bound); run it
-    with `reader(actor, ...)` as its parameters.
+def scoped(build: Callable[..., B], actor: Actor, *shape: Shape) -> B:
+    """What `build` makes for the actor's role (and `shape`), built on first use, then reused.
+
+    `build` must be a module-level function: its identity is the cache key, and a lambda or
+    closure made per call would grow the cache without bound. `shape` are the few values the
+    statement's form depends on besides the role (which optional filters are present, a model
+    class), never a value from the request. Run what it returns with `reader(actor, ...)`.
     """
-    slot = (key, actor.role)
-    stmt = _PREPARED.get(slot)
-    if stmt is None:
-        stmt = _PREPARED[slot] = build(RoleScope(actor.role))
-    return stmt
+    if "<" in build.__qualname__:  # "<lambda>", "<locals>"
+        raise TypeError(f"scoped() needs a module-level builder, not {build.__qualname__}")
+    if not all(s is None or isinstance(s, bool | enum.Enum | type) for s in shape):
+        raise TypeError("a statement's shape is booleans, enum members or classes only")
+    key = (build, actor.role, shape)
+    built = _BUILT.get(key)
+    if built is None:
+        built = _BUILT[key] = build(RoleScope(actor.role), *shape)
+    return built
 
 
 def reader(actor: Actor, **params: Any) -> dict[str, Any]:
-    """Execution parameters for a `prepared` statement: the actor's ids, plus `params`."""
+    """Execution parameters for a scoped statement: the reader's ids, plus `params`."""
     return {
         "reader_patient_id": actor.patient_id,
         "reader_provider_id": actor.provider_id,
+        "reader_user_id": actor.user_id,
         **params,
     }
 
@@ -305,8 +314,7 @@ def get_or_404(session: Session, model: type[M], record_id: int, actor: Actor) -
     """
     if not 0 < record_id <= MAX_ID:
         raise NotFound()
-    stmt = prepared(("get_or_404", model), actor, lambda rs: _one_by_id(rs, model))
-    row = session.scalar(stmt, reader(actor, record_id=record_id))
+    row = session.scalar(scoped(_one_by_id, actor, model), reader(actor, record_id=record_id))
     if row is None:
         raise NotFound()
     patient_id = record_id if model is PatientProfile else getattr(row, "patient_id", None)
@@ -316,7 +324,7 @@ def get_or_404(session: Session, model: type[M], record_id: int, actor: Actor) -
 
 def _one_by_id(rs: RoleScope, model: Any) -> Any:
     by_id = select(model).where(model.id == bindparam("record_id", type_=Integer))
-    return rs.scope_patients(by_id) if model is PatientProfile else rs.scope(by_id, model)
+    return rs.patients(by_id) if model is PatientProfile else rs.scope(by_id, model)
 
 
 def unscoped(stmt: S, reason: str) -> S:
@@ -379,8 +387,8 @@ def guarded_table_read_by(stmt: Any) -> str | None:
 def _fail_closed(state: ORMExecuteState) -> None:
     """Refuse any top-level read of a guarded table that did not go through a scope.
 
-    A statement is let through when a scope (`scope`, `scope_patients`, `scope_own`,
-    `get_or_404`, a `prepared` statement) or `unscoped(stmt, reason)` marked it. Otherwise
+    A statement is let through when a `RoleScope` rule (`rs.scope`, `rs.patients`, `rs.own`,
+    as `scoped` and `get_or_404` build them) or `unscoped(stmt, reason)` marked it. Otherwise
     it is refused if it selects, joins, filters on or counts any guarded table, not only if it
     returns rows of one: `select(PatientProfile.display_name).join(LabResult, ...).where(
     LabResult.test_code == ...)` reveals who had that test as surely as the rows would.

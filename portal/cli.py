@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from portal.extensions import db
+from portal.transactions import unit_of_work
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,9 +89,8 @@ def labs_release_due() -> None:
     """Release held results whose automatic release time has come (run from a scheduler)."""
     from portal.services import labs
 
-    session = db.session
-    count = labs.release_due(session)
-    session.commit()
+    with unit_of_work() as session:
+        count = labs.release_due(session)
     click.echo(f"Released {count} result versions.")
 
 
@@ -99,9 +99,8 @@ def messages_purge() -> None:
     """Delete threads older than the clinic's retention period (run daily from a scheduler)."""
     from portal.services import retention
 
-    session = db.session
-    count = retention.purge_messages(session)
-    session.commit()
+    with unit_of_work() as session:
+        count = retention.purge_messages(session)
     click.echo(f"Purged {count} conversations past the retention period.")
 
 
@@ -117,19 +116,18 @@ def users_create(email: str, role: str, display_name: str, specialty: str | None
     from portal.models import Role
     from portal.services import accounts
 
-    session = db.session
     try:
-        _user, token = accounts.create_staff(
-            session,
-            None,
-            email=email,
-            role=Role(role),
-            display_name=display_name,
-            specialty=specialty,
-        )
+        with unit_of_work() as session:
+            _user, token = accounts.create_staff(
+                session,
+                None,
+                email=email,
+                role=Role(role),
+                display_name=display_name,
+                specialty=specialty,
+            )
     except accounts.AccountError as exc:
         raise click.ClickException(exc.message) from exc
-    session.commit()
     with current_app.test_request_context():
         path = url_for("auth.invitation", token=token)
     click.echo(f"Created {role} {email}. Send them this link (valid 7 days): {path}")

@@ -31,6 +31,7 @@ from portal.models import (
 )
 from portal.services import accounts, appointments, attachments, labs, messaging, plans
 from portal.services.catalog import BY_CODE, CATALOG, TestDefinition
+from portal.transactions import unit_of_work
 
 PASSWORD = "Demo-Portal-2026!"  # noqa: S105  (the public demo password, CONTRACT §4)
 MINIMAL_PDF = (
@@ -228,7 +229,12 @@ def _patient_history(
 
 
 def seed(session: Session) -> None:
-    """The demo accounts of CONTRACT §4 with their records; commits."""
+    """The demo accounts of CONTRACT §4 with their records, in one unit of work."""
+    with unit_of_work(session):
+        _seed(session)
+
+
+def _seed(session: Session) -> None:
     rng = random.Random(20261124)  # noqa: S311  (demo values, not secrets)
     now = utcnow().replace(microsecond=0)
     with at(now - timedelta(days=800)):
@@ -300,13 +306,13 @@ def seed(session: Session) -> None:
             profiles.append((patient, provider))
     for patient, provider in profiles:
         _patient_history(session, provider, patient, rng, now)
-    session.commit()
 
 
 def seed_bulk(session: Session, *, patients: int, labs_per_patient: int) -> int:
     """Many generated patients with results, written in bulk (benchmark data; no accounts).
 
-    Half are assigned to dr.okafor, so list pages can be measured at scale. Commits per chunk.
+    Half are assigned to dr.okafor, so list pages can be measured at scale. A unit of work
+    per chunk of patients.
     """
     rng = random.Random(7)  # noqa: S311
     okafor = session.scalar(select(User).where(User.email == "dr.okafor@example.org"))
@@ -318,77 +324,79 @@ def seed_bulk(session: Session, *, patients: int, labs_per_patient: int) -> int:
     tests = [t for t in CATALOG if t.low is not None or t.high is not None]
     chunk = 500
     for base in range(0, patients, chunk):
-        n = min(chunk, patients - base)
-        numbers = range(serial + base, serial + base + n)
-        ids = list(
-            session.scalars(
-                insert(PatientProfile).returning(PatientProfile.id, sort_by_parameter_order=True),
+        with unit_of_work(session):
+            n = min(chunk, patients - base)
+            numbers = range(serial + base, serial + base + n)
+            ids = list(
+                session.scalars(
+                    insert(PatientProfile).returning(
+                        PatientProfile.id, sort_by_parameter_order=True
+                    ),
+                    [
+                        {
+                            "medical_record_number": f"GEN-{i:07d}",
+                            "display_name": f"Generated Patient {i}",
+                            "date_of_birth": date(1940 + i % 60, 1 + i % 12, 1 + i % 28),
+                            "primary_clinic": "Hillside Clinic",
+                        }
+                        for i in numbers
+                    ],
+                )
+            )
+            session.execute(
+                insert(CareAssignment),
                 [
-                    {
-                        "medical_record_number": f"GEN-{i:07d}",
-                        "display_name": f"Generated Patient {i}",
-                        "date_of_birth": date(1940 + i % 60, 1 + i % 12, 1 + i % 28),
-                        "primary_clinic": "Hillside Clinic",
-                    }
-                    for i in numbers
+                    {"patient_id": i, "provider_id": okafor.provider.id, "started_at": now}
+                    for i in ids
+                    if i % 2 == 0
                 ],
             )
-        )
-        session.execute(
-            insert(CareAssignment),
-            [
-                {"patient_id": i, "provider_id": okafor.provider.id, "started_at": now}
-                for i in ids
-                if i % 2 == 0
-            ],
-        )
-        results, versions = [], []
-        for i in ids:
-            for k in range(labs_per_patient):
-                test = tests[(i + k) % len(tests)]
-                when = now - timedelta(days=k * 7, minutes=i % 600)
-                value = _value(test, rng, abnormal=k % 5 == 0)
-                low, high = test.low, test.high
-                numeric = float(value)
-                results.append(
-                    {
-                        "patient_id": i,
-                        "test_code": test.loinc,
-                        "test_name": test.name,
-                        "category": test.category,
-                        "ordered_by_id": okafor.id,
-                        "current_version": 1,
-                        "shared_version": 1,
-                        "shared_at": when,
-                        "published_at": when,
-                        "created_at": when,
-                        "updated_at": when,
-                    }
-                )
-                versions.append(
-                    {
-                        "patient_id": i,
-                        "version": 1,
-                        "result_value": value,
-                        "units": test.units,
-                        "reference_range": test.reference_range,
-                        "numeric_value": numeric,
-                        "reference_low": low,
-                        "reference_high": high,
-                        "flag": labs.compute_flag(numeric, low, high),
-                        "status": ResultStatus.FINAL,
-                        "visibility": Visibility.SHARED,
-                        "published_by_id": okafor.id,
-                        "published_at": when,
-                        "released_at": when,
-                        "created_at": when,
-                    }
-                )
-        result_ids = session.scalars(
-            insert(LabResult).returning(LabResult.id, sort_by_parameter_order=True), results
-        )
-        for version, result_id in zip(versions, result_ids, strict=True):
-            version["lab_result_id"] = result_id
-        session.execute(insert(LabResultVersion), versions)
-        session.commit()
+            results, versions = [], []
+            for i in ids:
+                for k in range(labs_per_patient):
+                    test = tests[(i + k) % len(tests)]
+                    when = now - timedelta(days=k * 7, minutes=i % 600)
+                    value = _value(test, rng, abnormal=k % 5 == 0)
+                    low, high = test.low, test.high
+                    numeric = float(value)
+                    results.append(
+                        {
+                            "patient_id": i,
+                            "test_code": test.loinc,
+                            "test_name": test.name,
+                            "category": test.category,
+                            "ordered_by_id": okafor.id,
+                            "current_version": 1,
+                            "shared_version": 1,
+                            "shared_at": when,
+                            "published_at": when,
+                            "created_at": when,
+                            "updated_at": when,
+                        }
+                    )
+                    versions.append(
+                        {
+                            "patient_id": i,
+                            "version": 1,
+                            "result_value": value,
+                            "units": test.units,
+                            "reference_range": test.reference_range,
+                            "numeric_value": numeric,
+                            "reference_low": low,
+                            "reference_high": high,
+                            "flag": labs.compute_flag(numeric, low, high),
+                            "status": ResultStatus.FINAL,
+                            "visibility": Visibility.SHARED,
+                            "published_by_id": okafor.id,
+                            "published_at": when,
+                            "released_at": when,
+                            "created_at": when,
+                        }
+                    )
+            result_ids = session.scalars(
+                insert(LabResult).returning(LabResult.id, sort_by_parameter_order=True), results
+            )
+            for version, result_id in zip(versions, result_ids, strict=True):
+                version["lab_result_id"] = result_id
+            session.execute(insert(LabResultVersion), versions)
     return patients

@@ -4,6 +4,7 @@ and nothing shown to a signed-in user may be cached."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,48 @@ def test_only_the_access_module_marks_a_statement_scoped() -> None:
         if "portal_scoped" in path.read_text(encoding="utf-8")
     )
     assert marked == ["portal/access.py"]
+
+
+def _uses(pattern: str) -> list[str]:
+    """Modules of `portal/` whose code (not comments or docstrings' prose) matches `pattern`."""
+    found = []
+    for path in PORTAL.rglob("*.py"):
+        code = "\n".join(
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if not line.lstrip().startswith("#")
+        )
+        if re.search(pattern, code):
+            found.append(str(path.relative_to(PORTAL.parent)))
+    return sorted(found)
+
+
+def test_only_the_transaction_owner_commits_or_rolls_back() -> None:
+    # A change, its audit entry and its notifications commit together, in one place. (db.py's
+    # is the driver connection's own, when a new PostgreSQL connection sets its time zone.)
+    assert _uses(r"\.(commit|rollback)\(\)") == ["portal/db.py", "portal/transactions.py"]
+
+
+def test_only_the_identity_module_reads_flask_logins_current_user() -> None:
+    # Every door (a page, the API, the socket) gets its actor from portal.auth.identity, which
+    # knows how the caller signed in; templates get `viewer` and `actor` from it.
+    assert _uses(r"\bcurrent_user\b") == ["portal/auth/identity.py"]
+    templates = sorted(
+        p.name for p in TEMPLATES.rglob("*.html") if "current_user" in p.read_text("utf-8")
+    )
+    assert templates == []
+
+
+def test_only_the_services_raise_the_one_error_type() -> None:
+    # One error type: every service error class derives from ServiceError (pages show it on the
+    # form with 422; the API will answer problem+json 422).
+    from portal.services import errors
+
+    bases = []
+    for path in (PORTAL / "services").glob("*.py"):
+        for match in re.finditer(r"^class (\w+Error)\((\w+)\):", path.read_text("utf-8"), re.M):
+            bases.append((path.stem, match[1], match[2]))
+    assert bases
+    allowed = {"ServiceError", *(name for _m, name, _b in bases)}
+    assert [b for b in bases if b[2] not in allowed and b[1] != "ServiceError"] == []
+    assert errors.ServiceError.__mro__[1] is ValueError

@@ -15,7 +15,7 @@ from wtforms.validators import Email, Optional
 
 from portal.admin import bp
 from portal.audit import audit_exempt, audited
-from portal.audit.report import AuditFilters, InvalidCursor, audit_events, iter_audit_events
+from portal.audit.report import AuditFilters, audit_events, iter_audit_events
 from portal.audit.report import record_export as record_audit_export
 from portal.auth.identity import current_actor
 from portal.db import utcnow
@@ -23,6 +23,7 @@ from portal.extensions import db
 from portal.models import AuditAction
 from portal.transactions import unit_of_work
 from portal.web.htmx import render
+from portal.web.lists import page_of
 
 # ASCII digits only: `"²".isdigit()` is True but `int("²")` raises.
 _LIMIT = re.compile(r"[0-9]{1,6}")
@@ -99,23 +100,17 @@ def audit_log() -> tuple[str, int] | str:
     form = _form()
     valid = form.validate()
     actor, limit = current_actor(), _limit_arg()
-    cursor = request.args.get("cursor") or None
-    cursor_error = None
-    page = None
+    page, cursor_error = None, None
     if valid:
-        try:
-            page = audit_events(db.session, actor, form.filters(), cursor=cursor, limit=limit)
-        except InvalidCursor:
-            # A page link that was edited or cut short: the newest entries, and say so.
-            cursor_error, cursor = "This page link is not valid.", None
-            page = audit_events(db.session, actor, form.filters(), limit=limit)
+        page, cursor_error = page_of(
+            lambda cursor: audit_events(db.session, actor, form.filters(), cursor, limit)
+        )
     body = render(
         "admin/audit_log.html",
         fragment="audit_results",
         form=form,
         page=page,
         args=_query_args(form),
-        paged=cursor is not None,
         cursor_error=cursor_error,
     )
     return body if valid and cursor_error is None else (body, 422)

@@ -9,7 +9,6 @@ in `portal.services.accounts` and `portal.services.settings`, where the JSON API
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
@@ -35,21 +34,9 @@ from portal.services import accounts, settings
 from portal.services import patients as roster
 from portal.web.forms import run, submit
 from portal.web.htmx import render
+from portal.web.lists import page_of
 
 Page = str | tuple[str, int] | Response
-
-# ASCII digits only: `"²".isdigit()` is True but `int("²")` raises, and "1e9999" is no page.
-_PAGE = re.compile(r"[0-9]{1,9}")
-
-
-def _page_arg() -> int:
-    """The `page` query argument: 1 when absent, 404 unless it is ASCII digits."""
-    raw = request.args.get("page", "")
-    if not raw:
-        return 1
-    if not _PAGE.fullmatch(raw):
-        abort(404)
-    return max(1, int(raw))
 
 
 def _see_other(endpoint: str, **values: Any) -> Response:
@@ -61,9 +48,11 @@ def _see_other(endpoint: str, **values: Any) -> Response:
 
 @bp.get("/patients")
 @audited(AuditAction.VIEW, "patient_list")
-def patients() -> str:
-    page = roster.search(db.session, current_actor(), request.args.get("q"), _page_arg())
-    return render("admin/patients.html", fragment="patient_list", page=page)
+def patients() -> Page:
+    actor, q = current_actor(), (request.args.get("q") or "").strip()[:100]
+    page, refused = page_of(lambda cursor: roster.search(db.session, actor, q, cursor=cursor))
+    body = render("admin/patients.html", fragment="patient_list", page=page, q=q, refused=refused)
+    return (body, 422) if refused else body
 
 
 @bp.route("/patients/new", methods=["GET", "POST"])

@@ -1,22 +1,22 @@
 """Reading the audit log: the admin report (page, CSV, API) and a patient's own access log.
 
-One query function per audience, so the admin page, its CSV export and the JSON API
-(`GET /api/v1/audit-events`, `GET /api/v1/me/access-log`) answer from the same rules.
-Pagination is a keyset on the entry id, newest first: stable while new entries arrive.
+One query function per audience, so the admin page and its CSV export answer from the same
+rules (and so will the JSON API). Lists are `paging.Page`s, a keyset on the entry id, newest
+first: stable while new entries arrive.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Integer, Select, String, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from portal.access import Actor, Permission, require, scope_patients
+from portal.access import Actor, Permission, RoleScope, reader, require, scoped
+from portal.db import UTCDateTime
 from portal.models import (
     AuditAction,
     AuditEvent,
@@ -26,16 +26,9 @@ from portal.models import (
     Role,
     User,
 )
+from portal.services import paging
 
-T = TypeVar("T")
 AnySelect = Select[*tuple[Any, ...]]
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
-
-
-class InvalidCursor(ValueError):
-    """A cursor that this module did not hand out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,65 +85,66 @@ class AuditRow:
     user_agent: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    rows: list[T] = field(default_factory=list)
-    next_cursor: str | None = None
-
-
-#: An entry id as this module hands it out: ASCII digits (`int()` also reads "٣" or " 3 "),
-#: and short enough to bind as a 64-bit integer.
-_CURSOR = re.compile(r"[0-9]{1,18}")
-
-
-def _cursor_id(cursor: str | None) -> int | None:
-    """The entry id a cursor names; `InvalidCursor` for anything this module did not hand out."""
-    if not cursor:
-        return None
-    if not _CURSOR.fullmatch(cursor) or int(cursor) <= 0:
-        raise InvalidCursor(cursor)
-    return int(cursor)
-
-
-def _clamp(limit: int | None) -> int:
-    return max(1, min(MAX_LIMIT, limit or DEFAULT_LIMIT))
-
-
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _filtered(stmt: AnySelect, actor: Actor, filters: AuditFilters) -> AnySelect:
+#: The report's filters as bind parameters; which of them a statement has is its shape.
+_PATIENT_ID = bindparam("patient_id", type_=Integer)
+_NEEDLE = bindparam("needle", type_=String)
+_LIKE = bindparam("like", type_=String)
+_ACTOR_ID = bindparam("actor_id", type_=Integer)
+_ACTOR_EMAIL = bindparam("actor_email", type_=String)
+_ACTION = bindparam("action", type_=String)
+_SINCE = bindparam("since", type_=UTCDateTime)
+_UNTIL = bindparam("until", type_=UTCDateTime)
+
+
+def _shape(filters: AuditFilters) -> tuple[bool, ...]:
+    return (
+        filters.patient_id is not None,
+        bool(filters.patient),
+        filters.actor_id is not None,
+        bool(filters.actor_email),
+        filters.action is not None,
+        filters.date_from is not None,
+        filters.date_to is not None,
+    )
+
+
+def _params(actor: Actor, filters: AuditFilters) -> dict[str, Any]:
+    params = reader(actor)
     if filters.patient_id is not None:
-        stmt = stmt.where(AuditEvent.patient_id == filters.patient_id)
+        params["patient_id"] = filters.patient_id
     if filters.patient:
         needle = filters.patient.strip().lower()
-        like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        patients = scope_patients(
-            select(PatientProfile.id).where(
-                or_(
-                    func.lower(PatientProfile.medical_record_number) == needle,
-                    func.lower(PatientProfile.display_name).like(like, escape="\\"),
-                )
-            ),
-            actor,
-        )
-        stmt = stmt.where(AuditEvent.patient_id.in_(patients))
+        params["needle"] = needle
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["like"] = f"%{escaped}%"
     if filters.actor_id is not None:
-        stmt = stmt.where(AuditEvent.actor_id == filters.actor_id)
+        params["actor_id"] = filters.actor_id
     if filters.actor_email:
-        by_email = select(User.id).where(User.email == filters.actor_email.strip().lower())
-        stmt = stmt.where(AuditEvent.actor_id.in_(by_email))
+        params["actor_email"] = filters.actor_email.strip().lower()
     if filters.action is not None:
-        stmt = stmt.where(AuditEvent.action == filters.action)
+        params["action"] = str(filters.action)
     if filters.date_from is not None:
-        stmt = stmt.where(AuditEvent.occurred_at >= _day_start(filters.date_from))
+        params["since"] = _day_start(filters.date_from)
     if filters.date_to is not None:
-        stmt = stmt.where(AuditEvent.occurred_at < _day_start(filters.date_to + timedelta(days=1)))
-    return stmt
+        params["until"] = _day_start(filters.date_to + timedelta(days=1))
+    return params
 
 
-def _report_select(actor: Actor) -> AnySelect:
+def _report(
+    rs: RoleScope,
+    by_patient_id: bool,
+    by_patient: bool,
+    by_actor_id: bool,
+    by_actor_email: bool,
+    by_action: bool,
+    since: bool,
+    until: bool,
+) -> paging.KeysetStatements:
+    """The report for one shape of filters, newest first."""
     actor_user = aliased(User)
     stmt = (
         select(
@@ -172,9 +166,31 @@ def _report_select(actor: Actor) -> AnySelect:
         .outerjoin(actor_user, actor_user.id == AuditEvent.actor_id)
         .outerjoin(PatientProfile, PatientProfile.id == AuditEvent.patient_id)
     )
+    if by_patient_id:
+        stmt = stmt.where(AuditEvent.patient_id == _PATIENT_ID)
+    if by_patient:
+        matching = select(PatientProfile.id).where(
+            or_(
+                func.lower(PatientProfile.medical_record_number) == _NEEDLE,
+                func.lower(PatientProfile.display_name).like(_LIKE, escape="\\"),
+            )
+        )
+        stmt = stmt.where(AuditEvent.patient_id.in_(rs.patients(matching)))
+    if by_actor_id:
+        stmt = stmt.where(AuditEvent.actor_id == _ACTOR_ID)
+    if by_actor_email:
+        by_email = select(User.id).where(User.email == _ACTOR_EMAIL)
+        stmt = stmt.where(AuditEvent.actor_id.in_(by_email))
+    if by_action:
+        stmt = stmt.where(AuditEvent.action == _ACTION)
+    if since:
+        stmt = stmt.where(AuditEvent.occurred_at >= _SINCE)
+    if until:
+        stmt = stmt.where(AuditEvent.occurred_at < _UNTIL)
     # The report names the patient concerned: demographics, which admins see of every patient
     # (for anyone else the scope would keep only their patients' entries).
-    return scope_patients(stmt, actor)
+    keyset = paging.Keyset("audit_events", ((AuditEvent.id, True),))
+    return keyset.statements(rs.patients(stmt))
 
 
 def _to_row(r: Any) -> AuditRow:
@@ -201,30 +217,25 @@ def audit_events(
     actor: Actor,
     filters: AuditFilters,
     cursor: str | None = None,
-    limit: int | None = DEFAULT_LIMIT,
-) -> Page[AuditRow]:
-    """Entries matching `filters`, newest first, one page after `cursor`. Admins only (403)."""
+    limit: int | None = paging.DEFAULT_LIMIT,
+) -> paging.Page[AuditRow]:
+    """Entries matching `filters`, newest first, one page from `cursor`. Admins only (403)."""
     require(actor, Permission.AUDIT_READ)
-    size = _clamp(limit)
-    stmt = _filtered(_report_select(actor), actor, filters)
-    after = _cursor_id(cursor)
-    if after is not None:
-        stmt = stmt.where(AuditEvent.id < after)
-    rows = [
-        _to_row(r) for r in session.execute(stmt.order_by(AuditEvent.id.desc()).limit(size + 1))
-    ]
-    more = len(rows) > size
-    rows = rows[:size]
-    return Page(rows=rows, next_cursor=str(rows[-1].id) if more and rows else None)
+    page = scoped(_report, actor, *_shape(filters)).page(
+        session,
+        _params(actor, filters),
+        cursor=cursor,
+        limit=paging.clamp(limit),
+        key_of=lambda row: (row[0],),
+    )
+    return replace(page, rows=[_to_row(r) for r in page.rows])
 
 
-def iter_audit_events(
-    session: Session, actor: Actor, filters: AuditFilters, batch: int = MAX_LIMIT
-) -> Iterator[AuditRow]:
+def iter_audit_events(session: Session, actor: Actor, filters: AuditFilters) -> Iterator[AuditRow]:
     """Every matching entry, newest first, read a page at a time (for the CSV export)."""
     cursor: str | None = None
     while True:
-        page = audit_events(session, actor, filters, cursor, batch)
+        page = audit_events(session, actor, filters, cursor, paging.MAX_LIMIT)
         yield from page.rows
         if page.next_cursor is None:
             return
@@ -323,17 +334,8 @@ def _staff_name(role: str | None, provider_name: str | None) -> str:
     return "Portal staff"
 
 
-def access_log_for_patient(
-    session: Session, actor: Actor, limit: int | None = 20, cursor: str | None = None
-) -> Page[AccessLogEntry]:
-    """Staff and administrators who viewed or changed the actor's records, newest first.
-
-    Only entries about the actor's own patient record, only other people's actions (the
-    patient's own are theirs to know already), and only names, roles, actions and times:
-    no internal ids, addresses or other patients. `next_cursor` is opaque.
-    """
-    require(actor, Permission.READ_OWN_RECORDS)
-    size = _clamp(limit)
+def _access_log(rs: RoleScope) -> paging.KeysetStatements:
+    """Other people's successful actions on the reader's own patient record, newest first."""
     stmt = (
         select(
             AuditEvent.id,
@@ -345,19 +347,29 @@ def access_log_for_patient(
         )
         .outerjoin(ProviderProfile, ProviderProfile.user_id == AuditEvent.actor_id)
         .where(
-            AuditEvent.patient_id == actor.patient_id,
+            AuditEvent.patient_id == rs.patient_id,
             AuditEvent.actor_id.is_not(None),
-            AuditEvent.actor_id != actor.user_id,
+            AuditEvent.actor_id != rs.user_id,
             AuditEvent.outcome == AuditOutcome.SUCCESS,
             AuditEvent.action.not_in(_NOT_RECORD_ACCESS),
         )
     )
-    after = _cursor_id(cursor)
-    if after is not None:
-        stmt = stmt.where(AuditEvent.id < after)
-    found = session.execute(stmt.order_by(AuditEvent.id.desc()).limit(size + 1)).all()
-    more = len(found) > size
-    found = found[:size]
+    return paging.Keyset("access_log", ((AuditEvent.id, True),)).statements(stmt)
+
+
+def access_log_for_patient(
+    session: Session, actor: Actor, limit: int | None = 20, cursor: str | None = None
+) -> paging.Page[AccessLogEntry]:
+    """Staff and administrators who viewed or changed the actor's records, newest first.
+
+    Only entries about the actor's own patient record, only other people's actions (the
+    patient's own are theirs to know already), and only names, roles, actions and times:
+    no internal ids, addresses or other patients.
+    """
+    require(actor, Permission.READ_OWN_RECORDS)
+    page = scoped(_access_log, actor).page(
+        session, reader(actor), cursor=cursor, limit=paging.clamp(limit), key_of=lambda r: (r[0],)
+    )
     entries = [
         AccessLogEntry(
             occurred_at=r.occurred_at,
@@ -366,11 +378,6 @@ def access_log_for_patient(
             action=ACTION_WORDS.get(r.action, str(r.action).replace("_", " ").capitalize()),
             record=ENTITY_WORDS.get(r.entity_type, "your records"),
         )
-        for r in found
+        for r in page.rows
     ]
-    return Page(rows=entries, next_cursor=str(found[-1].id) if more and found else None)
-
-
-def access_log_context(session: Session, actor: Actor) -> dict[str, Any]:
-    """What `templates/patient/_access_log.html` needs, for the profile view to pass on."""
-    return {"access_log": access_log_for_patient(session, actor)}
+    return replace(page, rows=entries)

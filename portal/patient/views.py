@@ -15,12 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, abort, flash, redirect, request, url_for
-from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.fields.choices import SelectChoice
 
-from portal.access import get_or_404, scope
+from portal.access import get_or_404
 from portal.audit import audit_exempt, audited, report
 from portal.auth.identity import current_account, current_actor
 from portal.db import utcnow
@@ -50,6 +49,7 @@ from portal.services import (
     labs,
     messaging,
     notifications,
+    paging,
     plans,
     profiles,
     trends,
@@ -62,6 +62,7 @@ from portal.transactions import unit_of_work
 from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
+from portal.web.lists import page_of
 
 Page = str | tuple[str, int] | BaseResponse
 
@@ -106,14 +107,14 @@ def lab_results() -> Page:
     cursor = args.get("cursor") or None
     try:
         page = labs.latest_page(db.session, actor, filters, cursor=cursor)
-    except labs.LabInputError as exc:
+    except paging.InvalidCursor as exc:
         # A page link that was edited or cut short: show the first page and say so.
-        errors[exc.field or "cursor"] = exc.message
+        errors["cursor"] = exc.message
         cursor = None
         page = labs.latest_page(db.session, actor, filters)
     new_ids = dashboards.unread_entity_ids(
         db.session,
-        actor.user_id,
+        actor,
         EventType.LAB_RESULT_PUBLISHED,
         [row.result.id for row in page.rows],
     )
@@ -177,21 +178,17 @@ def attachment(token: str) -> Response:
 
 @bp.get("/treatment-plans")
 @audited(AuditAction.VIEW, "treatment_plan_list")
-def treatment_plans() -> str:
-    rows = db.session.scalars(
-        scope(
-            select(TreatmentPlan).order_by(
-                (TreatmentPlan.status == PlanStatus.ACTIVE).desc(),
-                TreatmentPlan.completed_at.desc(),
-                TreatmentPlan.id.desc(),
-            ),
-            TreatmentPlan,
-            current_actor(),
-        )
-    ).all()
-    active = [p for p in rows if p.status is PlanStatus.ACTIVE]
-    done = [p for p in rows if p.status is PlanStatus.COMPLETED]
-    return render("patient/treatment_plans.html", active=active, completed=done)
+def treatment_plans() -> Page:
+    actor = current_actor()
+    active, refused = page_of(
+        lambda c: plans.list_for(db.session, actor, PlanStatus.ACTIVE, cursor=c), "active"
+    )
+    done, refused_done = page_of(
+        lambda c: plans.list_for(db.session, actor, PlanStatus.COMPLETED, cursor=c), "completed"
+    )
+    refused = refused or refused_done
+    body = render("patient/treatment_plans.html", active=active, completed=done, refused=refused)
+    return (body, 422) if refused else body
 
 
 @bp.get("/treatment-plans/<int:plan_id>")
@@ -240,9 +237,11 @@ def acknowledge_plan(plan_id: int) -> BaseResponse:
 
 @bp.get("/messages")
 @audited(AuditAction.VIEW, "conversation_list")
-def messages() -> str:
-    threads = messaging.inbox(db.session, current_actor())
-    return render("patient/messages.html", threads=threads)
+def messages() -> Page:
+    actor = current_actor()
+    page, refused = page_of(lambda cursor: messaging.inbox(db.session, actor, cursor=cursor))
+    body = render("patient/messages.html", fragment="threads", page=page, refused=refused)
+    return (body, 422) if refused else body
 
 
 def _uploads(files: list[FileStorage]) -> list[attachments.Upload]:
@@ -356,18 +355,24 @@ def _appointments_page(error: str | None = None, status: int = 200) -> Page:
     with unit_of_work() as w:
         notifications.mark_read(w, actor.user_id, type=EventType.APPOINTMENT_UPDATED)
     s = db.session
-    upcoming = booking.list_for(s, actor, upcoming=True, limit=50)
-    past = booking.list_for(s, actor, upcoming=False, limit=50)
-    providers = booking.providers_by_id(s, {a.provider_id for a in upcoming + past})
+    upcoming, refused = page_of(
+        lambda cursor: booking.list_for(s, actor, upcoming=True, cursor=cursor), "upcoming"
+    )
+    past, refused_past = page_of(
+        lambda cursor: booking.list_for(s, actor, upcoming=False, cursor=cursor), "past"
+    )
+    providers = booking.providers_by_id(s, {a.provider_id for a in upcoming.rows + past.rows})
     body = render(
         "patient/appointments.html",
         upcoming=upcoming,
         past=past,
         providers=providers,
-        cancellable={a.id for a in upcoming if booking.is_cancellable_online(a, actor)},
-        cancel_error=error,
+        cancellable={a.id for a in upcoming.rows if booking.is_cancellable_online(a, actor)},
+        cancel_error=error or refused or refused_past,
         form=EmptyForm(),
     )
+    if refused or refused_past:
+        status = 422
     return (body, status) if status != 200 else body
 
 
@@ -457,12 +462,18 @@ def _profile_page(
     if prefs is None:
         prefs = PreferencesForm(obj=profile)
         prefs.release_preference.data = profile.release_preference.value
+    access_log, refused = page_of(
+        lambda cursor: report.access_log_for_patient(s, actor, cursor=cursor), "access"
+    )
+    if refused:
+        flash(refused, "error")
+        status = 422
     body = render(
         "patient/profile.html",
         profile=profile,
         prefs=prefs,
         password=password or ChangePasswordForm(prefix="pw"),
-        access_log=report.access_log_for_patient(s, actor),
+        access_log=access_log,
     )
     return (body, status) if status != 200 else body
 

@@ -7,11 +7,20 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.access import Actor, Permission, get_or_404, require, scope_patients, unscoped
+from portal.access import (
+    Actor,
+    Permission,
+    RoleScope,
+    get_or_404,
+    reader,
+    require,
+    scoped,
+    unscoped,
+)
 from portal.auth.passwords import hash_password, password_problems, verify_password
 from portal.db import utcnow
 from portal.models import (
@@ -150,6 +159,12 @@ def create_user(
     return user
 
 
+def _patients_with_mrn(rs: RoleScope) -> Select[int]:
+    """How many patients the reader may see have the MRN `:mrn`."""
+    mrn = bindparam("mrn", type_=String)
+    return rs.patients(select(func.count()).where(PatientProfile.medical_record_number == mrn))
+
+
 def register_patient(
     session: Session,
     actor: Actor,
@@ -163,9 +178,8 @@ def register_patient(
     """A patient record without a sign-in yet; staff then issue an activation code."""
     require(actor, Permission.ACCOUNTS_MANAGE)
     mrn = medical_record_number.strip().upper()
-    exists = select(func.count()).where(PatientProfile.medical_record_number == mrn)
     # Only admins get here, and they see every patient: the check covers the whole clinic.
-    if session.scalar(scope_patients(exists, actor)):
+    if session.scalar(scoped(_patients_with_mrn, actor), reader(actor, mrn=mrn)):
         raise AccountError("medical_record_number", "A patient with this MRN already exists.")
     patient = PatientProfile(
         medical_record_number=mrn,

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.access import Actor, Permission, get_or_404, require, scope, unscoped
-from portal.db import utcnow
+from portal.access import (
+    Actor,
+    Permission,
+    RoleScope,
+    get_or_404,
+    reader,
+    require,
+    scoped,
+    unscoped,
+)
+from portal.db import UTCDateTime, utcnow
 from portal.models import (
     Appointment,
     AppointmentStatus,
@@ -22,7 +32,7 @@ from portal.models import (
     ProviderProfile,
     Role,
 )
-from portal.services import notifications
+from portal.services import notifications, paging
 from portal.services.errors import ServiceError
 
 CANCEL_CUTOFF = timedelta(hours=24)
@@ -221,18 +231,39 @@ def set_status(
     return appointment
 
 
+def _visits(rs: RoleScope, upcoming: bool) -> paging.KeysetStatements:
+    """Visits from `now` on, soonest first; or before it, latest first."""
+    now = bindparam("now", type_=UTCDateTime)
+    stmt = select(Appointment).where(
+        Appointment.start_at >= now if upcoming else Appointment.start_at < now
+    )
+    if rs.role is Role.PROVIDER:
+        stmt = stmt.where(Appointment.provider_id == rs.provider_id)
+    later_first = not upcoming
+    keyset = paging.Keyset(
+        "upcoming_visits" if upcoming else "past_visits",
+        ((Appointment.start_at, later_first), (Appointment.id, later_first)),
+    )
+    return keyset.statements(rs.scope(stmt, Appointment))
+
+
 def list_for(
-    session: Session, actor: Actor, *, upcoming: bool, limit: int = 20, offset: int = 0
-) -> list[Appointment]:
-    now = utcnow()
-    stmt = select(Appointment)
-    if actor.role is Role.PROVIDER:
-        stmt = stmt.where(Appointment.provider_id == actor.provider_id)
-    if upcoming:
-        stmt = stmt.where(Appointment.start_at >= now).order_by(Appointment.start_at)
-    else:
-        stmt = stmt.where(Appointment.start_at < now).order_by(Appointment.start_at.desc())
-    return list(session.scalars(scope(stmt, Appointment, actor).limit(limit).offset(offset)))
+    session: Session,
+    actor: Actor,
+    *,
+    upcoming: bool,
+    cursor: str | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
+) -> paging.Page[Appointment]:
+    """A page of the actor's visits: upcoming soonest first, or past latest first."""
+    page = scoped(_visits, actor, upcoming).page(
+        session,
+        reader(actor, now=utcnow()),
+        cursor=cursor,
+        limit=paging.clamp(limit),
+        key_of=lambda row: (row[0].start_at, row[0].id),
+    )
+    return replace(page, rows=[row[0] for row in page.rows])
 
 
 # --- Reads for the patient area (helper "patient") ---

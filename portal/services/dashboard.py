@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Integer, bindparam, func, select
+from sqlalchemy import Integer, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from portal.access import Actor, RoleScope, prepared, reader, scope_own
+from portal.access import Actor, RoleScope, reader, scoped
 from portal.db import UTCDateTime, utcnow
 from portal.models import (
     Appointment,
@@ -53,40 +53,40 @@ class WhatsNew:
         return sum(self.counts.values())
 
 
-_RECIPIENT = bindparam("user_id", type_=Integer)
-_UNREAD = (Notification.user_id == _RECIPIENT, Notification.read_at.is_(None))
-# The newest unread notification per (type, record): its text says "New" or "Corrected".
-# One row per unread record, so the rows also give the counts of distinct records by kind.
-_NEWEST_UNREAD = scope_own(
-    select(Notification.type, Notification.entity_id, Notification.text)
-    .where(
-        Notification.id.in_(
-            select(func.max(Notification.id))
-            .where(*_UNREAD)
-            .group_by(Notification.type, Notification.entity_id)
-        )
+def _newest_unread_stmt(rs: RoleScope) -> Select[EventType, int, str]:
+    """The reader's newest unread notification per (type, record), newest first: its text
+    says "New" or "Corrected". One row per unread record, so the rows also give the counts of
+    distinct records by kind."""
+    newest = rs.own(
+        select(func.max(Notification.id))
+        .where(Notification.read_at.is_(None))
+        .group_by(Notification.type, Notification.entity_id)
     )
-    .order_by(Notification.id.desc()),
-    _RECIPIENT,
-)
-_UNREAD_OF_KIND = scope_own(
-    select(Notification.entity_id).where(
+    stmt = select(Notification.type, Notification.entity_id, Notification.text)
+    return rs.own(stmt.where(Notification.id.in_(newest)).order_by(Notification.id.desc()))
+
+
+def _unread_of_kind_stmt(rs: RoleScope) -> Select[int]:
+    """Which of the records `:entity_ids` (a list) the reader has unread notifications of
+    type `:kind` about."""
+    stmt = select(Notification.entity_id).where(
         Notification.read_at.is_(None),
         Notification.type == bindparam("kind"),
-        Notification.entity_id.in_(bindparam("entity_ids", expanding=True)),
-    ),
-    _RECIPIENT,
-)
+        Notification.entity_id.in_(bindparam("entity_ids", type_=Integer, expanding=True)),
+    )
+    return rs.own(stmt)
 
 
-def whats_new(session: Session, user_id: int, *, per_kind: int = SHOWN) -> WhatsNew:
-    """Unread notifications: how many records of each kind, and the newest few of each.
+def whats_new(session: Session, actor: Actor, *, per_kind: int = SHOWN) -> WhatsNew:
+    """The actor's unread notifications: how many records of each kind, and the newest few
+    of each.
 
     One query, whatever the number of notifications.
     """
     counts: dict[EventType, int] = {}
     items: dict[EventType, list[NewItem]] = {}
-    for kind, entity_id, text in session.execute(_NEWEST_UNREAD, {"user_id": user_id}):
+    unread = session.execute(scoped(_newest_unread_stmt, actor), reader(actor))
+    for kind, entity_id, text in unread:
         counts[kind] = counts.get(kind, 0) + 1
         bucket = items.setdefault(kind, [])
         if len(bucket) < per_kind:
@@ -95,13 +95,14 @@ def whats_new(session: Session, user_id: int, *, per_kind: int = SHOWN) -> Whats
 
 
 def unread_entity_ids(
-    session: Session, user_id: int, kind: EventType, entity_ids: list[int]
+    session: Session, actor: Actor, kind: EventType, entity_ids: list[int]
 ) -> set[int]:
-    """Which of `entity_ids` have unread notifications of `kind` (the "New" marks in lists)."""
+    """Which of `entity_ids` the actor has unread notifications of `kind` about (the "New"
+    marks in lists)."""
     if not entity_ids:
         return set()
-    params = {"user_id": user_id, "kind": kind, "entity_ids": entity_ids}
-    return set(session.scalars(_UNREAD_OF_KIND, params))
+    params = reader(actor, kind=kind, entity_ids=entity_ids)
+    return set(session.scalars(scoped(_unread_of_kind_stmt, actor), params))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,8 @@ class PlanCard:
     acknowledged: PlanAcknowledgement | None
 
 
-def _active_plan_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
+def _active_plan_stmt(rs: RoleScope) -> Select[TreatmentPlan]:
+    """The reader's most recently activated active plan."""
     return rs.scope(
         select(TreatmentPlan)
         .where(TreatmentPlan.status == PlanStatus.ACTIVE)
@@ -120,7 +122,8 @@ def _active_plan_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
     )
 
 
-def _acknowledgement_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
+def _acknowledgement_stmt(rs: RoleScope) -> Select[PlanAcknowledgement]:
+    """The acknowledgement of version `:version` of plan `:plan_id`."""
     return rs.scope(
         select(PlanAcknowledgement)
         .join(TreatmentPlanVersion, TreatmentPlanVersion.id == PlanAcknowledgement.plan_version_id)
@@ -134,19 +137,18 @@ def _acknowledgement_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
 
 def active_plan(session: Session, actor: Actor) -> PlanCard | None:
     """The patient's active plan and whether its current version was acknowledged."""
-    plan = session.scalar(
-        prepared("dashboard.active_plan", actor, _active_plan_stmt), reader(actor)
-    )
+    plan = session.scalar(scoped(_active_plan_stmt, actor), reader(actor))
     if plan is None:
         return None
     ack = session.scalar(
-        prepared("dashboard.acknowledgement", actor, _acknowledgement_stmt),
+        scoped(_acknowledgement_stmt, actor),
         reader(actor, plan_id=plan.id, version=plan.current_version),
     )
     return PlanCard(plan, ack)
 
 
-def _upcoming_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
+def _upcoming_stmt(rs: RoleScope) -> Select[Appointment, ProviderProfile]:
+    """The reader's next three appointments from `:now`, each with its provider."""
     # The provider's name comes in the same row: no second query for names.
     stmt = (
         select(Appointment, ProviderProfile)
@@ -162,9 +164,7 @@ def upcoming(
     session: Session, actor: Actor
 ) -> tuple[list[Appointment], dict[int, ProviderProfile]]:
     """The patient's next three appointments (as appointments.list_for), with their providers."""
-    rows = session.execute(
-        prepared("dashboard.upcoming", actor, _upcoming_stmt), reader(actor, now=utcnow())
-    ).all()
+    rows = session.execute(scoped(_upcoming_stmt, actor), reader(actor, now=utcnow())).all()
     providers = {p.id: p for _a, p in rows if p is not None}
     return [a for a, _p in rows], providers
 
@@ -182,7 +182,7 @@ def for_patient(session: Session, actor: Actor) -> Dashboard:
     """Everything the dashboard shows, in a fixed number of queries."""
     visits, providers = upcoming(session, actor)
     return Dashboard(
-        new=whats_new(session, actor.user_id),
+        new=whats_new(session, actor),
         plan=active_plan(session, actor),
         upcoming=visits,
         providers=providers,

@@ -6,8 +6,18 @@ import enum
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, and_, bindparam, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -16,10 +26,9 @@ from portal.access import (
     Permission,
     RoleScope,
     get_or_404,
-    prepared,
     reader,
     require,
-    scope,
+    scoped,
     unscoped,
 )
 from portal.db import UTCDateTime, utcnow
@@ -39,7 +48,7 @@ from portal.models import (
     Role,
     Visibility,
 )
-from portal.services import attachments, notifications
+from portal.services import attachments, notifications, paging
 from portal.services.catalog import BY_CODE
 from portal.services.errors import ServiceError
 
@@ -329,14 +338,8 @@ def add_version(
     result = get_or_404(session, LabResult, result_id, actor)
     patient = get_or_404(session, PatientProfile, result.patient_id, actor)
     previous = session.scalar(
-        scope(
-            select(LabResultVersion).where(
-                LabResultVersion.lab_result_id == result.id,
-                LabResultVersion.version == result.current_version,
-            ),
-            LabResultVersion,
-            actor,
-        )
+        scoped(_version_stmt, actor),
+        reader(actor, result_id=result.id, version=result.current_version),
     )
     assert previous is not None
     was_published = previous.status is not ResultStatus.PRELIMINARY
@@ -437,10 +440,21 @@ def _latest_unscoped(role: Role):  # type: ignore[no-untyped-def]
     return stmt, sort_col
 
 
-def latest_versions_stmt(actor: Actor):  # type: ignore[no-untyped-def]
-    """Each result with the newest version the actor may see, newest first (not yet paged)."""
-    stmt, sort_col = _latest_unscoped(actor.role)
-    return scope(stmt, LabResult, actor), sort_col
+def _latest_stmt(
+    rs: RoleScope, by_patient: bool, by_test: bool, skip: bool
+) -> Select[LabResult, LabResultVersion]:
+    """Each result with the newest version the reader may see, newest first: `:limit` rows
+    (after the first `:offset` when `skip`), of patient `:patient_id` when `by_patient`, of
+    test `:test_code` when `by_test`."""
+    stmt, _sort_col = _latest_unscoped(rs.role)
+    if by_patient:
+        stmt = stmt.where(LabResult.patient_id == bindparam("patient_id", type_=Integer))
+    if by_test:
+        stmt = stmt.where(LabResult.test_code == bindparam("test_code", type_=String))
+    stmt = rs.scope(stmt, LabResult).limit(bindparam("limit", type_=Integer))
+    if skip:
+        stmt = stmt.offset(bindparam("offset", type_=Integer))
+    return stmt
 
 
 def list_latest(
@@ -452,30 +466,38 @@ def list_latest(
     limit: int = 20,
     offset: int = 0,
 ) -> list[LabRow]:
-    if patient_id is None and not test_code and not offset:
-        # The dashboard's "recent results": one statement built once per role and limit.
-        def build(rs: RoleScope):  # type: ignore[no-untyped-def]
-            return rs.scope(_latest_unscoped(rs.role)[0], LabResult).limit(limit)
+    """The newest `limit` results the actor may see (of one patient, of one test), each with
+    its newest version the actor may see. One query; its statement is built once per role
+    and combination of filters (the dashboard's "recent results" runs it on every visit)."""
+    filters = (patient_id is not None, test_code is not None, offset != 0)
+    stmt = scoped(_latest_stmt, actor, *filters)
+    params = reader(actor, patient_id=patient_id, test_code=test_code, limit=limit, offset=offset)
+    return [LabRow(r, v) for r, v in session.execute(stmt, params)]
 
-        recent = session.execute(prepared(("labs.recent", limit), actor, build), reader(actor))
-        return [LabRow(r, v) for r, v in recent]
-    stmt, _ = latest_versions_stmt(actor)
-    if patient_id is not None:
-        stmt = stmt.where(LabResult.patient_id == patient_id)
-    if test_code:
-        stmt = stmt.where(LabResult.test_code == test_code)
-    rows = session.execute(stmt.limit(limit).offset(offset)).all()
-    return [LabRow(r, v) for r, v in rows]
+
+def _version_stmt(rs: RoleScope) -> Select[LabResultVersion]:
+    """Version `:version` of result `:result_id`."""
+    stmt = select(LabResultVersion).where(
+        LabResultVersion.lab_result_id == bindparam("result_id", type_=Integer),
+        LabResultVersion.version == bindparam("version", type_=Integer),
+    )
+    return rs.scope(stmt, LabResultVersion)
+
+
+def _versions_stmt(rs: RoleScope) -> Select[LabResultVersion]:
+    """The versions of result `:result_id`, newest first."""
+    stmt = (
+        select(LabResultVersion)
+        .where(LabResultVersion.lab_result_id == bindparam("result_id", type_=Integer))
+        .order_by(LabResultVersion.version.desc())
+    )
+    return rs.scope(stmt, LabResultVersion)
 
 
 def versions_of(session: Session, actor: Actor, result: LabResult) -> list[LabResultVersion]:
     """The versions of `result` the actor may see, newest first."""
-    stmt = (
-        select(LabResultVersion)
-        .where(LabResultVersion.lab_result_id == result.id)
-        .order_by(LabResultVersion.version.desc())
-    )
-    return list(session.scalars(scope(stmt, LabResultVersion, actor)))
+    params = reader(actor, result_id=result.id)
+    return list(session.scalars(scoped(_versions_stmt, actor), params))
 
 
 # --- Staff side (helper "staff"): review and release, held-result placeholders, reports ---
@@ -488,15 +510,24 @@ class ReleaseError(ServiceError):
         super().__init__("release", message)
 
 
-def held_version(session: Session, actor: Actor, result: LabResult) -> LabResultVersion | None:
-    """The newest version of `result` awaiting release to the patient (`awaiting_release()`)."""
+def _held_version_stmt(rs: RoleScope) -> Select[LabResultVersion]:
+    """The newest version of result `:result_id` awaiting release."""
     stmt = (
         select(LabResultVersion)
-        .where(LabResultVersion.lab_result_id == result.id, awaiting_release())
+        .where(
+            LabResultVersion.lab_result_id == bindparam("result_id", type_=Integer),
+            awaiting_release(),
+        )
         .order_by(LabResultVersion.version.desc())
         .limit(1)
     )
-    return session.scalar(scope(stmt, LabResultVersion, actor))
+    return rs.scope(stmt, LabResultVersion)
+
+
+def held_version(session: Session, actor: Actor, result: LabResult) -> LabResultVersion | None:
+    """The newest version of `result` awaiting release to the patient (`awaiting_release()`)."""
+    params = reader(actor, result_id=result.id)
+    return session.scalar(scoped(_held_version_stmt, actor), params)
 
 
 def review_and_release(session: Session, actor: Actor, result_id: int) -> LabResultVersion:
@@ -611,8 +642,6 @@ def held_results(session: Session, actor: Actor) -> list[HeldResult]:
 
 # --- Patient-side reads (helper "patient"): filtered keyset pages, test pick-list, attachments ---
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 
 @dataclass(frozen=True, slots=True)
 class LabFilter:
@@ -665,40 +694,13 @@ def parse_filter(
     return LabFilter(test_code=test_code, date_from=since, date_to=until), errors
 
 
-@dataclass(frozen=True, slots=True)
-class LabPage:
-    rows: list[LabRow]
-    total: int
-    next_cursor: str | None
-
-
-def _encode_cursor(when: datetime, result_id: int) -> str:
-    return f"{(when - _EPOCH) // timedelta(microseconds=1)}.{result_id}"
-
-
-_CURSOR = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})")
-
-
-def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
-    """The (sort time, id) a cursor names; None for none (the first page).
-
-    Only the shape `_encode_cursor` makes is read (ASCII digits, bounded, so that neither the
-    time nor the id can overflow); anything else is refused with `LabInputError` on "cursor".
-    """
-    if not cursor:
-        return None
-    match = _CURSOR.fullmatch(cursor)
-    try:
-        if match is None:
-            raise ValueError(cursor)
-        return _EPOCH + timedelta(microseconds=int(match[1])), int(match[2])
-    except (ValueError, OverflowError):
-        raise LabInputError("cursor", "This page link is not valid.") from None
-
-
-def _page_stmt(rs: RoleScope, test: bool, since: bool, until: bool, after: bool, limit: int):  # type: ignore[no-untyped-def]
-    """The list page for one shape of filters; the filter values are bind parameters."""
+def _page_stmts(
+    rs: RoleScope, test: bool, since: bool, until: bool
+) -> tuple[paging.KeysetStatements, Select[tuple[int]]]:
+    """The list's pages for one shape of filters (the filter values are bind parameters), and
+    the count of the whole filtered list."""
     stmt, sort_col = _latest_unscoped(rs.role)
+    stmt = stmt.order_by(None)
     if test:
         stmt = stmt.where(LabResult.test_code == bindparam("test_code", type_=String))
     if since:
@@ -706,16 +708,11 @@ def _page_stmt(rs: RoleScope, test: bool, since: bool, until: bool, after: bool,
     if until:
         stmt = stmt.where(sort_col < bindparam("until", type_=UTCDateTime))
     filtered = rs.scope(stmt, LabResult)
+    count = filtered.with_only_columns(func.count(LabResult.id))
     # The filtered total rides along as a scalar subquery: one round trip for the page.
-    total = filtered.with_only_columns(func.count(LabResult.id)).order_by(None).scalar_subquery()
-    page = filtered.add_columns(total.label("total"))
-    if after:
-        when = bindparam("after_when", type_=UTCDateTime)
-        last_id = bindparam("after_id", type_=Integer)
-        page = page.where(or_(sort_col < when, and_(sort_col == when, LabResult.id < last_id)))
-    return page.limit(limit + 1), filtered.with_only_columns(func.count(LabResult.id)).order_by(
-        None
-    )
+    with_total = filtered.add_columns(count.scalar_subquery().label("total"))
+    keyset = paging.Keyset("lab_results", ((sort_col, True), (LabResult.id, True)))
+    return keyset.statements(with_total), count
 
 
 def latest_page(
@@ -724,25 +721,21 @@ def latest_page(
     filters: LabFilter,
     *,
     cursor: str | None = None,
-    limit: int = 20,
-) -> LabPage:
-    """One page of the newest visible version of each result, newest first (keyset paging).
+    limit: int = paging.DEFAULT_LIMIT,
+) -> paging.Page[LabRow]:
+    """One page of the newest visible version of each result, newest first, with the total.
 
     One query whatever the number of results: the page (one row more than asked, to know
     whether another page follows) with the filtered total alongside; a second one only for a
-    page past the end, which has no row to carry the total. A cursor this module did not make
-    is refused with `LabInputError` on "cursor" (never an error from the database or datetime).
+    page past the end, which has no row to carry the total. A cursor this list did not hand
+    out is refused with `paging.InvalidCursor`.
     """
-    position = _decode_cursor(cursor)
-    shape = (
+    pages, count = scoped(
+        _page_stmts,
+        actor,
         bool(filters.test_code),
         filters.date_from is not None,
         filters.date_to is not None,
-        position is not None,
-        limit,
-    )
-    page_stmt, count_stmt = prepared(
-        ("labs.page", *shape), actor, lambda rs: _page_stmt(rs, *shape)
     )
     params = reader(actor)
     if filters.test_code:
@@ -751,27 +744,20 @@ def latest_page(
         params["since"] = datetime.combine(filters.date_from, time(), UTC)
     if filters.date_to:
         params["until"] = datetime.combine(filters.date_to, time(), UTC) + timedelta(days=1)
-    if position is not None:
-        params["after_when"], params["after_id"] = position
-    found = session.execute(page_stmt, params).all()
-    rows = [LabRow(r, v) for r, v, _total in found]
-    if found:
-        total = found[0][2]
-    elif position is not None:
-        total = session.scalar(count_stmt, params) or 0
-    else:
-        total = 0
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1].result
-        sort_value = last.shared_at if actor.role is Role.PATIENT else last.updated_at
-        if sort_value is not None:
-            next_cursor = _encode_cursor(sort_value, last.id)
-    return LabPage(rows=rows, total=total, next_cursor=next_cursor)
+    patient = actor.role is Role.PATIENT
+
+    def key(row: Any) -> tuple[datetime | None, int]:
+        result = row[0]
+        return (result.shared_at if patient else result.updated_at), result.id
+
+    page = pages.page(session, params, cursor=cursor, limit=paging.clamp(limit), key_of=key)
+    total = page.rows[0][2] if page.rows else 0
+    if not page.rows and cursor:  # past the end: no row carries the total
+        total = session.scalar(count, params) or 0
+    return replace(page, rows=[LabRow(r, v) for r, v, _total in page.rows], total=total)
 
 
-def _tests_seen_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
+def _tests_seen_stmt(rs: RoleScope) -> Select[str, str]:
     stmt = (
         select(LabResult.test_code, LabResult.test_name)
         .distinct()
@@ -785,8 +771,15 @@ def _tests_seen_stmt(rs: RoleScope):  # type: ignore[no-untyped-def]
 
 def tests_seen(session: Session, actor: Actor) -> list[tuple[str, str]]:
     """(test code, test name) of every result the actor may see: the list's filter choices."""
-    stmt = prepared("labs.tests_seen", actor, _tests_seen_stmt)
+    stmt = scoped(_tests_seen_stmt, actor)
     return [(code, name) for code, name in session.execute(stmt, reader(actor))]
+
+
+def _version_files_stmt(rs: RoleScope) -> Select[Attachment]:
+    """The attachments of the result versions `:version_ids` (a list), in upload order."""
+    version_ids = bindparam("version_ids", type_=Integer, expanding=True)
+    stmt = select(Attachment).where(Attachment.lab_result_version_id.in_(version_ids))
+    return rs.scope(stmt.order_by(Attachment.id), Attachment)
 
 
 def attachments_of(
@@ -795,13 +788,9 @@ def attachments_of(
     """Attachments of the given versions that the actor may see, by version id."""
     if not version_ids:
         return {}
-    stmt = (
-        select(Attachment)
-        .where(Attachment.lab_result_version_id.in_(version_ids))
-        .order_by(Attachment.id)
-    )
     found: dict[int, list[Attachment]] = {}
-    for row in session.scalars(scope(stmt, Attachment, actor)):
+    params = reader(actor, version_ids=version_ids)
+    for row in session.scalars(scoped(_version_files_stmt, actor), params):
         assert row.lab_result_version_id is not None
         found.setdefault(row.lab_result_version_id, []).append(row)
     return found

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BindParameter, Integer, Select, String, bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.access import Actor, Permission, get_or_404, require, scope
+from portal.access import Actor, Permission, RoleScope, get_or_404, reader, require, scoped
 from portal.db import utcnow
 from portal.models import (
     Attachment,
@@ -25,7 +25,7 @@ from portal.models import (
     Role,
     User,
 )
-from portal.services import attachments, notifications
+from portal.services import attachments, notifications, paging
 from portal.services.errors import ServiceError
 
 MAX_BODY = 20_000
@@ -226,70 +226,100 @@ class ThreadSummary:
     unread: int
 
 
-def inbox(session: Session, actor: Actor, *, limit: int = 50) -> list[ThreadSummary]:
-    """Threads the actor takes part in, newest activity first, each with the other
-    participants' names and the actor's unread count.
+def _my_threads(rs: RoleScope) -> paging.KeysetStatements:
+    """Threads the reader takes part in, newest activity first."""
+    mine = select(ConversationParticipant.conversation_id).where(
+        ConversationParticipant.user_id == rs.user_id
+    )
+    stmt = rs.scope(select(Conversation).where(Conversation.id.in_(mine)), Conversation)
+    keyset = paging.Keyset(
+        "threads", ((Conversation.last_message_at, True), (Conversation.id, True))
+    )
+    return keyset.statements(stmt)
+
+
+_IDS: BindParameter[list[int]] = bindparam("conversation_ids", expanding=True)
+
+
+def _unread_by_thread(rs: RoleScope) -> Select[int, int]:
+    stmt = (
+        select(Message.conversation_id, func.count())
+        .where(
+            Message.conversation_id.in_(_IDS),
+            Message.recipient_id == rs.user_id,
+            Message.status != MessageStatus.READ,
+        )
+        .group_by(Message.conversation_id)
+    )
+    return rs.scope(stmt, Message)
+
+
+def _newest_by_thread(rs: RoleScope) -> Select[Message]:
+    newest = (
+        select(func.max(Message.id))
+        .where(Message.conversation_id.in_(_IDS))
+        .group_by(Message.conversation_id)
+    )
+    return rs.scope(select(Message).where(Message.id.in_(newest)), Message)
+
+
+#: Names only (display names of the other participants): no patient-owned table is read.
+_PARTICIPANTS = (
+    select(ConversationParticipant.conversation_id, User)
+    .join(User, User.id == ConversationParticipant.user_id)
+    .where(ConversationParticipant.conversation_id.in_(_IDS))
+    .order_by(ConversationParticipant.id)
+)
+
+
+def inbox(
+    session: Session, actor: Actor, *, cursor: str | None = None, limit: int = 50
+) -> paging.Page[ThreadSummary]:
+    """A page of the threads the actor takes part in, newest activity first, each with the
+    other participants' names and the actor's unread count.
 
     Four queries however many threads or messages there are.
     """
-    mine = select(ConversationParticipant.conversation_id).where(
-        ConversationParticipant.user_id == actor.user_id
+    page = scoped(_my_threads, actor).page(
+        session,
+        reader(actor),
+        cursor=cursor,
+        limit=paging.clamp(limit),
+        key_of=lambda row: (row[0].last_message_at, row[0].id),
     )
-    conversations = list(
-        session.scalars(
-            scope(
-                select(Conversation)
-                .where(Conversation.id.in_(mine))
-                .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-                .limit(limit),
-                Conversation,
-                actor,
-            )
-        )
-    )
+    conversations = [row[0] for row in page.rows]
     ids = [c.id for c in conversations]
     if not ids:
-        return []
-    unread = dict(
-        session.execute(
-            scope(
-                select(Message.conversation_id, func.count())
-                .where(
-                    Message.conversation_id.in_(ids),
-                    Message.recipient_id == actor.user_id,
-                    Message.status != MessageStatus.READ,
-                )
-                .group_by(Message.conversation_id),
-                Message,
-                actor,
-            )
-        ).all()
-    )
-    newest = (
-        select(func.max(Message.id))
-        .where(Message.conversation_id.in_(ids))
-        .group_by(Message.conversation_id)
-    )
-    last = {
-        m.conversation_id: m
-        for m in session.scalars(
-            scope(select(Message).where(Message.id.in_(newest)), Message, actor)
-        )
-    }
+        return replace(page, rows=[])
+    params = reader(actor, conversation_ids=ids)
+    unread = {cid: n for cid, n in session.execute(scoped(_unread_by_thread, actor), params)}
+    last = {m.conversation_id: m for m in session.scalars(scoped(_newest_by_thread, actor), params)}
     names: dict[int, list[str]] = {}
-    rows = session.execute(
-        select(ConversationParticipant.conversation_id, User)
-        .join(User, User.id == ConversationParticipant.user_id)
-        .where(ConversationParticipant.conversation_id.in_(ids))
-        .order_by(ConversationParticipant.id)
-    )
-    for conversation_id, user in rows.unique():
+    for conversation_id, user in session.execute(_PARTICIPANTS, params).unique():
         if user.id != actor.user_id:  # the others in the thread, by name
             names.setdefault(conversation_id, []).append(user.display_name)
-    return [
+    summaries = [
         ThreadSummary(c, names.get(c.id, []), last.get(c.id), int(unread.get(c.id, 0)))
         for c in conversations
     ]
+    return replace(page, rows=summaries)
+
+
+def _thread_stmt(rs: RoleScope) -> Select[Message]:
+    """The messages of conversation `:conversation_id`, oldest first."""
+    stmt = (
+        select(Message)
+        .where(Message.conversation_id == bindparam("conversation_id", type_=Integer))
+        .order_by(Message.sent_at, Message.id)
+    )
+    return rs.scope(stmt, Message)
+
+
+def _message_files_stmt(rs: RoleScope) -> Select[Attachment]:
+    """The attachments of the messages `:message_ids` (a list), in upload order."""
+    message_ids = bindparam("message_ids", type_=Integer, expanding=True)
+    stmt = select(Attachment).where(Attachment.message_id.in_(message_ids))
+    return rs.scope(stmt.order_by(Attachment.id), Attachment)
 
 
 def thread_messages(
@@ -297,24 +327,12 @@ def thread_messages(
 ) -> list[tuple[Message, list[Attachment]]]:
     """The messages of a thread the actor may see, oldest first, each with its attachments."""
     messages = list(
-        session.scalars(
-            scope(
-                select(Message)
-                .where(Message.conversation_id == conversation.id)
-                .order_by(Message.sent_at, Message.id),
-                Message,
-                actor,
-            )
-        )
+        session.scalars(scoped(_thread_stmt, actor), reader(actor, conversation_id=conversation.id))
     )
     files: dict[int, list[Attachment]] = {}
     if messages:
-        stmt = (
-            select(Attachment)
-            .where(Attachment.message_id.in_([m.id for m in messages]))
-            .order_by(Attachment.id)
-        )
-        for row in session.scalars(scope(stmt, Attachment, actor)):
+        params = reader(actor, message_ids=[m.id for m in messages])
+        for row in session.scalars(scoped(_message_files_stmt, actor), params):
             assert row.message_id is not None
             files.setdefault(row.message_id, []).append(row)
     return [(m, files.get(m.id, [])) for m in messages]
@@ -328,14 +346,21 @@ def users_by_id(session: Session, user_ids: set[int]) -> dict[int, User]:
     return {u.id: u for u in rows.unique()}
 
 
+def _sent_with_key_stmt(rs: RoleScope) -> Select[Message]:
+    """The message the reader sent with idempotency key `:idempotency_key`."""
+    stmt = select(Message).where(
+        Message.sender_id == rs.user_id,
+        Message.idempotency_key == bindparam("idempotency_key", type_=String),
+    )
+    return rs.scope(stmt, Message)
+
+
 def sent_with_key(session: Session, actor: Actor, idempotency_key: str | None) -> Message | None:
     """The actor's message already sent with this idempotency key, if any (a retried form)."""
     if not idempotency_key:
         return None
-    stmt = select(Message).where(
-        Message.sender_id == actor.user_id, Message.idempotency_key == idempotency_key
-    )
-    return session.scalar(scope(stmt, Message, actor))
+    params = reader(actor, idempotency_key=idempotency_key)
+    return session.scalar(scoped(_sent_with_key_stmt, actor), params)
 
 
 # --- The care team's inbox (helper "staff") ---
@@ -348,22 +373,38 @@ class TeamThread:
     unread: int
 
 
-def team_inbox(session: Session, actor: Actor, *, limit: int = 50) -> list[TeamThread]:
-    """Every thread about the actor's patients (not only those they take part in), threads with
-    messages unread by the actor first, then newest activity. One query."""
+def _team_threads(rs: RoleScope) -> paging.KeysetStatements:
+    """Every thread about the reader's patients: unread by the reader first, then newest."""
     unread = (
         select(Message.conversation_id, func.count().label("n"))
-        .where(Message.recipient_id == actor.user_id, Message.status != MessageStatus.READ)
+        .where(Message.recipient_id == rs.user_id, Message.status != MessageStatus.READ)
         .group_by(Message.conversation_id)
         .subquery()
     )
     waiting = func.coalesce(unread.c.n, 0)
+    has_unread = case((waiting > 0, 1), else_=0)
     stmt = (
         select(Conversation, PatientProfile, waiting)
         .join(PatientProfile, PatientProfile.id == Conversation.patient_id)
         .outerjoin(unread, unread.c.conversation_id == Conversation.id)
-        .order_by((waiting > 0).desc(), Conversation.last_message_at.desc(), Conversation.id.desc())
-        .limit(limit)
     )
-    rows = session.execute(scope(stmt, Conversation, actor)).unique()
-    return [TeamThread(c, p, int(n)) for c, p, n in rows]
+    keyset = paging.Keyset(
+        "team_threads",
+        ((has_unread, True), (Conversation.last_message_at, True), (Conversation.id, True)),
+    )
+    return keyset.statements(rs.scope(stmt, Conversation))
+
+
+def team_inbox(
+    session: Session, actor: Actor, *, cursor: str | None = None, limit: int = 50
+) -> paging.Page[TeamThread]:
+    """A page of every thread about the actor's patients (not only those they take part in),
+    threads with messages unread by the actor first, then newest activity. One query."""
+    page = scoped(_team_threads, actor).page(
+        session,
+        reader(actor),
+        cursor=cursor,
+        limit=paging.clamp(limit),
+        key_of=lambda row: (1 if row[2] else 0, row[0].last_message_at, row[0].id),
+    )
+    return replace(page, rows=[TeamThread(c, p, int(n)) for c, p, n in page.rows])

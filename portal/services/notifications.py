@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Integer, bindparam, func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from portal.access import scope_own, unscoped
+from portal.access import Actor, RoleScope, reader, scoped, unscoped
 from portal.db import utcnow
 from portal.models import EventType, Notification, PatientProfile
 
@@ -37,18 +37,21 @@ def patient_user_id(session: Session, patient_id: int) -> int | None:
     return session.scalar(unscoped(stmt, "notification fan-out"))
 
 
-# Built once: every signed-in page runs it for the nav badge. One's own rows only.
-_UNREAD_COUNTS = scope_own(
-    select(Notification.type, func.count())
-    .where(Notification.read_at.is_(None))
-    .group_by(Notification.type),
-    bindparam("user_id", type_=Integer),
-)
+def _unread_counts_stmt(rs: RoleScope) -> Select[EventType, int]:
+    """The reader's own unread notifications, counted by type."""
+    stmt = (
+        select(Notification.type, func.count())
+        .where(Notification.read_at.is_(None))
+        .group_by(Notification.type)
+    )
+    return rs.own(stmt)
 
 
-def unread_counts(session: Session, user_id: int) -> dict[EventType, int]:
-    """Unread notifications by type: the badge and the dashboard's "new" read this."""
-    return {t: n for t, n in session.execute(_UNREAD_COUNTS, {"user_id": user_id})}
+def unread_counts(session: Session, actor: Actor) -> dict[EventType, int]:
+    """The actor's unread notifications by type: the badge and the dashboard's "new" read
+    this. Every signed-in page runs it (for the nav badge): its statement is built once."""
+    stmt = scoped(_unread_counts_stmt, actor)
+    return {t: n for t, n in session.execute(stmt, reader(actor))}
 
 
 def mark_read(

@@ -6,8 +6,8 @@ at) and which way to read on; pages never count an offset, so they stay fast how
 go and neither skip nor repeat rows while new ones arrive. The limit is clamped to 1..MAX_LIMIT
 and bound as a parameter, so a statement built once serves every page size.
 
-Pages render a `Page` as "Newer"/"Older" (or "Previous"/"Next") links; the JSON API as
-`{"items", "nextCursor"}`.
+Pages render a `Page` as "Newer"/"Older" (or "Previous"/"Next") links (`_macros/pages.html`);
+the JSON API as `{"items": rows, "nextCursor": next_cursor}`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from portal.services.errors import ServiceError
 
 T = TypeVar("T")
+AnySelect = Select[*tuple[Any, ...]]
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -35,7 +36,7 @@ class InvalidCursor(ServiceError):
     """A cursor this module did not hand out (edited, truncated, or from another list)."""
 
     def __init__(self) -> None:
-        super().__init__("cursor", "This page link is not valid. Start again from the first page.")
+        super().__init__("cursor", "This page link is not valid. Showing the first page.")
 
 
 def clamp(limit: int | str | None, default: int = DEFAULT_LIMIT) -> int:
@@ -49,11 +50,11 @@ def clamp(limit: int | str | None, default: int = DEFAULT_LIMIT) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of a list. `next`/`previous` are cursors, None at either end of the list."""
+    """One page of a list. The cursors are None at either end of the list."""
 
-    items: list[T]
-    next: str | None = None
-    previous: str | None = None
+    rows: list[T]
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
     limit: int = DEFAULT_LIMIT
     #: How many rows the whole list has, where a page shows it (the lab list's heading).
     total: int | None = None
@@ -65,9 +66,10 @@ class Keyset:
     its direction (`True` for descending), ending in a unique column such as the id."""
 
     name: str
-    columns: tuple[tuple[ColumnElement[Any], bool], ...]
+    #: (column or expression, descending) pairs.
+    columns: tuple[tuple[Any, bool], ...]
 
-    def statements(self, base: Select[Any]) -> KeysetStatements:
+    def statements(self, base: AnySelect) -> KeysetStatements:
         """The first, next and previous page of `base`, built once: the key and the limit are
         bind parameters (`key_0`, `key_1`, ..., `page_limit`)."""
         keys = [bindparam(f"key_{i}", type_=col.type) for i, (col, _d) in enumerate(self.columns)]
@@ -94,9 +96,9 @@ class Keyset:
 @dataclass(frozen=True, slots=True)
 class KeysetStatements:
     keyset: Keyset
-    first: Select[Any]
-    next: Select[Any]
-    previous: Select[Any]
+    first: AnySelect
+    next: AnySelect
+    previous: AnySelect
 
     def page(
         self,
@@ -116,7 +118,8 @@ class KeysetStatements:
         else:
             stmt = self.previous if position.backward else self.next
             bound.update({f"key_{i}": v for i, v in enumerate(position.key)})
-        rows = list(session.execute(stmt, bound).all())
+        # unique(): rows of entities with joined eager loads come once per entity.
+        rows = list(session.execute(stmt, bound).unique().all())
         more = len(rows) > limit
         rows = rows[:limit]
         backward = position is not None and position.backward
@@ -126,9 +129,9 @@ class KeysetStatements:
         has_previous = position is not None and (more if backward else True)
         name = self.keyset.name
         return Page(
-            items=rows,
-            next=encode(name, key_of(rows[-1])) if rows and has_next else None,
-            previous=encode(name, key_of(rows[0]), backward=True)
+            rows=rows,
+            next_cursor=encode(name, key_of(rows[-1])) if rows and has_next else None,
+            previous_cursor=encode(name, key_of(rows[0]), backward=True)
             if rows and has_previous
             else None,
             limit=limit,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Integer, Select, String, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from portal.access import Actor, get_or_404, scope, scope_patients
+from portal.access import Actor, RoleScope, get_or_404, reader, scoped
 from portal.models import (
     Appointment,
     CareAssignment,
@@ -25,7 +26,7 @@ from portal.models import (
     TreatmentPlan,
     TreatmentPlanVersion,
 )
-from portal.services import labs
+from portal.services import labs, paging
 
 PER_PAGE = 20
 
@@ -55,70 +56,125 @@ class PatientRow:
     attention: Attention
 
 
-@dataclass(frozen=True, slots=True)
-class PatientPage:
-    rows: list[PatientRow]
-    total: int
-    page: int
-    per_page: int
-    q: str
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
+#: The search term, matched anywhere in the name or MRN, LIKE wildcards taken literally.
+_LIKE = bindparam("like", type_=String)
 
 
-def _search(stmt: Select, q: str) -> Select:
-    if not q:
-        return stmt
-    # LIKE wildcards typed by the user are matched literally.
+def _like(q: str) -> str:
     escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    like = f"%{escaped}%"
-    return stmt.where(
-        or_(
-            func.lower(PatientProfile.display_name).like(like, escape="\\"),
-            func.lower(PatientProfile.medical_record_number).like(like, escape="\\"),
+    return f"%{escaped}%"
+
+
+def _roster(rs: RoleScope, searching: bool) -> tuple[paging.KeysetStatements, Select[Any]]:
+    """The patients a reader may see, A to Z (optionally matching `like`), and their count."""
+    stmt = select(PatientProfile)
+    if searching:
+        stmt = stmt.where(
+            or_(
+                func.lower(PatientProfile.display_name).like(_LIKE, escape="\\"),
+                func.lower(PatientProfile.medical_record_number).like(_LIKE, escape="\\"),
+            )
         )
+    stmt = rs.patients(stmt)
+    keyset = paging.Keyset(
+        "patients", ((PatientProfile.display_name, False), (PatientProfile.id, False))
     )
+    return keyset.statements(stmt), stmt.with_only_columns(func.count(PatientProfile.id))
 
 
 def search(
-    session: Session, actor: Actor, q: str | None = None, page: int = 1, per_page: int = PER_PAGE
-) -> PatientPage:
+    session: Session,
+    actor: Actor,
+    q: str | None = None,
+    *,
+    cursor: str | None = None,
+    limit: int = PER_PAGE,
+) -> paging.Page[PatientRow]:
     """One page of the patients the actor may see, by name; with attention counts for providers.
 
     A bounded number of queries whatever the page holds: the total, the page, and (providers)
     one grouped query per kind of attention over the page's patient ids.
     """
     q = (q or "").strip()[:100]
-    base = _search(select(PatientProfile), q)
-    total = (
-        session.scalar(scope_patients(base.with_only_columns(func.count(PatientProfile.id)), actor))
-        or 0
+    pages, count = scoped(_roster, actor, bool(q))
+    params = reader(actor, like=_like(q)) if q else reader(actor)
+    page = pages.page(
+        session,
+        params,
+        cursor=cursor,
+        limit=paging.clamp(limit),
+        key_of=lambda row: (row[0].display_name, row[0].id),
     )
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
-    patients = list(
-        session.scalars(
-            scope_patients(
-                base.order_by(PatientProfile.display_name, PatientProfile.id)
-                .limit(per_page)
-                .offset((page - 1) * per_page),
-                actor,
-            )
-        ).unique()
-    )
+    patients = [row[0] for row in page.rows]
     counts = attention_for(session, actor, [p.id for p in patients])
     rows = [PatientRow(p, counts.get(p.id, Attention())) for p in patients]
-    return PatientPage(rows=rows, total=total, page=page, per_page=per_page, q=q)
+    return replace(page, rows=rows, total=session.scalar(count, params) or 0)
+
+
+#: The patients an attention query is about (a list, expanded at execution).
+_PATIENT_IDS = bindparam("patient_ids", type_=Integer, expanding=True)
+
+
+def _unread_stmt(rs: RoleScope) -> Select[int, int]:
+    """Per patient of `:patient_ids`: messages to the reader not yet read."""
+    stmt = (
+        select(Message.patient_id, func.count())
+        .where(
+            Message.patient_id.in_(_PATIENT_IDS),
+            Message.recipient_id == rs.user_id,
+            Message.status != MessageStatus.READ,
+        )
+        .group_by(Message.patient_id)
+    )
+    return rs.scope(stmt, Message)
+
+
+def _unacknowledged_stmt(rs: RoleScope) -> Select[int, int]:
+    """Per patient of `:patient_ids`: active plans whose current version is unacknowledged."""
+    stmt = (
+        select(TreatmentPlan.patient_id, func.count())
+        .join(
+            TreatmentPlanVersion,
+            and_(
+                TreatmentPlanVersion.plan_id == TreatmentPlan.id,
+                TreatmentPlanVersion.version == TreatmentPlan.current_version,
+            ),
+        )
+        .outerjoin(
+            PlanAcknowledgement,
+            PlanAcknowledgement.plan_version_id == TreatmentPlanVersion.id,
+        )
+        .where(
+            TreatmentPlan.patient_id.in_(_PATIENT_IDS),
+            TreatmentPlan.status == PlanStatus.ACTIVE,
+            PlanAcknowledgement.id.is_(None),
+        )
+        .group_by(TreatmentPlan.patient_id)
+    )
+    return rs.scope(stmt, TreatmentPlan)
+
+
+def _results_waiting_stmt(rs: RoleScope) -> Select[int, int | None, int | None]:
+    """Per patient of `:patient_ids`: results whose current version is preliminary, and
+    results whose current version awaits release."""
+    preliminary = case((LabResultVersion.status == ResultStatus.PRELIMINARY, 1), else_=0)
+    stmt = (
+        select(
+            LabResult.patient_id,
+            func.sum(preliminary),
+            func.sum(case((labs.awaiting_release(), 1), else_=0)),
+        )
+        .join(
+            LabResultVersion,
+            and_(
+                LabResultVersion.lab_result_id == LabResult.id,
+                LabResultVersion.version == LabResult.current_version,
+            ),
+        )
+        .where(LabResult.patient_id.in_(_PATIENT_IDS))
+        .group_by(LabResult.patient_id)
+    )
+    return rs.scope(stmt, LabResult)
 
 
 def attention_for(session: Session, actor: Actor, patient_ids: list[int]) -> dict[int, Attention]:
@@ -126,72 +182,12 @@ def attention_for(session: Session, actor: Actor, patient_ids: list[int]) -> dic
     acknowledged, preliminary results and results held for review. Three queries."""
     if actor.role is not Role.PROVIDER or not patient_ids:
         return {}
-    unread = dict(
-        session.execute(
-            scope(
-                select(Message.patient_id, func.count())
-                .where(
-                    Message.patient_id.in_(patient_ids),
-                    Message.recipient_id == actor.user_id,
-                    Message.status != MessageStatus.READ,
-                )
-                .group_by(Message.patient_id),
-                Message,
-                actor,
-            )
-        ).all()
-    )
-    unacknowledged = dict(
-        session.execute(
-            scope(
-                select(TreatmentPlan.patient_id, func.count())
-                .join(
-                    TreatmentPlanVersion,
-                    and_(
-                        TreatmentPlanVersion.plan_id == TreatmentPlan.id,
-                        TreatmentPlanVersion.version == TreatmentPlan.current_version,
-                    ),
-                )
-                .outerjoin(
-                    PlanAcknowledgement,
-                    PlanAcknowledgement.plan_version_id == TreatmentPlanVersion.id,
-                )
-                .where(
-                    TreatmentPlan.patient_id.in_(patient_ids),
-                    TreatmentPlan.status == PlanStatus.ACTIVE,
-                    PlanAcknowledgement.id.is_(None),
-                )
-                .group_by(TreatmentPlan.patient_id),
-                TreatmentPlan,
-                actor,
-            )
-        ).all()
-    )
-    held = labs.awaiting_release()
+    params = reader(actor, patient_ids=patient_ids)
+    unread = dict(session.execute(scoped(_unread_stmt, actor), params).all())
+    unacknowledged = dict(session.execute(scoped(_unacknowledged_stmt, actor), params).all())
     results = {
         pid: (int(pre or 0), int(hold or 0))
-        for pid, pre, hold in session.execute(
-            scope(
-                select(
-                    LabResult.patient_id,
-                    func.sum(
-                        case((LabResultVersion.status == ResultStatus.PRELIMINARY, 1), else_=0)
-                    ),
-                    func.sum(case((held, 1), else_=0)),
-                )
-                .join(
-                    LabResultVersion,
-                    and_(
-                        LabResultVersion.lab_result_id == LabResult.id,
-                        LabResultVersion.version == LabResult.current_version,
-                    ),
-                )
-                .where(LabResult.patient_id.in_(patient_ids))
-                .group_by(LabResult.patient_id),
-                LabResult,
-                actor,
-            )
-        ).all()
+        for pid, pre, hold in session.execute(scoped(_results_waiting_stmt, actor), params)
     }
     return {
         pid: Attention(
@@ -217,6 +213,51 @@ class Chart:
     attention: Attention = field(default_factory=Attention)
 
 
+#: The patient whose chart is read, and how many of the newest records of a kind it shows.
+_CHART_PATIENT = bindparam("patient_id", type_=Integer)
+_RECENT = bindparam("recent", type_=Integer)
+
+
+def _chart_plans_stmt(rs: RoleScope) -> Select[TreatmentPlan]:
+    """Every plan of patient `:patient_id`: active first, then drafts, then the rest."""
+    stmt = (
+        select(TreatmentPlan)
+        .where(TreatmentPlan.patient_id == _CHART_PATIENT)
+        .order_by(
+            case(
+                (TreatmentPlan.status == PlanStatus.ACTIVE, 0),
+                (TreatmentPlan.status == PlanStatus.DRAFT, 1),
+                else_=2,
+            ),
+            TreatmentPlan.updated_at.desc(),
+            TreatmentPlan.id.desc(),
+        )
+    )
+    return rs.scope(stmt, TreatmentPlan)
+
+
+def _chart_conversations_stmt(rs: RoleScope) -> Select[Conversation]:
+    """Patient `:patient_id`'s `:recent` threads with the newest activity."""
+    stmt = (
+        select(Conversation)
+        .where(Conversation.patient_id == _CHART_PATIENT)
+        .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+        .limit(_RECENT)
+    )
+    return rs.scope(stmt, Conversation)
+
+
+def _chart_appointments_stmt(rs: RoleScope) -> Select[Appointment]:
+    """Patient `:patient_id`'s `:recent` latest appointments."""
+    stmt = (
+        select(Appointment)
+        .where(Appointment.patient_id == _CHART_PATIENT)
+        .order_by(Appointment.start_at.desc())
+        .limit(_RECENT)
+    )
+    return rs.scope(stmt, Appointment)
+
+
 def chart(session: Session, actor: Actor, patient_id: int, *, recent: int = 10) -> Chart:
     """The chart of a patient the actor may see (404 otherwise)."""
     patient = get_or_404(session, PatientProfile, patient_id, actor)
@@ -228,49 +269,10 @@ def chart(session: Session, actor: Actor, patient_id: int, *, recent: int = 10) 
             .order_by(ProviderProfile.display_name)
         )
     )
-    plans = list(
-        session.scalars(
-            scope(
-                select(TreatmentPlan)
-                .where(TreatmentPlan.patient_id == patient.id)
-                .order_by(
-                    case(
-                        (TreatmentPlan.status == PlanStatus.ACTIVE, 0),
-                        (TreatmentPlan.status == PlanStatus.DRAFT, 1),
-                        else_=2,
-                    ),
-                    TreatmentPlan.updated_at.desc(),
-                    TreatmentPlan.id.desc(),
-                ),
-                TreatmentPlan,
-                actor,
-            )
-        )
-    )
-    conversations = list(
-        session.scalars(
-            scope(
-                select(Conversation)
-                .where(Conversation.patient_id == patient.id)
-                .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-                .limit(recent),
-                Conversation,
-                actor,
-            )
-        )
-    )
-    visits = list(
-        session.scalars(
-            scope(
-                select(Appointment)
-                .where(Appointment.patient_id == patient.id)
-                .order_by(Appointment.start_at.desc())
-                .limit(recent),
-                Appointment,
-                actor,
-            )
-        )
-    )
+    params = reader(actor, patient_id=patient.id, recent=recent)
+    plans = list(session.scalars(scoped(_chart_plans_stmt, actor), params))
+    conversations = list(session.scalars(scoped(_chart_conversations_stmt, actor), params))
+    visits = list(session.scalars(scoped(_chart_appointments_stmt, actor), params))
     return Chart(
         patient=patient,
         care_team=team,

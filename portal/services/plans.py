@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.access import Actor, Permission, get_or_404, require, scope
+from portal.access import Actor, Permission, RoleScope, get_or_404, reader, require, scoped
 from portal.db import utcnow
 from portal.models import (
     AuditAction,
@@ -20,7 +20,7 @@ from portal.models import (
     TreatmentPlan,
     TreatmentPlanVersion,
 )
-from portal.services import notifications
+from portal.services import notifications, paging
 from portal.services.errors import ServiceError
 
 
@@ -126,19 +126,35 @@ def revise(
     return plan
 
 
-def _current_content(session: Session, actor: Actor, plan: TreatmentPlan) -> PlanInput:
-    v = session.scalar(
-        scope(
-            select(TreatmentPlanVersion).where(
-                TreatmentPlanVersion.plan_id == plan.id,
-                TreatmentPlanVersion.version == plan.current_version,
-            ),
-            TreatmentPlanVersion,
-            actor,
-        )
+def _version_stmt(rs: RoleScope) -> Select[TreatmentPlanVersion]:
+    """Version `:version` of plan `:plan_id`."""
+    stmt = select(TreatmentPlanVersion).where(
+        TreatmentPlanVersion.plan_id == bindparam("plan_id", type_=Integer),
+        TreatmentPlanVersion.version == bindparam("version", type_=Integer),
     )
-    assert v is not None
+    return rs.scope(stmt, TreatmentPlanVersion)
+
+
+def _current_version(session: Session, actor: Actor, plan: TreatmentPlan) -> TreatmentPlanVersion:
+    """The version of `plan` that is its content now (a plan always has one)."""
+    params = reader(actor, plan_id=plan.id, version=plan.current_version)
+    version = session.scalar(scoped(_version_stmt, actor), params)
+    assert version is not None
+    return version
+
+
+def _current_content(session: Session, actor: Actor, plan: TreatmentPlan) -> PlanInput:
+    v = _current_version(session, actor, plan)
     return PlanInput(v.summary, v.details, v.start_date, v.end_date)
+
+
+def _active_plans_stmt(rs: RoleScope) -> Select[TreatmentPlan]:
+    """The active plans of patient `:patient_id`."""
+    stmt = select(TreatmentPlan).where(
+        TreatmentPlan.patient_id == bindparam("patient_id", type_=Integer),
+        TreatmentPlan.status == PlanStatus.ACTIVE,
+    )
+    return rs.scope(stmt, TreatmentPlan)
 
 
 def activate(
@@ -152,16 +168,8 @@ def activate(
         raise PlanError("status", "Only a draft can be activated.")
     now = utcnow()
     if complete_others:
-        others = session.scalars(
-            scope(
-                select(TreatmentPlan).where(
-                    TreatmentPlan.patient_id == plan.patient_id,
-                    TreatmentPlan.status == PlanStatus.ACTIVE,
-                ),
-                TreatmentPlan,
-                actor,
-            )
-        ).all()
+        params = reader(actor, patient_id=plan.patient_id)
+        others = session.scalars(scoped(_active_plans_stmt, actor), params).all()
         for other in others:
             complete(session, actor, other.id)
     content = _current_content(session, actor, plan)
@@ -190,30 +198,22 @@ def complete(session: Session, actor: Actor, plan_id: int) -> TreatmentPlan:
     return plan
 
 
+def _acknowledgements_stmt(rs: RoleScope) -> Select[PlanAcknowledgement]:
+    """The acknowledgements of the plan versions `:version_ids` (a list)."""
+    version_ids = bindparam("version_ids", type_=Integer, expanding=True)
+    stmt = select(PlanAcknowledgement).where(PlanAcknowledgement.plan_version_id.in_(version_ids))
+    return rs.scope(stmt, PlanAcknowledgement)
+
+
 def acknowledge(session: Session, actor: Actor, plan_id: int) -> PlanAcknowledgement:
     """The patient confirms they read the plan's current version (once per version)."""
     require(actor, Permission.PLAN_ACKNOWLEDGE)
     plan = get_or_404(session, TreatmentPlan, plan_id, actor)
     if plan.status is not PlanStatus.ACTIVE:
         raise PlanError("status", "Only an active plan can be acknowledged.")
-    version = session.scalar(
-        scope(
-            select(TreatmentPlanVersion).where(
-                TreatmentPlanVersion.plan_id == plan.id,
-                TreatmentPlanVersion.version == plan.current_version,
-            ),
-            TreatmentPlanVersion,
-            actor,
-        )
-    )
-    assert version is not None
-    existing = session.scalar(
-        scope(
-            select(PlanAcknowledgement).where(PlanAcknowledgement.plan_version_id == version.id),
-            PlanAcknowledgement,
-            actor,
-        )
-    )
+    version = _current_version(session, actor, plan)
+    params = reader(actor, version_ids=[version.id])
+    existing = session.scalar(scoped(_acknowledgements_stmt, actor), params)
     if existing is not None:
         return existing
     ack = PlanAcknowledgement(
@@ -234,33 +234,59 @@ def acknowledge(session: Session, actor: Actor, plan_id: int) -> PlanAcknowledge
 # --- Reads for the staff area (helper "staff") ---
 
 
+def _versions_stmt(rs: RoleScope) -> Select[TreatmentPlanVersion]:
+    """The versions of plan `:plan_id`, newest first."""
+    stmt = (
+        select(TreatmentPlanVersion)
+        .where(TreatmentPlanVersion.plan_id == bindparam("plan_id", type_=Integer))
+        .order_by(TreatmentPlanVersion.version.desc())
+    )
+    return rs.scope(stmt, TreatmentPlanVersion)
+
+
 def history(
     session: Session, actor: Actor, plan: TreatmentPlan
 ) -> list[tuple[TreatmentPlanVersion, PlanAcknowledgement | None]]:
     """Every version of `plan` the actor may see, newest first, each with its acknowledgement."""
-    versions = list(
-        session.scalars(
-            scope(
-                select(TreatmentPlanVersion)
-                .where(TreatmentPlanVersion.plan_id == plan.id)
-                .order_by(TreatmentPlanVersion.version.desc()),
-                TreatmentPlanVersion,
-                actor,
-            )
-        )
-    )
+    versions = list(session.scalars(scoped(_versions_stmt, actor), reader(actor, plan_id=plan.id)))
     acks: dict[int, PlanAcknowledgement] = {}
     if versions:
+        params = reader(actor, version_ids=[v.id for v in versions])
         acks = {
             a.plan_version_id: a
-            for a in session.scalars(
-                scope(
-                    select(PlanAcknowledgement).where(
-                        PlanAcknowledgement.plan_version_id.in_([v.id for v in versions])
-                    ),
-                    PlanAcknowledgement,
-                    actor,
-                )
-            )
+            for a in session.scalars(scoped(_acknowledgements_stmt, actor), params)
         }
     return [(v, acks.get(v.id)) for v in versions]
+
+
+# --- The patient's lists of plans -----------------------------------------------------------
+
+
+def _plans(rs: RoleScope, status: PlanStatus) -> paging.KeysetStatements:
+    """Plans of one status, most recently activated (or completed) first."""
+    when = (
+        TreatmentPlan.completed_at if status is PlanStatus.COMPLETED else TreatmentPlan.activated_at
+    )
+    stmt = rs.scope(select(TreatmentPlan).where(TreatmentPlan.status == status), TreatmentPlan)
+    keyset = paging.Keyset(f"{status.value}_plans", ((when, True), (TreatmentPlan.id, True)))
+    return keyset.statements(stmt)
+
+
+def list_for(
+    session: Session,
+    actor: Actor,
+    status: PlanStatus,
+    *,
+    cursor: str | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
+) -> paging.Page[TreatmentPlan]:
+    """A page of the plans of one status the actor may see, newest first."""
+    completed = status is PlanStatus.COMPLETED
+    page = scoped(_plans, actor, status).page(
+        session,
+        reader(actor),
+        cursor=cursor,
+        limit=paging.clamp(limit),
+        key_of=lambda row: (row[0].completed_at if completed else row[0].activated_at, row[0].id),
+    )
+    return replace(page, rows=[row[0] for row in page.rows])

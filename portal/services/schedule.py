@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
 from portal import audit
-from portal.access import Actor, Permission, require, scope
+from portal.access import Actor, Permission, RoleScope, reader, require, scoped
+from portal.db import UTCDateTime
 from portal.models import (
     Appointment,
     AuditAction,
@@ -61,22 +62,28 @@ class Visit:
     patient: PatientProfile
 
 
-def visits(session: Session, actor: Actor, period: Period) -> dict[date, list[Visit]]:
-    """The actor's appointments in `period`, by day, each with its patient (one query)."""
-    require(actor, Permission.APPOINTMENT_MANAGE)
-    start = datetime.combine(period.first, time(), UTC)
+def _visits_stmt(rs: RoleScope) -> Select[Appointment, PatientProfile]:
+    """The reader's own appointments from `:start` to before `:end`, with their patients."""
     stmt = (
         select(Appointment, PatientProfile)
         .join(PatientProfile, PatientProfile.id == Appointment.patient_id)
         .where(
-            Appointment.provider_id == actor.provider_id,
-            Appointment.start_at >= start,
-            Appointment.start_at < start + timedelta(days=period.days),
+            Appointment.provider_id == rs.provider_id,
+            Appointment.start_at >= bindparam("start", type_=UTCDateTime),
+            Appointment.start_at < bindparam("end", type_=UTCDateTime),
         )
         .order_by(Appointment.start_at, Appointment.id)
     )
+    return rs.scope(stmt, Appointment)
+
+
+def visits(session: Session, actor: Actor, period: Period) -> dict[date, list[Visit]]:
+    """The actor's appointments in `period`, by day, each with its patient (one query)."""
+    require(actor, Permission.APPOINTMENT_MANAGE)
+    start = datetime.combine(period.first, time(), UTC)
+    params = reader(actor, start=start, end=start + timedelta(days=period.days))
     by_day: dict[date, list[Visit]] = {d: [] for d in period.dates()}
-    for appointment, patient in session.execute(scope(stmt, Appointment, actor)).unique():
+    for appointment, patient in session.execute(scoped(_visits_stmt, actor), params).unique():
         by_day.setdefault(appointment.start_at.date(), []).append(Visit(appointment, patient))
     return by_day
 

@@ -11,12 +11,12 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from portal.access import Actor, scope
+from portal.access import Actor, RoleScope, reader, scoped
 from portal.models import Flag, LabResult, LabResultVersion, ResultStatus
-from portal.services.labs import latest_versions_stmt
+from portal.services.labs import list_latest
 
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 24, 20, 44
@@ -77,29 +77,25 @@ class Trend:
         return sorted((p for s in self.series for p in s.points), key=lambda p: p.when)
 
 
+def _history_stmt(rs: RoleScope) -> Select[LabResultVersion]:
+    """The versions of the results `:result_ids` (a list), oldest first."""
+    result_ids = bindparam("result_ids", type_=Integer, expanding=True)
+    stmt = select(LabResultVersion).where(LabResultVersion.lab_result_id.in_(result_ids))
+    return rs.scope(stmt.order_by(LabResultVersion.version), LabResultVersion)
+
+
 def trend_for(
     session: Session, actor: Actor, result: LabResult, *, limit: int = MAX_POINTS
 ) -> Trend:
     """The last `limit` results of `result`'s test for the same patient, as the actor sees them."""
-    stmt, _sort_col = latest_versions_stmt(actor)
-    stmt = (
-        stmt.where(LabResult.patient_id == result.patient_id)
-        .where(LabResult.test_code == result.test_code)
-        .limit(limit)
+    latest = list_latest(
+        session, actor, patient_id=result.patient_id, test_code=result.test_code, limit=limit
     )
-    rows = session.execute(stmt).all()
+    rows = [(row.result, row.version) for row in latest]
     ids = [r.id for r, _v in rows]
     history: dict[int, list[LabResultVersion]] = {}
     if ids:
-        versions = session.scalars(
-            scope(
-                select(LabResultVersion)
-                .where(LabResultVersion.lab_result_id.in_(ids))
-                .order_by(LabResultVersion.version),
-                LabResultVersion,
-                actor,
-            )
-        )
+        versions = session.scalars(scoped(_history_stmt, actor), reader(actor, result_ids=ids))
         for v in versions:
             history.setdefault(v.lab_result_id, []).append(v)
     points: list[TrendPoint] = []

@@ -56,6 +56,7 @@ from portal.transactions import unit_of_work
 from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
+from portal.web.lists import page_of
 
 Page = str | tuple[str, int] | BaseResponse
 
@@ -68,20 +69,9 @@ def _helpers() -> dict[str, Any]:
 
 # --- Request parsing: ASCII digits and ISO days only; anything else names no page (404) ------
 
-_PAGE = re.compile(r"[0-9]{1,9}")
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Far enough from date.min/date.max that the schedule's previous/next week still exist.
 _FIRST_DAY, _LAST_DAY = date(1900, 1, 1), date(9998, 12, 1)
-
-
-def _page_arg() -> int:
-    """The `page` query argument: 1 when absent, 404 unless it is ASCII digits."""
-    raw = request.args.get("page", "")
-    if not raw:
-        return 1
-    if not _PAGE.fullmatch(raw):
-        abort(404)
-    return max(1, int(raw))
 
 
 def _period(values: MultiDict[str, str]) -> schedule.Period:
@@ -127,9 +117,11 @@ def _download_link(attachment_id: int) -> str:
 
 @bp.get("/patients")
 @audited(AuditAction.VIEW, "patient_list")
-def patients() -> str:
-    page = roster.search(db.session, current_actor(), request.args.get("q"), _page_arg())
-    return render("staff/patients.html", fragment="patient_list", page=page)
+def patients() -> Page:
+    actor, q = current_actor(), (request.args.get("q") or "").strip()[:100]
+    page, refused = page_of(lambda cursor: roster.search(db.session, actor, q, cursor=cursor))
+    body = render("staff/patients.html", fragment="patient_list", page=page, q=q, refused=refused)
+    return (body, 422) if refused else body
 
 
 @bp.get("/patients/<int:patient_id>")
@@ -403,9 +395,11 @@ def complete_plan(plan_id: int) -> Page:
 
 @bp.get("/messages")
 @audited(AuditAction.VIEW, "conversation_list")
-def messages() -> str:
-    threads = messaging.team_inbox(db.session, current_actor())
-    return render("staff/messages.html", threads=threads)
+def messages() -> Page:
+    actor = current_actor()
+    page, refused = page_of(lambda cursor: messaging.team_inbox(db.session, actor, cursor=cursor))
+    body = render("staff/messages.html", fragment="threads", page=page, refused=refused)
+    return (body, 422) if refused else body
 
 
 def _thread_page(conversation_id: int, form: ReplyForm, status: int = 200) -> Page:

@@ -88,14 +88,15 @@ def init_app(app: Flask) -> None:
             "actor": actor,
             "nav_items": items,
             "nav_current": max(matches, key=len) if matches else None,
-            "unread": notifications.unread_counts(db.session, actor.user_id),
+            "unread": notifications.unread_counts(db.session, actor),
         }
 
     # Shared macros are globals, so a fragment rendered alone (render_block skips a page's
     # top-level imports) has them too.
     shared = {
         "_macros/forms.html": ("field", "error_summary", "button_form"),
-        "_macros/patients.html": ("patient_search", "patient_pages"),
+        "_macros/patients.html": ("patient_search",),
+        "_macros/pages.html": ("pager",),
     }
     with app.app_context():
         for template, names in shared.items():

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, aliased
 from werkzeug.exceptions import Forbidden, NotFound
 
 from portal import access
-from portal.access import Actor, Permission, UnscopedQueryError
+from portal.access import Actor, Permission, RoleScope, UnscopedQueryError, reader
 from portal.db import Base
 from portal.models import (
     Attachment,
@@ -40,6 +40,11 @@ def _patient_id(people, name: str) -> int:
     return people.user(name).patient.id
 
 
+def _read(session: Session, actor: Actor, stmt: Any, model: Any) -> Any:
+    """`stmt` restricted to the rows of `model` the actor may read, run as the actor."""
+    return session.scalars(RoleScope(actor.role).scope(stmt, model), reader(actor))
+
+
 def test_every_patient_owned_table_is_covered() -> None:
     names = {c.__name__ for c in OWNED}
     assert {"LabResult", "LabResultVersion", "TreatmentPlan", "Message", "Appointment"} <= names
@@ -48,17 +53,15 @@ def test_every_patient_owned_table_is_covered() -> None:
 @pytest.mark.parametrize("model", OWNED, ids=lambda m: m.__name__)
 def test_a_patient_reads_only_their_own_rows(session, people, model) -> None:
     alice = people.actor("alice")
-    rows = session.scalars(access.scope(select(model), model, alice)).all()
+    rows = _read(session, alice, select(model), model).all()
     assert rows, f"the demo data should give alice some {model.__name__} rows"
     assert {r.patient_id for r in rows} == {_patient_id(people, "alice")}
 
 
 @pytest.mark.parametrize("model", OWNED, ids=lambda m: m.__name__)
 def test_a_provider_reads_only_assigned_patients_rows(session, people, model) -> None:
-    chen_rows = session.scalars(access.scope(select(model), model, people.actor("dr_chen"))).all()
-    okafor_rows = session.scalars(
-        access.scope(select(model), model, people.actor("dr_okafor"))
-    ).all()
+    chen_rows = _read(session, people.actor("dr_chen"), select(model), model).all()
+    okafor_rows = _read(session, people.actor("dr_okafor"), select(model), model).all()
     chen_patients = {_patient_id(people, "alice"), _patient_id(people, "bob")}
     assert {r.patient_id for r in chen_rows} == chen_patients
     assert chen_patients.isdisjoint({r.patient_id for r in okafor_rows})
@@ -67,13 +70,13 @@ def test_a_provider_reads_only_assigned_patients_rows(session, people, model) ->
 
 @pytest.mark.parametrize("model", OWNED, ids=lambda m: m.__name__)
 def test_an_admin_reads_no_clinical_rows(session, people, model) -> None:
-    rows = session.scalars(access.scope(select(model), model, people.actor("admin"))).all()
+    rows = _read(session, people.actor("admin"), select(model), model).all()
     assert rows == []
 
 
 @pytest.mark.parametrize("model", OWNED, ids=lambda m: m.__name__)
 def test_a_record_outside_scope_is_not_found(session, people, model) -> None:
-    bobs = session.scalars(access.scope(select(model), model, people.actor("bob")).limit(1)).first()
+    bobs = _read(session, people.actor("bob"), select(model).limit(1), model).first()
     assert bobs is not None
     for name in ("alice", "dr_okafor", "admin"):
         with pytest.raises(NotFound):
@@ -151,25 +154,81 @@ def test_statements_on_unguarded_tables_run(session) -> None:
 
 def test_the_same_reads_run_through_their_scopes(session, people) -> None:
     chen, alice = people.actor("dr_chen"), people.actor("alice")
-    who_had_it = access.scope(UNSCOPED_READS["names joined to a test"](), LabResult, chen)
-    found = set(session.scalars(who_had_it))
+    found = set(_read(session, chen, UNSCOPED_READS["names joined to a test"](), LabResult))
     assert "Alice Martin" in found
     assert found <= {"Alice Martin", "Bob Okonkwo"}  # dr_chen's patients only
     versions = UNSCOPED_READS["a count of versions"]()
-    assert session.scalar(access.scope(versions, LabResultVersion, alice))
-    names = access.scope_patients(UNSCOPED_READS["a patient's name"](), chen)
-    assert set(session.scalars(names)) == {"Alice Martin", "Bob Okonkwo"}
+    assert _read(session, alice, versions, LabResultVersion).one()
+    names = RoleScope(chen.role).patients(UNSCOPED_READS["a patient's name"]())
+    assert set(session.scalars(names, reader(chen))) == {"Alice Martin", "Bob Okonkwo"}
     assert access.get_or_404(session, PatientProfile, _patient_id(people, "bob"), chen)
     assert session.scalars(access.unscoped(select(PatientProfile), "a job")).all()
 
 
 def test_notifications_are_read_only_by_their_recipient(session, people) -> None:
     alice, chen = people.actor("alice"), people.actor("dr_chen")
-    mine = session.scalars(access.scope_own(select(Notification), alice)).all()
+    mine = session.scalars(RoleScope(alice.role).own(select(Notification)), reader(alice)).all()
     assert mine, "the demo data should give alice notifications"
     assert {n.user_id for n in mine} == {alice.user_id}
-    theirs = session.scalars(access.scope_own(select(Notification), chen)).all()
+    theirs = session.scalars(RoleScope(chen.role).own(select(Notification)), reader(chen)).all()
     assert not {n.id for n in mine} & {n.id for n in theirs}
+
+
+# --- scoped(): a statement built once per role and shape, never once per request ---
+
+
+def _results(rs: RoleScope, *shape: Any) -> Any:
+    """A module-level builder whose statement's form ignores its shape."""
+    return rs.scope(select(LabResult).order_by(LabResult.id), LabResult)
+
+
+def test_one_scoped_statement_serves_every_reader_of_a_role_with_their_own_rows(
+    session, people
+) -> None:
+    alice, bob, chen = people.actor("alice"), people.actor("bob"), people.actor("dr_chen")
+    stmt = access.scoped(_results, alice)
+    assert access.scoped(_results, bob) is stmt  # built once for the patient role
+    assert access.scoped(_results, chen) is not stmt
+    assert access.scoped(_results, alice, True) is not stmt  # another shape, another statement
+    alices = {r.patient_id for r in session.scalars(stmt, reader(alice))}
+    bobs = {r.patient_id for r in session.scalars(stmt, reader(bob))}
+    assert alices == {alice.patient_id}
+    assert bobs == {bob.patient_id}
+
+
+def test_scoped_accepts_booleans_none_enum_members_and_classes_as_shape(people) -> None:
+    shape = (False, None, Role.PATIENT, LabResult)
+    stmt = access.scoped(_results, people.actor("alice"), *shape)
+    assert access.scoped(_results, people.actor("bob"), *shape) is stmt
+
+
+def test_scoped_refuses_a_lambda_builder(people) -> None:
+    # A lambda is a new object on every call: as a cache key it would grow without bound.
+    built = len(access._BUILT)
+    with pytest.raises(TypeError, match="module-level builder"):
+        access.scoped(lambda rs: _results(rs), people.actor("alice"))
+    assert len(access._BUILT) == built
+
+
+def test_scoped_refuses_a_closure(people) -> None:
+    limit = 5  # a request value a closure would capture, and the cache would keep
+
+    def recent(rs: RoleScope) -> Any:
+        return _results(rs).limit(limit)
+
+    built = len(access._BUILT)
+    with pytest.raises(TypeError, match="module-level builder"):
+        access.scoped(recent, people.actor("alice"))
+    assert len(access._BUILT) == built
+
+
+@pytest.mark.parametrize("value", [20, 0, "2823-3", ""], ids=repr)
+def test_scoped_refuses_an_int_or_a_str_as_shape(people, value) -> None:
+    # A limit or a test code is a request value: one cache entry per value, without bound.
+    built = len(access._BUILT)
+    with pytest.raises(TypeError, match="shape"):
+        access.scoped(_results, people.actor("alice"), True, value)
+    assert len(access._BUILT) == built
 
 
 # --- What a patient sees of their own records: each rule of PATIENT_FILTERS on its own ---
@@ -239,7 +298,7 @@ def test_a_patient_reads_exactly_what_each_visibility_rule_allows(session, peopl
     hidden = {r.id for r in rows} - allowed
     assert hidden, f"alice needs a {model.__name__} she may not see, or this proves nothing"
     # Act
-    listed = {r.id for r in session.scalars(access.scope(select(model), model, alice))}
+    listed = {r.id for r in _read(session, alice, select(model), model)}
     # Assert: a list shows exactly the allowed rows, and a hidden one is missing by id too.
     assert listed == allowed
     for record_id in hidden:
@@ -249,36 +308,27 @@ def test_a_patient_reads_exactly_what_each_visibility_rule_allows(session, peopl
 
 def test_a_patient_never_reads_provider_only_unreleased_or_draft_content(session, people) -> None:
     alice = people.actor("alice")
-    versions = session.scalars(
-        access.scope(select(LabResultVersion), LabResultVersion, alice)
-    ).all()
+    versions = _read(session, alice, select(LabResultVersion), LabResultVersion).all()
     assert all(v.visibility is Visibility.SHARED and v.released_at for v in versions)
     assert all(v.status is not ResultStatus.PRELIMINARY for v in versions)
-    plans = session.scalars(access.scope(select(TreatmentPlan), TreatmentPlan, alice)).all()
+    plans = _read(session, alice, select(TreatmentPlan), TreatmentPlan).all()
     assert plans
     assert all(p.status is not PlanStatus.DRAFT for p in plans)
-    plan_versions = session.scalars(
-        access.scope(select(TreatmentPlanVersion), TreatmentPlanVersion, alice)
-    ).all()
+    plan_versions = _read(session, alice, select(TreatmentPlanVersion), TreatmentPlanVersion).all()
     assert all(v.status is not PlanStatus.DRAFT for v in plan_versions)
     # ...while the provider of the same patient does see them.
-    chen_versions = session.scalars(
-        access.scope(
-            select(LabResultVersion).where(
-                LabResultVersion.patient_id == _patient_id(people, "alice")
-            ),
-            LabResultVersion,
-            people.actor("dr_chen"),
-        )
-    ).all()
+    alices = select(LabResultVersion).where(
+        LabResultVersion.patient_id == _patient_id(people, "alice")
+    )
+    chen_versions = _read(session, people.actor("dr_chen"), alices, LabResultVersion).all()
     assert any(v.visibility is Visibility.PROVIDER_ONLY for v in chen_versions)
     assert any(v.status is ResultStatus.PRELIMINARY for v in chen_versions)
 
 
 def test_patients_visible_to_each_role(session, people) -> None:
     def names(actor: Actor) -> set[str]:
-        stmt = access.scope_patients(select(PatientProfile.display_name), actor)
-        return set(session.scalars(stmt))
+        stmt = RoleScope(actor.role).patients(select(PatientProfile.display_name))
+        return set(session.scalars(stmt, reader(actor)))
 
     assert names(people.actor("alice")) == {"Alice Martin"}
     assert names(people.actor("dr_chen")) == {"Alice Martin", "Bob Okonkwo"}

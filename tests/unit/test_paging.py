@@ -42,9 +42,9 @@ def _walk(db: Session, keyset: paging.Keyset, limit: int) -> list[paging.Page[ob
     while True:
         page = stmts.page(db, {}, cursor=cursor, limit=limit, key_of=_key(keyset))
         pages.append(page)
-        if page.next is None:
+        if page.next_cursor is None:
             return pages
-        cursor = page.next
+        cursor = page.next_cursor
 
 
 def _key(keyset: paging.Keyset):  # type: ignore[no-untyped-def]
@@ -54,24 +54,24 @@ def _key(keyset: paging.Keyset):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("limit", [1, 7, 10, 25, 100])
 def test_walking_forward_shows_every_row_once_in_order(db: Session, limit: int) -> None:
     pages = _walk(db, NEWEST_FIRST, limit)
-    ids = [r.id for p in pages for r in p.items]
+    ids = [r.id for p in pages for r in p.rows]
     assert ids == sorted(range(1, 26), key=lambda i: (ROWS[i - 1]["at"], i), reverse=True)
-    assert pages[0].previous is None
-    assert all(p.previous is not None for p in pages[1:])
+    assert pages[0].previous_cursor is None
+    assert all(p.previous_cursor is not None for p in pages[1:])
 
 
 def test_previous_goes_back_to_exactly_the_page_before(db: Session) -> None:
     stmts = NEWEST_FIRST.statements(select(row.c.id, row.c.at, row.c.name))
     pages = _walk(db, NEWEST_FIRST, 10)
-    back = stmts.page(db, {}, cursor=pages[2].previous, limit=10, key_of=_key(NEWEST_FIRST))
-    assert [r.id for r in back.items] == [r.id for r in pages[1].items]
-    first = stmts.page(db, {}, cursor=back.previous, limit=10, key_of=_key(NEWEST_FIRST))
-    assert [r.id for r in first.items] == [r.id for r in pages[0].items]
-    assert first.previous is None
+    back = stmts.page(db, {}, cursor=pages[2].previous_cursor, limit=10, key_of=_key(NEWEST_FIRST))
+    assert [r.id for r in back.rows] == [r.id for r in pages[1].rows]
+    first = stmts.page(db, {}, cursor=back.previous_cursor, limit=10, key_of=_key(NEWEST_FIRST))
+    assert [r.id for r in first.rows] == [r.id for r in pages[0].rows]
+    assert first.previous_cursor is None
 
 
 def test_an_ascending_order_pages_as_well(db: Session) -> None:
-    ids = [r.id for p in _walk(db, BY_NAME, 4) for r in p.items]
+    ids = [r.id for p in _walk(db, BY_NAME, 4) for r in p.rows]
     assert ids == [r["id"] for r in sorted(ROWS, key=lambda r: (r["name"], r["id"]))]
 
 

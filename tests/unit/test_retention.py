@@ -6,15 +6,21 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from portal.access import scope, unscoped
+from portal.access import Actor, RoleScope, reader, unscoped
 from portal.db import set_clock, utcnow
 from portal.models import AuditAction, AuditEvent, Conversation, Message
 from portal.services import messaging, retention, settings
 
 
 def _threads(session, people) -> int:  # alice's threads
+    alice = people.actor("alice")
     stmt = select(func.count()).select_from(Conversation)
-    return session.scalar(scope(stmt, Conversation, people.actor("alice")))
+    return session.scalar(RoleScope(alice.role).scope(stmt, Conversation), reader(alice))
+
+
+def _thread_ids(session, reader_: Actor) -> set[int]:
+    stmt = RoleScope(reader_.role).scope(select(Conversation.id), Conversation)
+    return set(session.scalars(stmt, reader(reader_)))
 
 
 def test_nothing_is_purged_while_no_period_is_set(session) -> None:
@@ -25,7 +31,7 @@ def test_threads_older_than_the_period_go_whole_and_are_audited(session, people)
     # Arrange: the demo thread's last message is 6 days old; a new thread comes 30 days later.
     settings.set_message_retention_days(session, people.actor("admin"), 30)
     alice = people.actor("alice")
-    old_ids = set(session.scalars(scope(select(Conversation.id), Conversation, alice)))
+    old_ids = _thread_ids(session, alice)
     assert old_ids
     start = utcnow()
     set_clock(lambda: start + timedelta(days=30))
@@ -41,7 +47,7 @@ def test_threads_older_than_the_period_go_whole_and_are_audited(session, people)
     set_clock(lambda: start + timedelta(days=40))
     purged = retention.purge_messages(session)
     # Assert
-    remaining = set(session.scalars(scope(select(Conversation.id), Conversation, alice)))
+    remaining = _thread_ids(session, alice)
     assert remaining == {fresh.conversation_id}
     assert purged >= len(old_ids)
     orphans = session.scalar(

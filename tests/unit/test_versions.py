@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from portal.access import scope
+from portal.access import RoleScope, reader
 from portal.models import LabResult, LabResultVersion, ResultStatus
 from portal.models.owned import ImmutableRowError
 from portal.services import labs
@@ -16,19 +16,22 @@ def _potassium(session, people) -> LabResult:
     stmt = select(LabResult).where(
         LabResult.test_code == "2823-3", LabResult.patient_id == people.user("alice").patient.id
     )
-    result = session.scalar(scope(stmt, LabResult, chen))
+    result = session.scalar(RoleScope(chen.role).scope(stmt, LabResult), reader(chen))
     assert result is not None
     return result
 
 
 def test_a_version_cannot_be_edited_in_place(session, people) -> None:
     result = _potassium(session, people)
+    chen = people.actor("dr_chen")
     version = session.scalar(
-        scope(
+        RoleScope(chen.role)
+        .scope(
             select(LabResultVersion).where(LabResultVersion.lab_result_id == result.id),
             LabResultVersion,
-            people.actor("dr_chen"),
-        ).limit(1)
+        )
+        .limit(1),
+        reader(chen),
     )
     version.result_value = "9.9"
     with pytest.raises(ImmutableRowError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.access import scope
+from portal.access import RoleScope, reader
 from portal.models import AuditEvent, Conversation, LabResult
 
 
@@ -24,16 +24,18 @@ def entries_for(session: Session, response) -> list[AuditEvent]:  # type: ignore
 
 def a_result_of(session: Session, people, name: str) -> LabResult:  # type: ignore[no-untyped-def]
     """A lab result the patient `name` can see (read with that patient's own scope)."""
-    stmt = select(LabResult).where(LabResult.patient_id == people.user(name).patient.id)
-    stmt = scope(stmt.order_by(LabResult.id), LabResult, people.actor(name))
-    result = session.scalars(stmt).first()
+    patient = people.actor(name)
+    stmt = select(LabResult).where(LabResult.patient_id == patient.patient_id)
+    stmt = RoleScope(patient.role).scope(stmt.order_by(LabResult.id), LabResult)
+    result = session.scalars(stmt, reader(patient)).first()
     assert result is not None
     return result
 
 
 def a_conversation_of(session: Session, people, name: str) -> Conversation:  # type: ignore[no-untyped-def]
-    stmt = select(Conversation).where(Conversation.patient_id == people.user(name).patient.id)
-    found = session.scalars(scope(stmt.order_by(Conversation.id), Conversation, people.actor(name)))
-    conversation = found.first()
+    patient = people.actor(name)
+    stmt = select(Conversation).where(Conversation.patient_id == patient.patient_id)
+    stmt = RoleScope(patient.role).scope(stmt.order_by(Conversation.id), Conversation)
+    conversation = session.scalars(stmt, reader(patient)).first()
     assert conversation is not None
     return conversation

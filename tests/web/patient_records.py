@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from portal.access import scope
+from portal.access import RoleScope, reader
 from portal.db import utcnow
 from portal.models import (
     Appointment,
@@ -41,7 +41,7 @@ def records_of(session, people, name: str) -> Records:
         stmt = select(model).where(model.patient_id == pid, *where)
         if order is not None:
             stmt = stmt.order_by(order)
-        row = session.scalars(scope(stmt, model, chen)).first()
+        row = session.scalars(RoleScope(chen.role).scope(stmt, model), reader(chen)).first()
         assert row is not None, f"no {model.__name__} for {name}"
         return row
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from portal.access import scope
+from portal.access import RoleScope, reader
 from portal.audit import chain
 from portal.models import Attachment, AuditAction, AuditOutcome
 from portal.services import attachments
@@ -130,8 +130,11 @@ def test_a_page_whose_entry_cannot_be_written_is_not_delivered(
 def test_a_download_whose_entry_cannot_be_written_is_not_delivered(
     as_user, session, people, monkeypatch
 ) -> None:
-    stmt = select(Attachment).where(Attachment.patient_id == people.user("alice").patient.id)
-    attachment = session.scalars(scope(stmt, Attachment, people.actor("alice"))).first()
+    alice = people.actor("alice")
+    stmt = select(Attachment).where(Attachment.patient_id == alice.patient_id)
+    attachment = session.scalars(
+        RoleScope(alice.role).scope(stmt, Attachment), reader(alice)
+    ).first()
     if attachment is None:
         pytest.skip("the demo data has no attachment alice can see")
     client = as_user("alice")

@@ -10,9 +10,10 @@ import pytest
 from werkzeug.exceptions import Forbidden
 
 from portal import audit
-from portal.audit.report import AuditFilters, InvalidCursor, audit_events
+from portal.audit.report import AuditFilters, audit_events
 from portal.db import utcnow
 from portal.models import AuditAction
+from portal.services.paging import InvalidCursor
 from tests.web.audit_support import a_result_of, entries_for
 
 

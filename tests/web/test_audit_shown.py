@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from portal.access import scope
+from portal.access import RoleScope, reader
 from portal.models import AuditEvent, Conversation, LabResult, TreatmentPlan
 from tests.conftest import Demo, csrf_token
 from tests.web.audit_support import entries_for
@@ -41,7 +41,8 @@ def _markers(session, people: Demo) -> list[str]:  # type: ignore[no-untyped-def
         (Conversation.subject, Conversation),
         (TreatmentPlan.summary, TreatmentPlan),
     ):
-        found += session.scalars(scope(select(column).distinct(), model, alice)).all()
+        stmt = RoleScope(alice.role).scope(select(column).distinct(), model)
+        found += session.scalars(stmt, reader(alice)).all()
     return [m for m in found if m and len(m) > 3]
 
 

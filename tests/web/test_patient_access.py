@@ -142,7 +142,7 @@ def _all_result_pages(client) -> str:  # type: ignore[no-untyped-def]
     for _ in range(20):
         page = client.get(path).get_data(as_text=True)
         html += page
-        found = re.search(r'href="(/my/lab-results\?[^"]*cursor=[^"]+)"[^>]*>Next page', page)
+        found = re.search(r'href="(/my/lab-results\?[^"]*cursor=[^"]+)"[^>]*>Older', page)
         if not found:
             return html
         path = found.group(1).replace("&amp;", "&")

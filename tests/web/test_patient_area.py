@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from portal.access import scope
+from portal.access import RoleScope, reader
 from portal.db import set_clock
 from portal.models import Appointment, AppointmentStatus, AuditAction, ReleasePreference
 from tests.conftest import login, post
@@ -90,8 +90,9 @@ def test_a_completed_plan_offers_nothing_to_acknowledge(as_user, session, people
 
 def _appointment(session, people, appointment_id: int) -> Appointment:
     session.expire_all()
+    alice = people.actor("alice")
     stmt = select(Appointment).where(Appointment.id == appointment_id)
-    row = session.scalar(scope(stmt, Appointment, people.actor("alice")))
+    row = session.scalar(RoleScope(alice.role).scope(stmt, Appointment), reader(alice))
     assert row is not None
     return row
 

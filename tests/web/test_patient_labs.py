@@ -67,14 +67,18 @@ def test_a_page_link_that_was_not_made_by_the_list_is_422_with_the_first_page(
 def test_pages_follow_each_other_without_repeating_a_result(as_user) -> None:
     client = as_user("alice")
     first = client.get("/my/lab-results").get_data(as_text=True)
-    next_link = re.search(r'href="(/my/lab-results\?cursor=[^"]+)"', first)
+    next_link = re.search(r'href="(/my/lab-results\?cursor=[^"]+)"[^>]*>Older', first)
     assert next_link, "alice has more than one page of results"
     second = client.get(next_link.group(1).replace("&amp;", "&")).get_data(as_text=True)
     ids = lambda html: re.findall(r'<th scope="row"><a href="/my/lab-results/(\d+)"', html)  # noqa: E731
     assert len(ids(first)) == 20
     assert ids(second)
     assert not set(ids(first)) & set(ids(second))
-    assert "First page" in second
+    assert ">Newer<" not in first
+    newer = re.search(r'href="(/my/lab-results\?cursor=[^"]+)"[^>]*>Newer', second)
+    assert newer, "a later page links back"
+    back = client.get(newer.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert ids(back) == ids(first)
 
 
 def test_an_htmx_request_gets_only_the_results_block(as_user) -> None:
@@ -197,16 +201,16 @@ def test_a_held_result_shows_as_a_placeholder_without_its_value(as_user) -> None
 def test_opening_a_result_marks_its_notification_read_everywhere(as_user, session, people) -> None:
     # Arrange
     mine = records_of(session, people, "alice")
-    user_id = people.user("alice").id
+    alice = people.actor("alice")
     client = as_user("alice")
-    before = notifications.unread_counts(session, user_id)[EventType.LAB_RESULT_PUBLISHED]
+    before = notifications.unread_counts(session, alice)[EventType.LAB_RESULT_PUBLISHED]
     listed = client.get("/my/lab-results?test=2823-3").get_data(as_text=True)
     assert 'class="status status-new">New<' in listed
     # Act
     client.get(f"/my/lab-results/{mine.potassium_id}")
     # Assert: both potassium notifications (new, then corrected) are read
     session.expire_all()
-    after = notifications.unread_counts(session, user_id)[EventType.LAB_RESULT_PUBLISHED]
+    after = notifications.unread_counts(session, alice)[EventType.LAB_RESULT_PUBLISHED]
     assert after == before - 2
     listed = client.get("/my/lab-results?test=2823-3").get_data(as_text=True)
     assert 'class="status status-new">New<' not in listed

@@ -4,6 +4,8 @@ of results or hundreds."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from portal.models import ResultStatus
 from portal.services import labs
@@ -70,3 +72,28 @@ def test_a_result_with_a_long_trend_runs_a_bounded_number_of_queries(
     page = client.get("/my/lab-results?test=2823-3").get_data(as_text=True)
     result_id = re.search(r'href="/my/lab-results/(\d+)"', page).group(1)
     assert _queries(app, client, f"/my/lab-results/{result_id}") <= 20
+
+
+@pytest.mark.parametrize("path", ["/my/", "/my/lab-results", "/my/lab-results?test=2823-3"])
+def test_the_hot_pages_build_no_statement_per_request(app, as_user, path) -> None:
+    # Building a scoped SELECT costs more than running it: these pages run statements built
+    # once per role (`access.scoped`) or at import, the same objects on every request.
+    client = as_user("alice")
+    client.get(path)  # warm: the first request builds what later ones reuse
+    runs: list[list[object]] = []
+
+    def seen(state: ORMExecuteState) -> None:
+        runs[-1].append(state.statement)
+
+    event.listen(Session, "do_orm_execute", seen)
+    try:
+        for _ in range(2):
+            runs.append([])
+            assert client.get(path).status_code == 200
+    finally:
+        event.remove(Session, "do_orm_execute", seen)
+    first, second = runs
+    assert first
+    assert len(first) == len(second)
+    rebuilt = [str(b) for a, b in zip(first, second, strict=True) if a is not b]
+    assert rebuilt == []

@@ -102,10 +102,6 @@ def test_the_chart_shows_each_results_release_state_in_the_services_words(
 @pytest.mark.parametrize(
     "query",
     [
-        "/staff/patients?page=%C2%B2",  # "²": isdigit() but not a number int() reads
-        "/staff/patients?page=%D9%A3",  # an Arabic-Indic 3: int() would read it
-        "/staff/patients?page=-1",
-        "/staff/patients?page=99999999999999999999",
         "/staff/appointments?date=2026-13-45",
         "/staff/appointments?date=tomorrow",
         "/staff/appointments?date=%D9%A2%D9%A0%D9%A2%D9%A6-01-01",
@@ -119,8 +115,8 @@ def test_malformed_query_input_is_a_404_never_a_500(as_user, query: str) -> None
 
 def test_well_formed_pages_and_days_still_answer(as_user) -> None:
     client = as_user("dr_chen")
-    assert client.get("/staff/patients?page=1").status_code == 200
-    assert client.get("/staff/patients?page=0").status_code == 200
+    assert client.get("/staff/patients?cursor=%C2%B2").status_code == 422
+    assert client.get("/staff/messages?cursor=99999999999999999999").status_code == 422
     assert client.get("/staff/appointments?view=week&date=2030-01-07").status_code == 200
 
 

@@ -6,7 +6,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.access import scope
+from portal.access import RoleScope, reader
 from portal.models import PlanStatus, TreatmentPlan
 from portal.services import plans
 from tests.conftest import Demo, post
@@ -25,7 +25,8 @@ def _draft(client: FlaskClient, patient_id: int, summary: str = "Asthma: inhaler
 def _plans(session: Session, people: Demo) -> dict[int, TreatmentPlan]:
     session.expire_all()
     chen = people.actor("dr_chen")
-    rows = session.scalars(scope(select(TreatmentPlan), TreatmentPlan, chen))
+    stmt = RoleScope(chen.role).scope(select(TreatmentPlan), TreatmentPlan)
+    rows = session.scalars(stmt, reader(chen))
     return {p.id: p for p in rows if p.patient_id == people.user("alice").patient.id}
 
 

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.access import scope_own, unscoped
+from portal.access import Actor, RoleScope, reader, unscoped
 from portal.db import set_clock, utcnow
 from portal.demo import MINIMAL_PDF
 from portal.models import (
@@ -59,11 +59,10 @@ def _result_id(response) -> int:  # type: ignore[no-untyped-def]
     return int(response.headers["Location"].rstrip("/").split("/")[-1])
 
 
-def _notifications(session: Session, user_id: int) -> list[str]:
+def _notifications(session: Session, recipient: Actor) -> list[str]:
     session.expire_all()
-    return list(
-        session.scalars(scope_own(select(Notification.text).order_by(Notification.id), user_id))
-    )
+    stmt = RoleScope(recipient.role).own(select(Notification.text).order_by(Notification.id))
+    return list(session.scalars(stmt, reader(recipient)))
 
 
 def test_choosing_a_test_prefills_its_units_and_range_without_javascript(as_user, people) -> None:
@@ -101,7 +100,7 @@ def test_publishing_a_final_result_fills_catalog_defaults_flags_it_and_notifies_
     assert version.status is ResultStatus.FINAL
     assert version.released_at is not None
     assert "High" in client.get(f"/staff/results/{result_id}").get_data(as_text=True)
-    assert "New lab result: Hemoglobin" in _notifications(session, people.user("alice").id)
+    assert "New lab result: Hemoglobin" in _notifications(session, people.actor("alice"))
     assert "19.0" in alice_client.get(f"/my/lab-results/{result_id}").get_data(as_text=True)
     published = session.scalar(
         select(AuditEvent).where(
@@ -117,12 +116,12 @@ def test_a_preliminary_result_stays_with_the_care_team(
     session: Session, as_user, people: Demo, alice_client: FlaskClient
 ) -> None:
     client = as_user("dr_chen")
-    before = _notifications(session, people.user("alice").id)
+    before = _notifications(session, people.actor("alice"))
     result_id = _result_id(
         _publish(client, _alice(people), action="preliminary", result_value="13.3")
     )
     assert _result(session, result_id).shared_version is None
-    assert _notifications(session, people.user("alice").id) == before
+    assert _notifications(session, people.actor("alice")) == before
     assert alice_client.get(f"/my/lab-results/{result_id}").status_code == 404
     assert "Preliminary" in client.get(f"/staff/results/{result_id}").get_data(as_text=True)
 
@@ -211,7 +210,7 @@ def test_a_correction_of_a_seen_result_keeps_the_earlier_version_visible_to_the_
     assert "19.0" in page
     assert "Transcription error in the first report." in page
     assert 'Version 1: Final <span class="status">Superseded</span>' in page
-    assert "Corrected lab result: Hemoglobin" in _notifications(session, people.user("alice").id)
+    assert "Corrected lab result: Hemoglobin" in _notifications(session, people.actor("alice"))
     staff_page = client.get(f"/staff/results/{result_id}").get_data(as_text=True)
     assert "(superseded)" in staff_page
 
@@ -236,7 +235,7 @@ def test_a_held_result_is_invisible_to_the_patient_until_a_provider_reviews_and_
 ) -> None:
     # Arrange
     client = as_user("dr_chen")
-    alice_user = people.user("alice").id
+    alice_user = people.actor("alice")
     # Act: publish a genetic test (hold for review, never automatic)
     result_id = _hold_genetic_test(client, people)
     # Assert: a placeholder at most, never the value
@@ -304,7 +303,7 @@ def test_a_delayed_category_is_released_by_the_timer_once_its_time_has_come(
     session.commit()
     set_clock(SUITE_CLOCK)  # back to the sessions' time: a day's jump would end them as idle
     assert "16.6" in alice_client.get(f"/my/lab-results/{result_id}").get_data(as_text=True)
-    assert "New lab result: Hemoglobin" in _notifications(session, people.user("alice").id)[-1:]
+    assert "New lab result: Hemoglobin" in _notifications(session, people.actor("alice"))[-1:]
 
 
 def test_a_patient_who_wants_review_first_gets_results_only_after_review(

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from portal.services import labs
+from portal.services import labs, paging
 from tests.unit.services.conftest import World
 
 
@@ -47,10 +47,20 @@ def test_a_date_that_cannot_be_used_is_refused_on_its_own_field(raw: str) -> Non
 
 @pytest.mark.parametrize(
     "cursor",
-    ["nonsense", "1.²", "99999999999999999999.1", "1.99999999999999999999", "-1.5", "1_0.5"],
+    [
+        "nonsense",
+        "1.²",
+        "99999999999999999999.1",
+        "1.99999999999999999999",
+        "-1.5",
+        "1_0.5",
+        paging.encode("lab_results", (1, 2, 3)),  # one key too many
+        paging.encode("patients", ("Alice", 1)),  # another list's cursor
+        paging.encode("lab_results", ({"x": 1}, 2)),
+    ],
 )
 def test_a_cursor_the_list_did_not_make_is_refused(world: World, cursor: str) -> None:
-    with pytest.raises(labs.LabInputError) as refused:
+    with pytest.raises(paging.InvalidCursor) as refused:
         labs.latest_page(world.session, world.actor("alice"), labs.LabFilter(), cursor=cursor)
 
     assert refused.value.field == "cursor"

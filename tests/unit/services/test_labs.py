@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from portal.access import scope, unscoped
+from portal.access import RoleScope, reader, unscoped
 from portal.demo import MINIMAL_PDF
 from portal.models import (
     Attachment,
@@ -143,9 +143,8 @@ def test_release_state_and_its_sql_predicates_agree_on_every_demo_version(
     assert awaiting == {i for i, s in states.items() if s.awaiting_release}
     # What a patient's own scope lets them read is exactly what the function calls released.
     alice = world.actor("alice")
-    theirs = {
-        v.id for v in session.scalars(scope(select(LabResultVersion), LabResultVersion, alice))
-    }
+    own = RoleScope(alice.role).scope(select(LabResultVersion), LabResultVersion)
+    theirs = {v.id for v in session.scalars(own, reader(alice))}
     mine = {v.id for v in versions if v.patient_id == world.patient_id}
     assert theirs == {i for i in mine if states[i] is ReleaseState.RELEASED}
 

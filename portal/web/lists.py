@@ -1,0 +1,23 @@
+"""Lists on pages: the page a request's `cursor` names, or the first page and why."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import request
+
+from portal.services import paging
+
+T = TypeVar("T")
+
+
+def page_of(
+    read: Callable[[str | None], paging.Page[T]], param: str = "cursor"
+) -> tuple[paging.Page[T], str | None]:
+    """`read` the page the request's cursor (`param`) names; for a cursor the list did not
+    hand out (edited or cut short), the first page and the message to show with status 422."""
+    try:
+        return read(request.args.get(param) or None), None
+    except paging.InvalidCursor as exc:
+        return read(None), exc.message
