@@ -16,9 +16,15 @@ PAGES = {
         "/my/messages",
         "/my/appointments",
         "/my/profile",
+        "/account",
     ],
-    "dr.chen@example.org": ["/staff/patients", "/staff/messages", "/staff/appointments"],
-    "admin@example.org": ["/admin/patients", "/admin/users", "/admin/audit"],
+    "dr.chen@example.org": [
+        "/staff/patients",
+        "/staff/messages",
+        "/staff/appointments",
+        "/account",
+    ],
+    "admin@example.org": ["/admin/patients", "/admin/users", "/admin/audit", "/account"],
 }
 
 
