@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Select, String, bindparam, func, select
+from sqlalchemy import Select, String, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -87,10 +87,20 @@ def authenticate(session: Session, *, email: str, password: str, lockout: Lockou
     ok, new_hash = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or locked or not user.is_active:
         if user is not None and not locked:
-            user.failed_logins += 1
-            if user.failed_logins >= lockout.max_failures:
-                user.locked_until = now + lockout.duration
-                user.failed_logins = 0
+            # One UPDATE that adds to the stored count: a burst of failures at once each
+            # counts (a read, add and write here would lose all but a few on PostgreSQL).
+            failures = session.execute(
+                update(User)
+                .where(User.id == user.id)
+                .values(failed_logins=User.failed_logins + 1)
+                .returning(User.failed_logins)
+            ).scalar_one()
+            if failures >= lockout.max_failures:
+                session.execute(
+                    update(User)
+                    .where(User.id == user.id)
+                    .values(locked_until=now + lockout.duration, failed_logins=0)
+                )
         audit.record(
             session,
             actor_id=user.id if user else None,

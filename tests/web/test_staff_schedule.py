@@ -17,10 +17,10 @@ from tests.conftest import Demo, post
 
 @pytest.fixture
 def requested(session: Session, people: Demo) -> Appointment:
-    """A visit alice requested with dr.chen next Tuesday at 10:00."""
-    today = utcnow().date()
-    day = today + timedelta(days=(1 - today.weekday()) % 7 + 7)
-    start = datetime.combine(day, time(10), UTC)
+    """A visit alice requested with dr.chen on a Tuesday at 10:00, years past the demo data's
+    bookings (which follow the day the suite runs), with the clock pinned a week before."""
+    set_clock(lambda: datetime(2030, 1, 1, 9, tzinfo=UTC))
+    start = datetime.combine(date(2030, 1, 8), time(10), UTC)
     visit = appointments.book(
         session,
         people.actor("alice"),
