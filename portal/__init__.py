@@ -26,6 +26,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(overrides or {})
     _configure_logging(app)
 
+    from portal.web import ids
+
+    ids.init_app(app)  # before any blueprint adds its `<int:...>` routes
+
     from portal import audit, cli, errors
     from portal.admin import bp as admin_bp
     from portal.auth import identity

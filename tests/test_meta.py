@@ -11,7 +11,7 @@ import pytest
 from flask import Blueprint, Flask
 from jinja2 import nodes
 from sqlalchemy import func, select
-from werkzeug.routing import Rule
+from werkzeug.routing import IntegerConverter, Rule
 
 from portal import create_app
 from portal.audit import audit_exempt
@@ -42,7 +42,7 @@ def _rules(app: Flask) -> list[Rule]:
 
 def _url(rule: Rule) -> str:
     """A concrete URL for `rule`: ids that exist in the demo data or not, it does not matter."""
-    values = {name: 1 if "int" in type(conv).__name__.lower() else "x" for name, conv in
+    values = {name: 1 if isinstance(conv, IntegerConverter) else "x" for name, conv in
               rule._converters.items()}  # fmt: skip
     return rule.build(values)[1]  # type: ignore[index]
 
