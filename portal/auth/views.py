@@ -160,6 +160,14 @@ def account() -> Page:
 @audited(AuditAction.VIEW, "user_account")  # a refused change re-renders the account page
 def account_password() -> Page:
     form = ChangePasswordForm(prefix="pw")
+    if change_own_password(form):
+        return redirect(url_for("auth.account"), code=303)
+    return _account_page(password=form, status=422)
+
+
+def change_own_password(form: ChangePasswordForm) -> bool:
+    """The signed-in person's password change from `form` (the account page's, or a patient's
+    profile page's); True when it is done, and every other device is signed out."""
     actor = identity.current_actor()
     done = submit(
         form,
@@ -172,8 +180,7 @@ def account_password() -> Page:
     )
     if done.ok:
         flash("Your password is changed. Other devices have been signed out.", "success")
-        return redirect(url_for("auth.account"), code=303)
-    return _account_page(password=form, status=422)
+    return done.ok
 
 
 @bp.post("/account/devices/<int:session_id>/sign-out")

@@ -22,6 +22,7 @@ from wtforms.fields.choices import SelectChoice
 from portal.access import get_or_404
 from portal.audit import audit_exempt, audited, report
 from portal.auth.identity import current_account, current_actor
+from portal.auth.views import change_own_password
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import (
@@ -43,8 +44,8 @@ from portal.patient.forms import (
     PreferencesForm,
     ReplyForm,
 )
+from portal.services import appointments as booking
 from portal.services import (
-    accounts,
     attachments,
     labs,
     messaging,
@@ -54,7 +55,6 @@ from portal.services import (
     profiles,
     trends,
 )
-from portal.services import appointments as booking
 from portal.services import (
     dashboard as dashboards,
 )
@@ -514,18 +514,6 @@ def update_profile() -> Page:
 @audited(AuditAction.VIEW, "patient_profile")  # a refused change re-renders the profile
 def change_password() -> Page:
     form = ChangePasswordForm(prefix="pw")
-    actor = current_actor()
-    done = submit(
-        form,
-        lambda s: accounts.change_password(
-            s,
-            actor,
-            current_password=form.current_password.data or "",
-            new_password=form.password.data or "",
-        ),
-    )
-    if done.ok:
-        # This browser stays signed in; every other session has ended.
-        flash("Your password is changed. Other devices have been signed out.", "success")
+    if change_own_password(form):  # this browser stays signed in; every other one is not
         return redirect(url_for("patient.profile"), code=303)
     return _profile_page(password=form, status=422)
