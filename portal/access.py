@@ -163,7 +163,8 @@ def require(actor: Actor, permission: Permission) -> None:
         raise Forbidden()
 
 
-Id = int | None | BindParameter[int]
+#: The reader's ids in a scoped statement: always bind parameters (see `RoleScope`).
+Id = BindParameter[int]
 #: The largest id a row can have (a signed 64-bit integer primary key).
 MAX_ID = 2**63 - 1
 
@@ -204,8 +205,9 @@ PATIENT_FILTERS: dict[type, Callable[[Any], ColumnElement[bool]]] = {
 def _scope(stmt: S, model: type[PatientOwned], role: Role, patient_id: Id, provider_id: Id) -> S:
     if role is Role.PATIENT:
         # The same rule as `patient_id IN (their own profile's id)`, said so that the planner
-        # walks the (patient_id, ...) indexes in order and stops at the page's LIMIT.
-        stmt = stmt.where(false() if patient_id is None else model.patient_id == patient_id)
+        # walks the (patient_id, ...) indexes in order and stops at the page's LIMIT. A patient
+        # without a profile binds NULL, which equals nothing.
+        stmt = stmt.where(model.patient_id == patient_id)
         for target, rule in PATIENT_FILTERS.items():
             stmt = stmt.options(with_loader_criteria(target, rule, include_aliases=True))
     else:

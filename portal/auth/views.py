@@ -142,7 +142,12 @@ def _account_page(password: ChangePasswordForm | None = None, status: int = 200)
     body = render(
         "auth/account.html",
         account=identity.current_account(),
-        devices=sessions.active_for(db.session, actor),
+        devices=sessions.active_for(
+            db.session,
+            actor,
+            idle=current_app.config["SESSION_IDLE_TIMEOUT"],
+            absolute=current_app.config["SESSION_ABSOLUTE_TIMEOUT"],
+        ),
         current_session=actor.session_id,
         password=password or ChangePasswordForm(prefix="pw"),
         form=EmptyForm(),

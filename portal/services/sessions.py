@@ -98,12 +98,21 @@ def touch(session: Session, session_id: int) -> None:
     session.execute(_TOUCH, {"session_id": session_id, "now": utcnow()})
 
 
-def active_for(session: Session, actor: Actor) -> list[UserSession]:
-    """The actor's own sessions that have not ended, most recently used first."""
+def active_for(
+    session: Session, actor: Actor, *, idle: timedelta, absolute: timedelta
+) -> list[UserSession]:
+    """The actor's own sessions that still sign someone in (not ended, not timed out under
+    the same rule as `check`), most recently used first."""
     require(actor, Permission.OWN_ACCOUNT)
+    now = utcnow()
     stmt = (
         select(UserSession)
-        .where(UserSession.user_id == actor.user_id, UserSession.revoked_at.is_(None))
+        .where(
+            UserSession.user_id == actor.user_id,
+            UserSession.revoked_at.is_(None),
+            UserSession.last_seen_at >= now - idle,
+            UserSession.created_at >= now - absolute,
+        )
         .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
     )
     return list(session.scalars(stmt))

@@ -175,7 +175,11 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb(accounts.care_team, PM.CARE_TEAMS_MANAGE, lambda w, a: call(w.patient_id)),
     # sessions
-    Verb(sessions.active_for, PM.OWN_ACCOUNT, lambda w, a: call()),
+    Verb(
+        sessions.active_for,
+        PM.OWN_ACCOUNT,
+        lambda w, a: call(idle=timedelta(minutes=30), absolute=timedelta(hours=12)),
+    ),
     Verb(sessions.end_one, PM.OWN_ACCOUNT, _own_other_session),
     Verb(sessions.end_others, PM.OWN_ACCOUNT, lambda w, a: call()),
     # schedule

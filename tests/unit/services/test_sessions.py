@@ -136,7 +136,8 @@ def test_ending_one_of_ones_own_sessions(session: Session, people: Demo, t0: dat
     sessions.end_one(session, bob, phone.id)
 
     assert _check(session, token).status is Status.INVALID
-    assert [s.id for s in sessions.active_for(session, bob)] == [laptop.id]
+    listed = sessions.active_for(session, bob, idle=IDLE, absolute=ABSOLUTE)
+    assert [s.id for s in listed] == [laptop.id]
     # A second time, it is already gone.
     with pytest.raises(ServiceError):
         sessions.end_one(session, bob, phone.id)
@@ -155,3 +156,16 @@ def test_ending_the_other_sessions_keeps_the_one_in_use(
     assert _check(session, here).status is Status.VALID
     assert _check(session, phone).status is Status.INVALID
     assert _check(session, alices).status is Status.VALID
+
+
+def test_a_timed_out_session_is_not_listed_as_signed_in(
+    session: Session, people: Demo, t0: datetime
+) -> None:
+    _, old = _start(session, people.user("bob"))
+    _at(t0 + IDLE + timedelta(minutes=1))
+    _, new = _start(session, people.user("bob"))
+    bob: Actor = dataclasses.replace(people.actor("bob"), session_id=new.id)
+
+    listed = sessions.active_for(session, bob, idle=IDLE, absolute=ABSOLUTE)
+
+    assert [s.id for s in listed] == [new.id]
