@@ -61,6 +61,9 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         "SESSION_REFRESH_EACH_REQUEST": False,
         "SESSION_IDLE_TIMEOUT": timedelta(minutes=30),
         "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=12),
+        # API tokens (an app on a phone): unused for 30 days or older than 90, they end.
+        "API_TOKEN_IDLE_TIMEOUT": timedelta(days=30),
+        "API_TOKEN_LIFETIME": timedelta(days=90),
         "WTF_CSRF_TIME_LIMIT": None,  # the session's own timeouts bound the token
         "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
         "ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,

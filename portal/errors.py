@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, Response, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from portal.api.errors import from_http, is_api_request, problem
 
 MESSAGES = {
     400: ("Something was wrong with that request", "Please go back and try again."),
@@ -32,7 +34,9 @@ def register(app: Flask) -> None:
         ), 400
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> tuple[str, int] | HTTPException:
+    def _http(exc: HTTPException) -> tuple[str, int] | HTTPException | Response:
+        if is_api_request():  # no route matched under /api/: still problem+json
+            return from_http(exc)
         code = exc.code or 500
         if code not in MESSAGES:
             return exc
@@ -40,7 +44,9 @@ def register(app: Flask) -> None:
         return render_template("errors/error.html", code=code, title=title, message=message), code
 
     @app.errorhandler(500)
-    def _server(_exc: Exception) -> tuple[str, int]:
+    def _server(_exc: Exception) -> tuple[str, int] | Response:
+        if is_api_request():
+            return problem(500)
         return render_template(
             "errors/error.html",
             code=500,

@@ -237,7 +237,18 @@ def _append(session: Session, row: dict[str, Any], content: str) -> None:
 
 
 def _refusal(original: Response) -> Response:
-    """A 500 page in place of `original`, keeping its security headers and none of its body."""
+    """A 500 page (problem+json under /api/) in place of `original`, keeping its security
+    headers and none of its body."""
+    from portal.api.errors import is_api_request, problem
+
+    if is_api_request():
+        refused = problem(500)
+        for name in _KEPT_HEADERS:
+            for value in original.headers.getlist(name):
+                refused.headers.add(name, value)
+        refused.headers["Cache-Control"] = "no-store"
+        original.close()
+        return refused
     try:
         body = render_template(
             "errors/error.html",

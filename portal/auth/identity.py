@@ -1,12 +1,15 @@
 """Who is asking: the one place a request's identity is resolved.
 
-A request is signed in by a server-side session whose secret is in the session cookie (and,
-with the JSON API, by a bearer token in the same table). The actor is resolved once per
-request and records how it signed in; the area gates, the audit hook, `no-store`, templates
-and services all read it from here. Nothing else reads flask-login's `current_user`.
+A request is signed in by a server-side session whose secret is in the session cookie, or
+(the JSON API) by a bearer token kept in the same table under the same rules. The actor is
+resolved once per request and records how it signed in; the area gates, the audit hook,
+`no-store`, templates and services all read it from here. Nothing else reads flask-login's
+`current_user`.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from flask import Flask, Request, current_app, g, request, session
 from flask_login import current_user
@@ -22,21 +25,38 @@ from portal.transactions import unit_of_work
 SESSION_KEY = "sid"
 
 
+def limits(method: AuthMethod) -> tuple[timedelta, timedelta]:
+    """The idle and absolute timeouts of a browser session or an API token."""
+    config = current_app.config
+    if method is AuthMethod.TOKEN:
+        return config["API_TOKEN_IDLE_TIMEOUT"], config["API_TOKEN_LIFETIME"]
+    return config["SESSION_IDLE_TIMEOUT"], config["SESSION_ABSOLUTE_TIMEOUT"]
+
+
+def bearer_token(req: Request) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, if the request has one."""
+    scheme, _, value = req.headers.get("Authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
 @login_manager.request_loader
-def _load_from_request(_request: Request) -> User | None:
-    token = session.get(SESSION_KEY)
+def _load_from_request(req: Request) -> User | None:
+    # A bearer token, when sent, is the only credential looked at: a request that names a
+    # revoked token is not rescued by a cookie it also carries.
+    # Only the API takes bearer tokens: pages are for browsers and their cookies.
+    api = req.path.startswith("/api/")
+    bearer = bearer_token(req) if api and "Authorization" in req.headers else None
+    method = AuthMethod.TOKEN if bearer is not None else AuthMethod.SESSION
+    token: object = bearer if bearer is not None else session.get(SESSION_KEY)
     if not isinstance(token, str) or not token:
         return None
-    found = sessions.check(
-        db.session,
-        token,
-        idle=current_app.config["SESSION_IDLE_TIMEOUT"],
-        absolute=current_app.config["SESSION_ABSOLUTE_TIMEOUT"],
-    )
+    idle, absolute = limits(method)
+    found = sessions.check(db.session, token, idle=idle, absolute=absolute, method=method)
     if found.status is not sessions.Status.VALID or found.row is None:
-        session.pop(SESSION_KEY, None)
-        if found.status is sessions.Status.EXPIRED:
-            session["expired"] = True
+        if method is AuthMethod.SESSION:
+            session.pop(SESSION_KEY, None)
+            if found.status is sessions.Status.EXPIRED:
+                session["expired"] = True
         return None
     if sessions.needs_touch(found.row):
         with unit_of_work() as s:

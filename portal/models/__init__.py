@@ -7,6 +7,7 @@ from portal.models.appointments import (
     AvailabilityRule,
 )
 from portal.models.audit import AuditAction, AuditEvent, AuditOutcome
+from portal.models.idempotency import IdempotentRequest
 from portal.models.labs import (
     Flag,
     LabResult,
@@ -56,6 +57,7 @@ __all__ = [
     "ConversationParticipant",
     "EventType",
     "Flag",
+    "IdempotentRequest",
     "Invitation",
     "LabResult",
     "LabResultVersion",

@@ -75,13 +75,21 @@ def start(session: Session, user: User, *, method: AuthMethod, client: str) -> s
     return token
 
 
-def check(session: Session, token: str, *, idle: timedelta, absolute: timedelta) -> Check:
-    """Is the session this secret names still valid? Reads only; see `needs_touch`."""
+def check(
+    session: Session,
+    token: str,
+    *,
+    idle: timedelta,
+    absolute: timedelta,
+    method: AuthMethod = AuthMethod.SESSION,
+) -> Check:
+    """Is the session (or API token, `method`) this secret names still valid? Reads only; see
+    `needs_touch`. A cookie's secret is never accepted as a bearer token, nor the reverse."""
     found = session.execute(_BY_HASH, {"token_hash": token_hash(token)}).first()
     if found is None:
         return Check(Status.INVALID)
     row, user = found
-    if row.revoked_at is not None or not user.is_active:
+    if row.revoked_at is not None or not user.is_active or row.method is not method:
         return Check(Status.INVALID)
     now = utcnow()
     if now - row.last_seen_at > idle or now - row.created_at > absolute:
@@ -136,7 +144,7 @@ def _revoke(
 
 
 def sign_out(session: Session, actor: Actor) -> None:
-    """End the session the actor is using now, and record it."""
+    """End the session (or revoke the API token) the actor is using now, and record it."""
     if actor.session_id is not None:
         _revoke(session, actor.user_id, "sign_out", only=actor.session_id)
     _record(session, actor, AuditAction.SIGN_OUT, {"session_id": actor.session_id})

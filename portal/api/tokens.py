@@ -1,0 +1,83 @@
+"""Bearer tokens: `POST /auth/token` with email and password, `DELETE /auth/token` to revoke.
+
+A token is a server-side session of the API kind: the same table, the same validity rules
+(revoked by sign-out-everywhere, a password change or deactivation), listed among the person's
+signed-in devices as an app, and refused what `access.METHOD_PERMISSIONS` keeps from tokens.
+"""
+
+from __future__ import annotations
+
+from flask import Response, current_app, request
+from pydantic import EmailStr, Field
+from sqlalchemy.orm import Session
+
+from portal.access import Actor
+from portal.api import bp
+from portal.api.errors import problem
+from portal.api.operations import operation
+from portal.api.schemas import Instant, Schema
+from portal.auth.identity import limits
+from portal.db import utcnow
+from portal.models import AuthMethod
+from portal.services import accounts, sessions
+
+
+class TokenRequest(Schema):
+    email: EmailStr = Field(max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+    #: What the app calls itself on the person's "Signed-in devices" list.
+    client: str | None = Field(default=None, max_length=120)
+
+
+class TokenUser(Schema):
+    id: int
+    role: str
+    email: str
+
+
+class TokenOut(Schema):
+    token: str
+    expires_at: Instant
+    user: TokenUser
+
+
+@operation(
+    bp,
+    "POST",
+    "/auth/token",
+    summary="Get a bearer token",
+    tag="Authentication",
+    body=TokenRequest,
+    response=TokenOut,
+    status=201,
+    public=True,
+    errors=(401, 429),
+    example={"email": "alice@example.org", "password": "Demo-Portal-2026!", "client": "My app"},
+)
+def issue_token(s: Session, _actor: Actor | None, *, body: TokenRequest) -> Response | TokenOut:
+    """The same sign-in as the page: a wrong email or password gives one generic 401, and
+    failures count toward the same lockout (a refusal commits too: it is counted and recorded).
+    The token is shown once; only its hash is kept."""
+    lockout = accounts.Lockout(
+        current_app.config["LOGIN_MAX_FAILURES"], current_app.config["LOGIN_LOCKOUT"]
+    )
+    attempt = accounts.authenticate(s, email=body.email, password=body.password, lockout=lockout)
+    if attempt.user is None:
+        return problem(401, attempt.refusal)
+    client = body.client or sessions.describe_client(request.user_agent.string or "")
+    token = sessions.start(s, attempt.user, method=AuthMethod.TOKEN, client=client)
+    _idle, lifetime = limits(AuthMethod.TOKEN)
+    user = attempt.user
+    return TokenOut(
+        token=token,
+        expires_at=utcnow() + lifetime,
+        user=TokenUser(id=user.id, role=str(user.role), email=user.email),
+    )
+
+
+@operation(
+    bp, "DELETE", "/auth/token", summary="Revoke the token in use", tag="Authentication", status=204
+)
+def revoke_token(session: Session, actor: Actor) -> None:
+    """Ends the token this request was sent with (or, from a browser, its session)."""
+    sessions.sign_out(session, actor)

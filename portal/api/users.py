@@ -1,0 +1,49 @@
+"""The signed-in person: `GET /me`."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from portal.access import Actor
+from portal.api import bp
+from portal.api.operations import operation
+from portal.api.schemas import Instant, PatientOut, ProviderOut, Schema
+from portal.auth.identity import current_account
+from portal.models import AuditAction
+
+
+class MeOut(Schema):
+    id: int
+    role: str
+    email: str
+    created_at: Instant
+    updated_at: Instant
+    #: How this request signed in: "session" (a browser) or "token" (an app).
+    signed_in_with: str
+    patient: PatientOut | None = None
+    provider: ProviderOut | None = None
+
+
+@operation(
+    bp,
+    "GET",
+    "/me",
+    summary="The signed-in user",
+    tag="Users",
+    response=MeOut,
+    audit=(AuditAction.VIEW, "user_account", None),
+)
+def me(_s: Session, actor: Actor) -> MeOut:
+    """The account, with its patient or provider profile."""
+    user = current_account()
+    assert user is not None  # the blueprint's gate answered 401 otherwise
+    return MeOut(
+        id=user.id,
+        role=str(user.role),
+        email=user.email,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+        signed_in_with=str(actor.via),
+        patient=PatientOut.model_validate(user.patient) if user.patient else None,
+        provider=ProviderOut.model_validate(user.provider) if user.provider else None,
+    )
