@@ -86,7 +86,13 @@ class Permission(enum.StrEnum):
 
     READ_OWN_RECORDS = "records:read_own"
     READ_ASSIGNED_RECORDS = "records:read_assigned"
+    #: Look patients up by name or MRN (whom: `RoleScope.patients` decides).
+    PATIENTS_LIST = "patients:list"
+    #: Read lab results (whose: `scope` decides); an admin never reads clinical content.
+    LAB_RESULT_READ = "lab_result:read"
     LAB_RESULT_WRITE = "lab_result:write"
+    #: Read treatment plans (whose: `scope` decides); an admin never reads clinical content.
+    PLAN_READ = "treatment_plan:read"
     PLAN_WRITE = "treatment_plan:write"
     PLAN_ACKNOWLEDGE = "treatment_plan:acknowledge"
     MESSAGE_SEND = "message:send"
@@ -105,6 +111,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.PATIENT: frozenset(
         {
             Permission.READ_OWN_RECORDS,
+            Permission.LAB_RESULT_READ,
+            Permission.PLAN_READ,
             Permission.PLAN_ACKNOWLEDGE,
             Permission.MESSAGE_SEND,
             Permission.APPOINTMENT_BOOK,
@@ -114,7 +122,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.PROVIDER: frozenset(
         {
             Permission.READ_ASSIGNED_RECORDS,
+            Permission.PATIENTS_LIST,
+            Permission.LAB_RESULT_READ,
             Permission.LAB_RESULT_WRITE,
+            Permission.PLAN_READ,
             Permission.PLAN_WRITE,
             Permission.MESSAGE_SEND,
             Permission.APPOINTMENT_BOOK,
@@ -129,6 +140,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CARE_TEAMS_MANAGE,
             Permission.SETTINGS_MANAGE,
             Permission.AUDIT_READ,
+            Permission.PATIENTS_LIST,
             Permission.OWN_ACCOUNT,
         }
     ),
@@ -165,8 +177,8 @@ def require(actor: Actor, permission: Permission) -> None:
 
 #: The reader's ids in a scoped statement: always bind parameters (see `RoleScope`).
 Id = BindParameter[int]
-#: The largest id a row can have (a signed 64-bit integer primary key).
-MAX_ID = 2**63 - 1
+#: The largest id a row can have: primary keys are INTEGER, 32 bits on PostgreSQL.
+MAX_ID = 2**31 - 1
 
 
 def _visible_ids(role: Role, patient_id: Id, provider_id: Id) -> Select[int]:

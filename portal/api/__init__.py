@@ -58,6 +58,11 @@ def _http(exc: HTTPException) -> Response:
 
 def init_app(app: Flask) -> None:
     from portal.api import (  # noqa: F401  (each module registers its operations)
+        appointments,
+        audit,
+        messaging,
+        patients,
+        plans,
         reference,
         tokens,
         users,
@@ -69,4 +74,3 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(errors.InvalidRequest)
     def _invalid(exc: errors.InvalidRequest) -> Response:
         return errors.from_invalid(exc)
-

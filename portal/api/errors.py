@@ -58,10 +58,16 @@ def problem(
 
 
 def from_http(exc: HTTPException) -> Response:
+    """The exception as a problem, keeping the headers it carries (a 405's `Allow`, which
+    RFC 9110 requires; a 429's `Retry-After`); the body and its type are ours."""
     code = exc.code or 500
     # werkzeug's own descriptions are generic and safe; ours (401/403/404/500) say more.
     detail = DETAILS.get(code) or exc.description
-    return problem(code, detail)
+    response = problem(code, detail)
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type" and name not in response.headers:
+            response.headers[name] = value
+    return response
 
 
 class InvalidRequest(Exception):

@@ -59,6 +59,9 @@ OPERATIONS: list[Operation] = []
 
 #: What every operation may answer, besides its own errors.
 COMMON_ERRORS = (400, 401, 404, 422)
+#: What an operation that reads a body may answer besides: a body over MAX_CONTENT_LENGTH, or
+#: one that is not application/json.
+BODY_ERRORS = (413, 415)
 
 
 def operation(
@@ -117,7 +120,7 @@ def operation(
                 status=status,
                 idempotent=idempotent,
                 public=public,
-                errors=tuple(sorted({*COMMON_ERRORS, *errors})),
+                errors=tuple(sorted({*COMMON_ERRORS, *(BODY_ERRORS if body else ()), *errors})),
                 example=example,
             )
         )

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from portal.access import MAX_ID
+
 T = TypeVar("T")
 
 
@@ -24,14 +26,17 @@ Instant = Annotated[datetime, PlainSerializer(_utc, return_type=str)]
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("give a time zone, e.g. 2026-01-31T09:00:00Z")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00 has no UTC moment
+        raise ValueError("this moment is outside the calendar") from None
 
 
 #: A moment a client sends: it must say its zone (a bare local time would be a guess).
 InstantIn = Annotated[datetime, AfterValidator(_aware)]
 
-#: A record id: what a 64-bit primary key can hold.
-RecordId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+#: A record id: what a primary key can hold (`access.MAX_ID`, as for ids in URLs).
+RecordId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class Schema(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
+from portal.access import MAX_ID
 from portal.api.errors import TITLES
 from portal.api.operations import OPERATIONS, Operation
 from portal.api.schemas import Problem
@@ -28,7 +29,7 @@ def _path_params(rule: str) -> list[dict[str, Any]]:
             "name": m[2],
             "in": "path",
             "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}
             if m[1] == "int"
             else {"type": "string"},
         }
@@ -63,13 +64,18 @@ def _models() -> list[Any]:
     return found
 
 
-def _response_schema(response: Any) -> dict[str, Any]:
+#: How each response model is named among the components: pydantic's own `$ref`, which for a
+#: generic model (`PageOut[LabResultOut]`) is not its class name (`PageOut_LabResultOut_`).
+Refs = dict[Any, dict[str, Any]]  # (model, mode) -> {"$ref": ...}
+
+
+def _response_schema(response: Any, refs: Refs) -> dict[str, Any]:
     if isinstance(response, type) and issubclass(response, BaseModel):
-        return {"$ref": REF.format(model=response.__name__)}
+        return dict(refs[(response, "serialization")])
     return TypeAdapter(response).json_schema(by_alias=True, ref_template=REF, mode="serialization")
 
 
-def _operation(op: Operation) -> dict[str, Any]:
+def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "operationId": op.name,
         "summary": op.summary,
@@ -101,7 +107,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     else:
         responses[str(op.status)] = {
             "description": "OK" if op.status == 200 else "Created",
-            "content": {"application/json": {"schema": _response_schema(op.response)}},
+            "content": {"application/json": {"schema": _response_schema(op.response, refs)}},
         }
     problem = {"$ref": REF.format(model="Problem")}
     for status in op.errors:
@@ -119,7 +125,7 @@ def _operation(op: Operation) -> dict[str, Any]:
 @cache
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document (built once: the operations do not change at run time)."""
-    _, schemas = models_json_schema(
+    refs, schemas = models_json_schema(
         [(m, "serialization") for m in _models() if isinstance(m, type)],
         by_alias=True,
         ref_template=REF,
@@ -132,7 +138,7 @@ def document() -> dict[str, Any]:
     components = dict(schemas.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
-        paths.setdefault(_openapi_path(op.rule), {})[op.method.lower()] = _operation(op)
+        paths.setdefault(_openapi_path(op.rule), {})[op.method.lower()] = _operation(op, refs)
     return {
         "openapi": "3.1.0",
         "info": {

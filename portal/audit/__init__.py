@@ -83,12 +83,18 @@ def _request_context() -> dict[str, Any]:
     }
 
 
+def _channel() -> str:
+    """Which door the request came through: the pages or the JSON API."""
+    return "api" if request.path.startswith("/api/") else "page"
+
+
 def _with_channel(detail: dict[str, Any] | None) -> dict[str, Any]:
-    """`detail` plus how the request's caller signed in (a page session, an API token)."""
+    """`detail` plus the door and how the caller signed in (a browser session, an API token)."""
     detail = dict(detail or {})
     actor = g.get("actor") if has_request_context() else None
     if actor is not None:
         detail.setdefault("via", str(actor.via))
+        detail.setdefault("channel", _channel())
     return detail
 
 
@@ -180,6 +186,8 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
     from portal.extensions import db
 
     outcome = _outcome_for(response.status_code)
+    if outcome is AuditOutcome.SUCCESS and response.mimetype == "application/problem+json":
+        return  # an API refusal (422) shows no record: only which input was refused
     actor = signed_in_actor() if outcome is not None else None
     if outcome is None or actor is None:
         return
@@ -193,7 +201,7 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
             patient_id = request.view_args["patient_id"]
         elif actor.patient_id is not None:
             patient_id = actor.patient_id
-    detail: dict[str, Any] = {"via": str(actor.via)}
+    detail: dict[str, Any] = {"via": str(actor.via), "channel": _channel()}
     if denied:
         detail.update(status=response.status_code, attempted=str(spec.action))
     # The whole entry, and the JSON its hash covers, is ready before the lock is taken: inside

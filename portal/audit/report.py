@@ -83,6 +83,10 @@ class AuditRow:
     request_id: str | None
     client_addr: str | None
     user_agent: str | None
+    #: Who acted, by user id (None for the system); the API names people so.
+    actor_id: int | None = None
+    #: The entry's non-PHI context as its canonical JSON text (e.g. {"via": "token"}).
+    detail: str = "{}"
 
 
 def _day_start(day: date) -> datetime:
@@ -130,7 +134,12 @@ def _params(actor: Actor, filters: AuditFilters) -> dict[str, Any]:
     if filters.date_from is not None:
         params["since"] = _day_start(filters.date_from)
     if filters.date_to is not None:
-        params["until"] = _day_start(filters.date_to + timedelta(days=1))
+        params["until"] = (
+            # The last day there is: no next day to stop at (`date.max + 1 day` overflows).
+            datetime.max.replace(tzinfo=UTC)
+            if filters.date_to == date.max
+            else _day_start(filters.date_to + timedelta(days=1))
+        )
     return params
 
 
@@ -162,6 +171,8 @@ def _report(
             AuditEvent.request_id,
             AuditEvent.client_addr,
             AuditEvent.user_agent,
+            AuditEvent.actor_id,
+            AuditEvent.detail,
         )
         .outerjoin(actor_user, actor_user.id == AuditEvent.actor_id)
         .outerjoin(PatientProfile, PatientProfile.id == AuditEvent.patient_id)
@@ -209,6 +220,8 @@ def _to_row(r: Any) -> AuditRow:
         request_id=r[11],
         client_addr=r[12],
         user_agent=r[13],
+        actor_id=r[14],
+        detail=r[15],
     )
 
 

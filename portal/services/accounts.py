@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.access import (
+    MAX_ID,
     Actor,
     Permission,
     RoleScope,
@@ -410,6 +411,18 @@ def _active_providers() -> Select[ProviderProfile]:
         .join(User, User.id == ProviderProfile.user_id)
         .where(User.is_active.is_(True))
     )
+
+
+def active_providers(session: Session) -> list[ProviderProfile]:
+    """Every provider whose account is active, by name (a provider profile is no PHI)."""
+    return list(session.scalars(_active_providers().order_by(ProviderProfile.display_name)))
+
+
+def active_provider_for_user(session: Session, user_id: int) -> ProviderProfile | None:
+    """The active provider who signs in as `user_id` (the API names people by user id)."""
+    if not 0 < user_id <= MAX_ID:
+        return None
+    return session.scalar(_active_providers().where(ProviderProfile.user_id == user_id))
 
 
 @dataclass(frozen=True, slots=True)

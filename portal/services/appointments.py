@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import NotFound
 
 from portal import audit
 from portal.access import (
@@ -32,7 +33,7 @@ from portal.models import (
     ProviderProfile,
     Role,
 )
-from portal.services import notifications, paging
+from portal.services import accounts, messaging, notifications, paging
 from portal.services.errors import ServiceError
 
 CANCEL_CUTOFF = timedelta(hours=24)
@@ -40,6 +41,8 @@ ACTIVE = (AppointmentStatus.REQUESTED, AppointmentStatus.SCHEDULED)
 #: Until a provider sets their own hours: weekdays 09:00-12:00 and 13:00-17:00, 30-minute slots.
 DEFAULT_HOURS = ((9 * 60, 12 * 60), (13 * 60, 17 * 60))
 DEFAULT_SLOT = 30
+#: The longest window of open slots one request may ask for.
+MAX_SLOT_DAYS = 31
 
 
 class AppointmentError(ServiceError):
@@ -113,36 +116,84 @@ def slot_at(
     """
     if start_at.tzinfo is None:
         return None
-    start_at = start_at.astimezone(UTC)
+    try:
+        start_at = start_at.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00: no moment a slot has
+        return None
+    if start_at.date() > date.max - timedelta(days=2):  # `open_slots`' window must end
+        return None
     found = open_slots(session, provider_id, start_at.date(), days=1)
     return next((slot for slot in found if slot[0] == start_at), None)
+
+
+def _on_care_team(session: Session, patient_id: int | None, provider_id: int) -> bool:
+    """Whether the provider (profile id) currently cares for the patient."""
+    if patient_id is None:
+        return False
+    assigned = session.scalar(
+        select(CareAssignment.id).where(
+            CareAssignment.patient_id == patient_id,
+            CareAssignment.provider_id == provider_id,
+            CareAssignment.ended_at.is_(None),
+        )
+    )
+    return assigned is not None
+
+
+def providers_for(session: Session, actor: Actor) -> list[ProviderProfile]:
+    """Whom the actor may book with, by name: a patient's current care team; a provider or an
+    administrator, every active provider (profiles name no patient)."""
+    if actor.role is Role.PATIENT:
+        return messaging.care_team(session, actor, actor.patient_id or 0)
+    return accounts.active_providers(session)
+
+
+def slots_for(
+    session: Session, actor: Actor, provider_user_id: int, *, start: date, days: int
+) -> list[tuple[datetime, datetime, str | None]]:
+    """Open (start, end, location) slots of the active provider who signs in as
+    `provider_user_id`, for `days` days (1..MAX_SLOT_DAYS) from `start`.
+
+    A patient sees only their care team's slots, the only ones `book` accepts from them:
+    another provider is a 404, exactly like one that does not exist.
+    """
+    require(actor, Permission.APPOINTMENT_BOOK)
+    if not 1 <= days <= MAX_SLOT_DAYS:
+        raise AppointmentError("to", f"Ask for 1 to {MAX_SLOT_DAYS} days of open slots.")
+    if start > date.max - timedelta(days=days + 1):  # the window's end must be a date
+        raise AppointmentError("from", "Choose an earlier date.")
+    provider = accounts.active_provider_for_user(session, provider_user_id)
+    if provider is None:
+        raise NotFound()
+    if actor.role is Role.PATIENT and not _on_care_team(session, actor.patient_id, provider.id):
+        raise NotFound()
+    return open_slots(session, provider.id, start, days)
 
 
 def book(
     session: Session,
     actor: Actor,
     *,
-    patient_id: int,
+    patient_id: int | None,
     provider_id: int,
     start_at: datetime,
     reason: str | None,
 ) -> Appointment:
     """A patient requests, or a provider schedules, a visit at one of the provider's open slots.
 
+    `patient_id` None is the actor's own record (a patient booking for themself); a provider
+    must name the patient (refused on `patient_id`), one of their own (404 otherwise).
     The slot that starts at `start_at` gives the visit its end and its place: a caller names
     only the start, so it cannot stretch one slot over a day. A start that is not an open slot
     now (taken, closed, past, or never one) is refused on `start_at`.
     """
     require(actor, Permission.APPOINTMENT_BOOK)
+    if patient_id is None:
+        if actor.patient_id is None:
+            raise AppointmentError("patient_id", "Choose the patient the visit is for.")
+        patient_id = actor.patient_id
     patient = get_or_404(session, PatientProfile, patient_id, actor)
-    assigned = session.scalar(
-        select(CareAssignment.id).where(
-            CareAssignment.patient_id == patient.id,
-            CareAssignment.provider_id == provider_id,
-            CareAssignment.ended_at.is_(None),
-        )
-    )
-    if assigned is None:
+    if not _on_care_team(session, patient.id, provider_id):
         raise AppointmentError("provider_id", "Choose someone from the care team.")
     slot = slot_at(session, provider_id, start_at)
     if slot is None:
@@ -196,10 +247,15 @@ def _changed(
 def cancel(
     session: Session, actor: Actor, appointment_id: int, reason: str | None = None
 ) -> Appointment:
-    """Cancel an upcoming visit; patients cannot within 24 hours of it (they call the clinic)."""
+    """Cancel an upcoming visit; patients cannot within 24 hours of it (they call the clinic).
+
+    Staff must give a `reason` (refused on `reason`): the patient did not ask for it.
+    """
     appointment = get_or_404(session, Appointment, appointment_id, actor)
     if appointment.status not in ACTIVE:
         raise AppointmentError("status", "This appointment can no longer be cancelled.")
+    if actor.role is not Role.PATIENT and not (reason or "").strip():
+        raise AppointmentError("reason", "Give the reason for cancelling.")
     if actor.role is Role.PATIENT and appointment.start_at - utcnow() < CANCEL_CUTOFF:
         raise AppointmentError(
             "status",
@@ -231,17 +287,33 @@ def set_status(
     return appointment
 
 
-def _visits(rs: RoleScope, upcoming: bool) -> paging.KeysetStatements:
-    """Visits from `now` on, soonest first; or before it, latest first."""
-    now = bindparam("now", type_=UTCDateTime)
-    stmt = select(Appointment).where(
-        Appointment.start_at >= now if upcoming else Appointment.start_at < now
-    )
+#: `list_for`'s filters: bind parameters; which of them a statement has is its shape.
+_NOW = bindparam("now", type_=UTCDateTime)
+_SINCE = bindparam("since", type_=UTCDateTime)
+_UNTIL = bindparam("until", type_=UTCDateTime)
+_STATUS = bindparam("status", type_=Appointment.status.type)
+_LIST_NAMES = {True: "upcoming_visits", False: "past_visits", None: "visits"}
+
+
+def _visits(
+    rs: RoleScope, upcoming: bool | None, since: bool, until: bool, by_status: bool
+) -> paging.KeysetStatements:
+    """Visits from `now` on, soonest first; or before it, latest first; or (None) all of
+    them, soonest first. `since`/`until`/`by_status` add those filters."""
+    stmt = select(Appointment)
+    if upcoming is not None:
+        stmt = stmt.where(Appointment.start_at >= _NOW if upcoming else Appointment.start_at < _NOW)
+    if since:
+        stmt = stmt.where(Appointment.start_at >= _SINCE)
+    if until:
+        stmt = stmt.where(Appointment.start_at < _UNTIL)
+    if by_status:
+        stmt = stmt.where(Appointment.status == _STATUS)
     if rs.role is Role.PROVIDER:
         stmt = stmt.where(Appointment.provider_id == rs.provider_id)
-    later_first = not upcoming
+    later_first = upcoming is False
     keyset = paging.Keyset(
-        "upcoming_visits" if upcoming else "past_visits",
+        _LIST_NAMES[upcoming],
         ((Appointment.start_at, later_first), (Appointment.id, later_first)),
     )
     return keyset.statements(rs.scope(stmt, Appointment))
@@ -251,14 +323,22 @@ def list_for(
     session: Session,
     actor: Actor,
     *,
-    upcoming: bool,
+    upcoming: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    status: AppointmentStatus | None = None,
     cursor: str | None = None,
     limit: int = paging.DEFAULT_LIMIT,
 ) -> paging.Page[Appointment]:
-    """A page of the actor's visits: upcoming soonest first, or past latest first."""
-    page = scoped(_visits, actor, upcoming).page(
+    """A page of the visits the actor takes part in (a patient's own, a provider's own
+    schedule): upcoming soonest first, past latest first, or (None) all soonest first;
+    only those starting in [`since`, `until`) and with `status`, where given."""
+    require(actor, Permission.APPOINTMENT_BOOK)  # administrators take part in no visit
+    shape = (upcoming, since is not None, until is not None, status is not None)
+    params = reader(actor, now=utcnow(), since=since, until=until, status=status)
+    page = scoped(_visits, actor, *shape).page(
         session,
-        reader(actor, now=utcnow()),
+        params,
         cursor=cursor,
         limit=paging.clamp(limit),
         key_of=lambda row: (row[0].start_at, row[0].id),

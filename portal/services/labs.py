@@ -19,9 +19,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import NotFound
 
 from portal import audit
 from portal.access import (
+    MAX_ID,
     Actor,
     Permission,
     RoleScope,
@@ -71,7 +73,9 @@ class ResultInput:
     units: str | None
     reference_range: str | None
     status: ResultStatus
-    visibility: Visibility = Visibility.SHARED
+    #: None: a new version keeps the visibility of the version it follows (a new result is
+    #: shared), so a correction sent without it never widens a provider-only result.
+    visibility: Visibility | None = Visibility.SHARED
 
 
 def parse_range(text: str | None) -> tuple[float | None, float | None]:
@@ -194,6 +198,7 @@ def _new_version(
     reason: str | None,
     previously_shared: bool,
 ) -> LabResultVersion:
+    assert data.visibility is not None  # resolved by create_result / add_version
     low, high = parse_range(data.reference_range)
     numeric = parse_value(data.result_value)
     definition = BY_CODE.get(result.test_code)
@@ -282,6 +287,8 @@ def create_result(
         raise LabInputError("result_value", "Enter the result value.")
     if not test_name.strip():
         raise LabInputError("test_name", "Enter the test name.")
+    if data.visibility is None:
+        data = replace(data, visibility=Visibility.SHARED)
     definition = BY_CODE.get(test_code.strip())
     if definition is not None:
         data = replace(
@@ -342,11 +349,15 @@ def add_version(
         reader(actor, result_id=result.id, version=result.current_version),
     )
     assert previous is not None
+    if not data.result_value.strip():
+        raise LabInputError("result_value", "Enter the result value.")
     was_published = previous.status is not ResultStatus.PRELIMINARY
     if was_published and not (reason or "").strip():
         raise LabInputError("reason", "Say why this result is being changed.")
     if was_published and data.status is ResultStatus.PRELIMINARY:
         raise LabInputError("status", "A published result cannot go back to preliminary.")
+    if data.visibility is None:
+        data = replace(data, visibility=previous.visibility)
     report_row = _report_row(actor, patient.id, report) if report is not None else None
     version = _new_version(
         session,
@@ -645,11 +656,17 @@ def held_results(session: Session, actor: Actor) -> list[HeldResult]:
 
 @dataclass(frozen=True, slots=True)
 class LabFilter:
-    """What the patient's result list is narrowed to; empty fields mean "any"."""
+    """What a result list is narrowed to; empty fields mean "any".
+
+    `status` is that of the version shown (the newest one the reader may see). With
+    `patient_id`, `latest_page` answers 404 for a patient the reader may not see.
+    """
 
     test_code: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    patient_id: int | None = None
+    status: ResultStatus | None = None
 
 
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -695,12 +712,22 @@ def parse_filter(
 
 
 def _page_stmts(
-    rs: RoleScope, test: bool, since: bool, until: bool
+    rs: RoleScope,
+    test: bool,
+    since: bool,
+    until: bool,
+    patient: bool = False,
+    status: bool = False,
 ) -> tuple[paging.KeysetStatements, Select[tuple[int]]]:
     """The list's pages for one shape of filters (the filter values are bind parameters), and
     the count of the whole filtered list."""
     stmt, sort_col = _latest_unscoped(rs.role)
     stmt = stmt.order_by(None)
+    if patient:
+        stmt = stmt.where(LabResult.patient_id == bindparam("patient_id", type_=Integer))
+    if status:
+        status_type = LabResultVersion.status.type
+        stmt = stmt.where(LabResultVersion.status == bindparam("status", type_=status_type))
     if test:
         stmt = stmt.where(LabResult.test_code == bindparam("test_code", type_=String))
     if since:
@@ -728,16 +755,27 @@ def latest_page(
     One query whatever the number of results: the page (one row more than asked, to know
     whether another page follows) with the filtered total alongside; a second one only for a
     page past the end, which has no row to carry the total. A cursor this list did not hand
-    out is refused with `paging.InvalidCursor`.
+    out is refused with `paging.InvalidCursor`; a role that never reads results (an admin)
+    with 403; a `filters.patient_id` the actor may not see with 404 (checked only when the
+    page is empty: a row of that patient already proves they are the actor's).
     """
+    require(actor, Permission.LAB_RESULT_READ)
+    if filters.patient_id is not None and not 0 < filters.patient_id <= MAX_ID:
+        raise NotFound()  # no row has it (and a driver would refuse to bind it)
     pages, count = scoped(
         _page_stmts,
         actor,
         bool(filters.test_code),
         filters.date_from is not None,
         filters.date_to is not None,
+        filters.patient_id is not None,
+        filters.status is not None,
     )
     params = reader(actor)
+    if filters.patient_id is not None:
+        params["patient_id"] = filters.patient_id
+    if filters.status is not None:
+        params["status"] = filters.status
     if filters.test_code:
         params["test_code"] = filters.test_code
     if filters.date_from:
@@ -752,9 +790,41 @@ def latest_page(
 
     page = pages.page(session, params, cursor=cursor, limit=paging.clamp(limit), key_of=key)
     total = page.rows[0][2] if page.rows else 0
+    if not page.rows and filters.patient_id is not None:
+        _visible_patient_or_404(session, actor, filters.patient_id)
     if not page.rows and cursor:  # past the end: no row carries the total
         total = session.scalar(count, params) or 0
     return replace(page, rows=[LabRow(r, v) for r, v, _total in page.rows], total=total)
+
+
+def _patient_stmt(rs: RoleScope) -> Select[int]:
+    """Patient `:patient_id`, if the reader may see them."""
+    return rs.patients(
+        select(PatientProfile.id).where(PatientProfile.id == bindparam("patient_id", type_=Integer))
+    )
+
+
+def _visible_patient_or_404(session: Session, actor: Actor, patient_id: int) -> None:
+    # Not `get_or_404`: that names the patient's profile as what the request showed, and
+    # the audit entry of a list must stay the list's.
+    params = reader(actor, patient_id=patient_id)
+    if session.scalar(scoped(_patient_stmt, actor), params) is None:
+        raise NotFound()
+
+
+def result_history(
+    session: Session, actor: Actor, result_id: int
+) -> tuple[LabResult, list[LabResultVersion]]:
+    """A result and the versions of it the actor may see, newest first (never empty).
+
+    403 for a role that never reads results; 404 for a result that is not the actor's to see.
+    """
+    require(actor, Permission.LAB_RESULT_READ)
+    result = get_or_404(session, LabResult, result_id, actor)
+    versions = versions_of(session, actor, result)
+    if not versions:
+        raise NotFound()
+    return result, versions
 
 
 def _tests_seen_stmt(rs: RoleScope) -> Select[str, str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import BindParameter, Integer, Select, String, bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import NotFound
 
 from portal import audit
 from portal.access import Actor, Permission, RoleScope, get_or_404, reader, require, scoped
@@ -121,15 +122,22 @@ def start_conversation(
     session: Session,
     actor: Actor,
     *,
-    patient_id: int,
+    patient_id: int | None,
     recipient_user_id: int,
     subject: str,
     body: str,
     uploads: list[attachments.Upload] | None = None,
     idempotency_key: str | None = None,
 ) -> Message:
-    """A new thread about a patient, between the patient and one of their care team."""
+    """A new thread about a patient, between the patient and one of their care team.
+
+    `patient_id` None means the actor's own record: a patient writes about themselves, a
+    provider must name the patient (MessageError on `patient_id`)."""
     require(actor, Permission.MESSAGE_SEND)
+    if patient_id is None:
+        if actor.patient_id is None:
+            raise MessageError("patient_id", "Choose the patient this conversation is about.")
+        patient_id = actor.patient_id
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     # A retried "new message" form must not open a second, empty thread.
     existing = sent_with_key(session, actor, idempotency_key)
@@ -221,9 +229,12 @@ def mark_thread_read(session: Session, actor: Actor, conversation_id: int) -> in
 @dataclass(frozen=True, slots=True)
 class ThreadSummary:
     conversation: Conversation
+    #: The other participants' names.
     participants: list[str]
     last_message: Message | None
     unread: int
+    #: Every participant's user id, the actor's included, in the order they joined.
+    participant_ids: list[int] = field(default_factory=list)
 
 
 def _my_threads(rs: RoleScope) -> paging.KeysetStatements:
@@ -278,8 +289,10 @@ def inbox(
     """A page of the threads the actor takes part in, newest activity first, each with the
     other participants' names and the actor's unread count.
 
-    Four queries however many threads or messages there are.
+    Four queries however many threads or messages there are. A role that takes part in no
+    conversation (an admin) gets 403.
     """
+    require(actor, Permission.MESSAGE_SEND)
     page = scoped(_my_threads, actor).page(
         session,
         reader(actor),
@@ -287,22 +300,38 @@ def inbox(
         limit=paging.clamp(limit),
         key_of=lambda row: (row[0].last_message_at, row[0].id),
     )
-    conversations = [row[0] for row in page.rows]
+    return replace(page, rows=_summaries(session, actor, [row[0] for row in page.rows]))
+
+
+def thread_summary(session: Session, actor: Actor, conversation_id: int) -> ThreadSummary:
+    """One thread the actor may see, summarised as in `inbox` (404 otherwise)."""
+    conversation = get_or_404(session, Conversation, conversation_id, actor)
+    return _summaries(session, actor, [conversation])[0]
+
+
+def _summaries(
+    session: Session, actor: Actor, conversations: list[Conversation]
+) -> list[ThreadSummary]:
+    """`conversations` with their participants, newest message and the actor's unread count
+    (three queries)."""
     ids = [c.id for c in conversations]
     if not ids:
-        return replace(page, rows=[])
+        return []
     params = reader(actor, conversation_ids=ids)
     unread = {cid: n for cid, n in session.execute(scoped(_unread_by_thread, actor), params)}
     last = {m.conversation_id: m for m in session.scalars(scoped(_newest_by_thread, actor), params)}
     names: dict[int, list[str]] = {}
+    members: dict[int, list[int]] = {}
     for conversation_id, user in session.execute(_PARTICIPANTS, params).unique():
+        members.setdefault(conversation_id, []).append(user.id)
         if user.id != actor.user_id:  # the others in the thread, by name
             names.setdefault(conversation_id, []).append(user.display_name)
-    summaries = [
-        ThreadSummary(c, names.get(c.id, []), last.get(c.id), int(unread.get(c.id, 0)))
+    return [
+        ThreadSummary(
+            c, names.get(c.id, []), last.get(c.id), int(unread.get(c.id, 0)), members.get(c.id, [])
+        )
         for c in conversations
     ]
-    return replace(page, rows=summaries)
 
 
 def _thread_stmt(rs: RoleScope) -> Select[Message]:
@@ -329,6 +358,13 @@ def thread_messages(
     messages = list(
         session.scalars(scoped(_thread_stmt, actor), reader(actor, conversation_id=conversation.id))
     )
+    return with_attachments(session, actor, messages)
+
+
+def with_attachments(
+    session: Session, actor: Actor, messages: list[Message]
+) -> list[tuple[Message, list[Attachment]]]:
+    """Each of `messages` with the attachments the actor may see (one query)."""
     files: dict[int, list[Attachment]] = {}
     if messages:
         params = reader(actor, message_ids=[m.id for m in messages])
@@ -336,6 +372,58 @@ def thread_messages(
             assert row.message_id is not None
             files.setdefault(row.message_id, []).append(row)
     return [(m, files.get(m.id, [])) for m in messages]
+
+
+def _thread_pages(rs: RoleScope) -> paging.KeysetStatements:
+    """The messages of conversation `:conversation_id`, oldest first."""
+    stmt = select(Message).where(
+        Message.conversation_id == bindparam("conversation_id", type_=Integer)
+    )
+    keyset = paging.Keyset("messages", ((Message.sent_at, False), (Message.id, False)))
+    return keyset.statements(rs.scope(stmt, Message))
+
+
+def thread_page(
+    session: Session,
+    actor: Actor,
+    conversation_id: int,
+    *,
+    cursor: str | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
+) -> paging.Page[tuple[Message, list[Attachment]]]:
+    """A page of a thread's messages, oldest first, each with its attachments; 404 for a
+    thread the actor may not see. Reading the page marks nothing read (`mark_message_read`)."""
+    conversation = get_or_404(session, Conversation, conversation_id, actor)
+    page = scoped(_thread_pages, actor).page(
+        session,
+        reader(actor, conversation_id=conversation.id),
+        cursor=cursor,
+        limit=paging.clamp(limit),
+        key_of=lambda row: (row[0].sent_at, row[0].id),
+    )
+    return replace(page, rows=with_attachments(session, actor, [row[0] for row in page.rows]))
+
+
+def mark_message_read(session: Session, actor: Actor, message_id: int) -> Message:
+    """The recipient marks one message read (again: no change). A message the actor may not
+    see, or did not receive, is a 404: only its recipient may say it was read. Once none of
+    the thread is left unread, its "new message" notifications are read too."""
+    message = get_or_404(session, Message, message_id, actor)
+    if message.recipient_id != actor.user_id:
+        raise NotFound()
+    if message.status is not MessageStatus.READ:
+        message.status = MessageStatus.READ
+        message.read_at = utcnow()
+        session.flush()
+    params = reader(actor, conversation_ids=[message.conversation_id])
+    if session.execute(scoped(_unread_by_thread, actor), params).first() is None:
+        notifications.mark_read(
+            session,
+            actor.user_id,
+            type=EventType.MESSAGE_CREATED,
+            entity_id=message.conversation_id,
+        )
+    return message
 
 
 def users_by_id(session: Session, user_ids: set[int]) -> dict[int, User]:

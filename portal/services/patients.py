@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Integer, Select, String, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from portal.access import Actor, RoleScope, get_or_404, reader, scoped
+from portal.access import Actor, Permission, RoleScope, get_or_404, reader, require, scoped
 from portal.models import (
     Appointment,
     CareAssignment,
@@ -93,8 +93,9 @@ def search(
     """One page of the patients the actor may see, by name; with attention counts for providers.
 
     A bounded number of queries whatever the page holds: the total, the page, and (providers)
-    one grouped query per kind of attention over the page's patient ids.
+    one grouped query per kind of attention over the page's patient ids. 403 for a patient.
     """
+    require(actor, Permission.PATIENTS_LIST)
     q = (q or "").strip()[:100]
     pages, count = scoped(_roster, actor, bool(q))
     params = reader(actor, like=_like(q)) if q else reader(actor)

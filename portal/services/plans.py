@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
-from sqlalchemy import Integer, Select, bindparam, select
+from sqlalchemy import Integer, Select, and_, bindparam, select
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import NotFound
 
 from portal import audit
-from portal.access import Actor, Permission, RoleScope, get_or_404, reader, require, scoped
+from portal.access import (
+    MAX_ID,
+    Actor,
+    Permission,
+    RoleScope,
+    get_or_404,
+    reader,
+    require,
+    scoped,
+)
 from portal.db import utcnow
 from portal.models import (
     AuditAction,
@@ -259,34 +270,104 @@ def history(
     return [(v, acks.get(v.id)) for v in versions]
 
 
-# --- The patient's lists of plans -----------------------------------------------------------
+# --- Lists of plans (the patient's pages, the JSON API) -----------------------------------------
+
+#: The moment each list is ordered by, newest first: active plans by activation, completed ones
+#: by completion, drafts and the list of every status by creation (a draft has neither moment).
+_LISTED_BY: dict[PlanStatus | None, str] = {
+    PlanStatus.ACTIVE: "activated_at",
+    PlanStatus.COMPLETED: "completed_at",
+    PlanStatus.DRAFT: "created_at",
+    None: "created_at",
+}
 
 
-def _plans(rs: RoleScope, status: PlanStatus) -> paging.KeysetStatements:
-    """Plans of one status, most recently activated (or completed) first."""
-    when = (
-        TreatmentPlan.completed_at if status is PlanStatus.COMPLETED else TreatmentPlan.activated_at
+def _plans(rs: RoleScope, status: PlanStatus | None, one_patient: bool) -> paging.KeysetStatements:
+    """Plans of `status` (every status when None), of patient `:patient_id` when
+    `one_patient`, newest first (see `_LISTED_BY`)."""
+    stmt = select(TreatmentPlan)
+    if status is not None:
+        stmt = stmt.where(TreatmentPlan.status == status)
+    if one_patient:
+        stmt = stmt.where(TreatmentPlan.patient_id == bindparam("patient_id", type_=Integer))
+    when = getattr(TreatmentPlan, _LISTED_BY[status])
+    name = f"{status.value if status is not None else 'all'}_plans"
+    keyset = paging.Keyset(name, ((when, True), (TreatmentPlan.id, True)))
+    return keyset.statements(rs.scope(stmt, TreatmentPlan))
+
+
+def _patient_stmt(rs: RoleScope) -> Select[int]:
+    """Patient `:patient_id`, if the reader may see them."""
+    stmt = select(PatientProfile.id).where(
+        PatientProfile.id == bindparam("patient_id", type_=Integer)
     )
-    stmt = rs.scope(select(TreatmentPlan).where(TreatmentPlan.status == status), TreatmentPlan)
-    keyset = paging.Keyset(f"{status.value}_plans", ((when, True), (TreatmentPlan.id, True)))
-    return keyset.statements(stmt)
+    return rs.patients(stmt)
+
+
+def _require_patient(session: Session, actor: Actor, patient_id: int) -> None:
+    """404 unless the actor may see patient `patient_id`. Unlike `get_or_404`, the request's
+    audit entry stays about the list it shows, not the patient's profile."""
+    found = 0 < patient_id <= MAX_ID and session.scalar(
+        scoped(_patient_stmt, actor), reader(actor, patient_id=patient_id)
+    )
+    if not found:
+        raise NotFound()
 
 
 def list_for(
     session: Session,
     actor: Actor,
-    status: PlanStatus,
+    status: PlanStatus | None = None,
     *,
+    patient_id: int | None = None,
     cursor: str | None = None,
     limit: int = paging.DEFAULT_LIMIT,
 ) -> paging.Page[TreatmentPlan]:
-    """A page of the plans of one status the actor may see, newest first."""
-    completed = status is PlanStatus.COMPLETED
-    page = scoped(_plans, actor, status).page(
+    """A page of the plans the actor may see, of one status (any when None) and, when
+    `patient_id` is given, of that patient only; newest first.
+
+    A patient never sees drafts (their scope hides them, so `DRAFT` gives them an empty list);
+    a role that reads no clinical record (an admin) gets 403, a patient who is not the actor's
+    to see 404, before anything is listed.
+    """
+    require(actor, Permission.PLAN_READ)
+    params = reader(actor)
+    if patient_id is not None:
+        _require_patient(session, actor, patient_id)
+        params["patient_id"] = patient_id
+    listed_by = _LISTED_BY[status]
+    page = scoped(_plans, actor, status, patient_id is not None).page(
         session,
-        reader(actor),
+        params,
         cursor=cursor,
         limit=paging.clamp(limit),
-        key_of=lambda row: (row[0].completed_at if completed else row[0].activated_at, row[0].id),
+        key_of=lambda row: (getattr(row[0], listed_by), row[0].id),
     )
     return replace(page, rows=[row[0] for row in page.rows])
+
+
+def _current_versions_stmt(rs: RoleScope) -> Select[TreatmentPlanVersion]:
+    """The current version of each of the plans `:plan_ids` (a list)."""
+    plan_ids = bindparam("plan_ids", type_=Integer, expanding=True)
+    current = and_(
+        TreatmentPlan.id == TreatmentPlanVersion.plan_id,
+        TreatmentPlan.current_version == TreatmentPlanVersion.version,
+    )
+    stmt = (
+        select(TreatmentPlanVersion)
+        .join(TreatmentPlan, current)
+        .where(TreatmentPlanVersion.plan_id.in_(plan_ids))
+    )
+    return rs.scope(stmt, TreatmentPlanVersion)
+
+
+def current_versions(
+    session: Session, actor: Actor, plans: Sequence[TreatmentPlan]
+) -> dict[int, TreatmentPlanVersion]:
+    """The current version (its details, its author) of each of `plans`, by plan id; one
+    query however many plans. A plan the actor may not see has none."""
+    if not plans:
+        return {}
+    params = reader(actor, plan_ids=[p.id for p in plans])
+    rows = session.scalars(scoped(_current_versions_stmt, actor), params)
+    return {v.plan_id: v for v in rows}

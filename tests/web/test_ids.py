@@ -10,7 +10,7 @@ from tests.conftest import DEMO_EMAILS, IsolatedClient, login
 
 
 @pytest.mark.parametrize(
-    "raw", ["99999999999999999999", "9223372036854775808", "0", "%D9%A3", "%C2%B2"]
+    "raw", ["99999999999999999999", "9223372036854775808", "2147483648", "0", "%D9%A3", "%C2%B2"]
 )
 def test_an_id_no_row_can_have_is_a_404_on_every_route(app: Flask, connection, raw: str) -> None:
     # Arrange: every rule with an integer argument, as the role its area is for

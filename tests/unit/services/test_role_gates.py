@@ -46,6 +46,7 @@ from portal.services import (
     attachments,
     labs,
     messaging,
+    patients,
     plans,
     profiles,
     schedule,
@@ -207,6 +208,7 @@ VERBS: tuple[Verb, ...] = (
     # messaging
     Verb(messaging.start_conversation, PM.MESSAGE_SEND, _new_thread),
     Verb(messaging.reply, PM.MESSAGE_SEND, lambda w, a: call(w.conversation_id, body="Thanks")),
+    Verb(messaging.inbox, PM.MESSAGE_SEND, lambda w, a: call()),
     # settings
     Verb(settings.set_message_retention_days, PM.SETTINGS_MANAGE, lambda w, a: call(90)),
     Verb(
@@ -221,6 +223,12 @@ VERBS: tuple[Verb, ...] = (
     ),
     # appointments
     Verb(appointments.book, PM.APPOINTMENT_BOOK, _open_slot),
+    Verb(appointments.list_for, PM.APPOINTMENT_BOOK, lambda w, a: call(upcoming=True)),
+    Verb(
+        appointments.slots_for,
+        PM.APPOINTMENT_BOOK,
+        lambda w, a: call(w.people.user("dr_chen").id, start=w.today, days=7),
+    ),
     Verb(
         appointments.set_status,
         PM.APPOINTMENT_MANAGE,
@@ -228,7 +236,11 @@ VERBS: tuple[Verb, ...] = (
     ),
     # profiles
     Verb(profiles.own_profile, PM.READ_OWN_RECORDS, lambda w, a: call()),
+    # patients
+    Verb(patients.search, PM.PATIENTS_LIST, lambda w, a: call()),
     # labs
+    Verb(labs.latest_page, PM.LAB_RESULT_READ, lambda w, a: call(labs.LabFilter())),
+    Verb(labs.result_history, PM.LAB_RESULT_READ, lambda w, a: call(w.published_result_id)),
     Verb(
         labs.create_result,
         PM.LAB_RESULT_WRITE,
@@ -268,6 +280,7 @@ VERBS: tuple[Verb, ...] = (
     Verb(plans.activate, PM.PLAN_WRITE, lambda w, a: call(w.draft_plan_id)),
     Verb(plans.complete, PM.PLAN_WRITE, lambda w, a: call(w.active_plan_id)),
     Verb(plans.acknowledge, PM.PLAN_ACKNOWLEDGE, lambda w, a: call(w.active_plan_id)),
+    Verb(plans.list_for, PM.PLAN_READ, lambda w, a: call(patient_id=w.patient_id)),
 )
 
 

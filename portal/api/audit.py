@@ -1,0 +1,141 @@
+"""The audit log (CONTRACT §6): the administrators' report and a patient's own access log.
+
+Both answer from `portal.audit.report`, the same functions as the admin page, its CSV export
+and the patient's profile page; who may read which is theirs to decide (403 otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from portal.access import Actor
+from portal.api import bp
+from portal.api.operations import operation
+from portal.api.schemas import Instant, PageOut, PageQuery, RecordId, Schema
+from portal.audit import report
+from portal.models import AuditAction, AuditOutcome
+
+TAG = "Audit"
+
+
+class AuditEventOut(Schema):
+    """One entry of the append-only log. Entries never change: `createdAt`, `updatedAt` and
+    `occurredAt` are the same moment."""
+
+    id: int
+    created_at: Instant
+    updated_at: Instant
+    occurred_at: Instant
+    #: Who acted, by user id (null for the system).
+    actor_id: int | None
+    actor_email: str | None
+    actor_role: str | None
+    action: AuditAction
+    entity_type: str
+    entity_id: str | None
+    #: The patient concerned (PatientProfile id), with their name and MRN.
+    patient_id: int | None
+    patient_name: str | None
+    patient_mrn: str | None
+    outcome: AuditOutcome
+    request_id: str | None
+    client_addr: str | None
+    user_agent: str | None
+    #: Non-PHI context: `via` (session or token), `channel` (page or api), versions, reasons.
+    metadata: dict[str, Any]
+
+
+class AuditEventsQuery(PageQuery):
+    """Filters; `from` and `to` are UTC dates, both included."""
+
+    actor_id: RecordId | None = None
+    patient_id: RecordId | None = None
+    action: AuditAction | None = None
+    since: date | None = Field(default=None, alias="from")
+    until: date | None = Field(default=None, alias="to")
+
+
+class AccessLogOut(Schema):
+    """Who viewed or changed the caller's records, in plain words (no internal ids)."""
+
+    occurred_at: Instant
+    who: str
+    role: str
+    action: str
+    record: str
+
+
+def _event(row: report.AuditRow) -> AuditEventOut:
+    return AuditEventOut(
+        id=row.id,
+        created_at=row.occurred_at,
+        updated_at=row.occurred_at,
+        occurred_at=row.occurred_at,
+        actor_id=row.actor_id,
+        actor_email=row.actor_email,
+        actor_role=row.actor_role,
+        action=AuditAction(row.action),
+        entity_type=row.entity_type,
+        entity_id=row.entity_id,
+        patient_id=row.patient_id,
+        patient_name=row.patient_name,
+        patient_mrn=row.patient_mrn,
+        outcome=AuditOutcome(row.outcome),
+        request_id=row.request_id,
+        client_addr=row.client_addr,
+        user_agent=row.user_agent,
+        metadata=json.loads(row.detail),
+    )
+
+
+@operation(
+    bp,
+    "GET",
+    "/audit-events",
+    summary="Audit entries",
+    tag=TAG,
+    query=AuditEventsQuery,
+    response=PageOut[AuditEventOut],
+    audit=(AuditAction.VIEW, "audit_log", None),
+    errors=(403,),
+)
+def list_audit_events(
+    session: Session, actor: Actor, *, query: AuditEventsQuery
+) -> PageOut[AuditEventOut]:
+    """Entries matching every filter given, newest first. Administrators only."""
+    filters = report.AuditFilters(
+        actor_id=query.actor_id,
+        patient_id=query.patient_id,
+        action=query.action,
+        date_from=query.since,
+        date_to=query.until,
+    )
+    page = report.audit_events(session, actor, filters, cursor=query.cursor, limit=query.limit)
+    return PageOut[AuditEventOut](
+        items=[_event(r) for r in page.rows], next_cursor=page.next_cursor
+    )
+
+
+@operation(
+    bp,
+    "GET",
+    "/me/access-log",
+    summary="Who viewed or changed my records",
+    tag=TAG,
+    query=PageQuery,
+    response=PageOut[AccessLogOut],
+    audit=(AuditAction.VIEW, "patient_profile", None),
+    errors=(403,),
+)
+def my_access_log(session: Session, actor: Actor, *, query: PageQuery) -> PageOut[AccessLogOut]:
+    """Staff and administrators who viewed or changed the caller's records, newest first (the
+    caller's own actions are not listed). Patients only."""
+    page = report.access_log_for_patient(session, actor, limit=query.limit, cursor=query.cursor)
+    return PageOut[AccessLogOut](
+        items=[AccessLogOut.model_validate(e) for e in page.rows], next_cursor=page.next_cursor
+    )

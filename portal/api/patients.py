@@ -1,0 +1,331 @@
+"""Patients and their lab results (CONTRACT §6): the roster, one profile, a patient's results,
+one result with its history, a new result and a correction or amendment.
+
+Every rule (who may see or change which patient or result, what a patient never sees, the
+catalog's defaults, when a reason is needed) is the patients' and labs' services'; this module
+parses, calls one verb and shapes the answer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from portal.access import Actor, get_or_404
+from portal.api import bp
+from portal.api.operations import operation
+from portal.api.schemas import Instant, PageOut, PageQuery, PatientOut, Record, Schema
+from portal.models import (
+    AuditAction,
+    Flag,
+    LabResult,
+    LabResultVersion,
+    PatientProfile,
+    ResultStatus,
+    Visibility,
+)
+from portal.services import labs
+from portal.services import patients as roster
+
+PATIENTS = "Patients"
+RESULTS = "Lab results"
+
+
+# --- Shapes ------------------------------------------------------------------------------------
+
+
+class PatientListQuery(PageQuery):
+    """`q` matches anywhere in the name or the medical record number."""
+
+    q: str | None = Field(default=None, max_length=100)
+
+
+class LabResultOut(Record):
+    """A result as the caller sees it: its newest version the caller may see."""
+
+    patient_id: int
+    test_code: str
+    test_name: str
+    category: str | None
+    status: ResultStatus
+    result_value: str
+    units: str | None
+    reference_range: str | None
+    #: How the value sits against its reference range, in words ("high", "normal"...).
+    flag: Flag
+    #: "provider_only" versions are never shown to the patient.
+    visibility: Visibility
+    #: When this version was published (null while preliminary).
+    published_at: Instant | None
+    #: The number of the version shown.
+    version: int
+    #: The user id of the provider who ordered the test.
+    ordered_by: int | None
+
+
+class LabResultVersionOut(Schema):
+    """One immutable version of a result: a correction or amendment adds one."""
+
+    id: int
+    version: int
+    status: ResultStatus
+    result_value: str
+    units: str | None
+    reference_range: str | None
+    flag: Flag
+    visibility: Visibility
+    #: Why this version exists (corrections and amendments).
+    reason: str | None
+    published_at: Instant | None
+    #: The user id of the provider who published it.
+    published_by: int | None
+    created_at: Instant
+    #: A version's content never changes; this is when it was last released or reviewed.
+    updated_at: Instant
+
+
+class LabResultDetailOut(LabResultOut):
+    """A result with every version of it the caller may see, newest first."""
+
+    versions: list[LabResultVersionOut]
+
+
+class LabResultListQuery(PageQuery):
+    """`status` is that of the version shown; `testCode` a LOINC code such as 2345-7."""
+
+    status: ResultStatus | None = None
+    test_code: str | None = Field(default=None, max_length=32)
+
+
+class LabResultIn(Schema):
+    """A new result. Blank `units` or `referenceRange` take the catalog's for a known code."""
+
+    test_code: str = Field(min_length=1, max_length=32)
+    test_name: str = Field(max_length=200)
+    result_value: str = Field(max_length=200)
+    units: str | None = Field(default=None, max_length=40)
+    reference_range: str | None = Field(default=None, max_length=80)
+    status: Literal["preliminary", "final"]
+    visibility: Visibility = Visibility.SHARED
+
+
+class LabResultVersionIn(Schema):
+    """A correction or amendment of a result; the earlier versions stay readable."""
+
+    result_value: str = Field(max_length=200)
+    units: str | None = Field(default=None, max_length=40)
+    reference_range: str | None = Field(default=None, max_length=80)
+    status: Literal["corrected", "amended"]
+    #: Shown to the patient with the result.
+    reason: str = Field(min_length=1, max_length=2000)
+    #: Omitted: the same as the version it follows.
+    visibility: Visibility | None = None
+
+
+def _result_out(result: LabResult, version: LabResultVersion) -> LabResultOut:
+    return LabResultOut(
+        id=result.id,
+        created_at=result.created_at,
+        updated_at=result.updated_at,
+        patient_id=result.patient_id,
+        test_code=result.test_code,
+        test_name=result.test_name,
+        category=result.category,
+        status=version.status,
+        result_value=version.result_value,
+        units=version.units,
+        reference_range=version.reference_range,
+        flag=version.flag,
+        visibility=version.visibility,
+        published_at=version.published_at,
+        version=version.version,
+        ordered_by=result.ordered_by_id,
+    )
+
+
+def _version_out(version: LabResultVersion) -> LabResultVersionOut:
+    changed = [t for t in (version.released_at, version.reviewed_at) if t is not None]
+    return LabResultVersionOut(
+        id=version.id,
+        version=version.version,
+        status=version.status,
+        result_value=version.result_value,
+        units=version.units,
+        reference_range=version.reference_range,
+        flag=version.flag,
+        visibility=version.visibility,
+        reason=version.change_reason,
+        published_at=version.published_at,
+        published_by=version.published_by_id,
+        created_at=version.created_at,
+        updated_at=max([version.created_at, *changed], key=datetime.timestamp),
+    )
+
+
+def _detail_out(result: LabResult, versions: list[LabResultVersion]) -> LabResultDetailOut:
+    shown = _result_out(result, versions[0])
+    return LabResultDetailOut(**dict(shown), versions=[_version_out(v) for v in versions])
+
+
+def _input(
+    body: LabResultIn | LabResultVersionIn, visibility: Visibility | None
+) -> labs.ResultInput:
+    return labs.ResultInput(
+        result_value=body.result_value,
+        units=body.units,
+        reference_range=body.reference_range,
+        status=ResultStatus(body.status),
+        visibility=visibility,
+    )
+
+
+# --- Patients ----------------------------------------------------------------------------------
+
+
+@operation(
+    bp,
+    "GET",
+    "/patients",
+    summary="Patients",
+    tag=PATIENTS,
+    query=PatientListQuery,
+    response=PageOut[PatientOut],
+    audit=(AuditAction.VIEW, "patient_list", None),
+    errors=(403,),
+)
+def list_patients(
+    session: Session, actor: Actor, *, query: PatientListQuery
+) -> PageOut[PatientOut]:
+    """A provider's assigned patients (an admin: every patient), A to Z by name."""
+    page = roster.search(session, actor, query.q, cursor=query.cursor, limit=query.limit)
+    return PageOut[PatientOut](
+        items=[PatientOut.model_validate(row.patient) for row in page.rows],
+        next_cursor=page.next_cursor,
+    )
+
+
+@operation(
+    bp,
+    "GET",
+    "/patients/<int:patient_id>",
+    summary="One patient",
+    tag=PATIENTS,
+    response=PatientOut,
+    audit=(AuditAction.VIEW, "patient_profile", "patient_id"),
+)
+def get_patient(session: Session, actor: Actor, patient_id: int) -> PatientOut:
+    """The patient themself, an assigned provider or an admin; 404 for anyone else."""
+    return PatientOut.model_validate(get_or_404(session, PatientProfile, patient_id, actor))
+
+
+# --- Lab results -------------------------------------------------------------------------------
+
+
+@operation(
+    bp,
+    "GET",
+    "/patients/<int:patient_id>/lab-results",
+    summary="A patient's lab results",
+    tag=RESULTS,
+    query=LabResultListQuery,
+    response=PageOut[LabResultOut],
+    audit=(AuditAction.VIEW, "lab_result_list", None),
+    errors=(403,),
+)
+def list_lab_results(
+    session: Session, actor: Actor, patient_id: int, *, query: LabResultListQuery
+) -> PageOut[LabResultOut]:
+    """The newest version the caller may see of each result, newest first (a patient: by
+    release to them; a provider: by last change). One query per page."""
+    filters = labs.LabFilter(
+        test_code=(query.test_code or "").strip() or None,
+        patient_id=patient_id,
+        status=query.status,
+    )
+    page = labs.latest_page(session, actor, filters, cursor=query.cursor, limit=query.limit)
+    return PageOut[LabResultOut](
+        items=[_result_out(row.result, row.version) for row in page.rows],
+        next_cursor=page.next_cursor,
+    )
+
+
+@operation(
+    bp,
+    "POST",
+    "/patients/<int:patient_id>/lab-results",
+    summary="Publish a lab result",
+    tag=RESULTS,
+    body=LabResultIn,
+    response=LabResultOut,
+    status=201,
+    idempotent=True,
+    errors=(403, 409),
+    example={
+        "testCode": "2345-7",
+        "testName": "Glucose",
+        "resultValue": "5.4",
+        "status": "final",
+        "visibility": "shared",
+    },
+)
+def create_lab_result(
+    session: Session, actor: Actor, patient_id: int, *, body: LabResultIn
+) -> LabResultOut:
+    """An assigned provider saves a preliminary result or publishes a final one; it reaches
+    the patient as the release policy of its category says."""
+    result = labs.create_result(
+        session,
+        actor,
+        patient_id,
+        test_code=body.test_code,
+        test_name=body.test_name,
+        data=_input(body, body.visibility),
+    )
+    _result, versions = labs.result_history(session, actor, result.id)
+    return _result_out(result, versions[0])
+
+
+@operation(
+    bp,
+    "GET",
+    "/lab-results/<int:result_id>",
+    summary="One lab result and its history",
+    tag=RESULTS,
+    response=LabResultDetailOut,
+    audit=(AuditAction.VIEW, "lab_result", "result_id"),
+    errors=(403,),
+)
+def get_lab_result(session: Session, actor: Actor, result_id: int) -> LabResultDetailOut:
+    """The newest version the caller may see, and every version they may see, newest first."""
+    result, versions = labs.result_history(session, actor, result_id)
+    return _detail_out(result, versions)
+
+
+@operation(
+    bp,
+    "POST",
+    "/lab-results/<int:result_id>/versions",
+    summary="Correct or amend a lab result",
+    tag=RESULTS,
+    body=LabResultVersionIn,
+    response=LabResultDetailOut,
+    status=201,
+    idempotent=True,
+    errors=(403, 409),
+    example={
+        "resultValue": "5.9",
+        "status": "corrected",
+        "reason": "The analyser was recalibrated.",
+    },
+)
+def add_lab_result_version(
+    session: Session, actor: Actor, result_id: int, *, body: LabResultVersionIn
+) -> LabResultDetailOut:
+    """An assigned provider adds a new version; the earlier ones stay readable, and the
+    patient is told when the new one reaches them."""
+    labs.add_version(session, actor, result_id, _input(body, body.visibility), reason=body.reason)
+    result, versions = labs.result_history(session, actor, result_id)
+    return _detail_out(result, versions)

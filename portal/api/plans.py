@@ -1,0 +1,186 @@
+"""Treatment plans: a patient's list, a new draft, and the lifecycle steps (CONTRACT §6).
+
+Every rule (who may see or change which plan, which state allows which step, drafts hidden
+from patients) is the plans service's; this module parses, calls one verb and shapes the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from portal.access import Actor, get_or_404
+from portal.api import bp
+from portal.api.operations import operation
+from portal.api.schemas import Instant, PageOut, PageQuery, Record, Schema
+from portal.models import AuditAction, PlanStatus, TreatmentPlan
+from portal.services import plans
+
+TAG = "Treatment plans"
+
+
+class PlanOut(Record):
+    """A plan as it is now: its current version's content and where it is in its lifecycle."""
+
+    patient_id: int
+    status: PlanStatus
+    summary: str
+    details: str
+    start_date: date | None
+    end_date: date | None
+    #: The current version's number; every change keeps the earlier versions.
+    version: int
+    #: The user id of the provider who wrote the plan.
+    created_by: int
+    activated_at: Instant | None
+    completed_at: Instant | None
+
+
+class PlanListQuery(PageQuery):
+    """`status` filters the list (a patient never sees drafts)."""
+
+    status: PlanStatus | None = None
+
+
+class PlanIn(Schema):
+    """A new draft. The plans service checks the rest (a summary, the end after the start)."""
+
+    summary: str = Field(max_length=300)
+    details: str = Field(default="", max_length=20_000)
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+def _shaped(session: Session, actor: Actor, rows: Sequence[TreatmentPlan]) -> list[PlanOut]:
+    """`rows` with their current versions' details (one query for all of them)."""
+    current = plans.current_versions(session, actor, rows)
+    return [
+        PlanOut(
+            id=p.id,
+            created_at=p.created_at,
+            updated_at=p.updated_at,
+            patient_id=p.patient_id,
+            status=p.status,
+            summary=p.summary,
+            details=current[p.id].details if p.id in current else "",
+            start_date=p.start_date,
+            end_date=p.end_date,
+            version=p.current_version,
+            created_by=p.author_id,
+            activated_at=p.activated_at,
+            completed_at=p.completed_at,
+        )
+        for p in rows
+    ]
+
+
+def _one(session: Session, actor: Actor, plan: TreatmentPlan) -> PlanOut:
+    return _shaped(session, actor, [plan])[0]
+
+
+@operation(
+    bp,
+    "GET",
+    "/patients/<int:patient_id>/treatment-plans",
+    summary="A patient's treatment plans",
+    tag=TAG,
+    query=PlanListQuery,
+    response=PageOut[PlanOut],
+    audit=(AuditAction.VIEW, "treatment_plan_list", None),
+    errors=(403,),
+)
+def list_treatment_plans(
+    session: Session, actor: Actor, patient_id: int, *, query: PlanListQuery
+) -> PageOut[PlanOut]:
+    """Newest first: active plans by activation, completed ones by completion, drafts and
+    the unfiltered list by creation. Patients never see drafts."""
+    page = plans.list_for(
+        session,
+        actor,
+        query.status,
+        patient_id=patient_id,
+        cursor=query.cursor,
+        limit=query.limit,
+    )
+    return PageOut[PlanOut](items=_shaped(session, actor, page.rows), next_cursor=page.next_cursor)
+
+
+@operation(
+    bp,
+    "POST",
+    "/patients/<int:patient_id>/treatment-plans",
+    summary="Write a draft plan",
+    tag=TAG,
+    body=PlanIn,
+    response=PlanOut,
+    status=201,
+    idempotent=True,
+    errors=(403, 409),
+    example={
+        "summary": "Blood pressure: lifestyle first",
+        "details": "Walk 30 minutes a day; less salt. Recheck in 6 weeks.",
+        "startDate": "2026-02-01",
+        "endDate": "2026-03-15",
+    },
+)
+def create_treatment_plan(
+    session: Session, actor: Actor, patient_id: int, *, body: PlanIn
+) -> PlanOut:
+    """A draft, seen by the care team only until it is activated."""
+    data = plans.PlanInput(body.summary, body.details, body.start_date, body.end_date)
+    return _one(session, actor, plans.create_draft(session, actor, patient_id, data))
+
+
+@operation(
+    bp,
+    "POST",
+    "/treatment-plans/<int:plan_id>/activate",
+    summary="Activate a draft",
+    tag=TAG,
+    response=PlanOut,
+    idempotent=True,
+    errors=(403, 409),
+)
+def activate_treatment_plan(session: Session, actor: Actor, plan_id: int) -> PlanOut:
+    """The draft becomes the patient's active plan (a new version; the draft stays in the
+    history), and the patient's other active plans are completed. 422 for a plan that is
+    not a draft."""
+    return _one(session, actor, plans.activate(session, actor, plan_id))
+
+
+@operation(
+    bp,
+    "POST",
+    "/treatment-plans/<int:plan_id>/complete",
+    summary="Complete an active plan",
+    tag=TAG,
+    response=PlanOut,
+    idempotent=True,
+    errors=(403, 409),
+)
+def complete_treatment_plan(session: Session, actor: Actor, plan_id: int) -> PlanOut:
+    """An active plan is completed (a new version). 422 for a plan that is not active."""
+    return _one(session, actor, plans.complete(session, actor, plan_id))
+
+
+@operation(
+    bp,
+    "POST",
+    "/treatment-plans/<int:plan_id>/acknowledge",
+    summary="Confirm having read the active plan",
+    tag=TAG,
+    response=PlanOut,
+    idempotent=True,
+    errors=(403, 409),
+)
+def acknowledge_treatment_plan(session: Session, actor: Actor, plan_id: int) -> PlanOut:
+    """The patient confirms they read the plan's current version; once per version (again
+    changes nothing). 422 for a plan that is not active."""
+    plans.acknowledge(session, actor, plan_id)
+    return _one(session, actor, get_or_404(session, TreatmentPlan, plan_id, actor))
+
+
+__all__ = ["PlanIn", "PlanListQuery", "PlanOut"]
