@@ -266,7 +266,7 @@ def list_lab_results(
     example={
         "testCode": "2345-7",
         "testName": "Glucose",
-        "resultValue": "5.4",
+        "resultValue": "92",
         "status": "final",
         "visibility": "shared",
     },
