@@ -31,7 +31,6 @@ from portal.api.schemas import (
 from portal.db import utcnow
 from portal.models import Appointment, AppointmentStatus, AuditAction
 from portal.services import accounts, appointments
-from portal.services.appointments import AppointmentError
 
 TAG = "Appointments"
 
@@ -267,11 +266,7 @@ def book_appointment(session: Session, actor: Actor, *, body: AppointmentIn) -> 
         start_at=body.start_at,
         reason=body.reason,
     )
-    # Raised inside the unit of work: the booking rolls back with the refusal.
-    if body.end_at is not None and body.end_at != visit.end_at:
-        raise AppointmentError("end_at", f"The slot at this time ends at {_z(visit.end_at)}.")
-    if body.location is not None and body.location != visit.location:
-        raise AppointmentError("location", "The slot at this time has another location.")
+    appointments.confirm_slot(visit, end_at=body.end_at, location=body.location)
     (out,) = _visits(session, [visit])
     return out
 
@@ -294,6 +289,3 @@ def cancel_appointment(
     (out,) = _visits(session, [visit])
     return out
 
-
-def _z(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

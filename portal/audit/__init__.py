@@ -249,14 +249,16 @@ def _refusal(original: Response) -> Response:
     headers and none of its body."""
     from portal.api.errors import is_api_request, problem
 
-    if is_api_request():
-        refused = problem(500)
-        for name in _KEPT_HEADERS:
-            for value in original.headers.getlist(name):
-                refused.headers.add(name, value)
-        refused.headers["Cache-Control"] = "no-store"
-        original.close()
-        return refused
+    refused = problem(500) if is_api_request() else _error_page()
+    for name in _KEPT_HEADERS:
+        for value in original.headers.getlist(name):
+            refused.headers.add(name, value)
+    refused.headers["Cache-Control"] = "no-store"
+    original.close()
+    return refused
+
+
+def _error_page() -> Response:
     try:
         body = render_template(
             "errors/error.html",
@@ -266,10 +268,4 @@ def _refusal(original: Response) -> Response:
         )
     except Exception:
         body = "<!doctype html><title>Server error</title><p>Something went wrong.</p>"
-    refused = current_app.response_class(body, status=500, mimetype="text/html")
-    for name in _KEPT_HEADERS:
-        for value in original.headers.getlist(name):
-            refused.headers.add(name, value)
-    refused.headers["Cache-Control"] = "no-store"
-    original.close()
-    return refused
+    return current_app.response_class(body, status=500, mimetype="text/html")

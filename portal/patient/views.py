@@ -395,8 +395,9 @@ def request_appointment() -> Page:
         chosen = _query_id("provider_id") or (team[0].id if team else None)
         form.provider_id.data = chosen
     slots: list[tuple[datetime, datetime, str | None]] = []
-    if chosen in {p.id for p in team}:
-        slots = booking.open_slots(s, chosen, utcnow().date())
+    provider = next((p for p in team if p.id == chosen), None)
+    if provider is not None:  # the service decides whose slots a patient may see (its team)
+        slots = booking.slots_for(s, actor, provider.user_id, start=utcnow().date(), days=14)
     form.start_at.choices = _slot_choices(slots)
     # The form only offers the open slots shown; `book` checks the start again (the slot may
     # have just been taken) and takes the visit's end and place from the slot itself.

@@ -170,6 +170,17 @@ def slots_for(
     return open_slots(session, provider.id, start, days)
 
 
+def confirm_slot(visit: Appointment, *, end_at: datetime | None, location: str | None) -> None:
+    """A client that also names the visit's end or place must name the slot's own: `book`
+    takes them from the slot, and a disagreement is refused rather than silently replaced
+    (raised in the booking's unit of work, so the booking rolls back with it)."""
+    if end_at is not None and end_at != visit.end_at:
+        ends = visit.end_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        raise AppointmentError("end_at", f"The slot at this time ends at {ends}.")
+    if location is not None and location != visit.location:
+        raise AppointmentError("location", "The slot at this time has another location.")
+
+
 def book(
     session: Session,
     actor: Actor,

@@ -306,3 +306,38 @@ def test_the_reference_page_renders(client: FlaskClient, openapi: dict[str, Any]
     text = page.get_data(as_text=True)
     for _method, _path, op in _operations(openapi):
         assert f'id="{op["operationId"]}"' in text
+
+
+def test_an_answer_whose_audit_entry_cannot_be_written_is_a_problem_without_phi(
+    api, people: Demo, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from portal.audit import chain
+    from tests.web.audit_support import entries_for
+
+    alice = api("alice")
+    pid = people.user("alice").patient.id
+
+    def broken(*_args: object) -> str:
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr(chain, "entry_hash", broken)
+    response = alice.get(f"/patients/{pid}/lab-results")
+    monkeypatch.undo()
+
+    body = _problem(response, 500)
+    assert "items" not in body
+    assert "no-store" in response.headers["Cache-Control"]
+    assert entries_for(session, response) == []
+
+
+def test_a_refused_request_about_another_patient_records_no_read_of_them(
+    api, people: Demo, session: Session
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.audit_support import entries_for
+
+    bob = people.user("bob").patient.id
+    # A query that does not validate is refused before anything is read: no record was shown.
+    response = api("alice").get(f"/patients/{bob}/lab-results", query_string={"limit": 0})
+    _problem(response, 422)
+    assert [e for e in entries_for(session, response) if e.patient_id == bob] == []
+    assert entries_for(session, response) == []

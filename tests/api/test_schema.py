@@ -15,7 +15,6 @@ Writes that the generated requests make stay in this module's own database.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,15 +31,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
-from portal import create_app, demo
-from portal.cli import upgrade_database
-from portal.extensions import db
+from portal import create_app
 from portal.models import AuthMethod, User
 from portal.services import sessions
 from portal.transactions import unit_of_work
-from tests.support import PASSWORD, app_config, new_database
+from tests.support import PASSWORD, app_config, served_app
 
 pytestmark = pytest.mark.served
 
@@ -91,21 +87,10 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The app over real HTTP on a free loopback port, with its own migrated, seeded database
-    (the pattern of tests/integration/conftest.py): generated writes stay in it."""
-    url = new_database(tmp_path_factory.mktemp("schema"), "schema")
-    app = create_app(app_config(url))
-    upgrade_database(app)
-    with app.app_context():
-        demo.seed(db.session)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Served(f"http://127.0.0.1:{server.server_port}", app)
-    finally:
-        server.shutdown()
-        app.extensions["portal.db"]["engine"].dispose()
+    """The app over real HTTP (tests/support.served_app): generated writes stay in its own
+    database."""
+    with served_app(tmp_path_factory.mktemp("schema"), "schema") as (app, base):
+        yield Served(base, app)
 
 
 @pytest.fixture(scope="module")
