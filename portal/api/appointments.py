@@ -288,4 +288,3 @@ def cancel_appointment(
     visit = appointments.cancel(session, actor, appointment_id, body.reason)
     (out,) = _visits(session, [visit])
     return out
-
