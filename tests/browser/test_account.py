@@ -46,7 +46,7 @@ def test_the_account_page_lists_devices_and_signs_one_out(
         # Sign every other device out, with the keyboard
         page.get_by_role("button", name="Sign out everywhere else").focus()
         page.keyboard.press("Enter")
-        expect(page.get_by_text("Every other device is signed out.")).to_be_visible()
+        expect(page.get_by_text("Every other device is signed out.", exact=True)).to_be_visible()
         # Assert: the phone is back at the sign-in page on its next step
         phone_page.reload()
         expect(phone_page.get_by_role("heading", name="Sign in")).to_be_visible()
