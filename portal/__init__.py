@@ -30,7 +30,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     ids.init_app(app)  # before any blueprint adds its `<int:...>` routes
 
-    from portal import api, audit, cli, errors
+    from portal import api, audit, cli, errors, realtime
     from portal.admin import bp as admin_bp
     from portal.auth import identity
     from portal.auth.views import bp as auth_bp
@@ -49,6 +49,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     for bp in (auth_bp, patient_bp, staff_bp, admin_bp):
         app.register_blueprint(bp)
     api.init_app(app)
+    realtime.init_app(app)
     errors.register(app)
     cli.register(app)
     return app

@@ -71,6 +71,15 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         "LOGIN_LOCKOUT": timedelta(minutes=15),
         # argon2id: library defaults in production; tests pass cheap parameters.
         "ARGON2_PARAMS": {},
+        # Real-time events (/ws): how often a process looks for new events on SQLite (PostgreSQL
+        # is woken by NOTIFY and looks this often only as a fallback), how often open sockets'
+        # sessions are re-checked, and how many missed events a reconnect replays before it is
+        # told to reload instead.
+        "REALTIME_POLL_INTERVAL": float(env.get("PORTAL_REALTIME_POLL", "0.1")),
+        "REALTIME_FALLBACK_POLL": 2.0,
+        "REALTIME_RECHECK_INTERVAL": float(env.get("PORTAL_REALTIME_RECHECK", "2")),
+        "REALTIME_REPLAY_MAX": 100,
+        "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 1024},
         # Off only for benchmarks measuring what auditing reads costs; never in production.
         "AUDIT_ENABLED": production
         or env.get("PORTAL_AUDIT_ENABLED", "1").lower() not in ("0", "false", "no", "off"),

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import requests
 from flask import Flask
+from simple_websocket import Client
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
@@ -73,4 +75,61 @@ def served_app(tmp: Path, label: str) -> Iterator[tuple[Flask, str]]:
         yield app, f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
+        app.extensions["portal.bus"].stop()
         app.extensions["portal.db"]["engine"].dispose()
+
+
+# --- Clients of a served app: a browser's session, an app's token, a page's socket -----------
+
+
+def csrf_of(s: requests.Session, url: str) -> str:
+    """The CSRF token of the page at `url`, read the way a browser gets it."""
+    page = s.get(url, timeout=30).text
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+def signed_in(base: str, email: str) -> requests.Session:
+    """A browser-like session signed in through the sign-in page."""
+    s = requests.Session()
+    token = csrf_of(s, base + "/login")
+    r = s.post(
+        base + "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 303, r.status_code
+    return s
+
+
+def bearer(base: str, email: str) -> dict[str, str]:
+    """Headers with a fresh API token for `email`."""
+    r = requests.post(
+        base + "/api/v1/auth/token",
+        json={"email": email, "password": PASSWORD, "client": "tests"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text[:300]
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+class _Client(Client):
+    """simple-websocket's client names the host without its port in `Host`; a browser
+    names both, and the server compares `Origin` with it."""
+
+    def handshake(self) -> None:
+        self.host = f"{self.host}:{self.port}"
+        super().handshake()
+
+
+def open_socket(
+    base: str, s: requests.Session | None, *, after: int | None = None, origin: str | None = None
+) -> Client:
+    """`/ws` as a page of `base` opens it: the session's cookie and the page's own origin."""
+    url = base.replace("http://", "ws://", 1) + "/ws" + ("" if after is None else f"?after={after}")
+    headers = {"Origin": origin or base}
+    if s is not None:
+        headers["Cookie"] = "; ".join(f"{c.name}={c.value}" for c in s.cookies)
+    return _Client(url, headers=headers)

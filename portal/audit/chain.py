@@ -87,6 +87,17 @@ def entry_hash(prev_hash: str, event: AuditEvent | str) -> str:
     return hashlib.sha256((prev_hash + "\n" + content).encode()).hexdigest()
 
 
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=CHAIN_LOCK_KEY)
+
+
+def hold_append_lock(session: Session) -> None:
+    """On PostgreSQL, take the append lock until the transaction ends (re-entrant). Other
+    orderings that must follow commit order (event ids) take this same lock, so no second
+    lock exists to deadlock against."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK)
+
+
 def chain_head(session: Session) -> str:
     """The newest entry's hash, taking the append lock first where the database has one.
 
@@ -94,8 +105,7 @@ def chain_head(session: Session) -> str:
     hosts until commit, so two writers never link to the same predecessor. SQLite serialises
     writers itself.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
+    hold_append_lock(session)
     last = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     return last or GENESIS
 
@@ -105,7 +115,6 @@ def chain_head(session: Session) -> str:
 _TABLE = cast(Table, AuditEvent.__table__)
 _HEAD = select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
 _INSERT = insert(_TABLE)
-_LOCK = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=CHAIN_LOCK_KEY)
 
 
 def append(conn: Connection, row: dict[str, Any], content: str) -> None:

@@ -1,15 +1,27 @@
-"""Stored notifications: staged in the same transaction as the change they announce."""
+"""Stored notifications: staged in the same transaction as the change they announce.
+
+They are also the real-time event stream (CONTRACT §7): a notification's id is its event id,
+so a socket that saw event N asks for what the reader may see after N (`events_after`), and a
+user who was away finds the same rows as "new" at the next sign-in.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Connection, Integer, Select, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from portal.access import Actor, RoleScope, reader, scoped, unscoped
+from portal.audit import chain
 from portal.db import utcnow
 from portal.models import EventType, Notification, PatientProfile
+
+#: The PostgreSQL channel that wakes every process's event bus when notifications commit.
+CHANNEL = "portal_events"
+_WAKE = text(f"SELECT pg_notify('{CHANNEL}', '')")
 
 
 def stage(
@@ -21,8 +33,21 @@ def stage(
     patient_id: int | None,
     text: str,
 ) -> None:
-    """One notification per recipient (users without an account yet are skipped)."""
-    for user_id in {u for u in user_ids if u is not None}:
+    """One notification per recipient (users without an account yet are skipped).
+
+    Event ids must grow in commit order, or a socket that has seen event 101 would never be
+    sent an event 100 that committed after it. SQLite's writers are serial already; on
+    PostgreSQL the audit chain's append lock (held to commit; every change appends to the
+    chain anyway) is taken before the ids are drawn, and `pg_notify` wakes the other
+    processes' buses only when the transaction commits.
+    """
+    recipients = {u for u in user_ids if u is not None}
+    if not recipients:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        chain.hold_append_lock(session)
+        session.execute(_WAKE)
+    for user_id in recipients:
         session.add(
             Notification(
                 user_id=user_id, patient_id=patient_id, type=type, entity_id=entity_id, text=text
@@ -66,3 +91,78 @@ def mark_read(
     if entity_id is not None:
         stmt = stmt.where(Notification.entity_id == entity_id)
     session.execute(stmt.values(read_at=utcnow()))
+
+
+# --- The event stream ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What a socket sends: ids and a time, never the notification's text (CONTRACT §7)."""
+
+    event_id: int
+    type: EventType
+    entity_id: int
+    patient_id: int | None
+    at: datetime
+
+    def payload(self) -> dict[str, object]:
+        at = self.at if self.at.tzinfo else self.at.replace(tzinfo=UTC)
+        return {
+            "type": str(self.type),
+            "id": self.entity_id,
+            "patientId": self.patient_id,
+            "at": at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "eventId": self.event_id,
+        }
+
+
+def _events_after_stmt(rs: RoleScope) -> Select[int, EventType, int, int | None, datetime]:
+    """The reader's own events after an id, oldest first, about patients they may see *now*:
+    a provider taken off a care team stops receiving that patient's events at once."""
+    visible = rs.patients(select(PatientProfile.id))
+    stmt = (
+        select(
+            Notification.id,
+            Notification.type,
+            Notification.entity_id,
+            Notification.patient_id,
+            Notification.created_at,
+        )
+        .where(
+            Notification.id > bindparam("after", type_=Integer),
+            or_(Notification.patient_id.is_(None), Notification.patient_id.in_(visible)),
+        )
+        .order_by(Notification.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return rs.own(stmt)
+
+
+def events_after(session: Session, actor: Actor, after: int, *, limit: int) -> list[Event]:
+    """Up to `limit` of the actor's events with ids above `after` (index `user_id, id`)."""
+    stmt = scoped(_events_after_stmt, actor)
+    rows = session.execute(stmt, reader(actor, after=after, limit=limit))
+    return [Event(id_, type_, entity, patient, at) for id_, type_, entity, patient, at in rows]
+
+
+_LATEST = unscoped(
+    select(func.coalesce(func.max(Notification.id), 0)), "the stream's position, no rows"
+)
+
+
+def latest_event_id(session: Session | Connection) -> int:
+    """The newest event id of anyone: a page rendered now has seen everything up to it, so
+    its socket asks for what comes after (ids carry no content: nothing is read here)."""
+    return int(session.scalar(_LATEST) or 0)
+
+
+def _one_event_stmt(rs: RoleScope) -> Select[Notification]:
+    return rs.own(select(Notification).where(Notification.id == bindparam("event_id")))
+
+
+def own_event(session: Session, actor: Actor, event_id: int) -> Notification | None:
+    """One of the actor's own notifications (its text is for them alone), or None."""
+    stmt = scoped(_one_event_stmt, actor)
+    found: Notification | None = session.scalar(stmt, reader(actor, event_id=event_id))
+    return found

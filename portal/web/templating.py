@@ -105,6 +105,8 @@ def init_app(app: Flask) -> None:
                 app.jinja_env.globals[name] = getattr(macros, name)
     app.jinja_env.globals["person"] = _person
     app.jinja_env.globals["FLAG_TEXT"] = FLAG_TEXT
+    # Where a page's socket starts: the stream's position when the page was read.
+    app.jinja_env.globals["events_position"] = lambda: notifications.latest_event_id(db.session)
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
     app.jinja_env.filters["flag_text"] = lambda flag: FLAG_TEXT.get(flag, "")
     app.jinja_env.filters["flag_badge"] = lambda flag: FLAG_BADGE[flag]

@@ -19,26 +19,8 @@ from portal.access import unscoped
 from portal.extensions import db
 from portal.models import AuditAction, AuditEvent, Message, User
 from tests.support import PASSWORD
-
-
-def _csrf(s: requests.Session, url: str) -> str:
-    page = s.get(url, timeout=30).text
-    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
-    assert match
-    return match.group(1)
-
-
-def _signed_in(base: str, email: str) -> requests.Session:
-    s = requests.Session()
-    token = _csrf(s, base + "/login")
-    r = s.post(
-        base + "/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert r.status_code == 303, r.status_code
-    return s
+from tests.support import csrf_of as _csrf
+from tests.support import signed_in as _signed_in
 
 
 def _all_at_once(calls: list[Callable[[], requests.Response]]) -> list[int]:

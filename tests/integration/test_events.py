@@ -1,0 +1,207 @@
+"""Real-time events over a real WebSocket (CONTRACT §7), against the served app.
+
+Changes are made the way people make them (the API with a provider's token, the pages with a
+session), and a patient's socket, opened the way the page opens it, receives ids only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from simple_websocket import Client, ConnectionClosed, ConnectionError
+
+from tests.support import bearer, csrf_of, open_socket, signed_in
+
+ALICE, BOB, CHEN = "alice@example.org", "bob@example.org", "dr.chen@example.org"
+
+
+def next_event(ws: Client, timeout: float = 5.0) -> dict[str, Any] | None:
+    raw = ws.receive(timeout=timeout)
+    return None if raw is None else json.loads(raw)
+
+
+def publish(base: str, chen: dict[str, str], patient_id: int, n: int, **extra: str) -> int:
+    r = requests.post(
+        f"{base}/api/v1/patients/{patient_id}/lab-results",
+        json={
+            "testCode": "2345-7",
+            "testName": "Glucose",
+            "resultValue": str(90 + n),
+            "units": "mg/dL",
+            "referenceRange": "70-99",
+            "status": "final",
+            **extra,
+        },
+        headers=chen,
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text[:300]
+    return int(r.json()["id"])
+
+
+def patient_id_of(base: str, email: str) -> int:
+    r = requests.get(base + "/api/v1/me", headers=bearer(base, email), timeout=30)
+    return int(r.json()["patient"]["id"])
+
+
+@pytest.fixture(scope="module")
+def people(served: tuple[Flask, str]) -> dict[str, Any]:
+    _app, base = served
+    return {
+        "chen": bearer(base, CHEN),
+        "alice_pid": patient_id_of(base, ALICE),
+        "bob_pid": patient_id_of(base, BOB),
+    }
+
+
+def test_a_published_result_reaches_the_patients_open_socket_as_ids(
+    served: tuple[Flask, str], people: dict[str, Any]
+) -> None:
+    _app, base = served
+    alice = signed_in(base, ALICE)
+    ws = open_socket(base, alice)
+    try:
+        result_id = publish(base, people["chen"], people["alice_pid"], 1)
+        event = next_event(ws)
+        assert event is not None
+        assert set(event) == {"type", "id", "patientId", "at", "eventId"}
+        assert (event["type"], event["id"], event["patientId"]) == (
+            "lab_result.published",
+            result_id,
+            people["alice_pid"],
+        )
+        assert "Glucose" not in json.dumps(event)  # ids only: no PHI travels on the socket
+        # Bob's result is not Alice's business: nothing arrives
+        publish(base, people["chen"], people["bob_pid"], 2)
+        assert next_event(ws, timeout=1.0) is None
+    finally:
+        ws.close()
+
+
+def test_a_held_result_announces_nothing_until_it_is_released(
+    served: tuple[Flask, str], people: dict[str, Any]
+) -> None:
+    _app, base = served
+    alice = signed_in(base, ALICE)
+    ws = open_socket(base, alice)
+    try:
+        # The catalog files BRCA1 under "genetic", whose results wait for a provider's review
+        result_id = publish(
+            base,
+            people["chen"],
+            people["alice_pid"],
+            3,
+            testCode="21636-6",
+            testName="BRCA1 gene mutations",
+            resultValue="Not detected",
+            units="",
+            referenceRange="",
+        )
+        assert next_event(ws, timeout=1.0) is None
+        chen = signed_in(base, CHEN)
+        token = csrf_of(chen, f"{base}/staff/results/{result_id}")
+        r = chen.post(
+            f"{base}/staff/results/{result_id}/release",
+            data={"csrf_token": token},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert r.status_code == 303, r.status_code
+        event = next_event(ws)
+        assert event is not None
+        assert (event["type"], event["id"]) == ("lab_result.published", result_id)
+    finally:
+        ws.close()
+
+
+def test_a_reconnecting_client_gets_exactly_what_it_missed(
+    served: tuple[Flask, str], people: dict[str, Any]
+) -> None:
+    _app, base = served
+    alice = signed_in(base, ALICE)
+    ws = open_socket(base, alice)
+    first = publish(base, people["chen"], people["alice_pid"], 4)
+    event = next_event(ws)
+    assert event is not None
+    assert event["id"] == first
+    last_seen = event["eventId"]
+    ws.close()
+    # Away: three changes happen
+    missed = [publish(base, people["chen"], people["alice_pid"], 5 + n) for n in range(3)]
+    ws = open_socket(base, alice, after=last_seen)
+    try:
+        got = [next_event(ws) for _ in range(3)]
+        assert [e["id"] for e in got if e] == missed
+        ids = [e["eventId"] for e in got if e]
+        assert ids == sorted(ids)
+        assert ids[0] > last_seen
+        assert next_event(ws, timeout=1.0) is None  # no duplicates
+    finally:
+        ws.close()
+
+
+def test_a_client_away_too_long_is_told_to_reload(
+    served: tuple[Flask, str], people: dict[str, Any]
+) -> None:
+    app, base = served
+    alice = signed_in(base, ALICE)
+    ws = open_socket(base, alice)
+    first = publish(base, people["chen"], people["alice_pid"], 10)
+    event = next_event(ws)
+    assert event is not None
+    assert event["id"] == first
+    ws.close()
+    limit = app.config["REALTIME_REPLAY_MAX"]
+    app.config["REALTIME_REPLAY_MAX"] = 2
+    try:
+        for n in range(3):
+            publish(base, people["chen"], people["alice_pid"], 11 + n)
+        ws = open_socket(base, alice, after=event["eventId"])
+        assert next_event(ws) == {"type": "reload"}
+        assert next_event(ws, timeout=1.0) is None
+        ws.close()
+    finally:
+        app.config["REALTIME_REPLAY_MAX"] = limit
+
+
+def test_signing_out_closes_the_socket_within_seconds(served: tuple[Flask, str]) -> None:
+    _app, base = served
+    alice = signed_in(base, ALICE)
+    ws = open_socket(base, alice)
+    token = csrf_of(alice, base + "/my/")
+    r = alice.post(base + "/logout", data={"csrf_token": token}, allow_redirects=False, timeout=30)
+    assert r.status_code in (302, 303)
+    started = time.monotonic()
+    with pytest.raises(ConnectionClosed) as closed:
+        _receive_until_closed(ws, within=10)
+    assert closed.value.reason == 4401
+    assert time.monotonic() - started < 5
+
+
+def _receive_until_closed(ws: Client, within: float) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        ws.receive(timeout=0.5)
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "http://127.0.0.1.evil.example", "null"])
+def test_a_foreign_origin_is_refused_at_the_handshake(
+    served: tuple[Flask, str], origin: str
+) -> None:
+    _app, base = served
+    alice = signed_in(base, ALICE)
+    with pytest.raises(ConnectionError) as refused:
+        open_socket(base, alice, origin=origin)
+    assert refused.value.status_code == 403
+
+
+def test_nobody_signed_in_gets_no_socket(served: tuple[Flask, str]) -> None:
+    _app, base = served
+    with pytest.raises(ConnectionError) as refused:
+        open_socket(base, None)
+    assert refused.value.status_code == 401
