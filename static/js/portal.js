@@ -213,6 +213,99 @@
   });
 
   // ---------------------------------------------------------------------------------------------
+  // Live events (CONTRACT §7). The socket says *that* something changed, as ids only; the parts
+  // of the page that show it fetch themselves again through their usual, scoped and audited
+  // routes: the nav badge (which also brings the one sentence to announce), and any element
+  // listening with hx-trigger="portal:<type> from:body" or "portal:<type>-<id> from:body".
+  // Without JavaScript, or without a socket, pages are exactly as before.
+
+  var live = { lastId: 0, attempt: 0, stopped: false };
+  var SESSION_ENDED = 4401; // the server's close code: signed out, so don't come back
+
+  function liveMeta() {
+    return document.querySelector('meta[name="portal-events"]');
+  }
+
+  function liveUrl(meta) {
+    var url = new URL(meta.getAttribute("content"), window.location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (live.lastId) {
+      url.searchParams.set("after", String(live.lastId));
+    } else {
+      live.lastId = parseInt(url.searchParams.get("after") || "0", 10) || 0;
+    }
+    return url.toString();
+  }
+
+  function connectLive() {
+    var meta = liveMeta();
+    if (!meta || live.stopped || !("WebSocket" in window) || !htmx) {
+      return;
+    }
+    var socket = new WebSocket(liveUrl(meta));
+    socket.onopen = function () {
+      live.attempt = 0;
+    };
+    socket.onmessage = function (message) {
+      var event;
+      try {
+        event = JSON.parse(message.data);
+      } catch (e) {
+        return;
+      }
+      if (event.type === "reload") {
+        reloadWhenSafe();
+      } else if (event.eventId > live.lastId) {
+        // Ids only grow: anything not above the last one was already shown.
+        live.lastId = event.eventId;
+        showEvent(event, meta);
+      }
+    };
+    socket.onclose = function (evt) {
+      if (evt.code === SESSION_ENDED) {
+        live.stopped = true; // the next page the person opens asks them to sign in
+        return;
+      }
+      // Exponential back-off with full jitter: after a restart, pages come back spread out.
+      var ceiling = Math.min(30000, 500 * Math.pow(2, live.attempt));
+      live.attempt += 1;
+      window.setTimeout(connectLive, Math.random() * ceiling);
+    };
+  }
+
+  function showEvent(event, meta) {
+    var badge = document.getElementById("nav-badge");
+    var src = meta.getAttribute("data-badge");
+    if (badge && src) {
+      // Replaces only the badge inside the link, so focus stays wherever the person has it.
+      htmx.ajax("GET", src.replace(/0$/, String(event.eventId)), { target: badge, swap: "outerHTML" });
+    }
+    htmx.trigger(document.body, "portal:" + event.type, event);
+    htmx.trigger(document.body, "portal:" + event.type + "-" + event.id, event);
+  }
+
+  /** Away too long for a replay: reload, unless that would lose something being typed. */
+  function reloadWhenSafe() {
+    var fields = document.querySelectorAll("textarea, input, select");
+    for (var i = 0; i < fields.length; i++) {
+      var el = fields[i];
+      var changed = el.type === "checkbox" || el.type === "radio" ? el.checked !== el.defaultChecked
+        : el.tagName !== "SELECT" && el.type !== "hidden" && el.value !== el.defaultValue;
+      if (changed) {
+        announce("There are new updates. Reload the page to see them.");
+        return;
+      }
+    }
+    window.location.reload();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", connectLive);
+  } else {
+    connectLive();
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Confirmation: <form data-confirm="Cancel this appointment?"> (or on its submit button).
   // Capture phase, so the question comes before htmx sees the submit. Without JS it just submits.
 
