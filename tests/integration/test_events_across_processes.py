@@ -1,0 +1,187 @@
+"""Events across processes, in the production layout of `Procfile`: the pages and the API
+served by gunicorn's sync workers (`web`, two of them), the sockets by a threaded worker
+(`ws`), one database. A change made through `web` reaches a socket held by `ws`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from simple_websocket import Client, ConnectionClosed, ConnectionError
+
+from tests.support import app_config, bearer, csrf_of, new_database, open_socket, signed_in
+
+ROOT = Path(__file__).resolve().parents[2]
+ALICE, CHEN = "alice@example.org", "dr.chen@example.org"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _gunicorn(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    command = [gunicorn, "--no-control-socket", "-b", f"127.0.0.1:{port}", *args, "wsgi:app"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base + "/login", timeout=2).status_code == 200:
+                return process, base
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"gunicorn {args} did not start")
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    from portal import create_app, demo
+    from portal.cli import upgrade_database
+    from portal.extensions import db
+
+    url = new_database(tmp_path_factory.mktemp("processes"), "processes")
+    app = create_app(app_config(url))
+    upgrade_database(app)
+    with app.app_context():
+        demo.seed(db.session)
+    app.extensions["portal.db"]["engine"].dispose()
+    env = {
+        **os.environ,
+        "PORTAL_ENV": "development",
+        "DATABASE_URL": url,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
+    }
+    web, web_base = _gunicorn(env, "-k", "sync", "-w", "2")
+    ws, ws_base = _gunicorn(env, "-k", "gthread", "-w", "1", "--threads", "50")
+    try:
+        yield web_base, ws_base
+    finally:
+        for process in (web, ws):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def next_event(ws: Client, timeout: float = 5.0) -> dict[str, Any] | None:
+    raw = ws.receive(timeout=timeout)
+    return None if raw is None else json.loads(raw)
+
+
+def _publish(web: str, chen: dict[str, str], patient_id: int, value: str) -> int:
+    r = requests.post(
+        f"{web}/api/v1/patients/{patient_id}/lab-results",
+        json={
+            "testCode": "2345-7",
+            "testName": "Glucose",
+            "resultValue": value,
+            "units": "mg/dL",
+            "referenceRange": "70-99",
+            "status": "final",
+        },
+        headers=chen,
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text[:300]
+    return int(r.json()["id"])
+
+
+def _alice_patient_id(web: str) -> int:
+    me = requests.get(f"{web}/api/v1/me", headers=bearer(web, ALICE), timeout=30)
+    return int(me.json()["patient"]["id"])
+
+
+def test_changes_through_the_other_processes_reach_the_socket(layout: tuple[str, str]) -> None:
+    web, ws_base = layout
+    alice, chen = signed_in(web, ALICE), signed_in(web, CHEN)
+    alice_socket = open_socket(ws_base, alice)
+    chen_socket = open_socket(ws_base, chen)
+    try:
+        # The API, through `web`: dr.chen publishes; Alice's socket on `ws` hears of it
+        result_id = _publish(web, bearer(web, CHEN), _alice_patient_id(web), "101")
+        event = next_event(alice_socket)
+        assert event is not None
+        assert (event["type"], event["id"]) == ("lab_result.published", result_id)
+        # A page form, through `web`: Alice writes; dr.chen's socket on `ws` hears of it
+        page = alice.get(web + "/my/messages", timeout=30).text
+        thread = re.findall(r'href="/my/messages/(\d+)"', page)[0]
+        token = csrf_of(alice, f"{web}/my/messages/{thread}")
+        sent = alice.post(
+            f"{web}/my/messages/{thread}/reply",
+            data={"csrf_token": token, "body": "Thank you, doctor."},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert sent.status_code == 303, sent.status_code
+        event = next_event(chen_socket)
+        assert event is not None
+        assert (event["type"], event["id"]) == ("message.created", int(thread))
+    finally:
+        alice_socket.close()
+        chen_socket.close()
+
+
+def test_a_client_back_from_away_gets_exactly_the_three_it_missed(
+    layout: tuple[str, str],
+) -> None:
+    web, ws_base = layout
+    alice = signed_in(web, ALICE)
+    chen, patient_id = bearer(web, CHEN), _alice_patient_id(web)
+    ws = open_socket(ws_base, alice)
+    _publish(web, chen, patient_id, "102")
+    event = next_event(ws)
+    assert event is not None
+    ws.close()
+    missed = [_publish(web, chen, patient_id, str(103 + n)) for n in range(3)]
+    ws = open_socket(ws_base, alice, after=event["eventId"])
+    try:
+        got = [next_event(ws) for _ in range(3)]
+        assert [e["id"] for e in got if e is not None] == missed
+        assert next_event(ws, timeout=1.0) is None
+    finally:
+        ws.close()
+
+
+def test_signing_out_everywhere_else_closes_the_socket(layout: tuple[str, str]) -> None:
+    web, ws_base = layout
+    phone, laptop = signed_in(web, ALICE), signed_in(web, ALICE)
+    ws = open_socket(ws_base, phone)
+    token = csrf_of(laptop, web + "/account")
+    r = laptop.post(
+        web + "/account/devices/sign-out-others",
+        data={"csrf_token": token},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 303, r.status_code
+    with pytest.raises(ConnectionClosed) as closed:
+        _receive_for(ws, seconds=10)
+    assert closed.value.reason == 4401
+
+
+def _receive_for(ws: Client, seconds: float) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        ws.receive(timeout=0.5)
+
+
+def test_a_foreign_origin_is_refused(layout: tuple[str, str]) -> None:
+    web, ws_base = layout
+    alice = signed_in(web, ALICE)
+    with pytest.raises(ConnectionError) as refused:
+        open_socket(ws_base, alice, origin="https://evil.example")
+    assert refused.value.status_code == 403
