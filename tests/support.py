@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
+ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "Demo-Portal-2026!"
 CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
 
@@ -133,3 +138,28 @@ def open_socket(
     if s is not None:
         headers["Cookie"] = "; ".join(f"{c.name}={c.value}" for c in s.cookies)
     return _Client(url, headers=headers)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gunicorn(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`gunicorn wsgi:app` with `args` on a free loopback port, once it answers; the caller
+    stops it. `env` configures the app (DATABASE_URL, secrets) as in production."""
+    port = _free_port()
+    exe = str(Path(sys.executable).with_name("gunicorn"))
+    command = [exe, "--no-control-socket", "-b", f"127.0.0.1:{port}", *args, "wsgi:app"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base + "/login", timeout=2).status_code == 200:
+                return process, base
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"gunicorn {args} did not start")

@@ -7,45 +7,25 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from simple_websocket import Client, ConnectionClosed, ConnectionError
 
-from tests.support import app_config, bearer, csrf_of, new_database, open_socket, signed_in
+from tests.support import (
+    app_config,
+    bearer,
+    csrf_of,
+    gunicorn,
+    new_database,
+    open_socket,
+    signed_in,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 ALICE, CHEN = "alice@example.org", "dr.chen@example.org"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _gunicorn(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    command = [gunicorn, "--no-control-socket", "-b", f"127.0.0.1:{port}", *args, "wsgi:app"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(base + "/login", timeout=2).status_code == 200:
-                return process, base
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"gunicorn {args} did not start")
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +47,8 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
     }
-    web, web_base = _gunicorn(env, "-k", "sync", "-w", "2")
-    ws, ws_base = _gunicorn(env, "-k", "gthread", "-w", "1", "--threads", "50")
+    web, web_base = gunicorn(env, "-k", "sync", "-w", "2")
+    ws, ws_base = gunicorn(env, "-k", "gthread", "-w", "1", "--threads", "50")
     try:
         yield web_base, ws_base
     finally:

@@ -1,0 +1,175 @@
+"""Live events under the Procfile's layout: delivery latency, idle sockets, and what they cost
+the pages.
+
+    .venv/bin/python bench/realtime.py                                  # SQLite
+    scripts/with-postgres.sh .venv/bin/python bench/realtime.py          # PostgreSQL
+
+Starts gunicorn `web` (2 sync workers) and `ws` (1 threaded worker) on one demo-seeded
+database, then:
+
+1. latency: 200 times, dr.chen publishes a result for Alice through the API on `web`; the
+   time from sending that request to Alice's socket on `ws` receiving the event (p50, p95),
+   and from the API's answer to the event;
+2. idle sockets: the `ws` worker's resident memory before and after opening SOCKETS (1,000)
+   idle sockets;
+3. pages: `wrk -t2 -c16 -d10s` on `/my/lab-results` (web) without, with, and again without
+   those sockets open.
+
+Knobs: EVENTS=200 SOCKETS=1000 DURATION=10s. Needs `wrk`. Loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support import (  # noqa: E402  (the repository root is put on the path first)
+    app_config,
+    bearer,
+    gunicorn,
+    new_database,
+    open_socket,
+    signed_in,
+)
+
+EVENTS = int(os.environ.get("EVENTS", "200"))
+SOCKETS = int(os.environ.get("SOCKETS", "1000"))
+DURATION = os.environ.get("DURATION", "10s")
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(match.group(1)) if match else 0
+
+
+def worker_of(master: int) -> int:
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
+    return int(out.split()[0])
+
+
+def wrk(url: str, cookie: str) -> float:
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{DURATION}", "-H", f"Cookie: {cookie}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match, out
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    assert non2xx is None, out
+    return float(match.group(1))
+
+
+def main() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, SOCKETS * 3 + 1024), hard))
+    from portal import create_app, demo
+    from portal.cli import upgrade_database
+    from portal.extensions import db
+
+    url = new_database(Path(tempfile.mkdtemp(prefix="portal-rt-")), "realtime")
+    app = create_app(app_config(url))
+    upgrade_database(app)
+    with app.app_context():
+        demo.seed(db.session)
+    app.extensions["portal.db"]["engine"].dispose()
+    env = {
+        **os.environ,
+        "PORTAL_ENV": "development",
+        "DATABASE_URL": url,
+        "SECRET_KEY": "bench-secret-key-not-for-production",
+        "ATTACHMENT_KEY": "bench-attachment-key-not-for-production",
+    }
+    web, web_base = gunicorn(env, "-k", "sync", "-w", "2")
+    ws, ws_base = gunicorn(
+        env, "-k", "gthread", "-w", "1", "--threads", str(SOCKETS + 100), "--keep-alive", "0"
+    )
+    backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    try:
+        alice = signed_in(web_base, "alice@example.org")
+        chen = bearer(web_base, "dr.chen@example.org")
+        me = requests.get(web_base + "/api/v1/me", headers=bearer(web_base, "alice@example.org"))
+        patient_id = me.json()["patient"]["id"]
+        sock = open_socket(ws_base, alice)
+        total, after_answer = [], []
+        for n in range(EVENTS):
+            # Changes come at random moments, not in step with the SQLite poll.
+            time.sleep(random.uniform(0, 0.1))
+            started = time.perf_counter()
+            r = requests.post(
+                f"{web_base}/api/v1/patients/{patient_id}/lab-results",
+                json={
+                    "testCode": "2345-7",
+                    "testName": "Glucose",
+                    "resultValue": str(80 + n % 40),
+                    "units": "mg/dL",
+                    "referenceRange": "70-99",
+                    "status": "final",
+                },
+                headers=chen,
+                timeout=30,
+            )
+            answered = time.perf_counter()
+            assert r.status_code == 201, r.text[:200]
+            raw = sock.receive(timeout=10)
+            arrived = time.perf_counter()
+            assert raw is not None and json.loads(raw)["id"] == r.json()["id"], raw
+            total.append((arrived - started) * 1000)
+            after_answer.append((arrived - answered) * 1000)
+        sock.close()
+
+        def pct(values: list[float], q: int) -> float:
+            return statistics.quantiles(values, n=100)[q - 1]
+
+        print(
+            f"RESULT {backend} latency publish->socket over {EVENTS}: "
+            f"p50 {pct(total, 50):.1f} ms p95 {pct(total, 95):.1f} ms; "
+            f"after the API's answer p50 {pct(after_answer, 50):.1f} ms "
+            f"p95 {pct(after_answer, 95):.1f} ms"
+        )
+
+        worker = worker_of(ws.pid)
+        page = web_base + "/my/lab-results"
+        cookie = "; ".join(f"{c.name}={c.value}" for c in alice.cookies)
+        before_rss = rss_kib(worker)
+        quiet_1 = wrk(page, cookie)
+        idle = [open_socket(ws_base, alice) for _ in range(SOCKETS)]
+        time.sleep(3)  # let the bus re-check them at least once
+        held_rss = rss_kib(worker)
+        loaded = wrk(page, cookie)
+        print(
+            f"RESULT {backend} {SOCKETS} idle sockets in one ws worker: RSS {before_rss / 1024:.1f}"
+            f" -> {held_rss / 1024:.1f} MiB ({(held_rss - before_rss) / SOCKETS:.0f} KiB each)"
+        )
+        for s in idle:
+            s.close()
+        time.sleep(3)
+        quiet_2 = wrk(page, cookie)
+        quiet = (quiet_1 + quiet_2) / 2
+        print(
+            f"RESULT {backend} /my/lab-results req/s: without sockets {quiet_1:.1f} and "
+            f"{quiet_2:.1f}, with {SOCKETS} open {loaded:.1f} ({loaded / quiet:.2f}x)"
+        )
+    finally:
+        for process in (web, ws):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
