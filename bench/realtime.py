@@ -128,7 +128,8 @@ def main() -> None:
             assert r.status_code == 201, r.text[:200]
             raw = sock.receive(timeout=10)
             arrived = time.perf_counter()
-            assert raw is not None and json.loads(raw)["id"] == r.json()["id"], raw
+            assert raw is not None
+            assert json.loads(raw)["id"] == r.json()["id"], raw
             total.append((arrived - started) * 1000)
             after_answer.append((arrived - answered) * 1000)
         sock.close()
