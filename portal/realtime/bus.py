@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Connection, Integer, bindparam, select
+from sqlalchemy import Connection, Engine, Integer, bindparam, select
 from sqlalchemy.orm import Session
 
 from portal.access import unscoped
@@ -57,7 +57,10 @@ class Subscription:
     def wait(self, timeout: float) -> bool:
         """Sleep until there may be new events (True) or `timeout` passes (False)."""
         woke = self._wake.wait(timeout)
-        self._wake.clear()
+        if woke:
+            # Cleared before the caller reads, so a wake-up arriving during that read stays
+            # set for the next turn; clearing after a timeout could drop one.
+            self._wake.clear()
         return woke
 
     def wake(self) -> None:
@@ -104,10 +107,6 @@ class Bus:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def open_sockets(self) -> int:
-        with self._lock:
-            return sum(len(s) for s in self._subs.values())
-
     # --- the thread ---------------------------------------------------------------------------
 
     def _ensure_running(self) -> None:
@@ -115,29 +114,35 @@ class Bus:
         # workers would not exist in them.
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
             return
+        # The starting position is read before the first subscriber reads its catch-up, so an
+        # event committed in between is above it and wakes that subscriber.
+        with self._engine().connect() as conn:
+            cursor = notifications.latest_event_id(conn)
         self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._run, name="portal-event-bus", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(cursor,), name="portal-event-bus", daemon=True
+        )
         self._thread.start()
 
-    def _run(self) -> None:
-        with self._app.app_context():
-            from portal.extensions import db
+    def _engine(self) -> Engine:
+        engine: Engine = self._app.extensions["portal.db"]["engine"]
+        return engine
 
-            engine = db.engine
+    def _run(self, cursor: int) -> None:
+        with self._app.app_context():
+            engine = self._engine()
             config = self._app.config
             postgres = engine.dialect.name == "postgresql"
             poll = config["REALTIME_FALLBACK_POLL" if postgres else "REALTIME_POLL_INTERVAL"]
             recheck_every = config["REALTIME_RECHECK_INTERVAL"]
             idle, absolute = identity.limits(AuthMethod.SESSION)
-            # Each read in a connection of its own, given back (and its transaction ended)
-            # when the block ends.
-            with engine.connect() as conn:
-                cursor = notifications.latest_event_id(conn)
             wait = _Listener(engine, poll) if postgres else _Sleeper(poll, self._stopping)
             next_recheck = time.monotonic() + recheck_every
             while not self._stopping.is_set():
                 try:
                     wait()
+                    # A connection of its own each turn, given back (its transaction ended)
+                    # when the block ends.
                     with engine.connect() as conn:
                         cursor = self._wake_new(conn, cursor)
                         if time.monotonic() >= next_recheck:
@@ -201,6 +206,7 @@ class _Listener:
             conn.autocommit = True
             conn.execute(f"LISTEN {notifications.CHANNEL}")
             self._conn = conn
+            return  # listening now: look once for what committed before it was
         try:
             for _ in self._conn.notifies(timeout=self._fallback, stop_after=1):
                 pass
