@@ -160,7 +160,7 @@ def main() -> None:
             for s in idle:
                 s.close()
             time.sleep(3)
-        before_rss, held_rss = rss[-1]
+        before_rss, held_rss = rss[0]  # the first opening: later ones reuse freed memory
         print(
             f"RESULT {backend} {SOCKETS} idle sockets in one ws worker: RSS {before_rss / 1024:.1f}"
             f" -> {held_rss / 1024:.1f} MiB ({(held_rss - before_rss) / SOCKETS:.0f} KiB each)"
