@@ -28,10 +28,13 @@ install: ## Create .venv if missing and install the project with its dev extras
 	@rm -f $(INSTALLED)
 	@$(MAKE) --no-print-directory $(INSTALLED)
 
-run: $(INSTALLED) ## Upgrade the database, seed demo data if empty, serve on http://127.0.0.1:5000
+run: $(INSTALLED) ## Upgrade the database, seed demo data if empty, serve on http://127.0.0.1:5000 with the background jobs
 	$(FLASK) db upgrade
 	$(FLASK) demo seed --if-empty
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	@# The background worker (timed result release, message purge) runs beside the server and
+	@# stops with it.
+	$(FLASK) worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+		$(FLASK) run --host 127.0.0.1 --port 5000
 
 test: ## Run the whole suite on SQLite, then on a throwaway PostgreSQL (PYTEST_ARGS=... to pass)
 	bash scripts/test.sh $(PYTEST_ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import click
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from portal.extensions import db
 from portal.transactions import unit_of_work
@@ -22,6 +23,7 @@ audit_cli = AppGroup("audit", help="The audit log.")
 labs_cli = AppGroup("labs", help="Lab result jobs.")
 users_cli = AppGroup("users", help="Staff accounts (the first admin is made here).")
 messages_cli = AppGroup("messages", help="Secure message jobs.")
+jobs_cli = AppGroup("jobs", help="Background jobs (`worker` runs them on their schedules).")
 
 
 def alembic_config(url: str) -> Config:
@@ -94,6 +96,26 @@ def labs_release_due() -> None:
     click.echo(f"Released {count} result versions.")
 
 
+@jobs_cli.command("run-once")
+def jobs_run_once() -> None:
+    """Run every background job once (cron-style deployments, tests)."""
+    from portal import jobs
+
+    for name, done in jobs.run_once().items():
+        click.echo(f"{name}: {'another worker is running it' if done is None else done}")
+
+
+@click.command("worker")
+@with_appcontext
+def worker() -> None:
+    """Run the background jobs, each on its schedule, until stopped (Procfile `worker:`)."""
+    from portal import jobs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    click.echo("Background jobs: " + ", ".join(f"{j.name} every {j.every}" for j in jobs.JOBS))
+    jobs.run_forever()
+
+
 @messages_cli.command("purge")
 def messages_purge() -> None:
     """Delete threads older than the clinic's retention period (run daily from a scheduler)."""
@@ -134,5 +156,6 @@ def users_create(email: str, role: str, display_name: str, specialty: str | None
 
 
 def register(app: Flask) -> None:
-    for group in (db_cli, demo_cli, audit_cli, labs_cli, users_cli, messages_cli):
+    for group in (db_cli, demo_cli, audit_cli, labs_cli, users_cli, messages_cli, jobs_cli):
         app.cli.add_command(group)
+    app.cli.add_command(worker)
