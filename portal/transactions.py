@@ -43,7 +43,7 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
         session.commit()
     except IntegrityError as exc:
         session.rollback()
-        if _is_unique_violation(exc):
+        if is_unique_violation(exc):
             raise Conflict("That was just done. Please reload the page to see it.") from exc
         raise
     except BaseException:
@@ -51,7 +51,7 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
         raise
 
 
-def _is_unique_violation(exc: IntegrityError) -> bool:
+def is_unique_violation(exc: IntegrityError) -> bool:
     """A duplicate key (a race two identical requests ran), not a broken rule or a bug."""
     state = getattr(exc.orig, "sqlstate", None)  # psycopg: 23505 unique_violation
     return state == "23505" or "UNIQUE constraint failed" in str(exc.orig)

@@ -249,13 +249,14 @@ def list_appointments(
     response=AppointmentOut,
     status=201,
     idempotent=True,
-    errors=(403,),
+    errors=(403, 409),
     example={"providerId": 2, "startAt": "2030-01-08T09:00:00Z", "reason": "Knee pain"},
 )
 def book_appointment(session: Session, actor: Actor, *, body: AppointmentIn) -> AppointmentOut:
     """A patient's request (`requested`) or a provider's booking (`scheduled`). A start that
-    is not an open slot now is a 422 on `startAt`; a provider not on the patient's care team
-    one on `providerId`."""
+    is not an open slot now is a 422 on `startAt`, one another visit holds (perhaps booked a
+    moment ago) a 409 "That time was just taken"; a provider not on the patient's care team
+    a 422 on `providerId`."""
     provider = accounts.active_provider_for_user(session, body.provider_id)
     visit = appointments.book(
         session,

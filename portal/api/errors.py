@@ -93,4 +93,4 @@ def from_invalid(exc: InvalidRequest) -> Response:
 
 def from_service(exc: ServiceError) -> Response:
     field = to_camel(exc.field) if exc.field else "request"
-    return problem(422, exc.message, {field: [exc.message]})
+    return problem(exc.status, exc.message, {field: [exc.message]})

@@ -1,6 +1,7 @@
 """Every model, imported here so Alembic and the access rules see the whole schema."""
 
 from portal.models.appointments import (
+    HOLDS_SLOT,
     Appointment,
     AppointmentStatus,
     AvailabilityException,
@@ -44,6 +45,7 @@ __all__ = [
     "ActivationCode",
     "Appointment",
     "AppointmentStatus",
+    "HOLDS_SLOT",
     "Attachment",
     "AuditAction",
     "AuditEvent",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, Timestamps, intpk
@@ -18,6 +18,11 @@ class AppointmentStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     NO_SHOW = "no_show"
+
+
+#: The statuses of a visit that holds its provider's slot: no one else may book that time.
+HOLDS_SLOT = (AppointmentStatus.REQUESTED, AppointmentStatus.SCHEDULED)
+_HOLDS_SLOT_SQL = text("status IN ({})".format(", ".join(f"'{s.value}'" for s in HOLDS_SLOT)))
 
 
 class Appointment(PatientOwned, Timestamps, Base):
@@ -37,6 +42,16 @@ class Appointment(PatientOwned, Timestamps, Base):
         CheckConstraint("end_at > start_at", name="ends_after_start"),
         Index("ix_appointment_patient_start", "patient_id", "start_at"),
         Index("ix_appointment_provider_start", "provider_id", "start_at"),
+        # One active visit per provider and start, whoever wins a race between two bookings
+        # that both saw the slot open (migration 0005).
+        Index(
+            "uq_appointment_provider_start_active",
+            "provider_id",
+            "start_at",
+            unique=True,
+            postgresql_where=_HOLDS_SLOT_SQL,
+            sqlite_where=_HOLDS_SLOT_SQL,
+        ),
     )
 
 

@@ -82,8 +82,13 @@ class AppointmentForm(FlaskForm):
     provider_id = SelectField(
         "With", coerce=optional_int, validators=[DataRequired("Choose who you want to see.")]
     )
+    # Not checked against the times offered: one taken since the form was shown must reach
+    # `book`, which says so ("That time was just taken") and checks every start anyway.
     start_at = SelectField(
-        "Time", validators=[DataRequired("Choose a time.")], description="Times are in UTC."
+        "Time",
+        validators=[DataRequired("Choose a time.")],
+        description="Times are in UTC.",
+        validate_choice=False,
     )
     reason = TextAreaField(
         "Reason for the visit",

@@ -408,7 +408,7 @@ def request_appointment() -> Page:
             actor,
             patient_id=actor.patient_id or 0,
             provider_id=form.provider_id.data or 0,
-            start_at=datetime.fromisoformat(form.start_at.data or ""),
+            start_at=_chosen_start(form.start_at.data),
             reason=form.reason.data,
         ),
     )
@@ -420,6 +420,14 @@ def request_appointment() -> Page:
         "patient/request_appointment.html", fragment="booking", form=form, team=team, slots=slots
     )
     return body, status
+
+
+def _chosen_start(raw: str | None) -> datetime:
+    """The start of the slot the form posted; text that is none is refused like a gone slot."""
+    try:
+        return datetime.fromisoformat(raw or "")
+    except ValueError:
+        raise booking.AppointmentError("start_at", booking.UNAVAILABLE) from None
 
 
 def _slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[SelectChoice]:

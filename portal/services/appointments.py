@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
@@ -22,6 +23,7 @@ from portal.access import (
 )
 from portal.db import UTCDateTime, utcnow
 from portal.models import (
+    HOLDS_SLOT,
     Appointment,
     AppointmentStatus,
     AuditAction,
@@ -35,9 +37,10 @@ from portal.models import (
 )
 from portal.services import accounts, messaging, notifications, paging
 from portal.services.errors import ServiceError
+from portal.transactions import is_unique_violation
 
 CANCEL_CUTOFF = timedelta(hours=24)
-ACTIVE = (AppointmentStatus.REQUESTED, AppointmentStatus.SCHEDULED)
+ACTIVE = HOLDS_SLOT
 #: Until a provider sets their own hours: weekdays 09:00-12:00 and 13:00-17:00, 30-minute slots.
 DEFAULT_HOURS = ((9 * 60, 12 * 60), (13 * 60, 17 * 60))
 DEFAULT_SLOT = 30
@@ -47,6 +50,32 @@ MAX_SLOT_DAYS = 31
 
 class AppointmentError(ServiceError):
     """A booking, cancellation or status change that cannot be made."""
+
+
+TAKEN = "That time was just taken; choose another."
+
+
+class SlotTaken(AppointmentError):
+    """Someone else's visit holds this provider's slot: a conflict with their booking, not
+    bad input (the API answers 409; the booking page shows it on the time)."""
+
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__("start_at", TAKEN)
+
+
+def _held_starts(provider_id: int, since: datetime, until: datetime) -> Select[datetime]:
+    """Start times in [since, until) of the provider's visits that hold their slot."""
+    return unscoped(
+        select(Appointment.start_at).where(
+            Appointment.provider_id == provider_id,
+            Appointment.start_at >= since,
+            Appointment.start_at < until,
+            Appointment.status.in_(ACTIVE),
+        ),
+        "busy slots: start times only, no patient data leaves",
+    )
 
 
 def open_slots(
@@ -66,20 +95,8 @@ def open_slots(
         )
     )
     window_start = datetime.combine(start, time(), UTC)
-    taken = {
-        a
-        for (a,) in session.execute(
-            unscoped(
-                select(Appointment.start_at).where(
-                    Appointment.provider_id == provider_id,
-                    Appointment.start_at >= window_start,
-                    Appointment.start_at < window_start + timedelta(days=days),
-                    Appointment.status.in_(ACTIVE),
-                ),
-                "busy slots: start times only, no patient data leaves",
-            )
-        )
-    }
+    window_end = window_start + timedelta(days=days)
+    taken = set(session.scalars(_held_starts(provider_id, window_start, window_end)))
     now = utcnow()
     slots = []
     for offset in range(days):
@@ -114,16 +131,32 @@ def slot_at(
 
     A naive `start_at` names no moment and matches nothing; an aware one is compared in UTC.
     """
+    moment = _in_utc(start_at)
+    if moment is None:
+        return None
+    found = open_slots(session, provider_id, moment.date(), days=1)
+    return next((slot for slot in found if slot[0] == moment), None)
+
+
+def _in_utc(start_at: datetime) -> datetime | None:
+    """`start_at` in UTC, or None for one no slot can have (naive, or past the calendar)."""
     if start_at.tzinfo is None:
         return None
     try:
-        start_at = start_at.astimezone(UTC)
+        moment = start_at.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:00-05:00: no moment a slot has
         return None
-    if start_at.date() > date.max - timedelta(days=2):  # `open_slots`' window must end
+    if moment.date() > date.max - timedelta(days=2):  # `open_slots`' window must end
         return None
-    found = open_slots(session, provider_id, start_at.date(), days=1)
-    return next((slot for slot in found if slot[0] == start_at), None)
+    return moment
+
+
+def _is_held(session: Session, provider_id: int, start_at: datetime) -> bool:
+    moment = _in_utc(start_at)
+    if moment is None:
+        return False
+    held = _held_starts(provider_id, moment, moment + timedelta(microseconds=1))
+    return session.scalar(held) is not None
 
 
 def _on_care_team(session: Session, patient_id: int | None, provider_id: int) -> bool:
@@ -196,7 +229,8 @@ def book(
     must name the patient (refused on `patient_id`), one of their own (404 otherwise).
     The slot that starts at `start_at` gives the visit its end and its place: a caller names
     only the start, so it cannot stretch one slot over a day. A start that is not an open slot
-    now (taken, closed, past, or never one) is refused on `start_at`.
+    now (closed, past, or never one) is refused on `start_at`; one another visit holds,
+    whether it was booked before this call or while it ran, with `SlotTaken`.
     """
     require(actor, Permission.APPOINTMENT_BOOK)
     if patient_id is None:
@@ -208,6 +242,8 @@ def book(
         raise AppointmentError("provider_id", "Choose someone from the care team.")
     slot = slot_at(session, provider_id, start_at)
     if slot is None:
+        if _is_held(session, provider_id, start_at):
+            raise SlotTaken()
         raise AppointmentError("start_at", UNAVAILABLE)
     begin, end, location = slot
     appointment = Appointment(
@@ -223,7 +259,14 @@ def book(
         booked_by_id=actor.user_id,
     )
     session.add(appointment)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # Another booking of this slot committed after the check above read it open (the
+        # unique index of migration 0005). The unit of work rolls this change back.
+        if is_unique_violation(exc):
+            raise SlotTaken() from exc
+        raise
     _changed(session, actor, appointment, AuditAction.CREATE, "Appointment requested")
     return appointment
 

@@ -1,15 +1,22 @@
 """The one error type the services raise for input or state they cannot accept.
 
 Pages show it as an inline error on the named form field (status 422, `portal.web.forms`);
-the JSON API maps it to problem+json 422. `field` names the input at fault, or is `None`
-when the whole request is (a plan that is no longer a draft, a slot that was just taken).
+the JSON API maps it to problem+json with its `status` (422, or 409 for a conflict). `field`
+names the input at fault, or is `None` when the whole request is (a plan that is no longer a
+draft).
 """
 
 from __future__ import annotations
 
 
 class ServiceError(ValueError):
-    """Input or state a service verb refuses, with a message the person can act on."""
+    """Input or state a service verb refuses, with a message the person can act on.
+
+    `status` is the API's answer: 422, or 409 for a subclass that is a conflict with what
+    someone else just did. Pages show either on the form (status 422, which htmx swaps in).
+    """
+
+    status: int = 422
 
     def __init__(self, field: str | None, message: str) -> None:
         super().__init__(message)

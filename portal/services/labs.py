@@ -172,19 +172,38 @@ def awaiting_release() -> ColumnElement[bool]:
     )
 
 
+def _auto_release_delay(
+    policy: ReleasePolicy | None, preference: ReleasePreference
+) -> timedelta | None:
+    """How long after publishing a shared result may reach the patient with no review, or None
+    when only a review releases it: the one rule for publishing and for the timer.
+
+    The sensitive flag is read before the mode: a sensitive category is never released
+    without review, whatever mode it also has.
+    """
+    if preference is ReleasePreference.AFTER_REVIEW:
+        return None
+    if policy is None:  # a category without a row releases on publishing
+        return timedelta(0)
+    if policy.never_auto_release:
+        return None
+    if policy.mode is ReleaseMode.ON_PUBLISH:
+        return timedelta(0)
+    if policy.mode is ReleaseMode.AUTO_AFTER_DELAY:
+        return timedelta(hours=policy.delay_hours or 0)
+    return None
+
+
 def _release_times(
     session: Session, patient: PatientProfile, category: str, now: datetime
 ) -> tuple[datetime | None, datetime | None]:
     """(released_at, release_due_at) for a result published now, per policy and preference."""
-    policy = session.scalar(select(ReleasePolicy).where(ReleasePolicy.category == category))
-    mode = policy.mode if policy else ReleaseMode.ON_PUBLISH
-    if patient.release_preference is ReleasePreference.AFTER_REVIEW:
+    delay = _auto_release_delay(release_policy_for(session, category), patient.release_preference)
+    if delay is None:
         return None, None
-    if mode is ReleaseMode.ON_PUBLISH:
+    if not delay:
         return now, None
-    if mode is ReleaseMode.AUTO_AFTER_DELAY and policy and not policy.never_auto_release:
-        return None, now + timedelta(hours=policy.delay_hours or 0)
-    return None, None
+    return None, now + delay
 
 
 def _new_version(
@@ -417,15 +436,32 @@ def release_version(session: Session, actor: Actor | None, version: LabResultVer
 
 
 def release_due(session: Session, now: datetime | None = None) -> int:
-    """Release every held version whose automatic release time has come; returns how many."""
+    """Release every held version whose automatic release time has come; returns how many.
+
+    The time stored at publishing only picks the candidates: each is released only if the
+    category's policy and the patient's preference read now still release it by now. A
+    category declared sensitive or held for review later, or a patient who has since asked
+    for review first, keeps the result held for a provider (and a longer delay is kept to).
+    Refusing here rather than clearing timers when a policy changes is the one check that a
+    publication racing the change, or a preference changed on the profile page, cannot miss.
+    """
     now = now or utcnow()
-    stmt = select(LabResultVersion).where(
-        awaiting_release(), LabResultVersion.release_due_at <= now
+    stmt = (
+        select(LabResultVersion, LabResult.category, PatientProfile.release_preference)
+        .join(LabResult, LabResult.id == LabResultVersion.lab_result_id)
+        .join(PatientProfile, PatientProfile.id == LabResultVersion.patient_id)
+        .where(awaiting_release(), LabResultVersion.release_due_at <= now)
     )
-    due = session.scalars(unscoped(stmt, "release timer")).all()
-    for version in due:
+    policies = {p.category: p for p in session.scalars(select(ReleasePolicy))}
+    released = 0
+    for version, category, preference in session.execute(unscoped(stmt, "release timer")).all():
+        delay = _auto_release_delay(policies.get(category), preference)
+        published = version.published_at
+        if delay is None or published is None or published + delay > now:
+            continue
         release_version(session, None, version)
-    return len(due)
+        released += 1
+    return released
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,14 +632,15 @@ def release_policy_for(session: Session, category: str) -> ReleasePolicy | None:
 
 def describe_policy(policy: ReleasePolicy | None) -> str:
     """The release rule in words, for the result form and the patient's placeholder."""
-    if policy is None or policy.mode is ReleaseMode.ON_PUBLISH:
+    delay = _auto_release_delay(policy, ReleasePreference.AS_SOON_AS_ALLOWED)
+    if delay is None:
+        return "Held until a provider has reviewed it with the patient in mind, then released."
+    if not delay:
         return "Released to the patient as soon as it is published."
-    if policy.mode is ReleaseMode.AUTO_AFTER_DELAY and not policy.never_auto_release:
-        return (
-            f"Released to the patient {policy.delay_hours or 0} hours after publishing, "
-            "or earlier when a provider reviews it."
-        )
-    return "Held until a provider has reviewed it with the patient in mind, then released."
+    return (
+        f"Released to the patient {policy.delay_hours if policy else 0} hours after publishing, "
+        "or earlier when a provider reviews it."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,6 +207,18 @@ def test_a_start_that_is_not_an_open_slot_is_a_422_on_start_at(
     assert _visits_at(session, datetime(2030, 1, 8, 9, 15, tzinfo=UTC)) == 0
 
 
+def test_a_slot_another_patient_holds_is_a_409_just_taken(
+    session: Session, api: People, people: Demo
+) -> None:
+    _ok(_book(api, people, name="bob"), 201)
+
+    body = _refused(_book(api, people), 409)
+
+    assert body["title"] == "Conflict"
+    assert body["errors"] == {"startAt": ["That time was just taken; choose another."]}
+    assert _visits_at(session, datetime(2030, 1, 8, 9, tzinfo=UTC)) == 1
+
+
 def test_a_start_without_a_time_zone_is_a_422(api: People, people: Demo) -> None:
     body = _refused(_book(api, people, startAt="2030-01-08T09:00:00"), 422)
 

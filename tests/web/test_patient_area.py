@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from portal.access import RoleScope, reader
 from portal.db import set_clock
 from portal.models import Appointment, AppointmentStatus, AuditAction, ReleasePreference
+from portal.services import appointments
 from tests.conftest import login, post
 from tests.support import PASSWORD
 from tests.web.audit_support import entries_for
@@ -259,3 +261,41 @@ def test_a_wrong_current_password_changes_nothing(app, as_user) -> None:
     assert "That is not your current password." in response.get_data(as_text=True)
     other = app.test_client()
     login(other, "alice@example.org")  # the old password still works
+
+
+def test_a_time_taken_since_the_form_was_shown_is_a_clear_error_on_the_time(
+    as_user, session, people
+) -> None:
+    client = as_user("alice")
+    form = client.get("/my/appointments/new").get_data(as_text=True)
+    slot = re.search(r'<option value="([^"]+)">\d\d:\d\d–', form)
+    assert slot
+    chen = people.user("dr_chen").provider
+    appointments.book(  # bob books it while alice's form is open
+        session,
+        people.actor("bob"),
+        patient_id=None,
+        provider_id=chen.id,
+        start_at=datetime.fromisoformat(slot.group(1)),
+        reason=None,
+    )
+
+    response = post(
+        client, "/my/appointments/new", {"provider_id": str(chen.id), "start_at": slot.group(1)}
+    )
+
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "That time was just taken; choose another." in page
+    assert 'aria-invalid="true"' in page
+
+
+@pytest.mark.parametrize("start_at", ["not a time", "2030-01-08T09:00:00"])
+def test_a_posted_time_that_is_no_slot_is_a_422_on_the_time(as_user, people, start_at) -> None:
+    client = as_user("alice")
+    chen = people.user("dr_chen").provider
+    response = post(
+        client, "/my/appointments/new", {"provider_id": str(chen.id), "start_at": start_at}
+    )
+    assert response.status_code == 422
+    assert "This time is no longer available; choose another." in response.get_data(as_text=True)

@@ -10,12 +10,14 @@ import inspect
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.db import set_clock
-from portal.models import AppointmentStatus
+from portal.models import Appointment, AppointmentStatus
 from portal.services import appointments, schedule
 from portal.services.appointments import AppointmentError
+from portal.transactions import is_unique_violation
 from tests.unit.services.conftest import World
 
 MONDAY_0900 = datetime(2030, 1, 7, 9, tzinfo=UTC)
@@ -92,12 +94,74 @@ def test_a_start_that_is_not_an_open_slot_is_refused(world: World, start_at: dat
 
 
 @pytest.mark.usefixtures("tuesday_hours")
-def test_a_slot_already_taken_is_refused(world: World) -> None:
+def test_a_slot_already_taken_is_refused_as_just_taken(world: World) -> None:
     _book(world, TUESDAY + timedelta(hours=9))
 
     error = _refused(world, TUESDAY + timedelta(hours=9))
 
-    assert error.field == "start_at"
+    assert isinstance(error, appointments.SlotTaken)
+    assert (error.field, error.status) == ("start_at", 409)
+    assert error.message == "That time was just taken; choose another."
+
+
+@pytest.mark.usefixtures("tuesday_hours")
+def test_the_loser_of_a_race_past_the_check_is_told_the_time_was_just_taken(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two bookings that both read the slot as open before either wrote (PostgreSQL, read
+    # committed): the database's unique index refuses the second, never a second visit.
+    start = TUESDAY + timedelta(hours=9)
+    open_then = appointments.slot_at(world.session, world.chen_provider_id, start)
+    _book(world, start)
+    monkeypatch.setattr(appointments, "slot_at", lambda *_args: open_then)
+
+    with pytest.raises(appointments.SlotTaken):
+        appointments.book(
+            world.session,
+            world.actor("bob"),
+            patient_id=None,
+            provider_id=world.chen_provider_id,
+            start_at=start,
+            reason=None,
+        )
+
+
+def _visit(world: World, start: datetime, status: AppointmentStatus) -> Appointment:
+    return Appointment(
+        patient_id=world.patient_id,
+        provider_id=world.chen_provider_id,
+        start_at=start,
+        end_at=start + timedelta(minutes=30),
+        status=status,
+        booked_by_id=world.people.user("alice").id,
+    )
+
+
+@pytest.mark.parametrize("second", [AppointmentStatus.REQUESTED, AppointmentStatus.SCHEDULED])
+def test_the_database_holds_one_active_visit_per_provider_and_start(
+    world: World, second: AppointmentStatus
+) -> None:
+    start = TUESDAY + timedelta(days=7, hours=9)
+    world.session.add(_visit(world, start, AppointmentStatus.SCHEDULED))
+    world.session.flush()
+    world.session.add(_visit(world, start, second))
+
+    with pytest.raises(IntegrityError) as refused, world.session.begin_nested():
+        world.session.flush()
+    assert is_unique_violation(refused.value)
+
+
+def test_visits_that_no_longer_hold_the_slot_do_not_block_it(world: World) -> None:
+    start = TUESDAY + timedelta(days=7, hours=9)
+    for status in (
+        AppointmentStatus.CANCELLED,
+        AppointmentStatus.CANCELLED,
+        AppointmentStatus.COMPLETED,
+        AppointmentStatus.NO_SHOW,
+        AppointmentStatus.SCHEDULED,
+    ):
+        world.session.add(_visit(world, start, status))
+    world.session.flush()  # no error: only the scheduled one holds the slot
 
 
 def test_the_default_hours_give_half_hour_slots_with_no_place(world: World) -> None:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from portal.access import RoleScope, reader, unscoped
+from portal.access import RoleScope, get_or_404, reader, unscoped
+from portal.db import utcnow
 from portal.demo import MINIMAL_PDF
 from portal.models import (
     Attachment,
     Flag,
     LabResult,
     LabResultVersion,
+    PatientProfile,
     ReleaseMode,
+    ReleasePolicy,
+    ReleasePreference,
     ResultStatus,
     Visibility,
 )
@@ -156,3 +162,105 @@ def test_release_state_wording() -> None:
     assert labs.release_state(version).wording == "No: care team only"
     version = LabResultVersion(status=ResultStatus.PRELIMINARY, visibility=Visibility.SHARED)
     assert labs.release_state(version).wording == "No: preliminary"
+
+
+# --- release policy: a sensitive category is never released without review ----------------------
+
+
+def _policy(
+    world: World, category: str, mode: ReleaseMode, *, never: bool, hours: int | None
+) -> None:
+    settings.set_release_policy(
+        world.session,
+        world.actor("admin"),
+        category=category,
+        mode=mode,
+        delay_hours=hours,
+        never_auto_release=never,
+    )
+
+
+def _publish(world: World, test_code: str, name: str, value: str) -> LabResultVersion:
+    result = labs.create_result(
+        world.session,
+        world.actor("dr_chen"),
+        world.patient_id,
+        test_code=test_code,
+        test_name=name,
+        data=labs.ResultInput(value, None, None, ResultStatus.FINAL),
+    )
+    [version] = labs.versions_of(world.session, world.actor("dr_chen"), result)
+    return version
+
+
+@pytest.mark.parametrize("mode", list(ReleaseMode))
+def test_a_sensitive_category_is_held_for_review_whatever_its_mode(
+    world: World, mode: ReleaseMode
+) -> None:
+    # The reproduction: "on publishing" + "never release automatically" released at once.
+    hours = 2 if mode is ReleaseMode.AUTO_AFTER_DELAY else None
+    _policy(world, "genetic", mode, never=True, hours=hours)
+    version = _publish(world, "21636-6", "BRCA1 gene mutations", "Pathogenic variant detected")
+    assert labs.release_state(version) is ReleaseState.HELD
+    assert (version.released_at, version.release_due_at) == (None, None)
+    assert labs.release_due(world.session, utcnow() + timedelta(days=365)) == 0
+
+
+def _wbc_due_in_two_hours(world: World) -> LabResultVersion:
+    _policy(world, "hematology", ReleaseMode.AUTO_AFTER_DELAY, never=False, hours=2)
+    version = _publish(world, "6690-2", "White blood cells", "7.1")
+    assert labs.release_state(version) is ReleaseState.SCHEDULED
+    return version
+
+
+def test_the_timer_releases_a_scheduled_result_when_its_policy_still_allows_it(
+    world: World,
+) -> None:
+    version = _wbc_due_in_two_hours(world)
+    assert labs.release_due(world.session, utcnow() + timedelta(hours=3)) >= 1
+    assert labs.release_state(version) is ReleaseState.RELEASED
+
+
+@pytest.mark.parametrize(
+    ("mode", "never"),
+    [
+        (ReleaseMode.HOLD_FOR_REVIEW, True),  # the reproduction
+        (ReleaseMode.HOLD_FOR_REVIEW, False),
+        (ReleaseMode.AUTO_AFTER_DELAY, True),
+    ],
+)
+def test_the_timer_rereads_the_policy_and_leaves_a_result_its_category_now_holds(
+    world: World, mode: ReleaseMode, never: bool
+) -> None:
+    version = _wbc_due_in_two_hours(world)
+    _policy(world, "hematology", mode, never=never, hours=2 if never else None)
+    labs.release_due(world.session, utcnow() + timedelta(hours=3))
+    assert version.released_at is None
+    assert labs.held_version(world.session, world.actor("dr_chen"), _result_of(world, version))
+
+
+def test_the_timer_rereads_the_patients_preference_for_review_first(world: World) -> None:
+    version = _wbc_due_in_two_hours(world)
+    patient = get_or_404(world.session, PatientProfile, world.patient_id, world.actor("alice"))
+    patient.release_preference = ReleasePreference.AFTER_REVIEW
+    world.session.flush()
+    labs.release_due(world.session, utcnow() + timedelta(hours=3))
+    assert version.released_at is None
+
+
+def test_the_timer_keeps_to_a_longer_delay_set_after_publishing(world: World) -> None:
+    version = _wbc_due_in_two_hours(world)
+    _policy(world, "hematology", ReleaseMode.AUTO_AFTER_DELAY, never=False, hours=48)
+    labs.release_due(world.session, utcnow() + timedelta(hours=3))
+    assert version.released_at is None
+    labs.release_due(world.session, utcnow() + timedelta(hours=49))
+    assert version.released_at is not None
+
+
+def _result_of(world: World, version: LabResultVersion) -> LabResult:
+    return get_or_404(world.session, LabResult, version.lab_result_id, world.actor("dr_chen"))
+
+
+def test_the_words_for_a_sensitive_on_publish_policy_say_it_is_held() -> None:
+    policy = ReleasePolicy(category="genetic", mode=ReleaseMode.ON_PUBLISH, never_auto_release=True)
+    assert labs.describe_policy(policy).startswith("Held until a provider has reviewed it")
