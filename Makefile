@@ -31,8 +31,9 @@ install: ## Create .venv if missing and install the project with its dev extras
 run: $(INSTALLED) ## Upgrade the database, seed demo data if empty, serve on http://127.0.0.1:5000 with the background jobs
 	$(FLASK) db upgrade
 	$(FLASK) demo seed --if-empty
-	@# The background worker (timed result release, message purge) runs beside the server and
-	@# stops with it.
+	@# The background worker (mail, timed result release, message purge) runs beside the server
+	@# and stops with it.
+	@echo "Mail the portal sends (no MAIL_URL set) is written to instance/mail/"
 	$(FLASK) worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 		$(FLASK) run --host 127.0.0.1 --port 5000
 

@@ -71,6 +71,14 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         "LOGIN_LOCKOUT": timedelta(minutes=15),
         # argon2id: library defaults in production; tests pass cheap parameters.
         "ARGON2_PARAMS": {},
+        # The portal's address as people reach it: links in mail are built from it, never from
+        # the request's Host header.
+        "PORTAL_URL": env.get("PORTAL_URL", "http://127.0.0.1:5000"),
+        # Mail: an SMTP server (smtp://user:password@host:587?tls=starttls, smtps://...:465),
+        # or, without one, files under MAIL_DIR (default instance/mail).
+        "MAIL_URL": env.get("MAIL_URL") or None,
+        "MAIL_DIR": env.get("MAIL_DIR") or None,
+        "MAIL_FROM": env.get("MAIL_FROM", "Patient portal <no-reply@localhost>"),
         # Real-time events (/ws): how often a process looks for new events on SQLite (PostgreSQL
         # is woken by NOTIFY and looks this often only as a fallback), how often open sockets'
         # sessions are re-checked, and how many missed events a reconnect replays before it is

@@ -5,7 +5,8 @@ the `Procfile`; `make run` starts one); `flask --app wsgi jobs run-once` runs ev
 for cron-style deployments and tests. Any number of workers may run: each run of a job is one
 transaction that first claims the job (PostgreSQL: a transaction-scoped advisory lock per job,
 `pg_try_advisory_xact_lock`, so a second worker skips a job another is running; SQLite: the
-write lock taken at the start, so a second waits and then finds nothing left to do). Runs are
+write lock taken at the start, so a second waits and then finds nothing left to do): two
+workers never send one mail twice. Runs are
 logged by job name and count: never a patient, a test or a value.
 """
 
@@ -19,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from portal.services import labs, retention
+from portal.services import labs, mail, retention
 from portal.transactions import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,14 @@ class Job:
         return zlib.crc32(f"portal.jobs:{self.name}".encode())
 
 
+def _send_mail(session: Session) -> int:
+    config = current_app.config
+    transport = mail.transport_from(config, current_app.instance_path)
+    return mail.send_due(session, transport, config["MAIL_FROM"])
+
+
 JOBS: tuple[Job, ...] = (
+    Job("mail.outbox", timedelta(seconds=10), _send_mail),
     # A result due at 07:06 reaches the patient by 07:07 at the latest.
     Job("labs.release-due", timedelta(minutes=1), lambda s: labs.release_due(s)),
     Job("messages.purge", timedelta(hours=6), lambda s: retention.purge_messages(s)),

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -58,6 +59,8 @@ def app_config(url: str) -> dict[str, object]:
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
         "ARGON2_PARAMS": CHEAP_ARGON2,
+        # Each app its own mail folder: the tests read the mail the portal sends there.
+        "MAIL_DIR": tempfile.mkdtemp(prefix="portal-mail-"),
     }
 
 

@@ -18,6 +18,7 @@ from portal.models.labs import (
     ResultStatus,
     Visibility,
 )
+from portal.models.mail import OutboxMail
 from portal.models.messaging import (
     Attachment,
     Conversation,
@@ -66,6 +67,7 @@ __all__ = [
     "Message",
     "MessageStatus",
     "Notification",
+    "OutboxMail",
     "PatientOwned",
     "PatientProfile",
     "PlanAcknowledgement",

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flask import current_app, has_app_context
 from sqlalchemy import Connection, Integer, Select, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from portal.access import Actor, RoleScope, reader, scoped, unscoped
 from portal.audit import chain
 from portal.db import utcnow
 from portal.models import EventType, Notification, PatientProfile
+from portal.services import mail
 
 #: The PostgreSQL channel that wakes every process's event bus when notifications commit.
 CHANNEL = "portal_events"
@@ -47,12 +49,17 @@ def stage(
     if session.get_bind().dialect.name == "postgresql":
         chain.hold_append_lock(session)
         session.execute(_WAKE)
+    mail.stage_notices(session, recipients, kind=type, portal_url=_portal_url())
     for user_id in recipients:
         session.add(
             Notification(
                 user_id=user_id, patient_id=patient_id, type=type, entity_id=entity_id, text=text
             )
         )
+
+
+def _portal_url() -> str:
+    return str(current_app.config["PORTAL_URL"]) if has_app_context() else "http://localhost"
 
 
 def patient_user_id(session: Session, patient_id: int) -> int | None:

@@ -1,0 +1,227 @@
+"""Email notices: staged in the same transaction as the change they tell of, sent later by the
+background worker (`portal.jobs`), never while a request waits.
+
+Their words are fixed per kind and name no test, value, diagnosis, message subject or body
+("You have a new message in your patient portal", and a link): mail leaves the clinic's
+control, so it only says that there is something to see. A notice still waiting to be sent is
+not doubled by the next event of its kind. Patients receive them when they ticked "Email me"
+on their profile, at their contact address (else their sign-in address).
+
+Delivery: `MAIL_URL` (`smtp://user:password@host:587?tls=starttls`, `smtps://...:465`);
+without it, each mail is written as a file under `MAIL_DIR` (`instance/mail/` by default),
+which is what development and the tests read.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.access import unscoped
+from portal.db import utcnow
+from portal.models import EventType, OutboxMail, PatientProfile, User
+
+#: (subject, first line) per kind: no health information, by design.
+NOTICES: dict[EventType, tuple[str, str]] = {
+    EventType.LAB_RESULT_PUBLISHED: (
+        "A new result in your patient portal",
+        "A new lab result is ready for you in your patient portal.",
+    ),
+    EventType.MESSAGE_CREATED: (
+        "A new message in your patient portal",
+        "You have a new message in your patient portal.",
+    ),
+    EventType.APPOINTMENT_UPDATED: (
+        "An appointment changed in your patient portal",
+        "One of your appointments was booked, changed or cancelled.",
+    ),
+    EventType.TREATMENT_PLAN_UPDATED: (
+        "Your treatment plan was updated",
+        "Your care team updated your treatment plan. Please read it in your patient portal.",
+    ),
+}
+
+#: Minutes to wait after the 1st, 2nd, ... failed attempt; then it is given up.
+BACKOFF_MINUTES = (1, 5, 15, 60, 240, 720)
+BATCH = 50
+
+
+def _recipients_stmt() -> Any:
+    stmt = (
+        select(User.id, User.email, PatientProfile.contact_email)
+        .join(PatientProfile, PatientProfile.user_id == User.id)
+        .where(User.is_active.is_(True), PatientProfile.notify_by_email.is_(True))
+    )
+    return stmt
+
+
+def stage_notices(
+    session: Session, user_ids: Iterable[int], *, kind: EventType, portal_url: str
+) -> None:
+    """A notice for each of `user_ids` who asked for mail, unless one of this kind is already
+    waiting for them. Called by `notifications.stage`, in the change's transaction."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return
+    wanted = unscoped(
+        _recipients_stmt().where(User.id.in_(ids)), "mail: the recipients' own addresses"
+    )
+    waiting = set(
+        session.scalars(
+            select(OutboxMail.user_id).where(
+                OutboxMail.user_id.in_(ids),
+                OutboxMail.kind == str(kind),
+                OutboxMail.sent_at.is_(None),
+                OutboxMail.attempts < len(BACKOFF_MINUTES),
+            )
+        )
+    )
+    subject, line = NOTICES[kind]
+    now = utcnow()
+    for user_id, email, contact in session.execute(wanted):
+        if user_id in waiting:
+            continue
+        session.add(
+            OutboxMail(
+                user_id=user_id,
+                to_address=contact or email,
+                kind=str(kind),
+                subject=subject,
+                body=_body(line, portal_url),
+                next_attempt_at=now,
+            )
+        )
+
+
+def _body(line: str, portal_url: str) -> str:
+    return (
+        f"{line}\n\nSign in to see it: {portal_url.rstrip('/')}/\n\n"
+        "For your privacy this email says nothing about your health. You can choose which "
+        "emails you get on your profile page in the portal.\n"
+    )
+
+
+# --- Delivery ---------------------------------------------------------------------------------
+
+
+class MailNotSent(Exception):
+    """The mail server refused or could not be reached; the notice is tried again later."""
+
+
+class Transport(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileTransport:
+    """Development and tests: each mail a file under `directory`."""
+
+    directory: Path
+
+    def send(self, message: EmailMessage) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{utcnow():%Y%m%dT%H%M%S}-{message['X-Portal-Mail-Id']}.eml"
+        (self.directory / name).write_bytes(message.as_bytes())
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTransport:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: str  # "starttls", "ssl" or "none"
+    timeout: float = 10.0
+
+    def send(self, message: EmailMessage) -> None:
+        try:
+            if self.tls == "ssl":
+                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
+            else:
+                client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            with client:
+                if self.tls == "starttls":
+                    client.starttls(context=ssl.create_default_context())
+                if self.username:
+                    client.login(self.username, self.password or "")
+                client.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            # The class and the server's code say what went wrong; the mail is not quoted.
+            raise MailNotSent(type(exc).__name__ + _smtp_code(exc)) from exc
+
+
+def _smtp_code(exc: BaseException) -> str:
+    code = getattr(exc, "smtp_code", None)
+    return f" {code}" if code else ""
+
+
+def transport_from(config: dict[str, Any], instance_path: str) -> Transport:
+    """The transport `MAIL_URL` names, or the mail folder."""
+    url = config.get("MAIL_URL")
+    if not url:
+        return FileTransport(Path(config.get("MAIL_DIR") or Path(instance_path) / "mail"))
+    parts = urlsplit(url)
+    tls = parse_qs(parts.query).get("tls", ["ssl" if parts.scheme == "smtps" else "starttls"])[0]
+    return SmtpTransport(
+        host=parts.hostname or "localhost",
+        port=parts.port or (465 if parts.scheme == "smtps" else 587),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+    )
+
+
+def send_due(session: Session, transport: Transport, sender: str) -> int:
+    """Send what is due, in order; a failure is retried with back-off. Returns how many were
+    sent. The worker runs this with the job claimed, so two workers never send one mail."""
+    now = utcnow()
+    due = session.scalars(
+        select(OutboxMail)
+        .where(
+            OutboxMail.sent_at.is_(None),
+            OutboxMail.next_attempt_at <= now,
+            OutboxMail.attempts < len(BACKOFF_MINUTES),
+        )
+        .order_by(OutboxMail.id)
+        .limit(BATCH)
+    ).all()
+    sent = 0
+    for mail in due:
+        try:
+            transport.send(_message(mail, sender))
+        except MailNotSent as exc:
+            mail.attempts += 1
+            mail.last_error = str(exc)[:200]
+            mail.next_attempt_at = _retry_at(now, mail.attempts)
+            continue
+        mail.sent_at = now
+        sent += 1
+    session.flush()
+    return sent
+
+
+def _retry_at(now: datetime, attempts: int) -> datetime:
+    minutes = BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES)) - 1]
+    return now + timedelta(minutes=minutes)
+
+
+def _message(mail: OutboxMail, sender: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = mail.to_address
+    message["Subject"] = mail.subject
+    message["X-Portal-Mail-Id"] = str(mail.id)
+    message.set_content(mail.body)
+    return message
