@@ -3,6 +3,8 @@ TEST_DATABASE_URL names (scripts/with-postgres.sh starts a throwaway one)."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import re
 import socket
@@ -14,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -166,3 +169,26 @@ def gunicorn(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], 
             time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"gunicorn {args} did not start")
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    body: str
+
+    @property
+    def text(self) -> str:
+        return f"To: {self.to}\nSubject: {self.subject}\n\n{self.body}"
+
+
+def mails_in(folder: Path) -> list[Mail]:
+    """The mail the portal wrote to its mail folder, decoded as a mail client would (a long
+    line arrives quoted-printable, with soft breaks that would hide words from a plain search)."""
+    found = []
+    for path in sorted(folder.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = message.get_body(("plain",))
+        assert body is not None
+        found.append(Mail(str(message["To"]), str(message["Subject"]), body.get_content()))
+    return found

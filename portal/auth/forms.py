@@ -42,5 +42,18 @@ class InvitationForm(NewPasswordMixin, FlaskForm):
     pass
 
 
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(
+        "Email",
+        validators=[DataRequired(), Email("Enter a valid email address."), Length(max=254)],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        description="The address you sign in with.",
+    )
+
+
+class ResetPasswordForm(NewPasswordMixin, FlaskForm):
+    pass
+
+
 class ChangePasswordForm(NewPasswordMixin, FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired()])

@@ -11,10 +11,18 @@ from werkzeug.wrappers import Response
 
 from portal.audit import audit_exempt, audited
 from portal.auth import identity
-from portal.auth.forms import ActivateForm, ChangePasswordForm, EmptyForm, InvitationForm, LoginForm
+from portal.auth.forms import (
+    ActivateForm,
+    ChangePasswordForm,
+    EmptyForm,
+    ForgotPasswordForm,
+    InvitationForm,
+    LoginForm,
+    ResetPasswordForm,
+)
 from portal.extensions import db, login_manager
 from portal.models import AuditAction, Role
-from portal.services import accounts, sessions
+from portal.services import accounts, recovery, sessions
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 
@@ -124,6 +132,44 @@ def invitation(token: str) -> Page:
         flash("Your password is set. Please sign in.", "success")
         return redirect(url_for("auth.login"), code=303)
     return render("auth/invitation.html", form=form), 422 if request.method == "POST" else 200
+
+
+#: The same answer whether or not the address has an account: it must not tell which.
+RESET_SENT = (
+    "If an account uses that address, we have emailed it a link to set a new password. "
+    "The link works once, for 30 minutes."
+)
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+@audit_exempt  # the service records a link it sends; this page shows nothing of anyone
+def forgot_password() -> Page:
+    form = ForgotPasswordForm()
+    portal_url = current_app.config["PORTAL_URL"]
+    done = submit(
+        form,
+        lambda s: recovery.request_reset(s, email=form.email.data or "", portal_url=portal_url),
+    )
+    if done.ok:
+        flash(RESET_SENT, "success")
+        return redirect(url_for("auth.login"), code=303)
+    return render("auth/forgot_password.html", form=form), 422 if request.method == "POST" else 200
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+@audit_exempt  # the service records the change; the page shows nothing of anyone
+def reset_password(token: str) -> Page:
+    form = ResetPasswordForm()
+    done = submit(
+        form,
+        lambda s: recovery.reset_password(s, token=token, password=form.password.data or ""),
+    )
+    if done.ok:
+        flash(
+            "Your new password is set and every device was signed out. Please sign in.", "success"
+        )
+        return redirect(url_for("auth.login"), code=303)
+    return render("auth/reset_password.html", form=form), 422 if request.method == "POST" else 200
 
 
 # --- One's own account: every role ---------------------------------------------------------------

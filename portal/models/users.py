@@ -141,6 +141,17 @@ class Invitation(Timestamps, Base):
     used_at: Mapped[datetime | None]
 
 
+class PasswordReset(Timestamps, Base):
+    """A single-use link to set a new password, mailed to the account's own address."""
+
+    __tablename__ = "password_reset"
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 class ClinicSetting(Timestamps, Base):
     """Clinic-wide settings an admin changes (e.g. message retention), one row per key."""
 

@@ -147,7 +147,7 @@ def _check_new_email(session: Session, email: str) -> str:
     return email
 
 
-def _check_password(password: str, email: str) -> None:
+def check_new_password(password: str, email: str) -> None:
     problems = password_problems(password, email=email)
     if problems:
         raise AccountError("password", " ".join(problems))
@@ -159,7 +159,7 @@ def create_user(
     """A user with an argon2id hash (or none yet, for an invitation to complete)."""
     email = _check_new_email(session, email)
     if password is not None and check:
-        _check_password(password, email)
+        check_new_password(password, email)
     user = User(
         email=email,
         role=role,
@@ -347,7 +347,7 @@ def accept_invitation(session: Session, *, token: str, password: str) -> User:
     if row is None:
         raise AccountError("token", "This invitation link is not valid. Ask an administrator.")
     user = session.get_one(User, row.user_id)
-    _check_password(password, user.email)
+    check_new_password(password, user.email)
     user.password_hash = hash_password(password)
     row.used_at = utcnow()
     session.flush()
@@ -366,7 +366,7 @@ def change_password(
     ok, _rehash = verify_password(user.password_hash, current_password)
     if not ok:
         raise AccountError("current_password", "That is not your current password.")
-    _check_password(new_password, user.email)
+    check_new_password(new_password, user.email)
     user.password_hash = hash_password(new_password)
     sessions.end_all(session, user.id, "password_change", keep=actor.session_id)
     audit.record(

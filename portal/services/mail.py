@@ -103,6 +103,23 @@ def stage_notices(
         )
 
 
+def stage_account_notice(
+    session: Session, user: User, *, kind: str, subject: str, body: str
+) -> None:
+    """A notice about the account itself (a reset link, a changed password), to its sign-in
+    address and whatever the notice preferences: the person must learn of it."""
+    session.add(
+        OutboxMail(
+            user_id=user.id,
+            to_address=user.email,
+            kind=kind,
+            subject=subject,
+            body=body,
+            next_attempt_at=utcnow(),
+        )
+    )
+
+
 def _body(line: str, portal_url: str) -> str:
     return (
         f"{line}\n\nSign in to see it: {portal_url.rstrip('/')}/\n\n"

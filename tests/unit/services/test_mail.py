@@ -19,14 +19,14 @@ from portal.extensions import db
 from portal.models import EventType, OutboxMail, PatientProfile, ResultStatus
 from portal.services import labs, mail, messaging, notifications
 from portal.transactions import unit_of_work
-from tests.support import app_config, new_database
+from tests.support import app_config, mails_in, new_database
 from tests.unit.services.conftest import World
 
 SECRET_WORDS = "Half-written worry about my biopsy"
 
 
 def _mails(app: Flask) -> list[str]:
-    return [p.read_text() for p in sorted(Path(app.config["MAIL_DIR"]).glob("*.eml"))]
+    return [m.text for m in mails_in(Path(app.config["MAIL_DIR"]))]
 
 
 @pytest.fixture

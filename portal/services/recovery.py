@@ -1,0 +1,119 @@
+"""Account recovery: "Forgot your password?" and the single-use link it mails.
+
+The answer to a request is the same whether or not the address has an account, and nothing
+about it is shown or logged. The link goes only to the account's own sign-in address, works
+once, for 30 minutes; using it sets the new password, ends every session and API token, clears
+a sign-in pause, and mails a notice that the password changed. A person can have at most three
+unused links at a time, so nobody can fill their mailbox.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.auth.passwords import hash_password
+from portal.db import utcnow
+from portal.models import AuditAction, PasswordReset, User
+from portal.services import mail, sessions
+from portal.services.accounts import AccountError, check_new_password, find_user_by_email
+from portal.services.sessions import token_hash
+
+LINK_LIFETIME = timedelta(minutes=30)
+MAX_OPEN_LINKS = 3
+
+
+def request_reset(session: Session, *, email: str, portal_url: str) -> None:
+    """Mail a reset link to the active account `email` names, if there is one; else nothing."""
+    user = find_user_by_email(session, email)
+    if user is None or not user.is_active:
+        return
+    now = utcnow()
+    open_links = session.scalar(
+        select(func.count()).where(
+            PasswordReset.user_id == user.id,
+            PasswordReset.used_at.is_(None),
+            PasswordReset.expires_at > now,
+        )
+    )
+    if (open_links or 0) >= MAX_OPEN_LINKS:
+        return
+    token = secrets.token_urlsafe(32)
+    expires_at = now + LINK_LIFETIME
+    session.add(PasswordReset(user_id=user.id, token_hash=token_hash(token), expires_at=expires_at))
+    mail.stage_account_notice(
+        session,
+        user,
+        kind="account.password_reset",
+        subject="Set a new password for your patient portal",
+        body=(
+            "Someone, hopefully you, asked to set a new password for your patient portal "
+            f"account. This link works once, for 30 minutes:\n\n"
+            f"{portal_url.rstrip('/')}/reset-password/{token}\n\n"
+            "If it was not you, ignore this email: your password stays as it is.\n"
+        ),
+    )
+    audit.record(
+        session,
+        actor_id=None,
+        actor_role=None,
+        action=AuditAction.CREATE,
+        entity_type="password_reset",
+        entity_id=user.id,
+    )
+    session.flush()
+
+
+def reset_password(session: Session, *, token: str, password: str) -> User:
+    """Set a new password with a reset link, once; every session and token of the account
+    ends. Refused on "token" when the link is unknown, used or expired."""
+    now = utcnow()
+    link = session.scalar(
+        select(PasswordReset).where(
+            PasswordReset.token_hash == token_hash(token),
+            PasswordReset.used_at.is_(None),
+            PasswordReset.expires_at > now,
+        )
+    )
+    user = session.get(User, link.user_id) if link is not None else None
+    if link is None or user is None or not user.is_active:
+        raise AccountError("token", "This link has expired or was already used. Ask for a new one.")
+    check_new_password(password, user.email)
+    # One statement claims the link: of two requests racing with it, one sets the password.
+    claimed = session.execute(
+        update(PasswordReset)
+        .where(PasswordReset.id == link.id, PasswordReset.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        raise AccountError("token", "This link has expired or was already used. Ask for a new one.")
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    sessions.end_all(session, user.id, "password_reset")
+    audit.record(
+        session,
+        actor_id=user.id,
+        actor_role=user.role,
+        action=AuditAction.PASSWORD_CHANGE,
+        entity_type="user_account",
+        entity_id=user.id,
+        detail={"by": "reset_link"},
+    )
+    mail.stage_account_notice(
+        session,
+        user,
+        kind="account.password_changed",
+        subject="Your patient portal password was changed",
+        body=(
+            "The password of your patient portal account was just changed with a reset link, "
+            "and every device was signed out.\n\nIf it was not you, call the clinic at once.\n"
+        ),
+    )
+    session.flush()
+    return user
