@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -48,10 +47,6 @@ class AccountError(ServiceError):
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def find_user_by_email(session: Session, email: str) -> User | None:
@@ -222,7 +217,7 @@ def issue_activation_code(session: Session, actor: Actor, patient: PatientProfil
     session.add(
         ActivationCode(
             patient_id=patient.id,
-            code_hash=_token_hash(code),
+            code_hash=sessions.token_hash(code),
             issued_by_id=actor.user_id,
             expires_at=utcnow() + ACTIVATION_VALIDITY,
         )
@@ -246,7 +241,7 @@ def activate_patient(
     """Create the patient's sign-in from a valid, unused code (and matching date of birth)."""
     row = session.scalar(
         select(ActivationCode).where(
-            ActivationCode.code_hash == _token_hash(code.strip().upper()),
+            ActivationCode.code_hash == sessions.token_hash(code.strip().upper()),
             ActivationCode.used_at.is_(None),
             ActivationCode.expires_at > utcnow(),
         )
@@ -318,7 +313,7 @@ def create_staff(
         session.add(
             Invitation(
                 user_id=user.id,
-                token_hash=_token_hash(token),
+                token_hash=sessions.token_hash(token),
                 issued_by_id=actor.user_id if actor else None,
                 expires_at=utcnow() + INVITATION_VALIDITY,
             )
@@ -339,7 +334,7 @@ def create_staff(
 def accept_invitation(session: Session, *, token: str, password: str) -> User:
     row = session.scalar(
         select(Invitation).where(
-            Invitation.token_hash == _token_hash(token),
+            Invitation.token_hash == sessions.token_hash(token),
             Invitation.used_at.is_(None),
             Invitation.expires_at > utcnow(),
         )
