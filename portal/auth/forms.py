@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, EmailField, PasswordField, StringField
+from wtforms import BooleanField, DateField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 
@@ -57,3 +57,7 @@ class ResetPasswordForm(NewPasswordMixin, FlaskForm):
 
 class ChangePasswordForm(NewPasswordMixin, FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired()])
+
+
+class ProviderMailForm(FlaskForm):
+    mail_messages = BooleanField("Email me when a patient writes to me")

@@ -18,11 +18,12 @@ from portal.auth.forms import (
     ForgotPasswordForm,
     InvitationForm,
     LoginForm,
+    ProviderMailForm,
     ResetPasswordForm,
 )
 from portal.extensions import db, login_manager
 from portal.models import AuditAction, Role
-from portal.services import accounts, recovery, sessions
+from portal.services import accounts, profiles, recovery, sessions
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 
@@ -185,9 +186,11 @@ def _account_needs_sign_in() -> Response | None:
 
 def _account_page(password: ChangePasswordForm | None = None, status: int = 200) -> Page:
     actor = identity.current_actor()
+    account = identity.current_account()
+    provider = account.provider if account is not None else None
     body = render(
         "auth/account.html",
-        account=identity.current_account(),
+        account=account,
         devices=sessions.active_for(
             db.session,
             actor,
@@ -197,6 +200,7 @@ def _account_page(password: ChangePasswordForm | None = None, status: int = 200)
         current_session=actor.session_id,
         password=password or ChangePasswordForm(prefix="pw"),
         form=EmptyForm(),
+        provider_mail=ProviderMailForm(obj=provider) if provider is not None else None,
     )
     return (body, status) if status != 200 else body
 
@@ -214,6 +218,18 @@ def account_password() -> Page:
     if change_own_password(form):
         return redirect(url_for("auth.account"), code=303)
     return _account_page(password=form, status=422)
+
+
+@bp.post("/account/mail")
+@audit_exempt  # the service records the change; the answer is a redirect
+def account_mail() -> Response:
+    form = ProviderMailForm()
+    actor = identity.current_actor()
+    if submit(
+        form, lambda s: profiles.set_provider_mail(s, actor, messages=bool(form.mail_messages.data))
+    ).ok:
+        flash("Your email choice is saved.", "success")
+    return redirect(url_for("auth.account") + "#mail-heading", code=303)
 
 
 def change_own_password(form: ChangePasswordForm) -> bool:

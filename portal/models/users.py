@@ -75,7 +75,11 @@ class PatientProfile(Timestamps, Base):
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_phone: Mapped[str | None] = mapped_column(String(40))
     preferred_language: Mapped[str] = mapped_column(String(16), default="en")
-    notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Which email notices the patient wants (each says only that there is something new).
+    mail_lab_results: Mapped[bool] = mapped_column(Boolean, default=True)
+    mail_messages: Mapped[bool] = mapped_column(Boolean, default=True)
+    mail_appointments: Mapped[bool] = mapped_column(Boolean, default=True)
+    mail_plans: Mapped[bool] = mapped_column(Boolean, default=True)
     release_preference: Mapped[ReleasePreference] = mapped_column(
         default=ReleasePreference.AS_SOON_AS_ALLOWED
     )
@@ -94,6 +98,8 @@ class ProviderProfile(Timestamps, Base):
     specialty: Mapped[str | None] = mapped_column(String(120))
     clinic: Mapped[str | None] = mapped_column(String(200))
     contact_phone: Mapped[str | None] = mapped_column(String(40))
+    #: An email when a patient writes (off unless the provider turns it on).
+    mail_messages: Mapped[bool] = mapped_column(Boolean, default=False)
 
     user: Mapped[User] = relationship(back_populates="provider")
 

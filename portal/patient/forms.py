@@ -103,7 +103,11 @@ class PreferencesForm(FlaskForm):
         "Contact email",
         validators=[Optional(), Email("Enter a valid email address."), Length(max=254)],
     )
-    notify_by_email = BooleanField("Email me when something new is in the portal")
+    # "Email me when there is": the notices say only that something is new, never what.
+    mail_lab_results = BooleanField("A new lab result")
+    mail_messages = BooleanField("A new message")
+    mail_appointments = BooleanField("A change to an appointment")
+    mail_plans = BooleanField("An update to my treatment plan")
     preferred_language = SelectField(
         "Preferred language", choices=[SelectChoice(k, v) for k, v in LANGUAGES.items()]
     )

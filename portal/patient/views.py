@@ -507,7 +507,12 @@ def update_profile() -> Page:
             profiles.Preferences(
                 contact_phone=form.contact_phone.data,
                 contact_email=form.contact_email.data,
-                notify_by_email=bool(form.notify_by_email.data),
+                mail=profiles.MailChoices(
+                    lab_results=bool(form.mail_lab_results.data),
+                    messages=bool(form.mail_messages.data),
+                    appointments=bool(form.mail_appointments.data),
+                    plans=bool(form.mail_plans.data),
+                ),
                 preferred_language=form.preferred_language.data or "en",
                 release_preference=ReleasePreference(form.release_preference.data),
             ),

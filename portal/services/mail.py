@@ -4,8 +4,8 @@ background worker (`portal.jobs`), never while a request waits.
 Their words are fixed per kind and name no test, value, diagnosis, message subject or body
 ("You have a new message in your patient portal", and a link): mail leaves the clinic's
 control, so it only says that there is something to see. A notice still waiting to be sent is
-not doubled by the next event of its kind. Patients receive them when they ticked "Email me"
-on their profile, at their contact address (else their sign-in address).
+not doubled by the next event of its kind. Patients choose per kind on their profile (at their
+contact address, else their sign-in address); providers may ask for one when a patient writes.
 
 Delivery: `MAIL_URL` (`smtp://user:password@host:587?tls=starttls`, `smtps://...:465`);
 without it, each mail is written as a file under `MAIL_DIR` (`instance/mail/` by default),
@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import null, select, union_all
 from sqlalchemy.orm import Session
 
 from portal.access import unscoped
 from portal.db import utcnow
-from portal.models import EventType, OutboxMail, PatientProfile, User
+from portal.models import EventType, OutboxMail, PatientProfile, ProviderProfile, User
 
 #: (subject, first line) per kind: no health information, by design.
 NOTICES: dict[EventType, tuple[str, str]] = {
@@ -56,13 +56,31 @@ BACKOFF_MINUTES = (1, 5, 15, 60, 240, 720)
 BATCH = 50
 
 
-def _recipients_stmt() -> Any:
-    stmt = (
+#: The patient's choice that each kind of notice honours.
+_PATIENT_CHOICE = {
+    EventType.LAB_RESULT_PUBLISHED: PatientProfile.mail_lab_results,
+    EventType.MESSAGE_CREATED: PatientProfile.mail_messages,
+    EventType.APPOINTMENT_UPDATED: PatientProfile.mail_appointments,
+    EventType.TREATMENT_PLAN_UPDATED: PatientProfile.mail_plans,
+}
+
+
+def _recipients_stmt(kind: EventType) -> Any:
+    """(user id, sign-in address, contact address) of the users who want this kind: patients
+    by their choices, providers who asked to hear of patients' messages."""
+    patients = (
         select(User.id, User.email, PatientProfile.contact_email)
         .join(PatientProfile, PatientProfile.user_id == User.id)
-        .where(User.is_active.is_(True), PatientProfile.notify_by_email.is_(True))
+        .where(User.is_active.is_(True), _PATIENT_CHOICE[kind].is_(True))
     )
-    return stmt
+    if kind is not EventType.MESSAGE_CREATED:
+        return patients
+    providers = (
+        select(User.id, User.email, null())
+        .join(ProviderProfile, ProviderProfile.user_id == User.id)
+        .where(User.is_active.is_(True), ProviderProfile.mail_messages.is_(True))
+    )
+    return union_all(patients, providers)
 
 
 def stage_notices(
@@ -73,8 +91,9 @@ def stage_notices(
     ids = sorted(set(user_ids))
     if not ids:
         return
+    chosen = _recipients_stmt(kind).subquery()
     wanted = unscoped(
-        _recipients_stmt().where(User.id.in_(ids)), "mail: the recipients' own addresses"
+        select(chosen).where(chosen.c.id.in_(ids)), "mail: the recipients' own addresses"
     )
     waiting = set(
         session.scalars(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.access import Actor, Permission, get_or_404, require
-from portal.models import AuditAction, PatientProfile, ReleasePreference
+from portal.models import AuditAction, PatientProfile, ProviderProfile, ReleasePreference
 from portal.services.errors import ServiceError
 
 LANGUAGES = {"en": "English", "fr": "Français", "es": "Español", "de": "Deutsch", "pt": "Português"}
@@ -19,10 +20,23 @@ class ProfileError(ServiceError):
 
 
 @dataclass(frozen=True, slots=True)
+class MailChoices:
+    """Which email notices a patient wants, per kind."""
+
+    lab_results: bool = True
+    messages: bool = True
+    appointments: bool = True
+    plans: bool = True
+
+    def any(self) -> bool:
+        return self.lab_results or self.messages or self.appointments or self.plans
+
+
+@dataclass(frozen=True, slots=True)
 class Preferences:
     contact_phone: str | None
     contact_email: str | None
-    notify_by_email: bool
+    mail: MailChoices
     preferred_language: str
     release_preference: ReleasePreference
 
@@ -38,12 +52,15 @@ def update_preferences(session: Session, actor: Actor, data: Preferences) -> Pat
     profile = own_profile(session, actor)
     if data.preferred_language not in LANGUAGES:
         raise ProfileError("preferred_language", "Choose a language from the list.")
-    if data.notify_by_email and not (data.contact_email or "").strip():
+    if data.mail.any() and not (data.contact_email or "").strip():
         raise ProfileError("contact_email", "Enter an email address to be notified by email.")
     changes = {
         "contact_phone": (data.contact_phone or "").strip() or None,
         "contact_email": (data.contact_email or "").strip().lower() or None,
-        "notify_by_email": data.notify_by_email,
+        "mail_lab_results": data.mail.lab_results,
+        "mail_messages": data.mail.messages,
+        "mail_appointments": data.mail.appointments,
+        "mail_plans": data.mail.plans,
         "preferred_language": data.preferred_language,
         "release_preference": data.release_preference,
     }
@@ -63,3 +80,26 @@ def update_preferences(session: Session, actor: Actor, data: Preferences) -> Pat
         )
     session.flush()
     return profile
+
+
+def set_provider_mail(session: Session, actor: Actor, *, messages: bool) -> None:
+    """A provider's own choice: an email when a patient writes to them (others have no such
+    choice here: patients choose on their profile, administrators get no patients' mail)."""
+    require(actor, Permission.OWN_ACCOUNT)
+    profile = session.scalar(
+        select(ProviderProfile).where(ProviderProfile.user_id == actor.user_id)
+    )
+    if profile is None:
+        return
+    if profile.mail_messages != messages:
+        profile.mail_messages = messages
+        audit.record(
+            session,
+            actor_id=actor.user_id,
+            actor_role=actor.role,
+            action=AuditAction.UPDATE,
+            entity_type="provider_profile",
+            entity_id=profile.id,
+            detail={"fields": ["mail_messages"]},
+        )
+    session.flush()

@@ -178,7 +178,7 @@ def test_saving_contact_details_and_the_release_preference(as_user, people, sess
         {
             "contact_phone": "+44 20 7946 0000",
             "contact_email": "alice.home@example.org",
-            "notify_by_email": "y",
+            "mail_messages": "y",
             "preferred_language": "fr",
             "release_preference": "after_review",
         },
@@ -211,7 +211,7 @@ def test_a_refused_profile_change_records_one_read_of_the_profile(as_user, sessi
     response = post(
         as_user("alice"),
         "/my/profile",
-        {"notify_by_email": "y", "preferred_language": "en", "release_preference": "after_review"},
+        {"mail_plans": "y", "preferred_language": "en", "release_preference": "after_review"},
     )
     assert response.status_code == 422
     assert "Enter an email address to be notified by email." in response.get_data(as_text=True)

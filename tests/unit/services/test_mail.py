@@ -4,6 +4,7 @@ to patients who asked, sent by the worker exactly once, and retried when the ser
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,10 @@ from sqlalchemy.orm import Session
 from portal import create_app, demo, jobs
 from portal.access import unscoped
 from portal.cli import upgrade_database
-from portal.db import utcnow
+from portal.db import set_clock, utcnow
 from portal.extensions import db
 from portal.models import EventType, OutboxMail, PatientProfile, ResultStatus
-from portal.services import labs, mail, messaging, notifications
+from portal.services import labs, mail, messaging, notifications, profiles
 from portal.transactions import unit_of_work
 from tests.support import app_config, mails_in, new_database
 from tests.unit.services.conftest import World
@@ -98,7 +99,7 @@ def test_each_kind_of_event_sends_a_notice_with_no_health_information(
 def test_a_patient_who_did_not_ask_gets_no_mail(app: Flask, world: World, session: Session) -> None:
     profile = session.get(PatientProfile, world.patient_id)
     assert profile is not None
-    profile.notify_by_email = False
+    profile.mail_messages = False  # the other kinds stay on: only this one is refused
     session.flush()
     with unit_of_work() as s:
         messaging.reply(s, world.actor("dr_chen"), world.conversation_id, body="Hello")
@@ -140,8 +141,12 @@ def test_workers_running_at_once_send_each_mail_exactly_once(tmp_path) -> None:
     upgrade_database(app)
     with app.app_context():
         demo.seed(db.session)  # stages the demo's own notices
-        waiting = len(db.session.scalars(select(OutboxMail)).all())
+        staged = db.session.scalars(select(OutboxMail)).all()
+    waiting = len(staged)
     assert waiting > 0
+    # All of them due, whatever clock the suite runs on and the demo left behind
+    due = max(m.next_attempt_at for m in staged) + timedelta(minutes=1)
+    set_clock(lambda: due)
     barrier, failures = threading.Barrier(4), []
 
     def worker() -> None:
@@ -160,3 +165,18 @@ def test_workers_running_at_once_send_each_mail_exactly_once(tmp_path) -> None:
     assert failures == []
     assert len(list(Path(app.config["MAIL_DIR"]).glob("*.eml"))) == min(waiting, mail.BATCH)
     app.extensions["portal.db"]["engine"].dispose()
+
+
+@pytest.mark.usefixtures("empty_outbox")
+def test_a_provider_who_asked_hears_of_a_patients_message_and_nothing_more(
+    app: Flask, world: World
+) -> None:
+    chen = world.people.user("dr_chen")
+    with unit_of_work() as s:
+        profiles.set_provider_mail(s, world.actor("dr_chen"), messages=True)
+        messaging.reply(s, world.actor("alice"), world.conversation_id, body=SECRET_WORDS)
+    jobs.run_once()
+    [notice] = [m for m in mails_in(Path(app.config["MAIL_DIR"])) if m.to == chen.email]
+    assert notice.subject == mail.NOTICES[EventType.MESSAGE_CREATED][0]
+    for phi in (SECRET_WORDS, "Alice", "Martin"):
+        assert phi not in notice.text

@@ -236,6 +236,7 @@ VERBS: tuple[Verb, ...] = (
     ),
     # profiles
     Verb(profiles.own_profile, PM.READ_OWN_RECORDS, lambda w, a: call()),
+    Verb(profiles.set_provider_mail, PM.OWN_ACCOUNT, lambda w, a: call(messages=True)),
     # patients
     Verb(patients.search, PM.PATIENTS_LIST, lambda w, a: call()),
     # labs
