@@ -4,6 +4,7 @@ history, attachments and trend, and "new" marks that clear when a result is open
 from __future__ import annotations
 
 import re
+import signal
 
 import pytest
 
@@ -214,3 +215,37 @@ def test_opening_a_result_marks_its_notification_read_everywhere(as_user, sessio
     assert after == before - 2
     listed = client.get("/my/lab-results?test=2823-3").get_data(as_text=True)
     assert 'class="status status-new">New<' not in listed
+
+
+def test_values_one_float_step_apart_near_2_to_the_65_show_the_table_not_a_hung_page(
+    as_user, session, people, monkeypatch
+) -> None:
+    # Stored before values were bounded when entered: the page must still answer, at once.
+    monkeypatch.setattr(labs, "MAX_MAGNITUDE", float("inf"))
+    chen = people.actor("dr_chen")
+    pid = people.user("alice").patient.id
+    for value in ("36893488147419103232", "36893488147419111424"):
+        result = labs.create_result(
+            session,
+            chen,
+            pid,
+            test_code="99999-1",  # a test alice has no other result of
+            test_name="Glucose",
+            data=labs.ResultInput(value, "mg/dL", None, ResultStatus.FINAL),
+        )
+    previous = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(10)
+    try:
+        response = as_user("alice").get(f"/my/lab-results/{result.id}")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "These values cannot be drawn on a chart" in page
+    assert "<svg" not in page
+    assert "36893488147419111424 mg/dL" in page  # in the table
+
+
+def _hung(*_args: object) -> None:
+    raise TimeoutError("the page did not answer in 10 s")
