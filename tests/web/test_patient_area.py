@@ -326,6 +326,36 @@ def test_a_time_taken_since_the_form_was_shown_is_a_clear_error_on_the_time(
     assert 'aria-invalid="true"' in page
 
 
+def test_the_page_of_a_booking_the_database_refused_shows_just_taken_not_a_500(
+    as_user, session, people, monkeypatch
+) -> None:
+    # As when two bookings both read the slot open (PostgreSQL): the unique index refuses the
+    # second at flush, and its page must still render (no PendingRollbackError).
+    client = as_user("alice")
+    form = client.get("/my/appointments/new").get_data(as_text=True)
+    slot = re.search(r'<option value="([^"]+)">\d\d:\d\d–', form)
+    assert slot
+    chen = people.user("dr_chen").provider
+    start = datetime.fromisoformat(slot.group(1))
+    open_then = appointments.slot_at(session, chen.id, start)
+    appointments.book(
+        session,
+        people.actor("bob"),
+        patient_id=None,
+        provider_id=chen.id,
+        start_at=start,
+        reason=None,
+    )
+    monkeypatch.setattr(appointments, "slot_at", lambda *_args: open_then)
+
+    response = post(
+        client, "/my/appointments/new", {"provider_id": str(chen.id), "start_at": slot.group(1)}
+    )
+
+    assert response.status_code == 422
+    assert "That time was just taken; choose another." in response.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("start_at", ["not a time", "2030-01-08T09:00:00"])
 def test_a_posted_time_that_is_no_slot_is_a_422_on_the_time(as_user, people, start_at) -> None:
     client = as_user("alice")
