@@ -203,23 +203,35 @@ def _tick_label(value: float, step: float) -> str:
     return f"{value:.{max(precision, min(size + 1, 16))}g}"
 
 
+#: Values closer than this, relative to their size, are one value to the chart (float noise
+#: such as 0.3 and 0.30000000000000004, or two values one float step apart near 2**65).
+SAME_VALUE = 1e-9
+
+
 def _y_ticks(lo: float, hi: float) -> list[tuple[float, str]] | None:
     """`Y_TICKS` evenly spaced round values (with their labels) from at or below `lo` to at
-    or above `hi`, or None when floats cannot lay them out: a bound not finite, or values so
-    large for their spread that adding a step does not move evenly (near 2**65 adding 5000
-    moves by 0 or by 8192)."""
+    or above `hi`, or None when floats cannot lay them out: a bound not finite or a spread
+    past the largest float, a spread too small for a power of ten, or ticks that adding a
+    step does not move evenly or that their labels cannot tell apart."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return None
-    if hi == lo:
-        pad = abs(lo) / 10 or 1.0
-        lo, hi = lo - pad / 2, hi + pad / 2
-    # Y_TICKS - 2 steps cover the spread from a start at most one step below `lo`.
-    step = _nice_step((hi - lo) / (Y_TICKS - 2))
-    if step is None:
+    if hi - lo <= SAME_VALUE * max(abs(lo), abs(hi)):
+        pad = abs(hi) / 10 or 1.0
+        lo, hi = hi - pad / 2, hi + pad / 2
+    # The smallest round step whose ticks reach `hi`; Y_TICKS - 2 steps always do (from a
+    # start at most one step below `lo`), so this tries at most three steps.
+    step = _nice_step((hi - lo) / (Y_TICKS - 1))
+    for _ in range(3):
+        if step is None:
+            return None
+        start = math.floor(lo / step) * step
+        if start + (Y_TICKS - 1) * step >= hi:
+            break
+        step = _nice_step(step * (1 + SAME_VALUE))
+    else:
         return None
-    start = math.floor(lo / step) * step
     ticks = [start + i * step for i in range(Y_TICKS)]
-    if not all(math.isfinite(t) for t in ticks) or ticks[-1] < hi:
+    if not all(math.isfinite(t) for t in ticks):
         return None
     if any(abs((t - start) - i * step) > step * 1e-6 for i, t in enumerate(ticks)):
         return None
@@ -239,6 +251,8 @@ def _layout(s: Series) -> None:
         return
     values = [p.value for p in charted if p.value is not None]
     bounds = [b for b in (s.low, s.high) if b is not None]
+    if not all(math.isfinite(v) for v in values + bounds):
+        return  # stored before values were bounded: no place on any axis
     ticks = _y_ticks(min(values + bounds), max(values + bounds))
     if ticks is None:
         return

@@ -51,13 +51,10 @@ def _series(*values: float, low: float | None = None, high: float | None = None)
 @pytest.mark.parametrize(
     "values",
     [
-        pytest.param(
-            (36893488147419103232.0, 36893488147419111424.0), id="one-float-step-near-2**65"
-        ),
-        pytest.param((1e15, 1e15 + 0.125), id="one-float-step-at-the-entry-limit"),
-        pytest.param((0.0, 5e-324), id="a-subnormal-span"),
+        pytest.param((0.0, 5e-324), id="a-subnormal-spread"),
         pytest.param((float("inf"), 4.0), id="infinity-already-stored"),
-        pytest.param((-1.7e308, 1.7e308), id="a-span-past-the-largest-float"),
+        pytest.param((4.0, float("nan")), id="not-a-number"),
+        pytest.param((-1.7e308, 1.7e308), id="a-spread-past-the-largest-float"),
     ],
 )
 def test_values_the_chart_cannot_lay_out_fall_back_to_the_table(values: tuple[float, ...]) -> None:
@@ -66,6 +63,25 @@ def test_values_the_chart_cannot_lay_out_fall_back_to_the_table(values: tuple[fl
     assert not series.drawn
     assert (series.y_ticks, series.path) == ([], "")
     assert [p.value_text for p in series.points] == [repr(v) for v in values]  # the table
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param((36893488147419103232.0, 36893488147419111424.0), id="near-2**65"),
+        pytest.param((1e15, 1e15 + 0.125), id="at-the-entry-limit"),
+        pytest.param((0.3, 0.1 + 0.2), id="float-noise"),
+    ],
+)
+def test_values_one_float_step_apart_are_one_level_with_the_fixed_ticks(
+    values: tuple[float, ...],
+) -> None:
+    # The reproduction: near 2**65 the old `tick += step` never moved, and never ended.
+    series = _series(*values)
+
+    assert series.drawn
+    assert len(series.y_ticks) == trends.Y_TICKS
+    assert len({p.y for p in series.points}) == 1
 
 
 @pytest.mark.parametrize(
