@@ -30,7 +30,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     ids.init_app(app)  # before any blueprint adds its `<int:...>` routes
 
-    from portal import api, audit, cli, errors, realtime
+    from portal import api, audit, cli, errors, health, realtime
     from portal.admin import bp as admin_bp
     from portal.auth import identity
     from portal.auth.views import bp as auth_bp
@@ -46,7 +46,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     audit.init_app(app)
     htmx.init_app(app)
     templating.init_app(app)
-    for bp in (auth_bp, patient_bp, staff_bp, admin_bp):
+    for bp in (auth_bp, patient_bp, staff_bp, admin_bp, health.bp):
         app.register_blueprint(bp)
     api.init_app(app)
     realtime.init_app(app)

@@ -239,3 +239,18 @@ def test_only_the_services_raise_the_one_error_type() -> None:
     allowed = {"ServiceError", *(name for _m, name, _b in bases)}
     assert [b for b in bases if b[2] not in allowed and b[1] != "ServiceError"] == []
     assert errors.ServiceError.__mro__[1] is ValueError
+
+
+# --- Licence ------------------------------------------------------------------------------------
+
+
+def test_the_license_file_is_the_apache_2_text_pyproject_names() -> None:
+    import tomllib
+
+    root = TEMPLATES.parent
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["license"]
+    text = (root / "LICENSE").read_text()
+    assert declared == {"text": "Apache-2.0"}
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert text.rstrip().endswith("limitations under the License.")

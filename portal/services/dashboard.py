@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from portal.access import Actor, RoleScope, reader, scoped
 from portal.db import UTCDateTime, utcnow
 from portal.models import (
+    HOLDS_SLOT,
     Appointment,
     EventType,
     Notification,
@@ -148,12 +149,16 @@ def active_plan(session: Session, actor: Actor) -> PlanCard | None:
 
 
 def _upcoming_stmt(rs: RoleScope) -> Select[Appointment, ProviderProfile]:
-    """The reader's next three appointments from `:now`, each with its provider."""
+    """The reader's next three visits from `:now` that are still on (requested or scheduled:
+    a cancelled one is no appointment to come), each with its provider."""
     # The provider's name comes in the same row: no second query for names.
     stmt = (
         select(Appointment, ProviderProfile)
         .outerjoin(ProviderProfile, ProviderProfile.id == Appointment.provider_id)
-        .where(Appointment.start_at >= bindparam("now", type_=UTCDateTime))
+        .where(
+            Appointment.start_at >= bindparam("now", type_=UTCDateTime),
+            Appointment.status.in_(HOLDS_SLOT),
+        )
         .order_by(Appointment.start_at)
         .limit(3)
     )
@@ -163,7 +168,7 @@ def _upcoming_stmt(rs: RoleScope) -> Select[Appointment, ProviderProfile]:
 def upcoming(
     session: Session, actor: Actor
 ) -> tuple[list[Appointment], dict[int, ProviderProfile]]:
-    """The patient's next three appointments (as appointments.list_for), with their providers."""
+    """The patient's next three visits still on, with their providers."""
     rows = session.execute(scoped(_upcoming_stmt, actor), reader(actor, now=utcnow())).all()
     providers = {p.id: p for _a, p in rows if p is not None}
     return [a for a, _p in rows], providers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -94,6 +95,25 @@ def parse_range(text: str | None) -> tuple[float | None, float | None]:
 def parse_value(text: str) -> float | None:
     m = _VALUE.match(text)
     return float(m[1]) if m else None
+
+
+#: The largest size a numeric value or range bound may have: past any real result in any unit
+#: (red cells are about 5e12 per litre), and small enough for a chart to step between values.
+MAX_MAGNITUDE = 1e15
+TOO_LARGE = f"Enter a number between -{MAX_MAGNITUDE:,.0f} and {MAX_MAGNITUDE:,.0f}."
+
+
+def _sane(number: float | None) -> bool:
+    return number is None or (math.isfinite(number) and abs(number) <= MAX_MAGNITUDE)
+
+
+def _check_numbers(data: ResultInput) -> None:
+    """Refuse a value or range bound that parses to infinity or is too large to be a result
+    (it would be flagged, charted and sent as that number)."""
+    if not _sane(parse_value(data.result_value)):
+        raise LabInputError("result_value", TOO_LARGE)
+    if not all(_sane(bound) for bound in parse_range(data.reference_range)):
+        raise LabInputError("reference_range", TOO_LARGE)
 
 
 def compute_flag(
@@ -315,6 +335,7 @@ def create_result(
             units=(data.units or "").strip() or definition.units,
             reference_range=(data.reference_range or "").strip() or definition.reference_range,
         )
+    _check_numbers(data)
     report_row = _report_row(actor, patient.id, report) if report is not None else None
     result = LabResult(
         patient_id=patient.id,
@@ -377,6 +398,7 @@ def add_version(
         raise LabInputError("status", "A published result cannot go back to preliminary.")
     if data.visibility is None:
         data = replace(data, visibility=previous.visibility)
+    _check_numbers(data)
     report_row = _report_row(actor, patient.id, report) if report is not None else None
     version = _new_version(
         session,

@@ -21,6 +21,8 @@ from portal.services.labs import list_latest
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 24, 20, 44
 MAX_POINTS = 12
+#: The y axis always has this many ticks (and a loop over them, never over the values).
+Y_TICKS = 5
 OUT_OF_RANGE = {Flag.LOW, Flag.HIGH, Flag.CRITICAL_LOW, Flag.CRITICAL_HIGH, Flag.ABNORMAL}
 
 
@@ -55,6 +57,8 @@ class Series:
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
     summary: str = ""
     description: str = ""
+    #: False when the values cannot be laid out as a chart: the page shows only the table.
+    drawn: bool = False
 
     @property
     def charted(self) -> list[TrendPoint]:
@@ -180,30 +184,79 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def _nice_step(span: float, count: int = 4) -> float:
-    raw = span / count if span > 0 else 1.0
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for m in (1, 2, 2.5, 5, 10):
-        if raw <= m * magnitude:
-            return m * magnitude
-    return 10 * magnitude
+def _nice_step(raw: float) -> float | None:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten that is at least `raw` (> 0), or None
+    when floats have no such step (`raw` infinite, or too small for a power of ten)."""
+    if not (math.isfinite(raw) and raw > 0):
+        return None
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    if magnitude == 0:
+        return None
+    return next((m * magnitude for m in (1, 2, 2.5, 5) if raw <= m * magnitude), 10 * magnitude)
+
+
+def _tick_label(value: float, step: float) -> str:
+    """`value` with the significant digits that tell it from a neighbour `step` away, and no
+    float noise (0.30000000000000004 reads 0.3)."""
+    size = math.floor(math.log10(max(abs(value), step)))
+    precision = size - math.floor(math.log10(step)) + 2  # a 2.5 step needs a second digit
+    return f"{value:.{max(precision, min(size + 1, 16))}g}"
+
+
+#: Values closer than this, relative to their size, are one value to the chart (float noise
+#: such as 0.3 and 0.30000000000000004, or two values one float step apart near 2**65).
+SAME_VALUE = 1e-9
+
+
+def _y_ticks(lo: float, hi: float) -> list[tuple[float, str]] | None:
+    """`Y_TICKS` evenly spaced round values (with their labels) from at or below `lo` to at
+    or above `hi`, or None when floats cannot lay them out: a bound not finite or a spread
+    past the largest float, a spread too small for a power of ten, or ticks that adding a
+    step does not move evenly or that their labels cannot tell apart."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    if hi - lo <= SAME_VALUE * max(abs(lo), abs(hi)):
+        pad = abs(hi) / 10 or 1.0
+        lo, hi = hi - pad / 2, hi + pad / 2
+    # The smallest round step whose ticks reach `hi`; Y_TICKS - 2 steps always do (from a
+    # start at most one step below `lo`), so this tries at most three steps.
+    step = _nice_step((hi - lo) / (Y_TICKS - 1))
+    for _ in range(3):
+        if step is None:
+            return None
+        start = math.floor(lo / step) * step
+        if start + (Y_TICKS - 1) * step >= hi:
+            break
+        step = _nice_step(step * (1 + SAME_VALUE))
+    else:
+        return None
+    ticks = [start + i * step for i in range(Y_TICKS)]
+    if not all(math.isfinite(t) for t in ticks):
+        return None
+    if any(abs((t - start) - i * step) > step * 1e-6 for i, t in enumerate(ticks)):
+        return None
+    labelled = [(t, _tick_label(t, step)) for t in ticks]
+    if len({label for _t, label in labelled}) < Y_TICKS:
+        return None
+    return labelled
 
 
 def _layout(s: Series) -> None:
-    """Scale the series into the plot area: points, the line through them, band and ticks."""
+    """Scale the series into the plot area: points, the line through them, band and ticks.
+
+    Leaves `s.drawn` False (no chart, the table alone) when the values cannot be laid out.
+    """
     charted = s.charted
     if not charted:
         return
     values = [p.value for p in charted if p.value is not None]
     bounds = [b for b in (s.low, s.high) if b is not None]
-    lo, hi = min(values + bounds), max(values + bounds)
-    if hi == lo:
-        lo, hi = lo - 1, hi + 1
-    step = _nice_step(hi - lo)
-    lo = math.floor(lo / step) * step
-    hi = math.ceil(hi / step) * step
-    if hi == lo:
-        hi = lo + step
+    if not all(math.isfinite(v) for v in values + bounds):
+        return  # stored before values were bounded: no place on any axis
+    ticks = _y_ticks(min(values + bounds), max(values + bounds))
+    if ticks is None:
+        return
+    lo, hi = ticks[0][0], ticks[-1][0]
     top, bottom = TOP, HEIGHT - BOTTOM
     left, right = LEFT, WIDTH - RIGHT
 
@@ -226,11 +279,9 @@ def _layout(s: Series) -> None:
         band_top = y_of(s.high) if s.high is not None else top
         band_bottom = y_of(s.low) if s.low is not None else bottom
         s.band = (band_top, round(band_bottom - band_top, 1))
-    tick = lo
-    while tick <= hi + step / 2:
-        s.y_ticks.append((y_of(tick), _num(round(tick, 6))))
-        tick += step
+    s.y_ticks = [(y_of(tick), label) for tick, label in ticks]
     chosen = [charted[0], charted[-1]] if len(charted) > 1 else [charted[0]]
     if len(charted) > 2:
         chosen.insert(1, charted[len(charted) // 2])
     s.x_ticks = [(p.x, f"{p.when:%b %Y}") for p in chosen]
+    s.drawn = True

@@ -261,6 +261,22 @@ def test_a_provider_publishes_a_result_the_patient_then_sees(api, people: Demo) 
     assert mine[0]["id"] == created["id"]
 
 
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"resultValue": "36893488147419103232"}, "resultValue"),
+        ({"referenceRange": "0-" + "9" * 70}, "referenceRange"),
+    ],
+)
+def test_a_number_too_large_to_be_a_result_is_a_422_on_its_field(
+    api, people: Demo, fields: dict[str, str], field: str
+) -> None:
+    response = _new_result(api, people, **fields)
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert list(response.json["errors"]) == [field]
+
+
 def test_a_retried_create_with_the_same_key_makes_one_result(api, people: Demo) -> None:
     headers = {"Idempotency-Key": "glucose-2026-01-31"}
     client, path = api("dr_chen"), f"/patients/{_pid(people)}/lab-results"

@@ -10,8 +10,14 @@ from sqlalchemy import select
 
 from portal.access import RoleScope, reader
 from portal.db import set_clock
-from portal.models import Appointment, AppointmentStatus, AuditAction, ReleasePreference
-from portal.services import appointments
+from portal.models import (
+    HOLDS_SLOT,
+    Appointment,
+    AppointmentStatus,
+    AuditAction,
+    ReleasePreference,
+)
+from portal.services import appointments, dashboard
 from tests.conftest import login, post
 from tests.support import PASSWORD
 from tests.web.audit_support import entries_for
@@ -115,6 +121,36 @@ def test_cancelling_an_upcoming_appointment(as_user, session, people) -> None:
     assert _appointment(session, people, mine.appointment_id).status is (
         AppointmentStatus.CANCELLED
     )
+
+
+def test_a_visit_the_clinic_cancelled_leaves_next_appointments_and_shows_its_reason(
+    as_user, session, people
+) -> None:
+    # The issue: cancelled visits filled the dashboard's "Next appointments", and the reason
+    # the clinic gave was shown nowhere to the patient.
+    mine = records_of(session, people, "alice")
+    appointments.cancel(session, people.actor("dr_chen"), mine.appointment_id, "Doctor unavailable")
+    alice = people.actor("alice")
+
+    visits, _providers = dashboard.upcoming(session, alice)
+
+    assert mine.appointment_id not in {v.id for v in visits}
+    assert visits, "alice's other upcoming visit is still listed"
+    assert all(v.status in HOLDS_SLOT for v in visits)
+    client = as_user("alice")
+    home = client.get("/my/").get_data(as_text=True)
+    assert "Cancelled" not in home.split('id="visits-heading"')[1].split("</section>")[0]
+    listed = client.get("/my/appointments").get_data(as_text=True)
+    assert "Cancelled" in listed
+    assert "Reason for cancelling: Doctor unavailable" in listed
+
+
+def test_a_visit_the_patient_cancelled_shows_no_reason_line(as_user, session, people) -> None:
+    mine = records_of(session, people, "alice")
+    appointments.cancel(session, people.actor("alice"), mine.appointment_id)
+    listed = as_user("alice").get("/my/appointments").get_data(as_text=True)
+    assert "Cancelled" in listed
+    assert "Reason for cancelling" not in listed
 
 
 def test_within_24_hours_cancelling_online_is_refused_and_explained(
@@ -288,6 +324,36 @@ def test_a_time_taken_since_the_form_was_shown_is_a_clear_error_on_the_time(
     page = response.get_data(as_text=True)
     assert "That time was just taken; choose another." in page
     assert 'aria-invalid="true"' in page
+
+
+def test_the_page_of_a_booking_the_database_refused_shows_just_taken_not_a_500(
+    as_user, session, people, monkeypatch
+) -> None:
+    # As when two bookings both read the slot open (PostgreSQL): the unique index refuses the
+    # second at flush, and its page must still render (no PendingRollbackError).
+    client = as_user("alice")
+    form = client.get("/my/appointments/new").get_data(as_text=True)
+    slot = re.search(r'<option value="([^"]+)">\d\d:\d\d–', form)
+    assert slot
+    chen = people.user("dr_chen").provider
+    start = datetime.fromisoformat(slot.group(1))
+    open_then = appointments.slot_at(session, chen.id, start)
+    appointments.book(
+        session,
+        people.actor("bob"),
+        patient_id=None,
+        provider_id=chen.id,
+        start_at=start,
+        reason=None,
+    )
+    monkeypatch.setattr(appointments, "slot_at", lambda *_args: open_then)
+
+    response = post(
+        client, "/my/appointments/new", {"provider_id": str(chen.id), "start_at": slot.group(1)}
+    )
+
+    assert response.status_code == 422
+    assert "That time was just taken; choose another." in response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("start_at", ["not a time", "2030-01-08T09:00:00"])

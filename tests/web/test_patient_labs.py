@@ -4,6 +4,7 @@ history, attachments and trend, and "new" marks that clear when a result is open
 from __future__ import annotations
 
 import re
+import signal
 
 import pytest
 
@@ -214,3 +215,45 @@ def test_opening_a_result_marks_its_notification_read_everywhere(as_user, sessio
     assert after == before - 2
     listed = client.get("/my/lab-results?test=2823-3").get_data(as_text=True)
     assert 'class="status status-new">New<' not in listed
+
+
+@pytest.mark.parametrize(
+    ("values", "drawn"),
+    [
+        pytest.param(("36893488147419103232", "36893488147419111424"), True, id="near-2**65"),
+        pytest.param(("1e999", "5.0"), False, id="infinity"),
+    ],
+)
+def test_values_stored_before_they_were_bounded_answer_at_once_with_a_chart_or_the_table(
+    as_user, session, people, monkeypatch, values: tuple[str, str], drawn: bool
+) -> None:
+    # Stored before values were bounded when entered: the page must still answer, at once.
+    monkeypatch.setattr(labs, "_check_numbers", lambda _data: None)
+    monkeypatch.setattr(labs, "parse_value", float)  # "1e999" is stored as infinity
+    chen = people.actor("dr_chen")
+    pid = people.user("alice").patient.id
+    for value in values:
+        result = labs.create_result(
+            session,
+            chen,
+            pid,
+            test_code="99999-1",  # a test alice has no other result of
+            test_name="Glucose",
+            data=labs.ResultInput(value, "mg/dL", None, ResultStatus.FINAL),
+        )
+    previous = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(10)
+    try:
+        response = as_user("alice").get(f"/my/lab-results/{result.id}")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert ("<svg" in page) is drawn
+    assert ("These values cannot be drawn on a chart" in page) is not drawn
+    assert f"{values[1]} mg/dL" in page  # in the table
+
+
+def _hung(*_args: object) -> None:
+    raise TimeoutError("the page did not answer in 10 s")

@@ -136,6 +136,15 @@ def test_a_result_without_a_value_is_refused_with_the_error_next_to_the_field(
     assert 'aria-describedby="result_value-error"' in html
 
 
+def test_a_value_too_large_to_be_a_result_is_refused_next_to_the_field(as_user, people) -> None:
+    client = as_user("dr_chen")
+    response = _publish(client, _alice(people), result_value="9" * 200)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Enter a number between -1,000,000,000,000,000 and 1,000,000,000,000,000." in html
+    assert 'aria-describedby="result_value-error"' in html
+
+
 def test_a_pdf_report_is_attached_to_the_published_version_and_downloads_for_the_provider(
     session: Session, as_user, people: Demo
 ) -> None:

@@ -264,3 +264,64 @@ def _result_of(world: World, version: LabResultVersion) -> LabResult:
 def test_the_words_for_a_sensitive_on_publish_policy_say_it_is_held() -> None:
     policy = ReleasePolicy(category="genetic", mode=ReleaseMode.ON_PUBLISH, never_auto_release=True)
     assert labs.describe_policy(policy).startswith("Held until a provider has reviewed it")
+
+
+# --- numbers: finite and of sane magnitude when entered ----------------------------------------
+
+TOO_LARGE = "Enter a number between -1,000,000,000,000,000 and 1,000,000,000,000,000."
+
+
+@pytest.mark.parametrize(
+    ("value", "reference_range", "field"),
+    [
+        pytest.param("9" * 400, None, "result_value", id="400-digits-parse-to-infinity"),
+        pytest.param("36893488147419103232", None, "result_value", id="near-2**65"),
+        pytest.param("-1" + "0" * 16, None, "result_value", id="negative"),
+        pytest.param("> 1" + "0" * 20, None, "result_value", id="with-a-comparator"),
+        pytest.param("4.0", "0-" + "9" * 400, "reference_range", id="range-to-infinity"),
+        pytest.param("4.0", "<" + "9" * 30, "reference_range", id="upper-bound"),
+    ],
+)
+def test_a_number_too_large_to_be_a_result_is_refused_before_anything_is_written(
+    world: World, value: str, reference_range: str | None, field: str
+) -> None:
+    before = _count(world.session, LabResult)
+    with pytest.raises(LabInputError) as refused:
+        labs.create_result(
+            world.session,
+            world.actor("dr_chen"),
+            world.patient_id,
+            test_code="2345-7",
+            test_name="Glucose",
+            data=labs.ResultInput(value, "mg/dL", reference_range, ResultStatus.FINAL),
+        )
+    assert (refused.value.field, refused.value.message) == (field, TOO_LARGE)
+    assert _count(world.session, LabResult) == before
+
+
+def test_a_correction_to_a_number_too_large_is_refused(world: World) -> None:
+    with pytest.raises(LabInputError) as refused:
+        labs.add_version(
+            world.session,
+            world.actor("dr_chen"),
+            world.published_result_id,
+            labs.ResultInput("1" * 400, None, None, ResultStatus.CORRECTED, None),
+            reason="Transcription error",
+        )
+    assert refused.value.field == "result_value"
+
+
+@pytest.mark.parametrize("value", ["999999999999999", "-0.000000000001", "1e400", "Positive"])
+def test_large_small_and_non_numeric_values_within_bounds_are_kept(
+    world: World, value: str
+) -> None:
+    result = labs.create_result(
+        world.session,
+        world.actor("dr_chen"),
+        world.patient_id,
+        test_code="2345-7",
+        test_name="Glucose",
+        data=labs.ResultInput(value, "mg/dL", None, ResultStatus.FINAL),
+    )
+    [version] = labs.versions_of(world.session, world.actor("dr_chen"), result)
+    assert version.result_value == value  # "1e400" is text: the numbers are digits only
