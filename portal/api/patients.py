@@ -17,7 +17,15 @@ from sqlalchemy.orm import Session
 from portal.access import Actor, get_or_404
 from portal.api import bp
 from portal.api.operations import operation
-from portal.api.schemas import Instant, PageOut, PageQuery, PatientOut, Record, Schema
+from portal.api.schemas import (
+    Instant,
+    PageOut,
+    PageQuery,
+    PatientOut,
+    Record,
+    Schema,
+    with_example,
+)
 from portal.models import (
     AuditAction,
     Flag,
@@ -43,8 +51,58 @@ class PatientListQuery(PageQuery):
     q: str | None = Field(default=None, max_length=100)
 
 
+#: The examples' result: a fasting glucose within its reference range.
+_GLUCOSE = {
+    "id": 4812,
+    "createdAt": "2026-11-02T08:55:12Z",
+    "updatedAt": "2026-11-02T09:40:00Z",
+    "patientId": 5,
+    "testCode": "2345-7",
+    "testName": "Glucose",
+    "category": "chemistry",
+    "status": "final",
+    "resultValue": "92",
+    "units": "mg/dL",
+    "referenceRange": "70-99",
+    "flag": "normal",
+    "visibility": "shared",
+    "publishedAt": "2026-11-02T09:40:00Z",
+    "version": 1,
+    "orderedBy": 2,
+}
+#: The examples' correction: an HbA1c above its range, run again after a recalibration.
+_HBA1C_FIRST = {
+    "id": 9377,
+    "version": 1,
+    "status": "final",
+    "resultValue": "6.4",
+    "units": "%",
+    "referenceRange": "4.0-5.6",
+    "flag": "high",
+    "visibility": "shared",
+    "reason": None,
+    "publishedAt": "2026-11-02T09:40:00Z",
+    "publishedBy": 2,
+    "createdAt": "2026-11-02T09:40:00Z",
+    "updatedAt": "2026-11-02T09:40:00Z",
+}
+_HBA1C_CORRECTED = {
+    **_HBA1C_FIRST,
+    "id": 9402,
+    "version": 2,
+    "status": "corrected",
+    "resultValue": "5.9",
+    "reason": "The analyser was recalibrated; the sample was run again.",
+    "publishedAt": "2026-11-03T11:05:00Z",
+    "createdAt": "2026-11-03T11:05:00Z",
+    "updatedAt": "2026-11-03T11:05:00Z",
+}
+
+
 class LabResultOut(Record):
     """A result as the caller sees it: its newest version the caller may see."""
+
+    model_config = with_example(_GLUCOSE)
 
     patient_id: int
     test_code: str
@@ -69,6 +127,8 @@ class LabResultOut(Record):
 class LabResultVersionOut(Schema):
     """One immutable version of a result: a correction or amendment adds one."""
 
+    model_config = with_example(_HBA1C_CORRECTED)
+
     id: int
     version: int
     status: ResultStatus
@@ -90,6 +150,28 @@ class LabResultVersionOut(Schema):
 class LabResultDetailOut(LabResultOut):
     """A result with every version of it the caller may see, newest first."""
 
+    model_config = with_example(
+        {
+            "id": 4815,
+            "createdAt": "2026-11-02T08:55:12Z",
+            "updatedAt": "2026-11-03T11:05:00Z",
+            "patientId": 5,
+            "testCode": "4548-4",
+            "testName": "Hemoglobin A1c",
+            "category": "chemistry",
+            "status": "corrected",
+            "resultValue": "5.9",
+            "units": "%",
+            "referenceRange": "4.0-5.6",
+            "flag": "high",
+            "visibility": "shared",
+            "publishedAt": "2026-11-03T11:05:00Z",
+            "version": 2,
+            "orderedBy": 2,
+            "versions": [_HBA1C_CORRECTED, _HBA1C_FIRST],
+        }
+    )
+
     versions: list[LabResultVersionOut]
 
 
@@ -103,6 +185,18 @@ class LabResultListQuery(PageQuery):
 class LabResultIn(Schema):
     """A new result. Blank `units` or `referenceRange` take the catalog's for a known code."""
 
+    model_config = with_example(
+        {
+            "testCode": "2345-7",
+            "testName": "Glucose",
+            "resultValue": "92",
+            "units": "mg/dL",
+            "referenceRange": "70-99",
+            "status": "final",
+            "visibility": "shared",
+        }
+    )
+
     test_code: str = Field(min_length=1, max_length=32)
     test_name: str = Field(max_length=200)
     result_value: str = Field(max_length=200)
@@ -114,6 +208,16 @@ class LabResultIn(Schema):
 
 class LabResultVersionIn(Schema):
     """A correction or amendment of a result; the earlier versions stay readable."""
+
+    model_config = with_example(
+        {
+            "resultValue": "5.9",
+            "units": "%",
+            "referenceRange": "4.0-5.6",
+            "status": "corrected",
+            "reason": "The analyser was recalibrated; the sample was run again.",
+        }
+    )
 
     result_value: str = Field(max_length=200)
     units: str | None = Field(default=None, max_length=40)
@@ -263,13 +367,6 @@ def list_lab_results(
     status=201,
     idempotent=True,
     errors=(403, 409),
-    example={
-        "testCode": "2345-7",
-        "testName": "Glucose",
-        "resultValue": "92",
-        "status": "final",
-        "visibility": "shared",
-    },
 )
 def create_lab_result(
     session: Session, actor: Actor, patient_id: int, *, body: LabResultIn
@@ -315,11 +412,6 @@ def get_lab_result(session: Session, actor: Actor, result_id: int) -> LabResultD
     status=201,
     idempotent=True,
     errors=(403, 409),
-    example={
-        "resultValue": "5.9",
-        "status": "corrected",
-        "reason": "The analyser was recalibrated.",
-    },
 )
 def add_lab_result_version(
     session: Session, actor: Actor, result_id: int, *, body: LabResultVersionIn
