@@ -150,9 +150,7 @@ def _answer(status: int, result: Any) -> Response:
         return result
     if status == 204:
         return current_app.response_class(status=204)
-    return current_app.response_class(
-        json.dumps(dump(result)), status=status, mimetype="application/json"
-    )
+    return current_app.response_class(dump(result), status=status, mimetype="application/json")
 
 
 def _write(

@@ -8,10 +8,12 @@ parses, calls one verb and shapes the answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from portal.access import Actor, get_or_404
@@ -250,6 +252,19 @@ def _result_out(result: LabResult, version: LabResultVersion) -> LabResultOut:
     )
 
 
+#: The answer's field for each column of the list's plain rows (`labs.LAB_ROW_COLUMNS`), in
+#: their order: the same names, but for who ordered the test.
+_ROW_FIELDS = tuple(
+    {"ordered_by_id": "ordered_by"}.get(column.key, column.key) for column in labs.LAB_ROW_COLUMNS
+)
+
+
+def _rows_out(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """The list's rows as the answer's items, for `LabResultOut` to validate in one pass.
+    (`zip` stops at the last field: the row's `sort_key` and `total` stay out.)"""
+    return [dict(zip(_ROW_FIELDS, row, strict=False)) for row in rows]
+
+
 def _version_out(version: LabResultVersion) -> LabResultVersionOut:
     changed = [t for t in (version.released_at, version.reviewed_at) if t is not None]
     return LabResultVersionOut(
@@ -349,10 +364,9 @@ def list_lab_results(
         patient_id=patient_id,
         status=query.status,
     )
-    page = labs.latest_page(session, actor, filters, cursor=query.cursor, limit=query.limit)
-    return PageOut[LabResultOut](
-        items=[_result_out(row.result, row.version) for row in page.rows],
-        next_cursor=page.next_cursor,
+    page = labs.latest_rows(session, actor, filters, cursor=query.cursor, limit=query.limit)
+    return PageOut[LabResultOut].model_validate(
+        {"items": _rows_out(page.rows), "next_cursor": page.next_cursor}
     )
 
 

@@ -111,13 +111,10 @@ def example_of(shape: Any) -> Any:
     return examples[0] if isinstance(examples, list) and examples else None
 
 
-def dump(value: Any) -> Any:
-    """A response body: models by their aliases, lists of them, or plain JSON values."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
-    if isinstance(value, list):
-        return [dump(v) for v in value]
-    return value
+def dump(value: BaseModel) -> str:
+    """A response body: the model by its aliases, as JSON written by pydantic-core in one pass
+    (not a Python dict first: for a page of 50 results that took longer than reading them)."""
+    return value.model_dump_json(by_alias=True)
 
 
 __all__ = [

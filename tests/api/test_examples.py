@@ -4,6 +4,7 @@ and each is an answer or body its own class accepts and the API would write as i
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -75,7 +76,7 @@ def test_each_example_is_one_its_own_class_accepts_and_writes_as_is(
             # Validated by the class the API answers with, and written back unchanged: the
             # example is what the API itself would send (every field, times with a Z).
             parsed = TypeAdapter(op.response).validate_python(example)
-            assert dump(parsed) == example, where
+            assert json.loads(dump(parsed)) == example, where
             assert _conforms(document, answer["schema"], example) == [], where
         if body is not None and op.body is not None:
             example = example_of(op.body)
