@@ -261,7 +261,7 @@ _ROW_FIELDS = tuple(
 
 def _rows_out(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
     """The list's rows as the answer's items, for `LabResultOut` to validate in one pass.
-    (`zip` stops at the last field: the row's `sort_key` and `total` stay out.)"""
+    (`zip` stops at the last field: the row's `sort_key` stays out.)"""
     return [dict(zip(_ROW_FIELDS, row, strict=False)) for row in rows]
 
 

@@ -764,8 +764,10 @@ def _page_stmts(
         stmt = stmt.where(sort_col < bindparam("until", type_=UTCDateTime))
     filtered = rs.scope(stmt, LabResult)
     count = filtered.with_only_columns(func.count(LabResult.id))
-    # The filtered total rides along as a scalar subquery: one round trip for the page.
-    with_total = filtered.add_columns(count.scalar_subquery().label("total"))
+    # The pages show the filtered total: it rides along as a scalar subquery, one round trip
+    # for the page. The plain rows leave it out: the API's answer has no total, and counting
+    # took the database as long as reading the page.
+    with_total = filtered if rows else filtered.add_columns(count.scalar_subquery().label("total"))
     keyset = paging.Keyset("lab_results", ((sort_col, True), (LabResult.id, True)))
     return keyset.statements(with_total), count
 
@@ -800,9 +802,9 @@ def latest_rows(
     cursor: str | None = None,
     limit: int = paging.DEFAULT_LIMIT,
 ) -> paging.Page[Row[Any]]:
-    """`latest_page` as plain rows (the columns of `LAB_ROW_COLUMNS`, `sort_key`, `total`):
-    the same statement builder, scope, order, cursors and refusals, without ORM objects (the
-    JSON API writes them straight into its answer)."""
+    """`latest_page` as plain rows (the columns of `LAB_ROW_COLUMNS`, then `sort_key`): the same
+    statement builder, scope, order, cursors and refusals, without ORM objects and without the
+    total (the JSON API writes the rows straight into its answer, which has no total)."""
     require(actor, Permission.LAB_RESULT_READ)
     return _latest(session, actor, filters, cursor, limit, rows=True)
 
@@ -849,9 +851,11 @@ def _latest(
         return (result.shared_at if patient else result.updated_at), result.id
 
     page = pages.page(session, params, cursor=cursor, limit=paging.clamp(limit), key_of=key)
-    total = page.rows[0][-1] if page.rows else 0
     if not page.rows and filters.patient_id is not None:
         _visible_patient_or_404(session, actor, filters.patient_id)
+    if rows:
+        return page
+    total = page.rows[0][-1] if page.rows else 0
     if not page.rows and cursor:  # past the end: no row carries the total
         total = session.scalar(count, params) or 0
     return replace(page, total=total)
