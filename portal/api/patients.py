@@ -8,7 +8,6 @@ parses, calls one verb and shapes the answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -37,7 +36,7 @@ from portal.models import (
     ResultStatus,
     Visibility,
 )
-from portal.services import labs
+from portal.services import labs, paging
 from portal.services import patients as roster
 
 PATIENTS = "Patients"
@@ -259,10 +258,11 @@ _ROW_FIELDS = tuple(
 )
 
 
-def _rows_out(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
-    """The list's rows as the answer's items, for `LabResultOut` to validate in one pass.
-    (`zip` stops at the last field: the row's `sort_key` stays out.)"""
-    return [dict(zip(_ROW_FIELDS, row, strict=False)) for row in rows]
+def _page_out(page: paging.Page[Row[Any]]) -> PageOut[LabResultOut]:
+    """The list's plain rows as the answer, validated in one pass by pydantic-core (`zip` stops
+    at the last field: the row's `sort_key` stays out)."""
+    items = [dict(zip(_ROW_FIELDS, row, strict=False)) for row in page.rows]
+    return PageOut[LabResultOut].model_validate({"items": items, "next_cursor": page.next_cursor})
 
 
 def _version_out(version: LabResultVersion) -> LabResultVersionOut:
@@ -365,9 +365,7 @@ def list_lab_results(
         status=query.status,
     )
     page = labs.latest_rows(session, actor, filters, cursor=query.cursor, limit=query.limit)
-    return PageOut[LabResultOut].model_validate(
-        {"items": _rows_out(page.rows), "next_cursor": page.next_cursor}
-    )
+    return _page_out(page)
 
 
 @operation(

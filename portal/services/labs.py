@@ -767,9 +767,9 @@ def _page_stmts(
     # The pages show the filtered total: it rides along as a scalar subquery, one round trip
     # for the page. The plain rows leave it out: the API's answer has no total, and counting
     # took the database as long as reading the page.
-    with_total = filtered if rows else filtered.add_columns(count.scalar_subquery().label("total"))
+    shown = filtered if rows else filtered.add_columns(count.scalar_subquery().label("total"))
     keyset = paging.Keyset("lab_results", ((sort_col, True), (LabResult.id, True)))
-    return keyset.statements(with_total), count
+    return keyset.statements(shown), count
 
 
 def latest_page(
