@@ -8,6 +8,8 @@ seeded (`flask --app wsgi db upgrade && flask --app wsgi demo seed --patients 20
     DATABASE_URL=sqlite:////tmp/bench.db python bench/inprocess.py            # ms per request
     DATABASE_URL=... python bench/inprocess.py --profile /my/lab-results      # cProfile top 40
     python bench/inprocess.py --email dr.chen@example.org /staff/patients
+    python bench/inprocess.py --bearer TOKEN /api/v1/patients/5/lab-results?limit=50   # the API
+    python bench/inprocess.py --time portal.services.labs:latest_page ...   # ms inside it
 
 Knobs: --requests N (default 300 per page after 30 warm-up requests), --email.
 """
@@ -16,12 +18,16 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
+import importlib
 import pstats
 import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path.cwd()))
 
@@ -36,22 +42,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="*", default=["/my/", "/my/lab-results"])
     parser.add_argument("--email", default="alice@example.org")
+    parser.add_argument("--bearer", help="send this API token instead of signing in")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumulative)")
     parser.add_argument("--dump", type=Path, help="write each page's HTML into this folder")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the statements")
+    parser.add_argument(
+        "--time",
+        action="append",
+        default=[],
+        metavar="MODULE:FUNCTION",
+        help="also report the median ms per request spent inside this function (repeatable)",
+    )
     args = parser.parse_args()
 
     app = create_app()
     client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page)
-    assert token is not None
-    signed_in = client.post(
-        "/login", data={"email": args.email, "password": PASSWORD, "csrf_token": token.group(1)}
-    )
-    assert signed_in.status_code == 303, signed_in.status_code
+    if args.bearer:
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {args.bearer}"
+    else:
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page)
+        assert token is not None
+        signed_in = client.post(
+            "/login",
+            data={"email": args.email, "password": PASSWORD, "csrf_token": token.group(1)},
+        )
+        assert signed_in.status_code == 303, signed_in.status_code
+
+    spent = {name: _timed(name) for name in args.time}
 
     engine = app.extensions["portal.db"]["engine"]
     statements: list[str] = []
@@ -75,10 +95,15 @@ def main() -> None:
             profiler = cProfile.Profile()
             profiler.enable()
         times = []
+        inside: dict[str, list[float]] = {name: [] for name in spent}
         for _ in range(args.requests):
+            for calls in spent.values():
+                calls.clear()
             start = time.perf_counter()
             client.get(path)
             times.append(time.perf_counter() - start)
+            for name, calls in spent.items():
+                inside[name].append(sum(calls))
         if args.profile:
             profiler.disable()
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(60)
@@ -86,8 +111,30 @@ def main() -> None:
             f"{path:<24} {statistics.median(times) * 1000:6.2f} ms median  "
             f"{min(times) * 1000:6.2f} ms min  {len(sample):3d} statements"
         )
+        for name, per_request in inside.items():
+            print(f"    {statistics.median(per_request) * 1000:6.2f} ms median in {name}")
         if args.verbose:
             print("\n".join("    " + s.split("\n")[0][:120] for s in sample))
+
+
+def _timed(name: str) -> list[float]:
+    """Wrap `module:function` in place with a timer; the list gets each call's seconds. Only
+    calls made through the module's attribute are seen (not references taken at import)."""
+    module_name, _, attr = name.partition(":")
+    module = importlib.import_module(module_name)
+    original: Callable[..., Any] = getattr(module, attr)
+    calls: list[float] = []
+
+    @functools.wraps(original)
+    def timed(*a: Any, **kw: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*a, **kw)
+        finally:
+            calls.append(time.perf_counter() - start)
+
+    setattr(module, attr, timed)
+    return calls
 
 
 if __name__ == "__main__":

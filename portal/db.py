@@ -101,6 +101,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
     else:
         kwargs.setdefault("pool_pre_ping", True)
+        # Whatever the server's default: the audit chain's append reads the chain head after
+        # taking its lock, in the transaction a request's reads opened (`unit_of_work`), so each
+        # statement must see every commit made before it starts.
+        kwargs.setdefault("isolation_level", "READ COMMITTED")
     # Database errors quote their statement's parameters, and tracebacks get logged: the
     # parameters are names, values and message bodies, so they never appear there.
     kwargs.setdefault("hide_parameters", True)

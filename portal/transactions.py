@@ -25,19 +25,24 @@ class WriteOutsideUnitOfWork(RuntimeError):
 def unit_of_work(session: Session | None = None) -> Iterator[Session]:
     """Run one change in its own transaction: commit on success, roll back on any error.
 
-    Whatever the session read before is ended first (a read holds nothing worth keeping), so the
-    change starts a fresh transaction. On SQLite that transaction takes the write lock up front
-    (`BEGIN IMMEDIATE`, see `portal.db`): concurrent writers queue for it instead of failing
-    with "database is locked" when they first write after another one committed. A unique-key
+    On SQLite whatever the session read before is ended first (a read holds nothing worth
+    keeping), and the change's transaction takes the write lock up front (`BEGIN IMMEDIATE`, see
+    `portal.db`): concurrent writers queue for it instead of failing with "database is locked"
+    when they first write after another one committed (a read transaction that then writes can
+    fail so). On PostgreSQL the change carries on in the transaction the reads opened: under
+    READ COMMITTED each statement sees every commit made before it starts, so nothing read
+    earlier constrains it, and a request saves a COMMIT, a connection check-out (with its ping)
+    and a BEGIN. A unique-key
     race (two identical requests at once on PostgreSQL) becomes a 409, never a 500.
     `session` is the app context's session unless given (jobs and threads without one).
     """
     session = session or db.session
     if session.new or session.dirty or session.deleted:
         raise WriteOutsideUnitOfWork("pending changes before a unit of work")
-    if session.in_transaction():
+    if session.in_transaction() and session.get_bind().dialect.name != "postgresql":
         session.commit()
-    session.connection(execution_options={"sqlite_begin_immediate": True})
+    if not session.in_transaction():
+        session.connection(execution_options={"sqlite_begin_immediate": True})
     try:
         yield session
         session.commit()

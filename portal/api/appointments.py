@@ -27,6 +27,7 @@ from portal.api.schemas import (
     Record,
     RecordId,
     Schema,
+    with_example,
 )
 from portal.db import utcnow
 from portal.models import Appointment, AppointmentStatus, AuditAction
@@ -79,6 +80,14 @@ DateOrInstant = Annotated[
 class SlotOut(Schema):
     """An open slot: book it by sending its `startAt`."""
 
+    model_config = with_example(
+        {
+            "startAt": "2027-01-12T09:00:00Z",
+            "endAt": "2027-01-12T09:20:00Z",
+            "location": "Riverside Clinic",
+        }
+    )
+
     start_at: Instant
     end_at: Instant
     location: str | None
@@ -86,6 +95,21 @@ class SlotOut(Schema):
 
 class AppointmentOut(Record):
     """A visit. `providerId` is the provider's user id (as in `GET /providers`' `userId`)."""
+
+    model_config = with_example(
+        {
+            "id": 311,
+            "createdAt": "2026-11-30T16:12:45Z",
+            "updatedAt": "2026-11-30T16:12:45Z",
+            "patientId": 5,
+            "providerId": 2,
+            "startAt": "2027-01-12T09:00:00Z",
+            "endAt": "2027-01-12T09:20:00Z",
+            "status": "scheduled",
+            "reason": "Follow-up of HbA1c",
+            "location": "Riverside Clinic",
+        }
+    )
 
     patient_id: int
     provider_id: int
@@ -134,6 +158,10 @@ class AppointmentIn(Schema):
     than the one it asked for.
     """
 
+    model_config = with_example(
+        {"providerId": 2, "startAt": "2027-01-12T09:00:00Z", "reason": "Follow-up of HbA1c"}
+    )
+
     provider_id: RecordId
     patient_id: RecordId | None = None
     start_at: InstantIn
@@ -144,6 +172,8 @@ class AppointmentIn(Schema):
 
 class CancelIn(Schema):
     """Why the visit is cancelled: required from a provider (the patient is told)."""
+
+    model_config = with_example({"reason": "I will be away that week; I will book again."})
 
     reason: str | None = Field(default=None, max_length=500)
 
@@ -250,7 +280,6 @@ def list_appointments(
     status=201,
     idempotent=True,
     errors=(403, 409),
-    example={"providerId": 2, "startAt": "2030-01-08T09:00:00Z", "reason": "Knee pain"},
 )
 def book_appointment(session: Session, actor: Actor, *, body: AppointmentIn) -> AppointmentOut:
     """A patient's request (`requested`) or a provider's booking (`scheduled`). A start that

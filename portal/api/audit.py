@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from portal.access import Actor
 from portal.api import bp
 from portal.api.operations import operation
-from portal.api.schemas import Instant, PageOut, PageQuery, RecordId, Schema
+from portal.api.schemas import Instant, PageOut, PageQuery, RecordId, Schema, with_example
 from portal.audit import report
 from portal.models import AuditAction, AuditOutcome
 
@@ -26,6 +26,30 @@ TAG = "Audit"
 class AuditEventOut(Schema):
     """One entry of the append-only log. Entries never change: `createdAt`, `updatedAt` and
     `occurredAt` are the same moment."""
+
+    model_config = with_example(
+        {
+            "id": 120431,
+            "createdAt": "2026-11-03T11:06:12Z",
+            "updatedAt": "2026-11-03T11:06:12Z",
+            "occurredAt": "2026-11-03T11:06:12Z",
+            "actorId": 2,
+            "actorEmail": "dr.chen@example.org",
+            "actorRole": "provider",
+            "action": "view",
+            "entityType": "lab_result",
+            "entityId": "4815",
+            "patientId": 5,
+            "patientName": "Sam Example",
+            "patientMrn": "EX-000042",
+            "outcome": "success",
+            "requestId": "5f0c2a9e8b7d4c1fa3e6b2d9c8a7f410",
+            # A documentation address (RFC 5737), not anyone's.
+            "clientAddr": "203.0.113.24",
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0",
+            "metadata": {"channel": "api", "via": "token"},
+        }
+    )
 
     id: int
     created_at: Instant
@@ -62,6 +86,16 @@ class AuditEventsQuery(PageQuery):
 
 class AccessLogOut(Schema):
     """Who viewed or changed the caller's records, in plain words (no internal ids)."""
+
+    model_config = with_example(
+        {
+            "occurredAt": "2026-11-03T11:06:12Z",
+            "who": "Dr Mei Chen",
+            "role": "Provider",
+            "action": "Viewed",
+            "record": "a lab result",
+        }
+    )
 
     occurred_at: Instant
     who: str

@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session
 from portal.access import Actor
 from portal.api import bp
 from portal.api.operations import operation
-from portal.api.schemas import Instant, PageOut, PageQuery, Record, RecordId, Schema
+from portal.api.schemas import (
+    Instant,
+    PageOut,
+    PageQuery,
+    Record,
+    RecordId,
+    Schema,
+    with_example,
+)
 from portal.models import Attachment, AuditAction, Message, MessageStatus
 from portal.services import messaging
 
@@ -23,6 +31,19 @@ TAG = "Messages"
 
 class ConversationOut(Record):
     """A thread about one patient, as the caller sees it."""
+
+    model_config = with_example(
+        {
+            "id": 87,
+            "createdAt": "2026-11-03T12:30:04Z",
+            "updatedAt": "2026-11-03T15:02:51Z",
+            "patientId": 5,
+            "subject": "Question about my results",
+            "participants": [4, 2],
+            "lastMessageAt": "2026-11-03T15:02:51Z",
+            "unreadCount": 1,
+        }
+    )
 
     patient_id: int
     subject: str
@@ -33,7 +54,17 @@ class ConversationOut(Record):
     unread_count: int
 
 
+_ATTACHMENT = {
+    "id": 19,
+    "filename": "glucose-diary.pdf",
+    "contentType": "application/pdf",
+    "size": 48213,
+}
+
+
 class AttachmentOut(Schema):
+    model_config = with_example(_ATTACHMENT)
+
     id: int
     filename: str
     content_type: str
@@ -44,9 +75,25 @@ class AttachmentOut(Schema):
 class MessageOut(Record):
     """One message. `updatedAt` is its last change of status (delivered, read)."""
 
+    model_config = with_example(
+        {
+            "id": 402,
+            "createdAt": "2026-11-03T15:02:51Z",
+            "updatedAt": "2026-11-03T15:40:17Z",
+            "conversationId": 87,
+            "from": 4,
+            "to": 2,
+            "body": "Thank you, that helps. My glucose diary for last week is attached.",
+            "attachments": [_ATTACHMENT],
+            "sentAt": "2026-11-03T15:02:51Z",
+            "status": "read",
+            "readAt": "2026-11-03T15:40:17Z",
+        }
+    )
+
     conversation_id: int
     #: The sender's user id.
-    from_: int = Field(serialization_alias="from")
+    from_: int = Field(validation_alias="from", serialization_alias="from")
     #: The recipient's user id.
     to: int
     body: str
@@ -60,6 +107,14 @@ class ConversationIn(Schema):
     """A new thread: a patient writes to one of their care team (`to`); a provider writes to
     a patient of theirs (`to` is the patient's user id) and names them (`patientId`)."""
 
+    model_config = with_example(
+        {
+            "subject": "Question about my results",
+            "to": 2,
+            "body": "Hello Dr Chen, my HbA1c was corrected to 5.9 %. Do I need to change anything?",
+        }
+    )
+
     subject: str = Field(max_length=200)
     to: RecordId
     body: str = Field(max_length=messaging.MAX_BODY)
@@ -67,6 +122,10 @@ class ConversationIn(Schema):
 
 
 class ReplyIn(Schema):
+    model_config = with_example(
+        {"body": "Thank you, that helps. My glucose diary for last week is attached."}
+    )
+
     body: str = Field(max_length=messaging.MAX_BODY)
 
 
@@ -142,7 +201,6 @@ def list_conversations(
     status=201,
     idempotent=True,
     errors=(403, 409),
-    example={"subject": "Question about my results", "to": 2, "body": "Hello Dr Chen, ..."},
 )
 def start_conversation(session: Session, actor: Actor, *, body: ConversationIn) -> ConversationOut:
     """The thread with its first message. A patient writes about their own record."""
@@ -191,7 +249,6 @@ def list_messages(
     status=201,
     idempotent=True,
     errors=(403, 409),
-    example={"body": "Thank you, that helps."},
 )
 def reply(session: Session, actor: Actor, conversation_id: int, *, body: ReplyIn) -> MessageOut:
     """A reply to the other participant; send an `Idempotency-Key` so that a retry after a

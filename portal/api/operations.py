@@ -50,7 +50,6 @@ class Operation:
     idempotent: bool
     public: bool
     errors: tuple[int, ...]
-    example: dict[str, Any] | None = None
     description: str = ""
     path_params: tuple[str, ...] = field(default=())
 
@@ -79,7 +78,6 @@ def operation(
     idempotent: bool = False,
     public: bool = False,
     errors: tuple[int, ...] = (),
-    example: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Register `handler(session, actor, *path, query=, body=)` as `method rule` on `bp`.
 
@@ -121,7 +119,6 @@ def operation(
                 idempotent=idempotent,
                 public=public,
                 errors=tuple(sorted({*COMMON_ERRORS, *(BODY_ERRORS if body else ()), *errors})),
-                example=example,
             )
         )
         return view
@@ -153,9 +150,7 @@ def _answer(status: int, result: Any) -> Response:
         return result
     if status == 204:
         return current_app.response_class(status=204)
-    return current_app.response_class(
-        json.dumps(dump(result)), status=status, mimetype="application/json"
-    )
+    return current_app.response_class(dump(result), status=status, mimetype="application/json")
 
 
 def _write(

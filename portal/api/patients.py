@@ -9,15 +9,24 @@ parses, calls one verb and shapes the answer.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from portal.access import Actor, get_or_404
 from portal.api import bp
 from portal.api.operations import operation
-from portal.api.schemas import Instant, PageOut, PageQuery, PatientOut, Record, Schema
+from portal.api.schemas import (
+    Instant,
+    PageOut,
+    PageQuery,
+    PatientOut,
+    Record,
+    Schema,
+    with_example,
+)
 from portal.models import (
     AuditAction,
     Flag,
@@ -27,7 +36,7 @@ from portal.models import (
     ResultStatus,
     Visibility,
 )
-from portal.services import labs
+from portal.services import labs, paging
 from portal.services import patients as roster
 
 PATIENTS = "Patients"
@@ -43,8 +52,58 @@ class PatientListQuery(PageQuery):
     q: str | None = Field(default=None, max_length=100)
 
 
+#: The examples' result: a fasting glucose within its reference range.
+_GLUCOSE = {
+    "id": 4812,
+    "createdAt": "2026-11-02T08:55:12Z",
+    "updatedAt": "2026-11-02T09:40:00Z",
+    "patientId": 5,
+    "testCode": "2345-7",
+    "testName": "Glucose",
+    "category": "chemistry",
+    "status": "final",
+    "resultValue": "92",
+    "units": "mg/dL",
+    "referenceRange": "70-99",
+    "flag": "normal",
+    "visibility": "shared",
+    "publishedAt": "2026-11-02T09:40:00Z",
+    "version": 1,
+    "orderedBy": 2,
+}
+#: The examples' correction: an HbA1c above its range, run again after a recalibration.
+_HBA1C_FIRST = {
+    "id": 9377,
+    "version": 1,
+    "status": "final",
+    "resultValue": "6.4",
+    "units": "%",
+    "referenceRange": "4.0-5.6",
+    "flag": "high",
+    "visibility": "shared",
+    "reason": None,
+    "publishedAt": "2026-11-02T09:40:00Z",
+    "publishedBy": 2,
+    "createdAt": "2026-11-02T09:40:00Z",
+    "updatedAt": "2026-11-02T09:40:00Z",
+}
+_HBA1C_CORRECTED = {
+    **_HBA1C_FIRST,
+    "id": 9402,
+    "version": 2,
+    "status": "corrected",
+    "resultValue": "5.9",
+    "reason": "The analyser was recalibrated; the sample was run again.",
+    "publishedAt": "2026-11-03T11:05:00Z",
+    "createdAt": "2026-11-03T11:05:00Z",
+    "updatedAt": "2026-11-03T11:05:00Z",
+}
+
+
 class LabResultOut(Record):
     """A result as the caller sees it: its newest version the caller may see."""
+
+    model_config = with_example(_GLUCOSE)
 
     patient_id: int
     test_code: str
@@ -69,6 +128,8 @@ class LabResultOut(Record):
 class LabResultVersionOut(Schema):
     """One immutable version of a result: a correction or amendment adds one."""
 
+    model_config = with_example(_HBA1C_CORRECTED)
+
     id: int
     version: int
     status: ResultStatus
@@ -90,6 +151,28 @@ class LabResultVersionOut(Schema):
 class LabResultDetailOut(LabResultOut):
     """A result with every version of it the caller may see, newest first."""
 
+    model_config = with_example(
+        {
+            "id": 4815,
+            "createdAt": "2026-11-02T08:55:12Z",
+            "updatedAt": "2026-11-03T11:05:00Z",
+            "patientId": 5,
+            "testCode": "4548-4",
+            "testName": "Hemoglobin A1c",
+            "category": "chemistry",
+            "status": "corrected",
+            "resultValue": "5.9",
+            "units": "%",
+            "referenceRange": "4.0-5.6",
+            "flag": "high",
+            "visibility": "shared",
+            "publishedAt": "2026-11-03T11:05:00Z",
+            "version": 2,
+            "orderedBy": 2,
+            "versions": [_HBA1C_CORRECTED, _HBA1C_FIRST],
+        }
+    )
+
     versions: list[LabResultVersionOut]
 
 
@@ -103,6 +186,18 @@ class LabResultListQuery(PageQuery):
 class LabResultIn(Schema):
     """A new result. Blank `units` or `referenceRange` take the catalog's for a known code."""
 
+    model_config = with_example(
+        {
+            "testCode": "2345-7",
+            "testName": "Glucose",
+            "resultValue": "92",
+            "units": "mg/dL",
+            "referenceRange": "70-99",
+            "status": "final",
+            "visibility": "shared",
+        }
+    )
+
     test_code: str = Field(min_length=1, max_length=32)
     test_name: str = Field(max_length=200)
     result_value: str = Field(max_length=200)
@@ -114,6 +209,16 @@ class LabResultIn(Schema):
 
 class LabResultVersionIn(Schema):
     """A correction or amendment of a result; the earlier versions stay readable."""
+
+    model_config = with_example(
+        {
+            "resultValue": "5.9",
+            "units": "%",
+            "referenceRange": "4.0-5.6",
+            "status": "corrected",
+            "reason": "The analyser was recalibrated; the sample was run again.",
+        }
+    )
 
     result_value: str = Field(max_length=200)
     units: str | None = Field(default=None, max_length=40)
@@ -144,6 +249,20 @@ def _result_out(result: LabResult, version: LabResultVersion) -> LabResultOut:
         version=version.version,
         ordered_by=result.ordered_by_id,
     )
+
+
+#: The answer's field for each column of the list's plain rows (`labs.LAB_ROW_COLUMNS`), in
+#: their order: the same names, but for who ordered the test.
+_ROW_FIELDS = tuple(
+    {"ordered_by_id": "ordered_by"}.get(column.key, column.key) for column in labs.LAB_ROW_COLUMNS
+)
+
+
+def _page_out(page: paging.Page[Row[Any]]) -> PageOut[LabResultOut]:
+    """The list's plain rows as the answer, validated in one pass by pydantic-core (`zip` stops
+    at the last field: the row's `sort_key` stays out)."""
+    items = [dict(zip(_ROW_FIELDS, row, strict=False)) for row in page.rows]
+    return PageOut[LabResultOut].model_validate({"items": items, "next_cursor": page.next_cursor})
 
 
 def _version_out(version: LabResultVersion) -> LabResultVersionOut:
@@ -245,11 +364,8 @@ def list_lab_results(
         patient_id=patient_id,
         status=query.status,
     )
-    page = labs.latest_page(session, actor, filters, cursor=query.cursor, limit=query.limit)
-    return PageOut[LabResultOut](
-        items=[_result_out(row.result, row.version) for row in page.rows],
-        next_cursor=page.next_cursor,
-    )
+    page = labs.latest_rows(session, actor, filters, cursor=query.cursor, limit=query.limit)
+    return _page_out(page)
 
 
 @operation(
@@ -263,13 +379,6 @@ def list_lab_results(
     status=201,
     idempotent=True,
     errors=(403, 409),
-    example={
-        "testCode": "2345-7",
-        "testName": "Glucose",
-        "resultValue": "92",
-        "status": "final",
-        "visibility": "shared",
-    },
 )
 def create_lab_result(
     session: Session, actor: Actor, patient_id: int, *, body: LabResultIn
@@ -315,11 +424,6 @@ def get_lab_result(session: Session, actor: Actor, result_id: int) -> LabResultD
     status=201,
     idempotent=True,
     errors=(403, 409),
-    example={
-        "resultValue": "5.9",
-        "status": "corrected",
-        "reason": "The analyser was recalibrated.",
-    },
 )
 def add_lab_result_version(
     session: Session, actor: Actor, result_id: int, *, body: LabResultVersionIn

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from portal.access import Actor, get_or_404
 from portal.api import bp
 from portal.api.operations import operation
-from portal.api.schemas import Instant, PageOut, PageQuery, Record, Schema
+from portal.api.schemas import Instant, PageOut, PageQuery, Record, Schema, with_example
 from portal.models import AuditAction, PlanStatus, TreatmentPlan
 from portal.services import plans
 
@@ -24,6 +24,25 @@ TAG = "Treatment plans"
 
 class PlanOut(Record):
     """A plan as it is now: its current version's content and where it is in its lifecycle."""
+
+    model_config = with_example(
+        {
+            "id": 23,
+            "createdAt": "2026-11-03T11:20:00Z",
+            "updatedAt": "2026-11-04T08:02:13Z",
+            "patientId": 5,
+            "status": "active",
+            "summary": "Bring HbA1c below 5.7 %",
+            "details": "Walk briskly 30 minutes, five days a week; fewer sugary drinks. "
+            "Repeat HbA1c in 3 months.",
+            "startDate": "2026-11-05",
+            "endDate": "2027-02-05",
+            "version": 1,
+            "createdBy": 2,
+            "activatedAt": "2026-11-04T08:02:13Z",
+            "completedAt": None,
+        }
+    )
 
     patient_id: int
     status: PlanStatus
@@ -47,6 +66,16 @@ class PlanListQuery(PageQuery):
 
 class PlanIn(Schema):
     """A new draft. The plans service checks the rest (a summary, the end after the start)."""
+
+    model_config = with_example(
+        {
+            "summary": "Bring HbA1c below 5.7 %",
+            "details": "Walk briskly 30 minutes, five days a week; fewer sugary drinks. "
+            "Repeat HbA1c in 3 months.",
+            "startDate": "2026-11-05",
+            "endDate": "2027-02-05",
+        }
+    )
 
     summary: str = Field(max_length=300)
     details: str = Field(default="", max_length=20_000)
@@ -119,12 +148,6 @@ def list_treatment_plans(
     status=201,
     idempotent=True,
     errors=(403, 409),
-    example={
-        "summary": "Blood pressure: lifestyle first",
-        "details": "Walk 30 minutes a day; less salt. Recheck in 6 weeks.",
-        "startDate": "2026-02-01",
-        "endDate": "2026-03-15",
-    },
 )
 def create_treatment_plan(
     session: Session, actor: Actor, patient_id: int, *, body: PlanIn

@@ -39,6 +39,14 @@ InstantIn = Annotated[datetime, AfterValidator(_aware)]
 RecordId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
+def with_example(example: dict[str, Any]) -> ConfigDict:
+    """A model's example, as it travels (camelCase, times in UTC with a `Z`): the one source of
+    the examples in the OpenAPI document, for the model itself and for every operation that
+    reads or answers it (`example_of`). A subclass declares its own: it would otherwise inherit
+    its parent's, which `tests/api/test_examples.py` refuses unless its own class accepts it."""
+    return ConfigDict(json_schema_extra={"examples": [example]})
+
+
 class Schema(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown fields are refused (422)."""
 
@@ -85,13 +93,28 @@ class Problem(Schema):
     errors: dict[str, list[str]] | None = None
 
 
-def dump(value: Any) -> Any:
-    """A response body: models by their aliases, lists of them, or plain JSON values."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
-    if isinstance(value, list):
-        return [dump(v) for v in value]
-    return value
+#: The `nextCursor` of every page in the examples: opaque, as the lab list hands them out.
+EXAMPLE_CURSOR = "WyJsYWJfcmVzdWx0cyIsImYiLFt7InQiOiIyMDI2LTExLTAyVDA5OjQwOjAwKzAwOjAwIn0sNDgxMl1d"
+
+
+def example_of(shape: Any) -> Any:
+    """The example of a body or an answer: a model's own (`with_example`), or for a page of
+    a model, a page of one item with a `nextCursor`. None when the model declares none."""
+    if not (isinstance(shape, type) and issubclass(shape, BaseModel)):
+        return None
+    generic = shape.__pydantic_generic_metadata__
+    if generic["origin"] is PageOut:
+        item = example_of(generic["args"][0])
+        return None if item is None else {"items": [item], "nextCursor": EXAMPLE_CURSOR}
+    extra = shape.model_config.get("json_schema_extra")
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    return examples[0] if isinstance(examples, list) and examples else None
+
+
+def dump(value: BaseModel) -> str:
+    """A response body: the model by its aliases, as JSON written by pydantic-core in one pass
+    (not a Python dict first: for a page of 50 results that took longer than reading them)."""
+    return value.model_dump_json(by_alias=True)
 
 
 __all__ = [
@@ -107,6 +130,8 @@ __all__ = [
     "Schema",
     "date",
     "dump",
+    "example_of",
+    "with_example",
 ]
 
 
@@ -115,6 +140,19 @@ __all__ = [
 
 class PatientOut(Record):
     """A PatientProfile: patients are named by this id everywhere (`patientId`)."""
+
+    model_config = with_example(
+        {
+            "id": 5,
+            "createdAt": "2026-01-12T10:04:31Z",
+            "updatedAt": "2026-09-03T14:22:08Z",
+            "medicalRecordNumber": "EX-000042",
+            "displayName": "Sam Example",
+            "dateOfBirth": "1980-01-01",
+            "primaryClinic": "Riverside Clinic",
+            "isActive": True,
+        }
+    )
 
     medical_record_number: str
     display_name: str
@@ -125,6 +163,18 @@ class PatientOut(Record):
 
 class ProviderOut(Record):
     """A provider's profile; `userId` is how messages and appointments name them."""
+
+    model_config = with_example(
+        {
+            "id": 1,
+            "createdAt": "2025-06-02T08:00:00Z",
+            "updatedAt": "2025-06-02T08:00:00Z",
+            "userId": 2,
+            "displayName": "Dr Mei Chen",
+            "specialty": "Internal medicine",
+            "clinic": "Riverside Clinic",
+        }
+    )
 
     user_id: int
     display_name: str

@@ -13,7 +13,7 @@ from pydantic.json_schema import models_json_schema
 from portal.access import MAX_ID
 from portal.api.errors import TITLES
 from portal.api.operations import OPERATIONS, Operation
-from portal.api.schemas import Problem
+from portal.api.schemas import Problem, example_of
 
 REF = "#/components/schemas/{model}"
 _PATH_ARG = re.compile(r"<(?:(\w+):)?(\w+)>")
@@ -98,16 +98,19 @@ def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
     if op.body is not None:
         body_schema = {"$ref": REF.format(model=op.body.__name__)}
         content: dict[str, Any] = {"schema": body_schema}
-        if op.example is not None:
-            content["example"] = op.example
+        if (body_example := example_of(op.body)) is not None:
+            content["example"] = body_example
         doc["requestBody"] = {"required": True, "content": {"application/json": content}}
     responses: dict[str, Any] = {}
     if op.status == 204:
         responses["204"] = {"description": "Done"}
     else:
+        answer: dict[str, Any] = {"schema": _response_schema(op.response, refs)}
+        if (answer_example := example_of(op.response)) is not None:
+            answer["example"] = answer_example
         responses[str(op.status)] = {
             "description": "OK" if op.status == 200 else "Created",
-            "content": {"application/json": {"schema": _response_schema(op.response, refs)}},
+            "content": {"application/json": answer},
         }
     problem = {"$ref": REF.format(model="Problem")}
     for status in op.errors:

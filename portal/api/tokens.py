@@ -15,7 +15,7 @@ from portal.access import Actor
 from portal.api import bp
 from portal.api.errors import problem
 from portal.api.operations import operation
-from portal.api.schemas import Instant, Schema
+from portal.api.schemas import Instant, Schema, example_of, with_example
 from portal.auth.identity import limits
 from portal.db import utcnow
 from portal.models import AuthMethod
@@ -23,6 +23,10 @@ from portal.services import accounts, sessions
 
 
 class TokenRequest(Schema):
+    model_config = with_example(
+        {"email": "sam.example@example.org", "password": "my own passphrase", "client": "My app"}
+    )
+
     email: EmailStr = Field(max_length=254)
     password: str = Field(min_length=1, max_length=256)
     #: What the app calls itself on the person's "Signed-in devices" list.
@@ -30,12 +34,23 @@ class TokenRequest(Schema):
 
 
 class TokenUser(Schema):
+    model_config = with_example({"id": 4, "role": "patient", "email": "sam.example@example.org"})
+
     id: int
     role: str
     email: str
 
 
 class TokenOut(Schema):
+    model_config = with_example(
+        {
+            # Shaped like a real one (43 URL-safe characters); it opens nothing.
+            "token": "EXAMPLE-ONLY_x9Qm2vT7LrB4nK8sW1cZ5dH3fJ6gP0",
+            "expiresAt": "2026-12-30T16:10:00Z",
+            "user": example_of(TokenUser),
+        }
+    )
+
     token: str
     expires_at: Instant
     user: TokenUser
@@ -52,7 +67,6 @@ class TokenOut(Schema):
     status=201,
     public=True,
     errors=(401, 429),
-    example={"email": "alice@example.org", "password": "Demo-Portal-2026!", "client": "My app"},
 )
 def issue_token(s: Session, _actor: Actor | None, *, body: TokenRequest) -> Response | TokenOut:
     """The same sign-in as the page: a wrong email or password gives one generic 401, and

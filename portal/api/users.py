@@ -7,12 +7,25 @@ from sqlalchemy.orm import Session
 from portal.access import Actor
 from portal.api import bp
 from portal.api.operations import operation
-from portal.api.schemas import Instant, PatientOut, ProviderOut, Schema
+from portal.api.schemas import Instant, PatientOut, ProviderOut, Schema, example_of, with_example
 from portal.auth.identity import current_account
 from portal.models import AuditAction
 
 
 class MeOut(Schema):
+    model_config = with_example(
+        {
+            "id": 4,
+            "role": "patient",
+            "email": "sam.example@example.org",
+            "createdAt": "2026-01-12T10:04:31Z",
+            "updatedAt": "2026-11-30T16:10:00Z",
+            "signedInWith": "token",
+            "patient": example_of(PatientOut),
+            "provider": None,
+        }
+    )
+
     id: int
     role: str
     email: str

@@ -224,8 +224,9 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
 def _append(session: Session, row: dict[str, Any], content: str) -> None:
     """Commit the entry `row` (canonical JSON `content`) in a short transaction of its own.
 
-    A unit of work of its own (whatever `session` had open was a read and ends first). On
-    SQLite it takes the write lock up front after queueing on the append lock
+    A unit of work of its own (whatever `session` had open was a read: on SQLite it ends first,
+    on PostgreSQL the entry's transaction carries on from it, see `unit_of_work`). On SQLite it
+    takes the write lock up front after queueing on the append lock
     (`chain.append_lock`), so appenders wait their turn rather than fail; should SQLite still
     report itself busy, this starts again a few times rather than refuse.
     """

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Connection, Engine, Table, insert, select, text
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from portal.models import AuditEvent
@@ -117,6 +119,10 @@ _HEAD = select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
 _INSERT = insert(_TABLE)
 
 
+#: `_LOCK` and `_HEAD` as PostgreSQL text and parameters, for `_locked_head` (compiled once).
+_PG_LOCK, _PG_HEAD = (stmt.compile(dialect=psycopg_dialect()) for stmt in (_LOCK, _HEAD))
+
+
 def append(conn: Connection, row: dict[str, Any], content: str) -> None:
     """Link `row` (whose canonical JSON is `content`) to the chain head and insert it on `conn`.
 
@@ -124,10 +130,25 @@ def append(conn: Connection, row: dict[str, Any], content: str) -> None:
     advisory lock taken here, on SQLite the write lock (`BEGIN IMMEDIATE`, see `append_lock`).
     One Core statement each for the head and the row: no ORM unit of work inside the lock.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK)
-    prev = conn.scalar(_HEAD) or GENESIS
+    head = _locked_head(conn) if conn.dialect.name == "postgresql" else conn.scalar(_HEAD)
+    prev = head or GENESIS
     conn.execute(_INSERT, {**row, "prev_hash": prev, "hash": entry_hash(prev, content)})
+
+
+def _locked_head(conn: Connection) -> str | None:
+    """PostgreSQL: take the advisory lock and read the chain head in one round trip.
+
+    psycopg's pipeline mode sends both statements at once; the server runs them in order, and
+    under READ COMMITTED (`portal.db`) the head's statement takes its snapshot only once the
+    lock is granted, exactly as when they were sent one after the other. They go through the
+    driver, so SQLAlchemy's statement events (and counts made with them) do not see them.
+    """
+    driver = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+    with driver.pipeline():
+        driver.execute(str(_PG_LOCK), _PG_LOCK.params)
+        head = driver.execute(str(_PG_HEAD), _PG_HEAD.params)
+    found = head.fetchone()
+    return None if found is None else str(found[0])
 
 
 def _lock_path(engine: Engine) -> str | None:

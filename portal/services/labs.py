@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Row,
     Select,
     String,
     and_,
@@ -492,11 +493,37 @@ class LabRow:
     version: LabResultVersion
 
 
-def _latest_unscoped(role: Role):  # type: ignore[no-untyped-def]
+#: The lab list as plain rows (`latest_rows`): the result's columns and those of the version
+#: shown, named as in the models, plus `sort_key` (the list's order). No ORM objects are made.
+LAB_ROW_COLUMNS = (
+    LabResult.id,
+    LabResult.created_at,
+    LabResult.updated_at,
+    LabResult.patient_id,
+    LabResult.test_code,
+    LabResult.test_name,
+    LabResult.category,
+    LabResult.ordered_by_id,
+    LabResultVersion.status,
+    LabResultVersion.result_value,
+    LabResultVersion.units,
+    LabResultVersion.reference_range,
+    LabResultVersion.flag,
+    LabResultVersion.visibility,
+    LabResultVersion.published_at,
+    LabResultVersion.version,
+)
+
+
+def _latest_unscoped(role: Role, rows: bool = False):  # type: ignore[no-untyped-def]
+    """Each result joined to the newest version the role may see, newest first: as the two
+    ORM objects, or (`rows`) as the plain columns of `LAB_ROW_COLUMNS`. One builder for both,
+    so the join, the order and the scope that `rs.scope` adds are the same."""
     version_col = LabResult.shared_version if role is Role.PATIENT else LabResult.current_version
     sort_col = LabResult.shared_at if role is Role.PATIENT else LabResult.updated_at
+    entities = (LabResult, LabResultVersion)
     stmt = (
-        select(LabResult, LabResultVersion)
+        select(*((*LAB_ROW_COLUMNS, sort_col.label("sort_key")) if rows else entities))
         .join(
             LabResultVersion,
             and_(
@@ -777,10 +804,11 @@ def _page_stmts(
     until: bool,
     patient: bool = False,
     status: bool = False,
+    rows: bool = False,
 ) -> tuple[paging.KeysetStatements, Select[tuple[int]]]:
     """The list's pages for one shape of filters (the filter values are bind parameters), and
-    the count of the whole filtered list."""
-    stmt, sort_col = _latest_unscoped(rs.role)
+    the count of the whole filtered list; `rows`: as plain rows (`_latest_unscoped`)."""
+    stmt, sort_col = _latest_unscoped(rs.role, rows)
     stmt = stmt.order_by(None)
     if patient:
         stmt = stmt.where(LabResult.patient_id == bindparam("patient_id", type_=Integer))
@@ -795,10 +823,12 @@ def _page_stmts(
         stmt = stmt.where(sort_col < bindparam("until", type_=UTCDateTime))
     filtered = rs.scope(stmt, LabResult)
     count = filtered.with_only_columns(func.count(LabResult.id))
-    # The filtered total rides along as a scalar subquery: one round trip for the page.
-    with_total = filtered.add_columns(count.scalar_subquery().label("total"))
+    # The pages show the filtered total: it rides along as a scalar subquery, one round trip
+    # for the page. The plain rows leave it out: the API's answer has no total, and counting
+    # took the database as long as reading the page.
+    shown = filtered if rows else filtered.add_columns(count.scalar_subquery().label("total"))
     keyset = paging.Keyset("lab_results", ((sort_col, True), (LabResult.id, True)))
-    return keyset.statements(with_total), count
+    return keyset.statements(shown), count
 
 
 def latest_page(
@@ -819,6 +849,35 @@ def latest_page(
     page is empty: a row of that patient already proves they are the actor's).
     """
     require(actor, Permission.LAB_RESULT_READ)
+    page = _latest(session, actor, filters, cursor, limit, rows=False)
+    return replace(page, rows=[LabRow(r, v) for r, v, _total in page.rows])
+
+
+def latest_rows(
+    session: Session,
+    actor: Actor,
+    filters: LabFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
+) -> paging.Page[Row[Any]]:
+    """`latest_page` as plain rows (the columns of `LAB_ROW_COLUMNS`, then `sort_key`): the same
+    statement builder, scope, order, cursors and refusals, without ORM objects and without the
+    total (the JSON API writes the rows straight into its answer, which has no total)."""
+    require(actor, Permission.LAB_RESULT_READ)
+    return _latest(session, actor, filters, cursor, limit, rows=True)
+
+
+def _latest(
+    session: Session,
+    actor: Actor,
+    filters: LabFilter,
+    cursor: str | None,
+    limit: int,
+    *,
+    rows: bool,
+) -> paging.Page[Any]:
+    """`latest_page` (ORM objects) or `latest_rows` (`rows`), whose callers checked the role."""
     if filters.patient_id is not None and not 0 < filters.patient_id <= MAX_ID:
         raise NotFound()  # no row has it (and a driver would refuse to bind it)
     pages, count = scoped(
@@ -829,6 +888,7 @@ def latest_page(
         filters.date_to is not None,
         filters.patient_id is not None,
         filters.status is not None,
+        rows,
     )
     params = reader(actor)
     if filters.patient_id is not None:
@@ -844,16 +904,20 @@ def latest_page(
     patient = actor.role is Role.PATIENT
 
     def key(row: Any) -> tuple[datetime | None, int]:
+        if rows:
+            return row.sort_key, row.id
         result = row[0]
         return (result.shared_at if patient else result.updated_at), result.id
 
     page = pages.page(session, params, cursor=cursor, limit=paging.clamp(limit), key_of=key)
-    total = page.rows[0][2] if page.rows else 0
     if not page.rows and filters.patient_id is not None:
         _visible_patient_or_404(session, actor, filters.patient_id)
+    if rows:
+        return page
+    total = page.rows[0][-1] if page.rows else 0
     if not page.rows and cursor:  # past the end: no row carries the total
         total = session.scalar(count, params) or 0
-    return replace(page, rows=[LabRow(r, v) for r, v, _total in page.rows], total=total)
+    return replace(page, total=total)
 
 
 def _patient_stmt(rs: RoleScope) -> Select[int]:

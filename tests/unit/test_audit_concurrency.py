@@ -90,6 +90,9 @@ def test_concurrent_page_reads_keep_the_chain_intact(tmp_path) -> None:
             "user_agent": None,
         }
         with Session(engine) as session:
+            # As in a request, reads come first (the token check, the page): on PostgreSQL the
+            # entry carries on in the transaction they opened (`unit_of_work`).
+            session.scalar(select(func.count(AuditEvent.id)))
             audit._append(session, row, canonical_row(row))
 
     count = _append_concurrently(tmp_path, "audit_read_concurrency", page_read)

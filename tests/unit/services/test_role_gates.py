@@ -241,6 +241,7 @@ VERBS: tuple[Verb, ...] = (
     Verb(patients.search, PM.PATIENTS_LIST, lambda w, a: call()),
     # labs
     Verb(labs.latest_page, PM.LAB_RESULT_READ, lambda w, a: call(labs.LabFilter())),
+    Verb(labs.latest_rows, PM.LAB_RESULT_READ, lambda w, a: call(labs.LabFilter())),
     Verb(labs.result_history, PM.LAB_RESULT_READ, lambda w, a: call(w.published_result_id)),
     Verb(
         labs.create_result,
