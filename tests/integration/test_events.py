@@ -20,7 +20,7 @@ from tests.support import bearer, csrf_of, open_socket, signed_in
 ALICE, BOB, CHEN = "alice@example.org", "bob@example.org", "dr.chen@example.org"
 
 
-def next_event(ws: Client, timeout: float = 5.0) -> dict[str, Any] | None:
+def next_event(ws: Client, timeout: float = 10.0) -> dict[str, Any] | None:
     raw = ws.receive(timeout=timeout)
     return None if raw is None else json.loads(raw)
 

@@ -57,7 +57,7 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             process.wait(timeout=30)
 
 
-def next_event(ws: Client, timeout: float = 5.0) -> dict[str, Any] | None:
+def next_event(ws: Client, timeout: float = 10.0) -> dict[str, Any] | None:
     raw = ws.receive(timeout=timeout)
     return None if raw is None else json.loads(raw)
 
