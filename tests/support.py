@@ -138,7 +138,14 @@ class _Client(Client):
 def open_socket(
     base: str, s: requests.Session | None, *, after: int | None = None, origin: str | None = None
 ) -> Client:
-    """`/ws` as a page of `base` opens it: the session's cookie and the page's own origin."""
+    """`/ws` as a page of `base` opens it: the session's cookie, the page's own origin, and
+    the starting position the page was rendered with (so nothing committed between reading
+    the page and opening the socket is missed)."""
+    if after is None and s is not None:
+        page = s.get(base + "/", timeout=30).text
+        found = re.search(r'<meta name="portal-events" content="[^"]*after=(\d+)', page)
+        assert found, "no live-events position on the page"
+        after = int(found.group(1))
     url = base.replace("http://", "ws://", 1) + "/ws" + ("" if after is None else f"?after={after}")
     headers = {"Origin": origin or base}
     if s is not None:
