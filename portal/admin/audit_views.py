@@ -140,23 +140,23 @@ def audit_log_csv() -> Response:
         writer.writerow(CSV_COLUMNS)
         yield flush()
         for row in iter_audit_events(session, actor, filters):
-            writer.writerow(
-                [
-                    row.id,
-                    row.occurred_at.isoformat().replace("+00:00", "Z"),
-                    row.actor_email or "",
-                    row.actor_role or "",
-                    row.action,
-                    row.entity_type,
-                    row.entity_id or "",
-                    _safe_cell(row.patient_name),
-                    _safe_cell(row.patient_mrn),
-                    row.outcome,
-                    row.request_id or "",
-                    row.client_addr or "",
-                    _safe_cell(row.user_agent),
-                ]
+            # Every cell, not only the free-text ones: an email address may begin with "-".
+            cells = (
+                row.id,
+                row.occurred_at.isoformat().replace("+00:00", "Z"),
+                row.actor_email,
+                row.actor_role,
+                row.action,
+                row.entity_type,
+                row.entity_id,
+                row.patient_name,
+                row.patient_mrn,
+                row.outcome,
+                row.request_id,
+                row.client_addr,
+                row.user_agent,
             )
+            writer.writerow([_safe_cell(None if c is None else str(c)) for c in cells])
             yield flush()
 
     filename = f"audit-log-{utcnow():%Y%m%dT%H%M%SZ}.csv"

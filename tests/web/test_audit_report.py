@@ -209,3 +209,31 @@ def test_a_csv_cell_cannot_smuggle_a_spreadsheet_formula(as_user) -> None:
     agents = {r["user_agent"] for r in rows}
     assert '\'=HYPERLINK("http://evil")' in agents
     assert not any(a.startswith("=") for a in agents)
+
+
+def test_no_csv_column_can_carry_a_formula(as_user, session, people) -> None:
+    # A valid address may begin with "-": the actor's email column is neutralised too.
+    from portal import audit
+    from portal.models import AuditAction, Role
+    from portal.services import accounts
+
+    staff, _link = accounts.create_staff(
+        session,
+        people.actor("admin"),
+        email="-2+3@example.org",
+        role=Role.PROVIDER,
+        display_name="Dr Minus",
+    )
+    audit.record(
+        session,
+        actor_id=staff.id,
+        actor_role="provider",
+        action=AuditAction.VIEW,
+        entity_type="patient_list",
+    )
+    session.commit()
+    response = as_user("admin").get("/admin/audit.csv", buffered=True)
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    emails = {r["actor_email"] for r in rows}
+    assert "'-2+3@example.org" in emails
+    assert not any(cell[:1] in "=+-@" for r in rows for cell in r.values() if cell)
