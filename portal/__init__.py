@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import load_settings
 
@@ -25,6 +26,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_settings(os.environ, instance=app.instance_path))
     app.config.update(overrides or {})
     _configure_logging(app)
+    if app.config["PROXY_HOPS"]:
+        # Behind N trusted proxies the client's address (audit, sign-in throttle) and scheme
+        # come from their X-Forwarded-* headers; without this, from whoever connected.
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     from portal.web import ids
 

@@ -67,8 +67,15 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,  # the session's own timeouts bound the token
         "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
         "ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
+        # Failed sign-ins allowed per email address and per client address within the window,
+        # before a pause of 1, 2, 4, 8 minutes ... up to LOGIN_LOCKOUT (portal.services.throttle).
         "LOGIN_MAX_FAILURES": 5,
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+        "LOGIN_WINDOW": timedelta(minutes=15),
         "LOGIN_LOCKOUT": timedelta(minutes=15),
+        # How many proxies in front of the portal set X-Forwarded-For (and -Proto, -Host): the
+        # client address then is the real one, in the audit and for the sign-in throttle.
+        "PROXY_HOPS": int(env.get("PORTAL_PROXY_HOPS", "0")),
         # argon2id: library defaults in production; tests pass cheap parameters.
         "ARGON2_PARAMS": {},
         # The portal's address as people reach it: links in mail are built from it, never from

@@ -7,7 +7,7 @@ signed-in devices as an app, and refused what `access.METHOD_PERMISSIONS` keeps 
 
 from __future__ import annotations
 
-from flask import Response, current_app, request
+from flask import Response, request
 from pydantic import EmailStr, Field
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,7 @@ from portal.api import bp
 from portal.api.errors import problem
 from portal.api.operations import operation
 from portal.api.schemas import Instant, Schema, example_of, with_example
-from portal.auth.identity import limits
+from portal.auth.identity import limits, sign_in_limits
 from portal.db import utcnow
 from portal.models import AuthMethod
 from portal.services import accounts, sessions
@@ -70,13 +70,20 @@ class TokenOut(Schema):
 )
 def issue_token(s: Session, _actor: Actor | None, *, body: TokenRequest) -> Response | TokenOut:
     """The same sign-in as the page: a wrong email or password gives one generic 401, and
-    failures count toward the same lockout (a refusal commits too: it is counted and recorded).
-    The token is shown once; only its hash is kept."""
-    lockout = accounts.Lockout(
-        current_app.config["LOGIN_MAX_FAILURES"], current_app.config["LOGIN_LOCKOUT"]
+    failures count toward the same pauses (a refusal commits too: it is counted and recorded);
+    while paused, 429 with `Retry-After`. The token is shown once; only its hash is kept."""
+    attempt = accounts.authenticate(
+        s,
+        email=body.email,
+        password=body.password,
+        limits=sign_in_limits(),
+        client_address=request.remote_addr,
     )
-    attempt = accounts.authenticate(s, email=body.email, password=body.password, lockout=lockout)
     if attempt.user is None:
+        if attempt.retry_after is not None:
+            paused = problem(429, attempt.refusal)
+            paused.headers["Retry-After"] = str(attempt.retry_after)
+            return paused
         return problem(401, attempt.refusal)
     client = body.client or sessions.describe_client(request.user_agent.string or "")
     token = sessions.start(s, attempt.user, method=AuthMethod.TOKEN, client=client)

@@ -18,7 +18,7 @@ from werkzeug.exceptions import Unauthorized
 from portal.access import Actor
 from portal.extensions import db, login_manager
 from portal.models import AuthMethod, User
-from portal.services import sessions
+from portal.services import sessions, throttle
 from portal.transactions import unit_of_work
 
 #: The key under which the session cookie carries the server-side session's secret.
@@ -31,6 +31,17 @@ def limits(method: AuthMethod) -> tuple[timedelta, timedelta]:
     if method is AuthMethod.TOKEN:
         return config["API_TOKEN_IDLE_TIMEOUT"], config["API_TOKEN_LIFETIME"]
     return config["SESSION_IDLE_TIMEOUT"], config["SESSION_ABSOLUTE_TIMEOUT"]
+
+
+def sign_in_limits() -> throttle.Limits:
+    """How many failed sign-ins the page and the token endpoint allow before a pause."""
+    config = current_app.config
+    return throttle.Limits(
+        per_account=config["LOGIN_MAX_FAILURES"],
+        per_address=config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+        window=config["LOGIN_WINDOW"],
+        longest=config["LOGIN_LOCKOUT"],
+    )
 
 
 def bearer_token(req: Request) -> str | None:

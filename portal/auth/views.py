@@ -66,16 +66,15 @@ def login() -> Page:
         flash("You were signed out after a period of inactivity. Please sign in again.", "info")
     if not form.validate_on_submit():
         return render("auth/login.html", form=form), 422 if request.method == "POST" else 200
-    lockout = accounts.Lockout(
-        current_app.config["LOGIN_MAX_FAILURES"], current_app.config["LOGIN_LOCKOUT"]
-    )
+    limits = identity.sign_in_limits()
 
     def sign_in(s: Session) -> accounts.SignIn:
         attempt = accounts.authenticate(
             s,
             email=form.email.data or "",
             password=form.password.data or "",
-            lockout=lockout,
+            limits=limits,
+            client_address=request.remote_addr,
         )
         if attempt.user is not None:
             identity.begin(attempt.user)
@@ -84,7 +83,12 @@ def login() -> Page:
     attempt = run(sign_in).value
     if attempt is None or attempt.user is None:
         form.password.errors = [attempt.refusal if attempt else accounts.FAILED_SIGN_IN]
-        return render("auth/login.html", form=form), 422
+        page = render("auth/login.html", form=form)
+        if attempt is not None and attempt.retry_after is not None:
+            paused = Response(page, status=429, mimetype="text/html")
+            paused.headers["Retry-After"] = str(attempt.retry_after)
+            return paused
+        return page, 422
     return redirect(_safe_next(request.args.get("next")) or home_for(attempt.user.role), code=303)
 
 

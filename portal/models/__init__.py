@@ -40,6 +40,7 @@ from portal.models.users import (
     ProviderProfile,
     ReleasePreference,
     Role,
+    SignInThrottle,
     User,
 )
 
@@ -80,6 +81,7 @@ __all__ = [
     "ReleasePreference",
     "ResultStatus",
     "Role",
+    "SignInThrottle",
     "TreatmentPlan",
     "TreatmentPlanVersion",
     "User",

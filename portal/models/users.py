@@ -33,8 +33,6 @@ class User(Timestamps, Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[Role]
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     #: The sign-in before the current one: "new since your last visit" starts here.
     previous_login_at: Mapped[datetime | None]
@@ -145,6 +143,17 @@ class Invitation(Timestamps, Base):
     issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins counted per key: an email address (whether or not it has an account,
+    so the pause tells nothing) or a client address; `key` is a hash of which."""
+
+    __tablename__ = "sign_in_throttle"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime]
+    blocked_until: Mapped[datetime | None]
 
 
 class PasswordReset(Timestamps, Base):

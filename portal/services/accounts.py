@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Select, String, bindparam, func, select, update
+from sqlalchemy import Select, String, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -34,7 +34,7 @@ from portal.models import (
     Role,
     User,
 )
-from portal.services import sessions
+from portal.services import sessions, throttle
 from portal.services.errors import ServiceError
 
 ACTIVATION_VALIDITY = timedelta(days=14)
@@ -53,50 +53,54 @@ def find_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
-@dataclass(frozen=True, slots=True)
-class Lockout:
-    """How many wrong passwords in a row pause an account's sign-in, and for how long."""
-
-    max_failures: int
-    duration: timedelta
-
-
 FAILED_SIGN_IN = "That email and password do not match an active account."
 
 
 @dataclass(frozen=True, slots=True)
 class SignIn:
-    """What an attempt to sign in came to: the account, or the message to show instead."""
+    """What an attempt to sign in came to: the account, or the message to show instead (and,
+    when sign-in is paused, how many seconds to wait: the page and the API answer 429)."""
 
     user: User | None
     refusal: str | None = None
+    retry_after: int | None = None
 
 
-def authenticate(session: Session, *, email: str, password: str, lockout: Lockout) -> SignIn:
+def _paused(seconds: int) -> str:
+    minutes = max(1, -(-seconds // 60))
+    return (
+        f"Too many attempts to sign in. Please wait {minutes} minute{'s' if minutes != 1 else ''}"
+        ' and try again, or set a new password with "Forgot your password?".'
+    )
+
+
+def authenticate(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    limits: throttle.Limits,
+    client_address: str | None = None,
+) -> SignIn:
     """The active account these credentials open, or a refusal that never says which part was
-    wrong. Counts failures toward the lockout, upgrades an outdated hash and records the
-    attempt; it raises nothing, so the caller commits a failure as surely as a success.
+    wrong, nor whether the address has an account. Failures count per email address and per
+    client address (`throttle`); past a limit the attempt is answered with a pause, without
+    looking at the password, the same for every address. Upgrades an outdated hash and
+    records the attempt; it raises nothing, so the caller commits a failure as surely as a
+    success.
     """
-    user = find_user_by_email(session, email)
     now = utcnow()
-    locked = user is not None and user.locked_until is not None and user.locked_until > now
-    ok, new_hash = verify_password(user.password_hash if user else None, password)
-    if user is None or not ok or locked or not user.is_active:
-        if user is not None and not locked:
-            # One UPDATE that adds to the stored count: a burst of failures at once each
-            # counts (a read, add and write here would lose all but a few on PostgreSQL).
-            failures = session.execute(
-                update(User)
-                .where(User.id == user.id)
-                .values(failed_logins=User.failed_logins + 1)
-                .returning(User.failed_logins)
-            ).scalar_one()
-            if failures >= lockout.max_failures:
-                session.execute(
-                    update(User)
-                    .where(User.id == user.id)
-                    .values(locked_until=now + lockout.duration, failed_logins=0)
-                )
+    keys = throttle.keys_for(email, client_address, limits)
+    wait = throttle.wait_seconds(session, keys, now)
+    user = find_user_by_email(session, email) if wait is None else None
+    ok, new_hash = (
+        verify_password(user.password_hash if user else None, password)
+        if wait is None
+        else (False, None)
+    )
+    if wait is not None or user is None or not ok or not user.is_active:
+        if wait is None:
+            throttle.count_failure(session, keys, limits, now)
         audit.record(
             session,
             actor_id=user.id if user else None,
@@ -105,21 +109,15 @@ def authenticate(session: Session, *, email: str, password: str, lockout: Lockou
             entity_type="user_account",
             entity_id=user.id if user else None,
             outcome=AuditOutcome.DENIED,
-            detail={"reason": "locked" if locked else "credentials"},
+            detail={"reason": "paused" if wait is not None else "credentials"},
         )
         session.flush()
-        if locked:
-            minutes = int(lockout.duration / timedelta(minutes=1))
-            return SignIn(
-                None,
-                f"{FAILED_SIGN_IN} After several failed attempts, "
-                f"sign-in is paused for {minutes} minutes.",
-            )
+        if wait is not None:
+            return SignIn(None, _paused(wait), wait)
         return SignIn(None, FAILED_SIGN_IN)
     if new_hash:
         user.password_hash = new_hash
-    user.failed_logins = 0
-    user.locked_until = None
+    throttle.clear(session, email)
     user.previous_login_at = user.last_login_at
     user.last_login_at = now
     audit.record(

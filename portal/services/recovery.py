@@ -2,8 +2,8 @@
 
 The answer to a request is the same whether or not the address has an account, and nothing
 about it is shown or logged. The link goes only to the account's own sign-in address, works
-once, for 30 minutes; using it sets the new password, ends every session and API token, clears
-a sign-in pause, and mails a notice that the password changed. A person can have at most three
+once, for 30 minutes; using it sets the new password, ends every session and API token, ends a
+sign-in pause, and mails a notice that the password changed. A person can have at most three
 unused links at a time, so nobody can fill their mailbox.
 """
 
@@ -19,7 +19,7 @@ from portal import audit
 from portal.auth.passwords import hash_password
 from portal.db import utcnow
 from portal.models import AuditAction, PasswordReset, User
-from portal.services import mail, sessions
+from portal.services import mail, sessions, throttle
 from portal.services.accounts import AccountError, check_new_password, find_user_by_email
 from portal.services.sessions import token_hash
 
@@ -93,8 +93,7 @@ def reset_password(session: Session, *, token: str, password: str) -> User:
     if getattr(claimed, "rowcount", 0) != 1:
         raise AccountError("token", "This link has expired or was already used. Ask for a new one.")
     user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
+    throttle.clear(session, user.email)  # a pause on signing in ends with the new password
     sessions.end_all(session, user.id, "password_reset")
     audit.record(
         session,

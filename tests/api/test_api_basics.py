@@ -341,3 +341,18 @@ def test_a_refused_request_about_another_patient_records_no_read_of_them(
     _problem(response, 422)
     assert [e for e in entries_for(session, response) if e.patient_id == bob] == []
     assert entries_for(session, response) == []
+
+
+def test_token_requests_share_the_sign_in_pause_with_the_same_answer_for_every_address(
+    client,
+) -> None:
+    answers = []
+    for email in (DEMO_EMAILS["bob"], "nobody-here@example.org"):
+        for _ in range(5):
+            wrong = client.post("/api/v1/auth/token", json={"email": email, "password": "no"})
+            problem(wrong, 401)
+        paused = client.post("/api/v1/auth/token", json={"email": email, "password": "no"})
+        body = problem(paused, 429)
+        answers.append((paused.headers.get("Retry-After"), body["detail"]))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == "60"

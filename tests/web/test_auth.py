@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -21,6 +22,11 @@ def _sign_in(client, email: str, password: str):  # type: ignore[no-untyped-def]
     return client.post(
         "/login", data={"email": email, "password": password, "csrf_token": csrf_token(client)}
     )
+
+
+def _error_text(response) -> str:  # type: ignore[no-untyped-def]
+    found = re.search(r'class="field-error"[^>]*>(.*?)</p>', response.get_data(as_text=True), re.S)
+    return found.group(1) if found else ""
 
 
 def test_login_page_has_the_contract_fields(client) -> None:
@@ -66,14 +72,26 @@ def test_repeated_failures_pause_sign_in_even_with_the_right_password(client) ->
     for _ in range(5):
         _sign_in(client, "bob@example.org", "wrong password here")
     response = _sign_in(client, "bob@example.org", PASSWORD)
-    assert response.status_code == 422
-    assert "sign-in is paused" in response.get_data(as_text=True)
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "60"
+    assert "Too many attempts to sign in" in response.get_data(as_text=True)
 
 
-def test_the_lockout_ends_after_its_time(client) -> None:
+def test_a_pause_reads_the_same_for_an_address_without_an_account(client) -> None:
+    answers = []
+    for email in ("bob@example.org", "nobody-here@example.org"):
+        for _ in range(5):
+            _sign_in(client, email, "wrong password here")
+        paused = _sign_in(client, email, "wrong password here")
+        answers.append((paused.status_code, paused.headers.get("Retry-After"), _error_text(paused)))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 429
+
+
+def test_the_pause_ends_after_its_time(client) -> None:
     for _ in range(5):
         _sign_in(client, "bob@example.org", "wrong password here")
-    later = utcnow() + timedelta(minutes=16)
+    later = utcnow() + timedelta(minutes=2)
     set_clock(lambda: later)
     assert _sign_in(client, "bob@example.org", PASSWORD).status_code == 303
 

@@ -122,3 +122,18 @@ def test_nobody_can_fill_a_mailbox_with_links(client: FlaskClient, mailbox: Path
     for _ in range(6):
         _ask(client, ALICE)
     assert len(_mail_to(mailbox, ALICE)) == 3
+
+
+@pytest.mark.usefixtures("session")
+def test_a_new_password_ends_a_sign_in_pause_at_once(
+    app: Flask, client: FlaskClient, mailbox: Path
+) -> None:
+    for _ in range(5):
+        client.post(
+            "/login",
+            data={"email": ALICE, "password": "a wrong guess", "csrf_token": csrf_token(client)},
+        )
+    _ask(client, ALICE)
+    [link_mail] = _mail_to(mailbox, ALICE)
+    assert _set(client, _link_token(link_mail)).status_code == 303
+    login(app.test_client(), ALICE, NEW_PASSWORD)  # not paused any more

@@ -23,17 +23,23 @@ from portal.models import (
     User,
     UserSession,
 )
-from portal.services import accounts, sessions
-from portal.services.accounts import FAILED_SIGN_IN, AccountError, Lockout
+from portal.services import accounts, sessions, throttle
+from portal.services.accounts import FAILED_SIGN_IN, AccountError
 from tests.conftest import DEMO_EMAILS, Demo
 from tests.support import PASSWORD
 
-LOCKOUT = Lockout(max_failures=3, duration=timedelta(minutes=15))
+LIMITS = throttle.Limits(
+    per_account=3, per_address=10, window=timedelta(minutes=15), longest=timedelta(minutes=15)
+)
 NEW_PASSWORD = "a fresh and rather long passphrase"
 
 
-def _sign_in(session: Session, email: str, password: str) -> accounts.SignIn:
-    return accounts.authenticate(session, email=email, password=password, lockout=LOCKOUT)
+def _sign_in(
+    session: Session, email: str, password: str, address: str | None = None
+) -> accounts.SignIn:
+    return accounts.authenticate(
+        session, email=email, password=password, limits=LIMITS, client_address=address
+    )
 
 
 def _last_entry(session: Session) -> AuditEvent:
@@ -110,31 +116,68 @@ def test_repeated_failures_pause_sign_in_even_with_the_right_password(
     now = utcnow()
     set_clock(lambda: now)
     bob = people.user("bob")
-    for _ in range(LOCKOUT.max_failures - 1):
+    for _ in range(LIMITS.per_account - 1):
         _sign_in(session, DEMO_EMAILS["bob"], "wrong password")
-    assert bob.locked_until is None
-    # Act
-    _sign_in(session, DEMO_EMAILS["bob"], "wrong password")
+    # Act: the failure that reaches the limit, then the right password
+    assert _sign_in(session, DEMO_EMAILS["bob"], "wrong password").retry_after is None
     attempt = _sign_in(session, DEMO_EMAILS["bob"], PASSWORD)
-    # Assert
-    assert bob.locked_until == now + LOCKOUT.duration
+    # Assert: a pause of one minute, said as such, and recorded
     assert attempt.user is None
+    assert attempt.retry_after == 60
     assert attempt.refusal is not None
-    assert attempt.refusal.startswith(FAILED_SIGN_IN)
-    assert "15 minutes" in attempt.refusal
+    assert "Please wait 1 minute and try again" in attempt.refusal
     assert _last_entry(session).action is AuditAction.SIGN_IN_FAILED
     # Once the pause is over, the right password works again.
-    set_clock(lambda: now + LOCKOUT.duration + timedelta(seconds=1))
+    set_clock(lambda: now + timedelta(minutes=1, seconds=1))
     assert _sign_in(session, DEMO_EMAILS["bob"], PASSWORD).user is bob
 
 
-def test_a_success_resets_the_failure_count(session: Session, people: Demo) -> None:
-    for _ in range(LOCKOUT.max_failures - 1):
+def test_an_address_without_an_account_is_paused_exactly_like_one_with(session: Session) -> None:
+    now = utcnow()
+    set_clock(lambda: now)
+    answers = {}
+    for email in (DEMO_EMAILS["bob"], "nobody-here@example.org"):
+        attempts = [_sign_in(session, email, "wrong password") for _ in range(LIMITS.per_account)]
+        answers[email] = [(a.refusal, a.retry_after) for a in attempts] + [
+            (lambda a: (a.refusal, a.retry_after))(_sign_in(session, email, "wrong password"))
+        ]
+    real, unknown = answers.values()
+    assert real == unknown
+    assert real[-1][1] is not None  # both paused
+
+
+def test_the_pause_grows_but_stays_short_enough_to_outlast(session: Session) -> None:
+    now = utcnow()
+    keys = throttle.keys_for("someone@example.org", None, LIMITS)
+    pauses = []
+    for _ in range(LIMITS.per_account + 6):
+        throttle.count_failure(session, keys, LIMITS, now)
+        pauses.append(throttle.wait_seconds(session, keys, now))
+    assert pauses[: LIMITS.per_account - 1] == [None] * (LIMITS.per_account - 1)
+    minutes = [(p or 0) // 60 for p in pauses[LIMITS.per_account - 1 :]]
+    assert minutes == [1, 2, 4, 8, 15, 15, 15]
+
+
+def test_one_client_address_failing_over_many_accounts_is_paused(session: Session) -> None:
+    now = utcnow()
+    set_clock(lambda: now)
+    for n in range(LIMITS.per_address):
+        _sign_in(session, f"guess{n}@example.org", "wrong password", address="203.0.113.9")
+    paused = _sign_in(session, DEMO_EMAILS["bob"], PASSWORD, address="203.0.113.9")
+    assert paused.user is None
+    assert paused.retry_after is not None
+    # Another address is not affected
+    assert _sign_in(session, DEMO_EMAILS["bob"], PASSWORD, address="198.51.100.7").user
+
+
+def test_a_success_forgets_the_failures(session: Session, people: Demo) -> None:
+    for _ in range(LIMITS.per_account - 1):
         _sign_in(session, DEMO_EMAILS["bob"], "wrong password")
 
     _sign_in(session, DEMO_EMAILS["bob"], PASSWORD)
 
-    assert people.user("bob").failed_logins == 0
+    for _ in range(LIMITS.per_account - 1):
+        assert _sign_in(session, DEMO_EMAILS["bob"], "wrong password").retry_after is None
 
 
 def test_a_hash_with_outdated_parameters_is_upgraded_at_sign_in(
