@@ -42,6 +42,11 @@ def _system_clock() -> datetime:
 _clock: Callable[[], datetime] = _system_clock
 
 
+def get_clock() -> Callable[[], datetime]:
+    """The clock in use, to put back after pinning it for a while (`demo.at`)."""
+    return _clock
+
+
 def set_clock(clock: Callable[[], datetime] | None) -> None:
     """Replace the clock (tests); `None` restores the system clock."""
     global _clock
@@ -170,4 +175,13 @@ class Database:
         return g._db_session
 
 
-__all__ = ["Base", "Database", "Timestamps", "UTCDateTime", "func", "utcnow", "set_clock"]
+__all__ = [
+    "Base",
+    "Database",
+    "Timestamps",
+    "UTCDateTime",
+    "func",
+    "get_clock",
+    "set_clock",
+    "utcnow",
+]

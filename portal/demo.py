@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from portal.access import Actor, unscoped
-from portal.db import set_clock, utcnow
+from portal.db import get_clock, set_clock, utcnow
 from portal.models import (
     AppointmentStatus,
     CareAssignment,
@@ -48,11 +48,14 @@ def has_accounts(session: Session) -> bool:
 
 @contextmanager
 def at(moment: datetime) -> Iterator[None]:
+    """Make records as of `moment`, then give the clock back as it was (a test's pinned clock
+    stays pinned once the demo is seeded)."""
+    previous = get_clock()
     set_clock(lambda: moment)
     try:
         yield
     finally:
-        set_clock(None)
+        set_clock(previous)
 
 
 def _value(test: TestDefinition, rng: random.Random, abnormal: bool = False) -> str:
