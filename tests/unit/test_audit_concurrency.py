@@ -73,7 +73,8 @@ def test_concurrent_writers_keep_the_chain_intact(tmp_path) -> None:
     assert count >= WRITERS * ENTRIES_EACH
 
 
-def test_concurrent_page_reads_keep_the_chain_intact(tmp_path) -> None:
+@pytest.mark.parametrize("reads_first", [True, False], ids=["after-reads", "fresh-session"])
+def test_concurrent_page_reads_keep_the_chain_intact(tmp_path, reads_first: bool) -> None:
     def page_read(engine, n: int, i: int) -> None:  # type: ignore[no-untyped-def]
         row = {
             "occurred_at": utcnow(),
@@ -90,10 +91,12 @@ def test_concurrent_page_reads_keep_the_chain_intact(tmp_path) -> None:
             "user_agent": None,
         }
         with Session(engine) as session:
-            # As in a request, reads come first (the token check, the page): on PostgreSQL the
-            # entry carries on in the transaction they opened (`unit_of_work`).
-            session.scalar(select(func.count(AuditEvent.id)))
+            if reads_first:
+                # As in a request (the token check, the page): on PostgreSQL the entry carries
+                # on in the transaction they opened (`unit_of_work`).
+                session.scalar(select(func.count(AuditEvent.id)))
             audit._append(session, row, canonical_row(row))
 
-    count = _append_concurrently(tmp_path, "audit_read_concurrency", page_read)
+    label = "audit_read_after_reads" if reads_first else "audit_read_fresh"
+    count = _append_concurrently(tmp_path, label, page_read)
     assert count == WRITERS * ENTRIES_EACH
