@@ -108,6 +108,7 @@ class AppointmentOut(Record):
             "status": "scheduled",
             "reason": "Follow-up of HbA1c",
             "location": "Riverside Clinic",
+            "cancelReason": None,
         }
     )
 
@@ -118,6 +119,8 @@ class AppointmentOut(Record):
     status: AppointmentStatus
     reason: str | None
     location: str | None
+    #: Why it was cancelled, as given by whoever cancelled it (the clinic must give one).
+    cancel_reason: str | None
 
 
 class SlotsQuery(Schema):
@@ -193,6 +196,7 @@ def _visits(session: Session, visits: Sequence[Appointment]) -> list[Appointment
             status=v.status,
             reason=v.reason,
             location=v.location,
+            cancel_reason=v.cancel_reason,
         )
         for v in visits
     ]

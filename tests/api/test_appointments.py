@@ -320,6 +320,9 @@ def test_a_provider_cancels_with_a_reason(session: Session, api: People, people:
 
     done = _ok(chen.post(f"/appointments/{booked['id']}/cancel", json={"reason": "Sick leave"}))
     assert done["status"] == "cancelled"
+    # The patient reads the clinic's reason in their own list
+    mine = _ok(api("alice").get("/appointments", query_string={"status": "cancelled"}))
+    assert {v["id"]: v["cancelReason"] for v in mine["items"]}[booked["id"]] == "Sick leave"
     visit = session.scalar(
         unscoped(select(Appointment).where(Appointment.id == booked["id"]), "test: read back")
     )
