@@ -28,6 +28,18 @@ from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "Demo-Portal-2026!"
+
+
+def sign_in_limits():  # type: ignore[no-untyped-def]
+    """The configured default limits on failed sign-ins, for calling services directly."""
+    from datetime import timedelta
+
+    from portal.services.throttle import Limits
+
+    minutes = timedelta(minutes=15)
+    return Limits(per_account=5, per_address=20, window=minutes, longest=minutes)
+
+
 CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
 
 

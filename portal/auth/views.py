@@ -240,6 +240,7 @@ def change_own_password(form: ChangePasswordForm) -> bool:
     """The signed-in person's password change from `form` (the account page's, or a patient's
     profile page's); True when it is done, and every other device is signed out."""
     actor = identity.current_actor()
+    limits = identity.sign_in_limits()
     done = submit(
         form,
         lambda s: accounts.change_password(
@@ -247,8 +248,13 @@ def change_own_password(form: ChangePasswordForm) -> bool:
             actor,
             current_password=form.current_password.data or "",
             new_password=form.password.data or "",
+            limits=limits,
+            client_address=request.remote_addr,
         ),
     )
+    if done.ok and done.value is not None:  # refused, and the refusal recorded
+        form.current_password.errors = [done.value]
+        return False
     if done.ok:
         flash("Your password is changed. Other devices have been signed out.", "success")
     return done.ok

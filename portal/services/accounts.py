@@ -348,19 +348,46 @@ def accept_invitation(session: Session, *, token: str, password: str) -> User:
 
 
 def change_password(
-    session: Session, actor: Actor, *, current_password: str, new_password: str
-) -> None:
+    session: Session,
+    actor: Actor,
+    *,
+    current_password: str,
+    new_password: str,
+    limits: throttle.Limits,
+    client_address: str | None = None,
+) -> str | None:
     """Set a new password after checking the current one, and end every other session.
 
     The session in use stays signed in: the person who just proved who they are keeps working.
+    A wrong current password is not raised but returned (the message for the form), so that
+    its record and its count toward the sign-in pause commit: someone holding an open session
+    cannot guess the password at leisure.
     """
     require(actor, Permission.OWN_ACCOUNT)
     user = session.get_one(User, actor.user_id)
-    ok, _rehash = verify_password(user.password_hash, current_password)
+    now = utcnow()
+    keys = throttle.keys_for(user.email, client_address, limits)
+    wait = throttle.wait_seconds(session, keys, now)
+    ok = wait is None and verify_password(user.password_hash, current_password)[0]
     if not ok:
-        raise AccountError("current_password", "That is not your current password.")
+        if wait is None:
+            throttle.count_failure(session, keys, limits, now)
+        audit.record(
+            session,
+            actor_id=user.id,
+            actor_role=user.role,
+            action=AuditAction.PASSWORD_CHANGE,
+            entity_type="user_account",
+            entity_id=user.id,
+            patient_id=actor.patient_id,
+            outcome=AuditOutcome.DENIED,
+            detail={"reason": "paused" if wait is not None else "current_password"},
+        )
+        session.flush()
+        return _paused(wait) if wait is not None else "That is not your current password."
     check_new_password(new_password, user.email)
     user.password_hash = hash_password(new_password)
+    throttle.clear(session, user.email)
     sessions.end_all(session, user.id, "password_change", keep=actor.session_id)
     audit.record(
         session,
@@ -372,6 +399,7 @@ def change_password(
         patient_id=actor.patient_id,
     )
     session.flush()
+    return None
 
 
 def set_active(session: Session, actor: Actor, user: User, *, active: bool) -> None:

@@ -21,7 +21,7 @@ from portal.models import AuthMethod
 from portal.services import accounts
 from tests.api.conftest import PROBLEM, problem
 from tests.conftest import DEMO_EMAILS, Demo, csrf_token, login
-from tests.support import PASSWORD
+from tests.support import PASSWORD, sign_in_limits
 
 NEW_PASSWORD = "another rather long passphrase"
 
@@ -240,7 +240,11 @@ def test_the_account_services_refuse_a_token_actor(session: Session, people: Dem
     by_token = Actor.of(alice, via=AuthMethod.TOKEN)
     with pytest.raises(Forbidden):
         accounts.change_password(
-            session, by_token, current_password=PASSWORD, new_password=NEW_PASSWORD
+            session,
+            by_token,
+            current_password=PASSWORD,
+            new_password=NEW_PASSWORD,
+            limits=sign_in_limits(),
         )
 
 

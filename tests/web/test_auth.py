@@ -13,7 +13,7 @@ from portal.db import set_clock, utcnow
 from portal.models import AuditAction, AuditEvent, User
 from portal.services import accounts
 from tests.conftest import csrf_token, login, post
-from tests.support import PASSWORD
+from tests.support import PASSWORD, sign_in_limits
 
 FAILED = "That email and password do not match an active account."
 
@@ -137,6 +137,7 @@ def test_a_password_change_ends_other_sessions(app, client, session, people) -> 
         people.actor("alice"),
         current_password=PASSWORD,
         new_password="a brand new passphrase",
+        limits=sign_in_limits(),
     )
     session.commit()
     assert other.get("/my/").status_code == 302

@@ -196,16 +196,42 @@ def test_a_hash_with_outdated_parameters_is_upgraded_at_sign_in(
 # --- change_password ---
 
 
-def test_a_wrong_current_password_is_refused_on_its_field(session: Session, people: Demo) -> None:
+def test_a_wrong_current_password_is_refused_recorded_and_counted(
+    session: Session, people: Demo
+) -> None:
     alice = people.user("alice")
     before = alice.password_hash
 
-    with pytest.raises(AccountError) as refused:
-        accounts.change_password(
-            session, people.actor("alice"), current_password="wrong", new_password=NEW_PASSWORD
-        )
+    refusal = accounts.change_password(
+        session,
+        people.actor("alice"),
+        current_password="wrong",
+        new_password=NEW_PASSWORD,
+        limits=LIMITS,
+    )
 
-    assert refused.value.field == "current_password"
+    assert refusal == "That is not your current password."
+    assert alice.password_hash == before
+    entry = _last_entry(session)
+    assert (entry.action, entry.outcome) == (AuditAction.PASSWORD_CHANGE, AuditOutcome.DENIED)
+    # Guessing on from an open session pauses it like signing in, and the right one then waits
+    for _ in range(LIMITS.per_account - 1):
+        accounts.change_password(
+            session,
+            people.actor("alice"),
+            current_password="wrong",
+            new_password=NEW_PASSWORD,
+            limits=LIMITS,
+        )
+    paused = accounts.change_password(
+        session,
+        people.actor("alice"),
+        current_password=PASSWORD,
+        new_password=NEW_PASSWORD,
+        limits=LIMITS,
+    )
+    assert paused is not None
+    assert paused.startswith("Too many attempts")
     assert alice.password_hash == before
 
 
@@ -218,7 +244,9 @@ def test_changing_the_password_ends_every_other_session_but_keeps_this_one(
     phone, _ = _start(session, alice)
     actor = dataclasses.replace(people.actor("alice"), session_id=here_id)
     # Act
-    accounts.change_password(session, actor, current_password=PASSWORD, new_password=NEW_PASSWORD)
+    accounts.change_password(
+        session, actor, current_password=PASSWORD, new_password=NEW_PASSWORD, limits=LIMITS
+    )
     # Assert
     assert _status(session, here) is sessions.Status.VALID
     assert _status(session, phone) is sessions.Status.INVALID

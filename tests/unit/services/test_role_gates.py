@@ -53,7 +53,7 @@ from portal.services import (
     sessions,
     settings,
 )
-from tests.support import PASSWORD
+from tests.support import PASSWORD, sign_in_limits
 from tests.unit.services.conftest import World
 
 Args = tuple[tuple[Any, ...], dict[str, Any]]
@@ -157,7 +157,11 @@ VERBS: tuple[Verb, ...] = (
     Verb(
         accounts.change_password,
         PM.OWN_ACCOUNT,
-        lambda w, a: call(current_password=PASSWORD, new_password="a new and long passphrase"),
+        lambda w, a: call(
+            current_password=PASSWORD,
+            new_password="a new and long passphrase",
+            limits=sign_in_limits(),
+        ),
     ),
     Verb(
         accounts.set_active,
