@@ -32,8 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support import (  # noqa: E402  (the repository root is put on the path first)
@@ -42,6 +40,8 @@ from tests.support import (  # noqa: E402  (the repository root is put on the pa
     gunicorn,
     new_database,
     open_socket,
+    patient_id_of,
+    publish,
     signed_in,
 )
 
@@ -104,33 +104,19 @@ def main() -> None:
     try:
         alice = signed_in(web_base, "alice@example.org")
         chen = bearer(web_base, "dr.chen@example.org")
-        me = requests.get(web_base + "/api/v1/me", headers=bearer(web_base, "alice@example.org"))
-        patient_id = me.json()["patient"]["id"]
+        patient_id = patient_id_of(web_base, "alice@example.org")
         sock = open_socket(ws_base, alice)
         total, after_answer = [], []
         for n in range(EVENTS):
             # Changes come at random moments, not in step with the SQLite poll.
             time.sleep(random.uniform(0, 0.1))
             started = time.perf_counter()
-            r = requests.post(
-                f"{web_base}/api/v1/patients/{patient_id}/lab-results",
-                json={
-                    "testCode": "2345-7",
-                    "testName": "Glucose",
-                    "resultValue": str(80 + n % 40),
-                    "units": "mg/dL",
-                    "referenceRange": "70-99",
-                    "status": "final",
-                },
-                headers=chen,
-                timeout=30,
-            )
+            result_id = publish(web_base, chen, patient_id, resultValue=str(80 + n % 40))
             answered = time.perf_counter()
-            assert r.status_code == 201, r.text[:200]
             raw = sock.receive(timeout=10)
             arrived = time.perf_counter()
             assert raw is not None
-            assert json.loads(raw)["id"] == r.json()["id"], raw
+            assert json.loads(raw)["id"] == result_id, raw
             total.append((arrived - started) * 1000)
             after_answer.append((arrived - answered) * 1000)
         sock.close()

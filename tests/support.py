@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,20 +173,23 @@ def _free_port() -> int:
 
 def gunicorn(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
     """`gunicorn wsgi:app` with `args` on a free loopback port, once it answers; the caller
-    stops it. `env` configures the app (DATABASE_URL, secrets) as in production."""
-    port = _free_port()
+    stops it. `env` configures the app (DATABASE_URL, secrets) as in production. A port taken
+    between choosing it and binding it (another suite on the machine) means another try."""
     exe = str(Path(sys.executable).with_name("gunicorn"))
-    command = [exe, "--no-control-socket", "-b", f"127.0.0.1:{port}", *args, "wsgi:app"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(base + "/login", timeout=2).status_code == 200:
-                return process, base
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    process.kill()
+    for _attempt in range(3):
+        port = _free_port()
+        command = [exe, "--no-control-socket", "-b", f"127.0.0.1:{port}", *args, "wsgi:app"]
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(base + "/login", timeout=2).status_code == 200:
+                    return process, base
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        process.kill()
+        process.wait(timeout=30)
     raise RuntimeError(f"gunicorn {args} did not start")
 
 
@@ -211,3 +214,50 @@ def mails_in(folder: Path) -> list[Mail]:
         assert body is not None
         found.append(Mail(str(message["To"]), str(message["Subject"]), body.get_content()))
     return found
+
+
+GLUCOSE = {
+    "testCode": "2345-7",
+    "testName": "Glucose",
+    "units": "mg/dL",
+    "referenceRange": "70-99",
+    "status": "final",
+}
+
+
+def publish(base: str, headers: dict[str, str], patient_id: int, **result: str) -> int:
+    """A provider publishes a result through the API (a glucose unless `result` says what);
+    returns its id."""
+    r = requests.post(
+        f"{base}/api/v1/patients/{patient_id}/lab-results",
+        json={**GLUCOSE, "resultValue": "101", **result},
+        headers=headers,
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text[:300]
+    return int(r.json()["id"])
+
+
+def patient_id_of(base: str, email: str) -> int:
+    """The patient record id of the demo patient who signs in as `email`."""
+    r = requests.get(base + "/api/v1/me", headers=bearer(base, email), timeout=30)
+    return int(r.json()["patient"]["id"])
+
+
+def at_once(work: Callable[[], object], times: int) -> None:
+    """Run `work` in `times` threads released together; re-raise what any of them raised."""
+    barrier, failures = threading.Barrier(times), []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            work()
+        except BaseException as exc:  # reported below, in the test's own thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert failures == []

@@ -372,23 +372,31 @@ def change_password(
     if not ok:
         if wait is None:
             throttle.count_failure(session, keys, limits, now)
-        audit.record(
-            session,
-            actor_id=user.id,
-            actor_role=user.role,
-            action=AuditAction.PASSWORD_CHANGE,
-            entity_type="user_account",
-            entity_id=user.id,
-            patient_id=actor.patient_id,
-            outcome=AuditOutcome.DENIED,
-            detail={"reason": "paused" if wait is not None else "current_password"},
-        )
-        session.flush()
+        reason = "paused" if wait is not None else "current_password"
+        record_password_change(session, user, AuditOutcome.DENIED, {"reason": reason})
         return _paused(wait) if wait is not None else "That is not your current password."
     check_new_password(new_password, user.email)
-    user.password_hash = hash_password(new_password)
+    set_password(session, user, new_password, ended="password_change", keep=actor.session_id)
+    record_password_change(session, user, AuditOutcome.SUCCESS)
+    return None
+
+
+def set_password(
+    session: Session, user: User, password: str, *, ended: str, keep: int | None = None
+) -> None:
+    """A new password (already checked against the rules): a sign-in pause ends with it, and
+    every session and token but `keep` (the one in use, if any) ends too."""
+    user.password_hash = hash_password(password)
     throttle.clear(session, user.email)
-    sessions.end_all(session, user.id, "password_change", keep=actor.session_id)
+    sessions.end_all(session, user.id, ended, keep=keep)
+
+
+def record_password_change(
+    session: Session,
+    user: User,
+    outcome: AuditOutcome,
+    detail: dict[str, object] | None = None,
+) -> None:
     audit.record(
         session,
         actor_id=user.id,
@@ -396,10 +404,11 @@ def change_password(
         action=AuditAction.PASSWORD_CHANGE,
         entity_type="user_account",
         entity_id=user.id,
-        patient_id=actor.patient_id,
+        patient_id=user.patient.id if user.patient else None,
+        outcome=outcome,
+        detail=detail,
     )
     session.flush()
-    return None
 
 
 def set_active(session: Session, actor: Actor, user: User, *, active: bool) -> None:

@@ -16,11 +16,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.auth.passwords import hash_password
 from portal.db import utcnow
-from portal.models import AuditAction, PasswordReset, User
-from portal.services import mail, sessions, throttle
-from portal.services.accounts import AccountError, check_new_password, find_user_by_email
+from portal.models import AuditAction, AuditOutcome, PasswordReset, User
+from portal.services import mail
+from portal.services.accounts import (
+    AccountError,
+    check_new_password,
+    find_user_by_email,
+    record_password_change,
+    set_password,
+)
 from portal.services.sessions import token_hash
 
 LINK_LIFETIME = timedelta(minutes=30)
@@ -92,18 +97,8 @@ def reset_password(session: Session, *, token: str, password: str) -> User:
     )
     if getattr(claimed, "rowcount", 0) != 1:
         raise AccountError("token", "This link has expired or was already used. Ask for a new one.")
-    user.password_hash = hash_password(password)
-    throttle.clear(session, user.email)  # a pause on signing in ends with the new password
-    sessions.end_all(session, user.id, "password_reset")
-    audit.record(
-        session,
-        actor_id=user.id,
-        actor_role=user.role,
-        action=AuditAction.PASSWORD_CHANGE,
-        entity_type="user_account",
-        entity_id=user.id,
-        detail={"by": "reset_link"},
-    )
+    set_password(session, user, password, ended="password_reset")
+    record_password_change(session, user, AuditOutcome.SUCCESS, {"by": "reset_link"})
     mail.stage_account_notice(
         session,
         user,

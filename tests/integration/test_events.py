@@ -11,11 +11,11 @@ import time
 from typing import Any
 
 import pytest
-import requests
 from flask import Flask
 from simple_websocket import Client, ConnectionClosed, ConnectionError
 
-from tests.support import bearer, csrf_of, open_socket, signed_in
+from tests.support import bearer, csrf_of, open_socket, patient_id_of, signed_in
+from tests.support import publish as publish_result
 
 ALICE, BOB, CHEN = "alice@example.org", "bob@example.org", "dr.chen@example.org"
 
@@ -23,30 +23,6 @@ ALICE, BOB, CHEN = "alice@example.org", "bob@example.org", "dr.chen@example.org"
 def next_event(ws: Client, timeout: float = 10.0) -> dict[str, Any] | None:
     raw = ws.receive(timeout=timeout)
     return None if raw is None else json.loads(raw)
-
-
-def publish(base: str, chen: dict[str, str], patient_id: int, n: int, **extra: str) -> int:
-    r = requests.post(
-        f"{base}/api/v1/patients/{patient_id}/lab-results",
-        json={
-            "testCode": "2345-7",
-            "testName": "Glucose",
-            "resultValue": str(90 + n),
-            "units": "mg/dL",
-            "referenceRange": "70-99",
-            "status": "final",
-            **extra,
-        },
-        headers=chen,
-        timeout=30,
-    )
-    assert r.status_code == 201, r.text[:300]
-    return int(r.json()["id"])
-
-
-def patient_id_of(base: str, email: str) -> int:
-    r = requests.get(base + "/api/v1/me", headers=bearer(base, email), timeout=30)
-    return int(r.json()["patient"]["id"])
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +42,7 @@ def test_a_published_result_reaches_the_patients_open_socket_as_ids(
     alice = signed_in(base, ALICE)
     ws = open_socket(base, alice)
     try:
-        result_id = publish(base, people["chen"], people["alice_pid"], 1)
+        result_id = publish_result(base, people["chen"], people["alice_pid"], resultValue="91")
         event = next_event(ws)
         assert event is not None
         assert set(event) == {"type", "id", "patientId", "at", "eventId"}
@@ -77,7 +53,7 @@ def test_a_published_result_reaches_the_patients_open_socket_as_ids(
         )
         assert "Glucose" not in json.dumps(event)  # ids only: no PHI travels on the socket
         # Bob's result is not Alice's business: nothing arrives
-        publish(base, people["chen"], people["bob_pid"], 2)
+        publish_result(base, people["chen"], people["bob_pid"], resultValue="92")
         assert next_event(ws, timeout=1.0) is None
     finally:
         ws.close()
@@ -91,11 +67,10 @@ def test_a_held_result_announces_nothing_until_it_is_released(
     ws = open_socket(base, alice)
     try:
         # The catalog files BRCA1 under "genetic", whose results wait for a provider's review
-        result_id = publish(
+        result_id = publish_result(
             base,
             people["chen"],
             people["alice_pid"],
-            3,
             testCode="21636-6",
             testName="BRCA1 gene mutations",
             resultValue="Not detected",
@@ -125,14 +100,17 @@ def test_a_reconnecting_client_gets_exactly_what_it_missed(
     _app, base = served
     alice = signed_in(base, ALICE)
     ws = open_socket(base, alice)
-    first = publish(base, people["chen"], people["alice_pid"], 4)
+    first = publish_result(base, people["chen"], people["alice_pid"], resultValue="94")
     event = next_event(ws)
     assert event is not None
     assert event["id"] == first
     last_seen = event["eventId"]
     ws.close()
     # Away: three changes happen
-    missed = [publish(base, people["chen"], people["alice_pid"], 5 + n) for n in range(3)]
+    missed = [
+        publish_result(base, people["chen"], people["alice_pid"], resultValue=str(95 + n))
+        for n in range(3)
+    ]
     ws = open_socket(base, alice, after=last_seen)
     try:
         got = [next_event(ws) for _ in range(3)]
@@ -151,7 +129,7 @@ def test_a_client_away_too_long_is_told_to_reload(
     app, base = served
     alice = signed_in(base, ALICE)
     ws = open_socket(base, alice)
-    first = publish(base, people["chen"], people["alice_pid"], 10)
+    first = publish_result(base, people["chen"], people["alice_pid"], resultValue="100")
     event = next_event(ws)
     assert event is not None
     assert event["id"] == first
@@ -160,7 +138,7 @@ def test_a_client_away_too_long_is_told_to_reload(
     app.config["REALTIME_REPLAY_MAX"] = 2
     try:
         for n in range(3):
-            publish(base, people["chen"], people["alice_pid"], 11 + n)
+            publish_result(base, people["chen"], people["alice_pid"], resultValue=str(101 + n))
         ws = open_socket(base, alice, after=event["eventId"])
         assert next_event(ws) == {"type": "reload"}
         assert next_event(ws, timeout=1.0) is None

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from simple_websocket import Client, ConnectionClosed, ConnectionError
 
 from tests.support import (
@@ -22,6 +21,8 @@ from tests.support import (
     gunicorn,
     new_database,
     open_socket,
+    patient_id_of,
+    publish,
     signed_in,
 )
 
@@ -62,29 +63,6 @@ def next_event(ws: Client, timeout: float = 10.0) -> dict[str, Any] | None:
     return None if raw is None else json.loads(raw)
 
 
-def _publish(web: str, chen: dict[str, str], patient_id: int, value: str) -> int:
-    r = requests.post(
-        f"{web}/api/v1/patients/{patient_id}/lab-results",
-        json={
-            "testCode": "2345-7",
-            "testName": "Glucose",
-            "resultValue": value,
-            "units": "mg/dL",
-            "referenceRange": "70-99",
-            "status": "final",
-        },
-        headers=chen,
-        timeout=30,
-    )
-    assert r.status_code == 201, r.text[:300]
-    return int(r.json()["id"])
-
-
-def _alice_patient_id(web: str) -> int:
-    me = requests.get(f"{web}/api/v1/me", headers=bearer(web, ALICE), timeout=30)
-    return int(me.json()["patient"]["id"])
-
-
 def test_changes_through_the_other_processes_reach_the_socket(layout: tuple[str, str]) -> None:
     web, ws_base = layout
     alice, chen = signed_in(web, ALICE), signed_in(web, CHEN)
@@ -92,7 +70,7 @@ def test_changes_through_the_other_processes_reach_the_socket(layout: tuple[str,
     chen_socket = open_socket(ws_base, chen)
     try:
         # The API, through `web`: dr.chen publishes; Alice's socket on `ws` hears of it
-        result_id = _publish(web, bearer(web, CHEN), _alice_patient_id(web), "101")
+        result_id = publish(web, bearer(web, CHEN), patient_id_of(web, ALICE), resultValue="101")
         event = next_event(alice_socket)
         assert event is not None
         assert (event["type"], event["id"]) == ("lab_result.published", result_id)
@@ -120,13 +98,13 @@ def test_a_client_back_from_away_gets_exactly_the_three_it_missed(
 ) -> None:
     web, ws_base = layout
     alice = signed_in(web, ALICE)
-    chen, patient_id = bearer(web, CHEN), _alice_patient_id(web)
+    chen, patient_id = bearer(web, CHEN), patient_id_of(web, ALICE)
     ws = open_socket(ws_base, alice)
-    _publish(web, chen, patient_id, "102")
+    publish(web, chen, patient_id, resultValue="102")
     event = next_event(ws)
     assert event is not None
     ws.close()
-    missed = [_publish(web, chen, patient_id, str(103 + n)) for n in range(3)]
+    missed = [publish(web, chen, patient_id, resultValue=str(103 + n)) for n in range(3)]
     ws = open_socket(ws_base, alice, after=event["eventId"])
     try:
         got = [next_event(ws) for _ in range(3)]

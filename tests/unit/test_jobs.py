@@ -3,7 +3,6 @@ at once do each job's work exactly once (claimed per job, on both databases)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 from flask import Flask
@@ -19,7 +18,7 @@ from portal.models import AuditAction, AuditEvent, ReleaseMode, ResultStatus, Us
 from portal.services import labs, settings
 from portal.transactions import unit_of_work
 from tests.conftest import Demo
-from tests.support import app_config, new_database
+from tests.support import app_config, at_once, new_database
 
 
 def _delay_hematology(session: Session, admin: Actor) -> None:
@@ -89,22 +88,12 @@ def test_workers_running_at_once_release_each_result_exactly_once(tmp_path) -> N
                 _publish_wbc(s, chen, alice.patient.id, f"{6 + n}.0")
         before = _timer_releases(db.session)
     set_clock(lambda: start + timedelta(hours=3))
-    barrier, failures = threading.Barrier(4), []
 
     def worker() -> None:
-        try:
-            with app.app_context():
-                barrier.wait()
-                jobs.run_once()
-        except BaseException as exc:  # reported below
-            failures.append(exc)
+        with app.app_context():
+            jobs.run_once()
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert failures == []
+    at_once(worker, 4)
     with app.app_context():
         assert _timer_releases(db.session) == before + 5
     app.extensions["portal.db"]["engine"].dispose()
