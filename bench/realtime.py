@@ -35,12 +35,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support import (  # noqa: E402  (the repository root is put on the path first)
-    app_config,
+    Layout,
     bearer,
-    gunicorn,
-    new_database,
     open_socket,
     patient_id_of,
+    procfile_layout,
     publish,
     signed_in,
 )
@@ -79,89 +78,77 @@ def wrk(url: str, cookie: str) -> float:
 def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, SOCKETS * 3 + 1024), hard))
-    from portal import create_app, demo
-    from portal.cli import upgrade_database
-    from portal.extensions import db
-
-    url = new_database(Path(tempfile.mkdtemp(prefix="portal-rt-")), "realtime")
-    app = create_app(app_config(url))
-    upgrade_database(app)
-    with app.app_context():
-        demo.seed(db.session)
-    app.extensions["portal.db"]["engine"].dispose()
-    env = {
-        **os.environ,
-        "PORTAL_ENV": "development",
-        "DATABASE_URL": url,
-        "SECRET_KEY": "bench-secret-key-not-for-production",
-        "ATTACHMENT_KEY": "bench-attachment-key-not-for-production",
-    }
-    web, web_base = gunicorn(env, "-k", "sync", "-w", "2")
-    ws, ws_base = gunicorn(
-        env, "-k", "gthread", "-w", "1", "--threads", str(SOCKETS + 100), "--keep-alive", "0"
+    layout = procfile_layout(
+        Path(tempfile.mkdtemp(prefix="portal-rt-")),
+        "realtime",
+        "--threads",
+        str(SOCKETS + 100),
+        "--keep-alive",
+        "0",
     )
-    backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
-    try:
-        alice = signed_in(web_base, "alice@example.org")
-        chen = bearer(web_base, "dr.chen@example.org")
-        patient_id = patient_id_of(web_base, "alice@example.org")
-        sock = open_socket(ws_base, alice)
-        total, after_answer = [], []
-        for n in range(EVENTS):
-            # Changes come at random moments, not in step with the SQLite poll.
-            time.sleep(random.uniform(0, 0.1))
-            started = time.perf_counter()
-            result_id = publish(web_base, chen, patient_id, resultValue=str(80 + n % 40))
-            answered = time.perf_counter()
-            raw = sock.receive(timeout=10)
-            arrived = time.perf_counter()
-            assert raw is not None
-            assert json.loads(raw)["id"] == result_id, raw
-            total.append((arrived - started) * 1000)
-            after_answer.append((arrived - answered) * 1000)
-        sock.close()
+    with layout as processes:
+        measure(processes)
 
-        def pct(values: list[float], q: int) -> float:
-            return statistics.quantiles(values, n=100)[q - 1]
 
-        print(
-            f"RESULT {backend} latency publish->socket over {EVENTS}: "
-            f"p50 {pct(total, 50):.1f} ms p95 {pct(total, 95):.1f} ms; "
-            f"after the API's answer p50 {pct(after_answer, 50):.1f} ms "
-            f"p95 {pct(after_answer, 95):.1f} ms"
-        )
+def measure(processes: Layout) -> None:
+    web_base, ws_base = processes.web, processes.ws
+    backend = "PostgreSQL" if processes.url.startswith("postgresql") else "SQLite"
+    alice = signed_in(web_base, "alice@example.org")
+    chen = bearer(web_base, "dr.chen@example.org")
+    patient_id = patient_id_of(web_base, "alice@example.org")
+    sock = open_socket(ws_base, alice)
+    total, after_answer = [], []
+    for n in range(EVENTS):
+        # Changes come at random moments, not in step with the SQLite poll.
+        time.sleep(random.uniform(0, 0.1))
+        started = time.perf_counter()
+        result_id = publish(web_base, chen, patient_id, resultValue=str(80 + n % 40))
+        answered = time.perf_counter()
+        raw = sock.receive(timeout=10)
+        arrived = time.perf_counter()
+        assert raw is not None
+        assert json.loads(raw)["id"] == result_id, raw
+        total.append((arrived - started) * 1000)
+        after_answer.append((arrived - answered) * 1000)
+    sock.close()
 
-        worker = worker_of(ws.pid)
-        page = web_base + "/my/lab-results"
-        cookie = "; ".join(f"{c.name}={c.value}" for c in alice.cookies)
-        # Alternate without and with the sockets, so background load hits both alike.
-        without, with_open, rss = [], [], []
-        for _round in range(ROUNDS):
-            without.append(wrk(page, cookie))
-            before_rss = rss_kib(worker)
-            idle = [open_socket(ws_base, alice) for _ in range(SOCKETS)]
-            time.sleep(3)  # the bus re-checks them at least once
-            rss.append((before_rss, rss_kib(worker)))
-            with_open.append(wrk(page, cookie))
-            for s in idle:
-                s.close()
-            time.sleep(3)
-        before_rss, held_rss = rss[0]  # the first opening: later ones reuse freed memory
-        print(
-            f"RESULT {backend} {SOCKETS} idle sockets in one ws worker: RSS {before_rss / 1024:.1f}"
-            f" -> {held_rss / 1024:.1f} MiB ({(held_rss - before_rss) / SOCKETS:.0f} KiB each)"
-        )
-        quiet, loaded = statistics.mean(without), statistics.mean(with_open)
-        print(
-            f"RESULT {backend} /my/lab-results req/s over {ROUNDS} alternating rounds: without"
-            f" sockets {quiet:.1f} ({', '.join(f'{x:.0f}' for x in without)}), with {SOCKETS}"
-            f" open {loaded:.1f} ({', '.join(f'{x:.0f}' for x in with_open)}):"
-            f" {loaded / quiet:.2f}x"
-        )
-    finally:
-        for process in (web, ws):
-            process.terminate()
-            process.wait(timeout=30)
+    def pct(values: list[float], q: int) -> float:
+        return statistics.quantiles(values, n=100)[q - 1]
+
+    print(
+        f"RESULT {backend} latency publish->socket over {EVENTS}: "
+        f"p50 {pct(total, 50):.1f} ms p95 {pct(total, 95):.1f} ms; "
+        f"after the API's answer p50 {pct(after_answer, 50):.1f} ms "
+        f"p95 {pct(after_answer, 95):.1f} ms"
+    )
+
+    worker = worker_of(processes.ws_pid)
+    page = web_base + "/my/lab-results"
+    cookie = "; ".join(f"{c.name}={c.value}" for c in alice.cookies)
+    # Alternate without and with the sockets, so background load hits both alike.
+    without, with_open, rss = [], [], []
+    for _round in range(ROUNDS):
+        without.append(wrk(page, cookie))
+        before_rss = rss_kib(worker)
+        idle = [open_socket(ws_base, alice) for _ in range(SOCKETS)]
+        time.sleep(3)  # the bus re-checks them at least once
+        rss.append((before_rss, rss_kib(worker)))
+        with_open.append(wrk(page, cookie))
+        for s in idle:
+            s.close()
+        time.sleep(3)
+    before_rss, held_rss = rss[0]  # the first opening: later ones reuse freed memory
+    print(
+        f"RESULT {backend} {SOCKETS} idle sockets in one ws worker: RSS {before_rss / 1024:.1f}"
+        f" -> {held_rss / 1024:.1f} MiB ({(held_rss - before_rss) / SOCKETS:.0f} KiB each)"
+    )
+    quiet, loaded = statistics.mean(without), statistics.mean(with_open)
+    print(
+        f"RESULT {backend} /my/lab-results req/s over {ROUNDS} alternating rounds: without"
+        f" sockets {quiet:.1f} ({', '.join(f'{x:.0f}' for x in without)}), with {SOCKETS}"
+        f" open {loaded:.1f} ({', '.join(f'{x:.0f}' for x in with_open)}):"
+        f" {loaded / quiet:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import requests
 from flask import Flask
@@ -26,6 +27,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "Demo-Portal-2026!"
 
@@ -79,18 +81,24 @@ def app_config(url: str) -> dict[str, object]:
     }
 
 
-@contextmanager
-def served_app(tmp: Path, label: str) -> Iterator[tuple[Flask, str]]:
-    """The app over real HTTP on a free loopback port, with its own migrated, demo-seeded
-    database of the suite's kind: for what only a real server shows (concurrency, fuzzing)."""
+def seeded_app(url: str) -> Flask:
+    """The app on the database at `url`, migrated and seeded with the demo."""
     from portal import create_app, demo
     from portal.cli import upgrade_database
     from portal.extensions import db
 
-    app = create_app(app_config(new_database(tmp, label)))
+    app = create_app(app_config(url))
     upgrade_database(app)
     with app.app_context():
         demo.seed(db.session)
+    return app
+
+
+@contextmanager
+def served_app(tmp: Path, label: str) -> Iterator[tuple[Flask, str]]:
+    """The app over real HTTP on a free loopback port, with its own migrated, demo-seeded
+    database of the suite's kind: for what only a real server shows (concurrency, fuzzing)."""
+    app = seeded_app(new_database(tmp, label))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -244,20 +252,62 @@ def patient_id_of(base: str, email: str) -> int:
     return int(r.json()["patient"]["id"])
 
 
-def at_once(work: Callable[[], object], times: int) -> None:
-    """Run `work` in `times` threads released together; re-raise what any of them raised."""
-    barrier, failures = threading.Barrier(times), []
+def all_at_once(calls: list[Callable[[], T]]) -> list[T]:
+    """Run `calls` in threads released together; their results in order, or what any raised."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+    failures: list[BaseException] = []
 
-    def run() -> None:
+    def run(i: int) -> None:
         try:
             barrier.wait()
-            work()
+            results[i] = calls[i]()
         except BaseException as exc:  # reported below, in the test's own thread
             failures.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(times)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=60)
+        t.join(timeout=120)
     assert failures == []
+    return results
+
+
+def at_once(work: Callable[[], object], times: int) -> None:
+    """Run `work` in `times` threads released together."""
+    all_at_once([work] * times)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The Procfile's processes on one database: `web` (pages, API) and `ws` (sockets)."""
+
+    url: str
+    web: str
+    ws: str
+    ws_pid: int
+
+
+@contextmanager
+def procfile_layout(tmp: Path, label: str, *ws_args: str) -> Iterator[Layout]:
+    """gunicorn `web` (2 sync workers) and `ws` (1 threaded worker, `ws_args` added) on a new
+    demo-seeded database of the suite's kind, configured from the environment as in
+    production; stopped at the end."""
+    url = new_database(tmp, label)
+    seeded_app(url).extensions["portal.db"]["engine"].dispose()
+    env = {
+        **os.environ,
+        "PORTAL_ENV": "development",
+        "DATABASE_URL": url,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
+    }
+    web, web_base = gunicorn(env, "-k", "sync", "-w", "2")
+    ws, ws_base = gunicorn(env, "-k", "gthread", "-w", "1", "--threads", "50", *ws_args)
+    try:
+        yield Layout(url, web_base, ws_base, ws.pid)
+    finally:
+        for process in (web, ws):
+            process.terminate()
+            process.wait(timeout=30)

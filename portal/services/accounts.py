@@ -74,6 +74,20 @@ def _paused(seconds: int) -> str:
     )
 
 
+def _record_failed_sign_in(session: Session, user: User | None, reason: str) -> None:
+    audit.record(
+        session,
+        actor_id=user.id if user else None,
+        actor_role=str(user.role) if user else None,
+        action=AuditAction.SIGN_IN_FAILED,
+        entity_type="user_account",
+        entity_id=user.id if user else None,
+        outcome=AuditOutcome.DENIED,
+        detail={"reason": reason},
+    )
+    session.flush()
+
+
 def authenticate(
     session: Session,
     *,
@@ -92,28 +106,14 @@ def authenticate(
     now = utcnow()
     keys = throttle.keys_for(email, client_address, limits)
     wait = throttle.wait_seconds(session, keys, now)
-    user = find_user_by_email(session, email) if wait is None else None
-    ok, new_hash = (
-        verify_password(user.password_hash if user else None, password)
-        if wait is None
-        else (False, None)
-    )
-    if wait is not None or user is None or not ok or not user.is_active:
-        if wait is None:
-            throttle.count_failure(session, keys, limits, now)
-        audit.record(
-            session,
-            actor_id=user.id if user else None,
-            actor_role=str(user.role) if user else None,
-            action=AuditAction.SIGN_IN_FAILED,
-            entity_type="user_account",
-            entity_id=user.id if user else None,
-            outcome=AuditOutcome.DENIED,
-            detail={"reason": "paused" if wait is not None else "credentials"},
-        )
-        session.flush()
-        if wait is not None:
-            return SignIn(None, _paused(wait), wait)
+    if wait is not None:
+        _record_failed_sign_in(session, None, "paused")
+        return SignIn(None, _paused(wait), wait)
+    user = find_user_by_email(session, email)
+    ok, new_hash = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.is_active:
+        throttle.count_failure(session, keys, limits, now)
+        _record_failed_sign_in(session, user, "credentials")
         return SignIn(None, FAILED_SIGN_IN)
     if new_hash:
         user.password_hash = new_hash

@@ -9,7 +9,6 @@ of migration 0005 refuses all but one. Either way the losers read "That time was
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -21,27 +20,10 @@ from sqlalchemy import func, select
 from portal.access import unscoped
 from portal.extensions import db
 from portal.models import HOLDS_SLOT, Appointment
-from tests.support import bearer, csrf_of, signed_in
+from tests.support import all_at_once, bearer, csrf_of, signed_in
 
 TAKEN = "That time was just taken; choose another."
 PATIENTS = ("alice@example.org", "bob@example.org") * 3
-
-
-def _all_at_once(calls: list[Callable[[], requests.Response]]) -> list[requests.Response]:
-    barrier = threading.Barrier(len(calls))
-    answers: list[requests.Response | None] = [None] * len(calls)
-
-    def go(i: int) -> None:
-        barrier.wait()
-        answers[i] = calls[i]()
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert all(a is not None for a in answers)
-    return [a for a in answers if a is not None]
 
 
 def _free_slots(base: str, s: requests.Session) -> tuple[str, list[str]]:
@@ -87,7 +69,7 @@ def test_six_page_bookings_of_one_slot_make_one_visit_and_five_clear_refusals(
         form = {"provider_id": provider, "start_at": start, "csrf_token": token}
         return lambda: s.post(url, data=form, allow_redirects=False, timeout=60)
 
-    answers = _all_at_once([book(s, t) for s, t in zip(sessions, tokens, strict=True)])
+    answers = all_at_once([book(s, t) for s, t in zip(sessions, tokens, strict=True)])
 
     assert sorted(a.status_code for a in answers) == [303] + [422] * 5
     for refused in (a for a in answers if a.status_code == 422):
@@ -109,7 +91,7 @@ def test_six_api_bookings_of_one_slot_make_one_visit_and_five_409s(
             base + "/api/v1/appointments", json=body, headers=auth, timeout=60
         )
 
-    answers = _all_at_once([book(h) for h in headers])
+    answers = all_at_once([book(h) for h in headers])
 
     assert sorted(a.status_code for a in answers) == [201] + [409] * 5
     for refused in (a for a in answers if a.status_code == 409):

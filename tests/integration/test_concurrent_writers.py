@@ -8,8 +8,6 @@ front (`unit_of_work`). Each test releases its requests together from a barrier.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable
 
 import requests
 from flask import Flask
@@ -19,25 +17,9 @@ from portal.access import unscoped
 from portal.extensions import db
 from portal.models import AuditAction, AuditEvent, Message, SignInThrottle
 from portal.services import throttle
-from tests.support import PASSWORD
+from tests.support import PASSWORD, all_at_once
 from tests.support import csrf_of as _csrf
 from tests.support import signed_in as _signed_in
-
-
-def _all_at_once(calls: list[Callable[[], requests.Response]]) -> list[int]:
-    barrier = threading.Barrier(len(calls))
-    statuses: list[int] = [0] * len(calls)
-
-    def go(i: int) -> None:
-        barrier.wait()
-        statuses[i] = calls[i]().status_code
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return statuses
 
 
 def test_a_burst_of_failed_sign_ins_neither_fails_nor_blocks_the_right_ones(
@@ -67,7 +49,7 @@ def test_a_burst_of_failed_sign_ins_neither_fails_nor_blocks_the_right_ones(
         )
         db.session.rollback()
 
-    statuses = _all_at_once(calls)
+    statuses = [r.status_code for r in all_at_once(calls)]
 
     # Each wrong one is refused (422) or, once the address is paused, told to wait (429).
     assert set(statuses[:8]) <= {422, 429}
@@ -107,7 +89,7 @@ def test_two_patients_replying_at_the_same_instant_both_succeed(
         )
 
     calls = [reply(alice, threads["alice"]), reply(bob, threads["bob"])] * 3
-    assert _all_at_once(calls) == [303] * 6
+    assert [r.status_code for r in all_at_once(calls)] == [303] * 6
 
 
 def test_a_double_click_on_send_makes_one_message_and_answers_both_clicks(
@@ -125,7 +107,7 @@ def test_a_double_click_on_send_makes_one_message_and_answers_both_clicks(
         db.session.rollback()
 
     click = lambda: alice.post(url + "/reply", data=form, allow_redirects=False, timeout=60)  # noqa: E731
-    statuses = _all_at_once([click, click])
+    statuses = [r.status_code for r in all_at_once([click, click])]
 
     assert set(statuses) <= {303, 409}
     assert 303 in statuses

@@ -5,7 +5,6 @@ served by gunicorn's sync workers (`web`, two of them), the sockets by a threade
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -15,13 +14,11 @@ import pytest
 from simple_websocket import Client, ConnectionClosed, ConnectionError
 
 from tests.support import (
-    app_config,
     bearer,
     csrf_of,
-    gunicorn,
-    new_database,
     open_socket,
     patient_id_of,
+    procfile_layout,
     publish,
     signed_in,
 )
@@ -31,31 +28,8 @@ ALICE, CHEN = "alice@example.org", "dr.chen@example.org"
 
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    from portal import create_app, demo
-    from portal.cli import upgrade_database
-    from portal.extensions import db
-
-    url = new_database(tmp_path_factory.mktemp("processes"), "processes")
-    app = create_app(app_config(url))
-    upgrade_database(app)
-    with app.app_context():
-        demo.seed(db.session)
-    app.extensions["portal.db"]["engine"].dispose()
-    env = {
-        **os.environ,
-        "PORTAL_ENV": "development",
-        "DATABASE_URL": url,
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
-    }
-    web, web_base = gunicorn(env, "-k", "sync", "-w", "2")
-    ws, ws_base = gunicorn(env, "-k", "gthread", "-w", "1", "--threads", "50")
-    try:
-        yield web_base, ws_base
-    finally:
-        for process in (web, ws):
-            process.terminate()
-            process.wait(timeout=30)
+    with procfile_layout(tmp_path_factory.mktemp("processes"), "processes") as found:
+        yield found.web, found.ws
 
 
 def next_event(ws: Client, timeout: float = 10.0) -> dict[str, Any] | None:
