@@ -38,7 +38,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     from portal import api, audit, cli, errors, health, realtime
     from portal.admin import bp as admin_bp
-    from portal.auth import identity
+    from portal.auth import (
+        identity,
+        two_factor_views,  # noqa: F401  (its routes are on auth_bp)
+    )
     from portal.auth.views import bp as auth_bp
     from portal.extensions import csrf, db, login_manager
     from portal.patient import bp as patient_bp

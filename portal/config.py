@@ -25,6 +25,12 @@ def _instance_secret(instance: Path, name: str) -> str:
     return path.read_text().strip()
 
 
+def _flag(raw: str | None, *, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() not in ("0", "false", "no", "off")
+
+
 def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
     """Flask config for the environment `env` describes."""
     portal_env = env.get("PORTAL_ENV", "development")
@@ -47,6 +53,11 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         "DATABASE_URL": database_url,
         "SECRET_KEY": secret("SECRET_KEY", "secret_key"),
         "ATTACHMENT_KEY": secret("ATTACHMENT_KEY", "attachment_key"),
+        # Seals each account's two-step sign-in secret (portal.services.two_factor).
+        "TOTP_KEY": secret("TOTP_KEY", "totp_key"),
+        # Providers and admins must use two-step sign-in (they enrol at their next sign-in):
+        # on by default in production; the development demo signs in with passwords alone.
+        "TWO_FACTOR_REQUIRED": _flag(env.get("PORTAL_TWO_FACTOR_REQUIRED"), default=production),
         "DEBUG": False,
         "TESTING": portal_env == "test",
         "SESSION_COOKIE_NAME": "portal_session",
@@ -96,6 +107,5 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         "REALTIME_REPLAY_MAX": 100,
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 1024},
         # Off only for benchmarks measuring what auditing reads costs; never in production.
-        "AUDIT_ENABLED": production
-        or env.get("PORTAL_AUDIT_ENABLED", "1").lower() not in ("0", "false", "no", "off"),
+        "AUDIT_ENABLED": production or _flag(env.get("PORTAL_AUDIT_ENABLED"), default=True),
     }

@@ -75,6 +75,7 @@ def app_config(url: str) -> dict[str, object]:
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
+        "TOTP_KEY": "test-totp-key-not-for-production",
         "ARGON2_PARAMS": CHEAP_ARGON2,
         # Each app its own mail folder: the tests read the mail the portal sends there.
         "MAIL_DIR": tempfile.mkdtemp(prefix="portal-mail-"),
@@ -302,6 +303,7 @@ def procfile_layout(tmp: Path, label: str, *ws_args: str) -> Iterator[Layout]:
         "DATABASE_URL": url,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
+        "TOTP_KEY": "test-totp-key-not-for-production",
     }
     web, web_base = gunicorn(env, "-k", "sync", "-w", "2")
     ws, ws_base = gunicorn(env, "-k", "gthread", "-w", "1", "--threads", "50", *ws_args)

@@ -19,7 +19,7 @@ from portal.api.schemas import Instant, Schema, example_of, with_example
 from portal.auth.identity import limits, sign_in_limits
 from portal.db import utcnow
 from portal.models import AuthMethod
-from portal.services import accounts, sessions
+from portal.services import accounts, sessions, two_factor
 
 
 class TokenRequest(Schema):
@@ -31,6 +31,9 @@ class TokenRequest(Schema):
     password: str = Field(min_length=1, max_length=256)
     #: What the app calls itself on the person's "Signed-in devices" list.
     client: str | None = Field(default=None, max_length=120)
+    #: For an account with two-step sign-in: the code its authenticator app shows now, or a
+    #: recovery code.
+    code: str | None = Field(default=None, min_length=1, max_length=24)
 
 
 class TokenUser(Schema):
@@ -66,19 +69,34 @@ class TokenOut(Schema):
     response=TokenOut,
     status=201,
     public=True,
-    errors=(401, 429),
+    errors=(401, 403, 429),
 )
 def issue_token(s: Session, _actor: Actor | None, *, body: TokenRequest) -> Response | TokenOut:
     """The same sign-in as the page: a wrong email or password gives one generic 401, and
     failures count toward the same pauses (a refusal commits too: it is counted and recorded);
-    while paused, 429 with `Retry-After`. The token is shown once; only its hash is kept."""
+    while paused, 429 with `Retry-After`. An account with two-step sign-in also sends `code`
+    (without it: 401 saying so, once the password was right); a provider or admin who must set
+    it up first gets 403. The token is shown once; only its hash is kept."""
+    throttle = sign_in_limits()
     attempt = accounts.authenticate(
         s,
         email=body.email,
         password=body.password,
-        limits=sign_in_limits(),
+        limits=throttle,
         client_address=request.remote_addr,
     )
+    if attempt.needs_code and attempt.user is not None:
+        if body.code is None:
+            return problem(401, "This account uses two-step sign-in: send its code as `code`.")
+        attempt = accounts.authenticate_code(
+            s,
+            user_id=attempt.user.id,
+            code=body.code,
+            limits=throttle,
+            client_address=request.remote_addr,
+        )
+    if attempt.user is not None and two_factor.must_enrol(attempt.user):
+        return problem(403, "Set up two-step sign-in in the portal first.")
     if attempt.user is None:
         if attempt.retry_after is not None:
             paused = problem(429, attempt.refusal)

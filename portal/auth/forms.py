@@ -61,3 +61,30 @@ class ChangePasswordForm(NewPasswordMixin, FlaskForm):
 
 class ProviderMailForm(FlaskForm):
     mail_messages = BooleanField("Email me when a patient writes to me")
+
+
+class SignInCodeForm(FlaskForm):
+    code = StringField(
+        "Code",
+        validators=[DataRequired("Enter the code."), Length(max=24)],
+        description="The 6-digit code your authenticator app shows now, or one of your "
+        "recovery codes.",
+        render_kw={"autocomplete": "one-time-code", "spellcheck": "false", "autocapitalize": "off"},
+    )
+
+
+class AppCodeForm(FlaskForm):
+    code = StringField(
+        "Code from your app",
+        validators=[DataRequired("Enter the code."), Length(max=24)],
+        description="The 6-digit code your authenticator app shows for the portal now.",
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "spellcheck": "false"},
+    )
+
+
+class TurnOffForm(FlaskForm):
+    code = StringField(
+        "Code from your app, or a recovery code",
+        validators=[DataRequired("Enter the code."), Length(max=24)],
+        render_kw={"autocomplete": "one-time-code", "spellcheck": "false", "autocapitalize": "off"},
+    )

@@ -21,8 +21,9 @@ from portal.auth.forms import (
     ProviderMailForm,
     ResetPasswordForm,
 )
+from portal.db import utcnow
 from portal.extensions import db, login_manager
-from portal.models import AuditAction, Role
+from portal.models import AuditAction, Role, User
 from portal.services import accounts, profiles, recovery, sessions
 from portal.web.forms import run, submit
 from portal.web.htmx import render
@@ -38,7 +39,7 @@ def home_for(role: Role) -> str:
     return url_for(HOME.get(role, "admin.patients"))
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """Only a path on this site: never an open redirect, whatever a browser would make of it."""
     if not target or any(ord(c) < 0x21 or c == "\\" for c in target):
         return None
@@ -46,6 +47,23 @@ def _safe_next(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target
+
+
+#: The Flask session key of a sign-in whose password was right and whose code is awaited.
+PENDING_KEY = "pending_sign_in"
+#: How long the code step waits after the password, in seconds.
+PENDING_SECONDS = 300
+
+
+def await_code(user: User, next_target: str | None) -> Response:
+    """After the right password of an account with two-step sign-in: remember who is half-way
+    through (in the signed cookie, for a few minutes), and ask for the code."""
+    session[PENDING_KEY] = {
+        "user": user.id,
+        "until": int(utcnow().timestamp()) + PENDING_SECONDS,
+        "next": safe_next(next_target),
+    }
+    return redirect(url_for("auth.login_code"), code=303)
 
 
 @bp.get("/")
@@ -76,7 +94,7 @@ def login() -> Page:
             limits=limits,
             client_address=request.remote_addr,
         )
-        if attempt.user is not None:
+        if attempt.user is not None and not attempt.needs_code:
             identity.begin(attempt.user)
         return attempt
 
@@ -89,7 +107,9 @@ def login() -> Page:
             paused.headers["Retry-After"] = str(attempt.retry_after)
             return paused
         return page, 422
-    return redirect(_safe_next(request.args.get("next")) or home_for(attempt.user.role), code=303)
+    if attempt.needs_code:
+        return await_code(attempt.user, request.args.get("next"))
+    return redirect(safe_next(request.args.get("next")) or home_for(attempt.user.role), code=303)
 
 
 @bp.post("/logout")

@@ -5,8 +5,17 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from portal.db import Base, Timestamps, intpk
 
@@ -36,6 +45,12 @@ class User(Timestamps, Base):
     last_login_at: Mapped[datetime | None]
     #: The sign-in before the current one: "new since your last visit" starts here.
     previous_login_at: Mapped[datetime | None]
+    #: Two-step sign-in (TOTP, RFC 6238): the shared secret, sealed with TOTP_KEY (set while
+    #: enrolling, kept once on); on since `totp_enabled_at`; the newest time step a code was
+    #: accepted for, so a code cannot be used twice (portal.services.two_factor).
+    totp_secret: Mapped[bytes | None] = deferred(mapped_column(LargeBinary(128)))
+    totp_enabled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     patient: Mapped[PatientProfile | None] = relationship(back_populates="user", lazy="joined")
     provider: Mapped[ProviderProfile | None] = relationship(back_populates="user", lazy="joined")
@@ -164,6 +179,17 @@ class PasswordReset(Timestamps, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for the authenticator app; only its hash is kept."""
+
+    __tablename__ = "recovery_code"
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
 
 

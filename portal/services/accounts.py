@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Select, String, bindparam, func, select
 from sqlalchemy.orm import Session
@@ -34,7 +34,7 @@ from portal.models import (
     Role,
     User,
 )
-from portal.services import sessions, throttle
+from portal.services import sessions, throttle, two_factor
 from portal.services.errors import ServiceError
 
 ACTIVATION_VALIDITY = timedelta(days=14)
@@ -64,14 +64,8 @@ class SignIn:
     user: User | None
     refusal: str | None = None
     retry_after: int | None = None
-
-
-def _paused(seconds: int) -> str:
-    minutes = max(1, -(-seconds // 60))
-    return (
-        f"Too many attempts to sign in. Please wait {minutes} minute{'s' if minutes != 1 else ''}"
-        ' and try again, or set a new password with "Forgot your password?".'
-    )
+    #: The password was right and the account uses two-step sign-in: a code must follow.
+    needs_code: bool = False
 
 
 def _record_failed_sign_in(session: Session, user: User | None, reason: str) -> None:
@@ -108,7 +102,7 @@ def authenticate(
     wait = throttle.wait_seconds(session, keys, now)
     if wait is not None:
         _record_failed_sign_in(session, None, "paused")
-        return SignIn(None, _paused(wait), wait)
+        return SignIn(None, throttle.paused_message(wait), wait)
     user = find_user_by_email(session, email)
     ok, new_hash = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
@@ -117,6 +111,42 @@ def authenticate(
         return SignIn(None, FAILED_SIGN_IN)
     if new_hash:
         user.password_hash = new_hash
+    if two_factor.is_on(user):
+        session.flush()
+        return SignIn(user, needs_code=True)
+    return _signed_in(session, user, email, now, factor=None)
+
+
+def authenticate_code(
+    session: Session,
+    *,
+    user_id: int,
+    code: str,
+    limits: throttle.Limits,
+    client_address: str | None = None,
+) -> SignIn:
+    """The second step for an account whose password was just accepted: a code from its app
+    or a recovery code. A wrong code counts toward the same pauses as a wrong password."""
+    user = session.get(User, user_id)
+    if user is None or not user.is_active or not two_factor.is_on(user):
+        return SignIn(None, FAILED_SIGN_IN)
+    now = utcnow()
+    keys = throttle.keys_for(user.email, client_address, limits)
+    wait = throttle.wait_seconds(session, keys, now)
+    if wait is not None:
+        _record_failed_sign_in(session, user, "paused")
+        return SignIn(None, throttle.paused_message(wait), wait)
+    factor = two_factor.check_sign_in_code(session, user, code)
+    if factor is None:
+        throttle.count_failure(session, keys, limits, now)
+        _record_failed_sign_in(session, user, "code")
+        return SignIn(None, two_factor.WRONG_CODE)
+    return _signed_in(session, user, user.email, now, factor=factor)
+
+
+def _signed_in(
+    session: Session, user: User, email: str, now: datetime, *, factor: str | None
+) -> SignIn:
     throttle.clear(session, email)
     user.previous_login_at = user.last_login_at
     user.last_login_at = now
@@ -128,6 +158,7 @@ def authenticate(
         entity_type="user_account",
         entity_id=user.id,
         patient_id=user.patient.id if user.patient else None,
+        detail={"second_factor": factor} if factor else None,
     )
     session.flush()
     return SignIn(user)
@@ -374,7 +405,11 @@ def change_password(
             throttle.count_failure(session, keys, limits, now)
         reason = "paused" if wait is not None else "current_password"
         record_password_change(session, user, AuditOutcome.DENIED, {"reason": reason})
-        return _paused(wait) if wait is not None else "That is not your current password."
+        return (
+            throttle.paused_message(wait)
+            if wait is not None
+            else "That is not your current password."
+        )
     check_new_password(new_password, user.email)
     set_password(session, user, new_password, ended="password_change", keep=actor.session_id)
     record_password_change(session, user, AuditOutcome.SUCCESS)

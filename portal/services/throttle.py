@@ -49,6 +49,15 @@ def keys_for(email: str, address: str | None, limits: Limits) -> list[tuple[str,
     return found
 
 
+def paused_message(seconds: int) -> str:
+    """What a paused person reads: how long to wait, and the way round it."""
+    minutes = max(1, -(-seconds // 60))
+    return (
+        f"Too many attempts to sign in. Please wait {minutes} minute{'s' if minutes != 1 else ''}"
+        ' and try again, or set a new password with "Forgot your password?".'
+    )
+
+
 def wait_seconds(session: Session, keys: list[tuple[str, int]], now: datetime) -> int | None:
     """Seconds until every key's pause is over, or None when none is paused."""
     until = session.scalars(

@@ -6,21 +6,29 @@ import pytest
 
 from portal.config import ConfigError, load_settings
 
+PRODUCTION = {"PORTAL_ENV": "production", "SECRET_KEY": "s", "ATTACHMENT_KEY": "k", "TOTP_KEY": "t"}
+
 
 def test_production_refuses_to_start_without_its_secrets(tmp_path) -> None:
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         load_settings({"PORTAL_ENV": "production", "ATTACHMENT_KEY": "k"}, instance=str(tmp_path))
     with pytest.raises(ConfigError, match="ATTACHMENT_KEY"):
         load_settings({"PORTAL_ENV": "production", "SECRET_KEY": "s"}, instance=str(tmp_path))
+    with pytest.raises(ConfigError, match="TOTP_KEY"):
+        load_settings({**PRODUCTION, "TOTP_KEY": ""}, instance=str(tmp_path))
 
 
-def test_production_uses_secure_cookies(tmp_path) -> None:
-    settings = load_settings(
-        {"PORTAL_ENV": "production", "SECRET_KEY": "s", "ATTACHMENT_KEY": "k"},
-        instance=str(tmp_path),
-    )
+def test_production_uses_secure_cookies_and_requires_two_step_sign_in_of_staff(tmp_path) -> None:
+    settings = load_settings(PRODUCTION, instance=str(tmp_path))
     assert settings["SESSION_COOKIE_SECURE"] is True
     assert settings["DEBUG"] is False
+    assert settings["TWO_FACTOR_REQUIRED"] is True
+    off = load_settings({**PRODUCTION, "PORTAL_TWO_FACTOR_REQUIRED": "off"}, instance=str(tmp_path))
+    assert off["TWO_FACTOR_REQUIRED"] is False
+    # The development demo signs in with the contract's passwords alone, unless turned on
+    assert load_settings({}, instance=str(tmp_path))["TWO_FACTOR_REQUIRED"] is False
+    on = load_settings({"PORTAL_TWO_FACTOR_REQUIRED": "1"}, instance=str(tmp_path))
+    assert on["TWO_FACTOR_REQUIRED"] is True
 
 
 def test_development_generates_secrets_once_and_keeps_them(tmp_path) -> None:
