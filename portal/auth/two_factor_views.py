@@ -141,19 +141,17 @@ def account_two_factor() -> Page:
 @bp.post("/account/two-factor/start")
 @audit_exempt  # a new secret, not yet on: the page it leads to shows it
 def two_factor_start() -> Response:
-    actor, account = identity.current_actor(), identity.current_account()
-    assert account is not None
-    run(lambda s: two_factor.start(s, actor, account))
+    actor = identity.current_actor()
+    run(lambda s: two_factor.start(s, actor))
     return redirect(url_for("auth.account_two_factor") + "#setup-heading", code=303)
 
 
 @bp.post("/account/two-factor/confirm")
 @audited(AuditAction.VIEW, "user_account")  # a wrong code re-renders the page
 def two_factor_confirm() -> Page:
-    actor, account = identity.current_actor(), identity.current_account()
-    assert account is not None
+    actor = identity.current_actor()
     form = AppCodeForm(prefix="confirm")
-    done = submit(form, lambda s: two_factor.confirm(s, actor, account, form.code.data or ""))
+    done = submit(form, lambda s: two_factor.confirm(s, actor, form.code.data or ""))
     if done.ok and done.value:
         flash("Two-step sign-in is on. Other devices have been signed out.", "success")
         return _two_factor_page(codes=done.value)
@@ -163,8 +161,7 @@ def two_factor_confirm() -> Page:
 @bp.post("/account/two-factor/recovery-codes")
 @audited(AuditAction.VIEW, "user_account")  # a wrong code re-renders the page
 def two_factor_recovery_codes() -> Page:
-    actor, account = identity.current_actor(), identity.current_account()
-    assert account is not None
+    actor = identity.current_actor()
     form = AppCodeForm(prefix="renew")
     limits = identity.sign_in_limits()
     done = submit(
@@ -172,7 +169,6 @@ def two_factor_recovery_codes() -> Page:
         lambda s: two_factor.regenerate(
             s,
             actor,
-            account,
             form.code.data or "",
             limits=limits,
             client_address=request.remote_addr,
@@ -189,8 +185,7 @@ def two_factor_recovery_codes() -> Page:
 @bp.post("/account/two-factor/off")
 @audited(AuditAction.VIEW, "user_account")  # a wrong code re-renders the page
 def two_factor_off() -> Page:
-    actor, account = identity.current_actor(), identity.current_account()
-    assert account is not None
+    actor = identity.current_actor()
     form = TurnOffForm(prefix="off")
     limits = identity.sign_in_limits()
     done = submit(
@@ -198,7 +193,6 @@ def two_factor_off() -> Page:
         lambda s: two_factor.turn_off(
             s,
             actor,
-            account,
             form.code.data or "",
             limits=limits,
             client_address=request.remote_addr,

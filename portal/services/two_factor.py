@@ -157,9 +157,10 @@ def _enrolment(secret: str, email: str) -> Enrolment:
     return Enrolment(secret, uri, svg)
 
 
-def start(session: Session, actor: Actor, user: User) -> Enrolment:
+def start(session: Session, actor: Actor) -> Enrolment:
     """A fresh secret to confirm with a first code; nothing changes until it is confirmed."""
     require(actor, Permission.OWN_ACCOUNT)
+    user = session.get_one(User, actor.user_id)
     if is_on(user):
         raise TwoFactorError(None, "Two-step sign-in is already on.")
     secret = new_secret()
@@ -177,10 +178,11 @@ def pending(session: Session, user: User) -> Enrolment | None:
     return _enrolment(secret, user.email) if secret else None
 
 
-def confirm(session: Session, actor: Actor, user: User, code: str) -> list[str]:
+def confirm(session: Session, actor: Actor, code: str) -> list[str]:
     """Turn two-step sign-in on with a first code from the app; returns the recovery codes,
     shown once."""
     require(actor, Permission.OWN_ACCOUNT)
+    user = session.get_one(User, actor.user_id)
     secret = _secret_of(session, user.id)
     if secret is None or is_on(user):
         raise TwoFactorError(None, "Start setting up two-step sign-in again.")
@@ -196,7 +198,6 @@ def confirm(session: Session, actor: Actor, user: User, code: str) -> list[str]:
 def regenerate(
     session: Session,
     actor: Actor,
-    user: User,
     code: str,
     *,
     limits: throttle.Limits,
@@ -205,6 +206,7 @@ def regenerate(
     """Ten new recovery codes in place of the old ones, after a code from the app; or the
     refusal (returned, not raised, so its record and its count toward the pause commit)."""
     require(actor, Permission.OWN_ACCOUNT)
+    user = session.get_one(User, actor.user_id)
     refusal = _checked(session, actor, user, code, limits, client_address, recovery=False)
     if refusal is not None:
         return refusal
@@ -216,7 +218,6 @@ def regenerate(
 def turn_off(
     session: Session,
     actor: Actor,
-    user: User,
     code: str,
     *,
     limits: throttle.Limits,
@@ -225,6 +226,7 @@ def turn_off(
     """Two-step sign-in off, after a code from the app or a recovery code; refused to the roles
     that must keep it. A wrong code is returned as the refusal, counted and recorded."""
     require(actor, Permission.OWN_ACCOUNT)
+    user = session.get_one(User, actor.user_id)
     if current_app.config["TWO_FACTOR_REQUIRED"] and user.role in REQUIRED_ROLES:
         raise TwoFactorError(None, "Your clinic requires two-step sign-in for your account.")
     refusal = _checked(session, actor, user, code, limits, client_address, recovery=True)

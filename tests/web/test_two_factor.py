@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from portal.access import unscoped
 from portal.db import set_clock
-from portal.models import AuditEvent, User
+from portal.models import AuditEvent, OutboxMail, User
 from portal.services import two_factor
 from tests.conftest import csrf_token, login, post
 
@@ -27,11 +27,11 @@ MOMENT = datetime(2026, 12, 2, 9, 0, 10, tzinfo=UTC)  # 10 s into a 30 s step
 
 
 @pytest.fixture
-def clock() -> Iterator[list[datetime]]:
+def clock() -> list[datetime]:
     """A clock the test moves by hand: codes depend on the time step."""
     now = [MOMENT]
     set_clock(lambda: now[0])
-    yield now
+    return now
 
 
 @pytest.fixture
@@ -45,7 +45,8 @@ def _enrol(client: FlaskClient, clock: list[datetime]) -> tuple[str, list[str]]:
     """Set up two-step sign-in on the signed-in account: its secret and recovery codes."""
     assert post(client, "/account/two-factor/start").status_code == 303
     page = client.get("/account/two-factor").get_data(as_text=True)
-    assert "<svg" in page and 'role="img"' in page  # the QR code, drawn here
+    assert "<svg" in page
+    assert 'role="img"' in page
     found = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page)
     assert found, page
     secret = found.group(1).replace(" ", "")
@@ -106,10 +107,16 @@ def test_enrolment_needs_a_first_code_and_then_sign_in_needs_one(
     # Turning it on ended the other device's session, and was recorded
     assert phone.get("/my/").status_code in (302, 303)
     assert [e.action for e in _entries(session, alice.id, "two_factor")] == ["activate"]
+    [notice] = session.scalars(
+        select(OutboxMail).where(OutboxMail.user_id == alice.id, OutboxMail.kind == "two_factor")
+    )
+    assert notice.to_address == ALICE
+    assert "turned on" in notice.subject
 
     fresh = app.test_client()
     r = _password(fresh, ALICE)
-    assert r.status_code == 303 and r.location.endswith("/login/code")
+    assert r.status_code == 303
+    assert r.location.endswith("/login/code")
     assert fresh.get("/my/").status_code in (302, 303)  # not signed in on the password alone
     assert _code(fresh, "123456").status_code == 422
     r = _code(fresh, two_factor.current_code(secret, clock[0]))
@@ -214,7 +221,8 @@ def test_providers_must_enrol_before_anything_else_when_the_clinic_requires_it(
 ) -> None:
     login(client, CHEN)
     r = client.get("/staff/patients")
-    assert r.status_code == 303 and r.location.endswith("/account/two-factor")
+    assert r.status_code == 303
+    assert r.location.endswith("/account/two-factor")
     api = client.get("/api/v1/me")
     assert api.status_code == 403
     token = app.test_client().post(
@@ -259,7 +267,8 @@ def test_a_secret_moved_to_another_account_opens_nothing(
     secret, _codes = _enrol(client, clock)
     alice = session.scalar(select(User).where(User.email == ALICE))
     bob = session.scalar(select(User).where(User.email == "bob@example.org"))
-    assert alice is not None and bob is not None
+    assert alice is not None
+    assert bob is not None
     sealed = session.scalar(select(User.totp_secret).where(User.id == alice.id))
     session.execute(
         update(User)

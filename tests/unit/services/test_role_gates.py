@@ -52,6 +52,7 @@ from portal.services import (
     schedule,
     sessions,
     settings,
+    two_factor,
 )
 from tests.support import PASSWORD, sign_in_limits
 from tests.unit.services.conftest import World
@@ -140,6 +141,20 @@ def _new_thread(w: World, a: Actor) -> Args:
     return call(patient_id=w.patient_id, recipient_user_id=to.id, subject="Hello", body="Hi")
 
 
+def _first_code(w: World, a: Actor) -> Args:
+    """A started enrolment (by the same person at the sign-in page) and its first code."""
+    at_the_page = dataclasses.replace(a, via=AuthMethod.SESSION)
+    return call(two_factor.current_code(two_factor.start(w.session, at_the_page).secret))
+
+
+def _two_factor_on(w: World, a: Actor) -> Args:
+    """Two-step sign-in on, and a recovery code (the app's code of this step is spent)."""
+    at_the_page = dataclasses.replace(a, via=AuthMethod.SESSION)
+    (code,), _ = _first_code(w, a)
+    codes = two_factor.confirm(w.session, at_the_page, code)
+    return call(codes[0], limits=sign_in_limits())
+
+
 PM = Permission
 VERBS: tuple[Verb, ...] = (
     # accounts
@@ -187,6 +202,11 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb(sessions.end_one, PM.OWN_ACCOUNT, _own_other_session),
     Verb(sessions.end_others, PM.OWN_ACCOUNT, lambda w, a: call()),
+    # two-step sign-in
+    Verb(two_factor.start, PM.OWN_ACCOUNT, lambda w, a: call()),
+    Verb(two_factor.confirm, PM.OWN_ACCOUNT, _first_code),
+    Verb(two_factor.regenerate, PM.OWN_ACCOUNT, _two_factor_on),
+    Verb(two_factor.turn_off, PM.OWN_ACCOUNT, _two_factor_on),
     # schedule
     Verb(
         schedule.visits,
