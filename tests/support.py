@@ -195,7 +195,8 @@ def gunicorn(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], 
             try:
                 if requests.get(base + "/login", timeout=2).status_code == 200:
                     return process, base
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Listening before its workers have booted (slow on a busy machine): wait on.
                 time.sleep(0.2)
         process.kill()
         process.wait(timeout=30)
