@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Response, abort, redirect, request, url_for
@@ -88,6 +88,11 @@ def _period(values: MultiDict[str, str]) -> schedule.Period:
         if not _FIRST_DAY <= day <= _LAST_DAY:
             abort(404)
     return schedule.Period.of(values.get("view"), day)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A form's local date and time, read as UTC (what the form's label says)."""
+    return moment.replace(tzinfo=UTC) if moment is not None else None
 
 
 def _upload(name: str) -> attachments.Upload | None:
@@ -190,6 +195,7 @@ def new_result(patient_id: int) -> Page:
                 Visibility(form.visibility.data),
             ),
             report=_upload("report"),
+            collected_at=_utc(form.collected_at.data),
         )
 
     done = submit(form, publish)

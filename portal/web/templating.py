@@ -13,6 +13,7 @@ from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
 from portal.models import Flag, Role
 from portal.services import notifications
+from portal.services.catalog import human_units
 
 NAV: dict[Role, list[tuple[str, str]]] = {
     Role.PATIENT: [
@@ -110,6 +111,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
     app.jinja_env.filters["flag_text"] = lambda flag: FLAG_TEXT.get(flag, "")
     app.jinja_env.filters["flag_badge"] = lambda flag: FLAG_BADGE[flag]
+    app.jinja_env.filters["units"] = human_units
     app.jinja_env.filters["dt"] = _format_datetime
     app.jinja_env.filters["d"] = _format_date
 
