@@ -24,11 +24,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("lab_result", schema=None) as batch_op:
         batch_op.add_column(sa.Column("collected_at", portal.db.UTCDateTime(), nullable=True))
-    first_published = (
-        "SELECT MIN(v.published_at) FROM lab_result_version v WHERE v.lab_result_id = lab_result.id"
-    )
     op.execute(
-        f"UPDATE lab_result SET collected_at = COALESCE(({first_published}), created_at)"
+        "UPDATE lab_result SET collected_at = COALESCE((SELECT MIN(v.published_at) "
+        "FROM lab_result_version v WHERE v.lab_result_id = lab_result.id), created_at)"
     )
     with op.batch_alter_table("lab_result", schema=None) as batch_op:
         batch_op.alter_column("collected_at", existing_type=portal.db.UTCDateTime(), nullable=False)

@@ -127,7 +127,7 @@ def lab_results() -> Page:
         raw=args,
         cursor=cursor,
         errors=errors,
-        tests=labs.tests_seen(db.session, actor),
+        tests=labs.tests_seen(db.session, actor, None),
         new_ids=new_ids,
         held=held,
     )

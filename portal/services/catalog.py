@@ -86,7 +86,14 @@ CATALOG: tuple[TestDefinition, ...] = (
     ),
     # Genetic (sensitive: never auto-released in the demo policy)
     TestDefinition(
-        "21636-6", "BRCA1 gene mutations", "", None, None, "genetic", "Genetic", turnaround_hours=336
+        "21636-6",
+        "BRCA1 gene mutations",
+        "",
+        None,
+        None,
+        "genetic",
+        "Genetic",
+        turnaround_hours=336,
     ),
 )
 

@@ -976,22 +976,39 @@ def result_history(
     return result, versions
 
 
-def _tests_seen_stmt(rs: RoleScope) -> Select[str, str]:
+def _tests_seen_stmt(rs: RoleScope, by_patient: bool = False) -> Select[str, str]:
     stmt = (
         select(LabResult.test_code, LabResult.test_name)
         .distinct()
         .order_by(LabResult.test_name, LabResult.test_code)
     )
+    if by_patient:
+        stmt = stmt.where(LabResult.patient_id == bindparam("patient_id", type_=Integer))
     if rs.role is Role.PATIENT:
         # Explicit as well as in the loader criteria: a column-only select names no entity.
         stmt = stmt.where(LabResult.shared_version.is_not(None))
     return rs.scope(stmt, LabResult)
 
 
-def tests_seen(session: Session, actor: Actor) -> list[tuple[str, str]]:
-    """(test code, test name) of every result the actor may see: the list's filter choices."""
-    stmt = scoped(_tests_seen_stmt, actor)
-    return [(code, name) for code, name in session.execute(stmt, reader(actor))]
+def tests_seen(session: Session, actor: Actor, patient_id: int | None) -> list[tuple[str, str]]:
+    """(test code, test name) of every result the actor may see (of one patient): the list's
+    filter choices."""
+    stmt = scoped(_tests_seen_stmt, actor, patient_id is not None)
+    params = reader(actor, patient_id=patient_id)
+    return [(code, name) for code, name in session.execute(stmt, params)]
+
+
+def parse_status(raw: str | None, errors: dict[str, str]) -> ResultStatus | None:
+    """A status filter from its query text (blank: any); a wrong one is noted in
+    `errors["status"]` and dropped."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        return ResultStatus(text)
+    except ValueError:
+        errors["status"] = "Choose a status from the list."
+        return None
 
 
 def _version_files_stmt(rs: RoleScope) -> Select[Attachment]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -36,7 +37,7 @@ from portal.models import (
     Visibility,
 )
 from portal.services import appointments as booking
-from portal.services import attachments, labs, messaging, plans, schedule
+from portal.services import attachments, labs, messaging, plans, schedule, trends
 from portal.services import patients as roster
 from portal.services.catalog import BY_CODE
 from portal.staff import bp
@@ -204,6 +205,35 @@ def new_result(patient_id: int) -> Page:
     return _result_form_page(patient, choose, form, 422)
 
 
+@bp.get("/patients/<int:patient_id>/results")
+@audited(AuditAction.VIEW, "lab_result_list")
+def patient_results(patient_id: int) -> Page:
+    """Every result of one patient, newest sample first, a page at a time, by test and status."""
+    actor = current_actor()
+    args = request.args
+    patient = get_or_404(db.session, PatientProfile, patient_id, actor)
+    filters, errors = labs.parse_filter(args.get("test"), None, None)
+    filters = replace(
+        filters, patient_id=patient.id, status=labs.parse_status(args.get("status"), errors)
+    )
+    page, cursor_error = page_of(
+        lambda cursor: labs.latest_page(db.session, actor, filters, cursor=cursor)
+    )
+    if cursor_error:
+        errors["cursor"] = cursor_error
+    body = render(
+        "staff/results.html",
+        fragment="results",
+        patient=patient,
+        page=page,
+        filters=filters,
+        errors=errors,
+        tests=labs.tests_seen(db.session, actor, patient.id),
+        statuses=[s.value for s in ResultStatus],
+    )
+    return (body, 422) if errors else body
+
+
 def _result_page(result_id: int, status: int = 200) -> Page:
     actor = current_actor()
     result = get_or_404(db.session, LabResult, result_id, actor)
@@ -216,6 +246,7 @@ def _result_page(result_id: int, status: int = 200) -> Page:
     patient = get_or_404(db.session, PatientProfile, result.patient_id, actor)
     return render(
         "staff/result.html",
+        trend=trends.trend_for(db.session, actor, result),
         result=result,
         patient=patient,
         versions=versions,
