@@ -221,6 +221,22 @@ def treatment_plan(plan_id: int) -> str:
     )
 
 
+@bp.get("/treatment-plans/<int:plan_id>/compare")
+@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
+def compare_plan(plan_id: int) -> Page:
+    args = request.args
+    comparison, error = plans.compare_requested(
+        db.session, current_actor(), plan_id, args.get("from"), args.get("to")
+    )
+    body = render(
+        "patient/plan_compare.html",
+        comparison=comparison,
+        error=error,
+        compare_url=url_for("patient.compare_plan", plan_id=plan_id),
+    )
+    return (body, 422) if error else body
+
+
 @bp.post("/treatment-plans/<int:plan_id>/acknowledge")
 @audit_exempt  # the service records the acknowledgement; every answer is a redirect
 def acknowledge_plan(plan_id: int) -> BaseResponse:

@@ -374,6 +374,24 @@ def plan(plan_id: int) -> Page:
     return _plan_page(plan_id)
 
 
+@bp.get("/plans/<int:plan_id>/compare")
+@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
+def compare_plan(plan_id: int) -> Page:
+    args = request.args
+    comparison, error = plans.compare_requested(
+        db.session, current_actor(), plan_id, args.get("from"), args.get("to")
+    )
+    patient = get_or_404(db.session, PatientProfile, comparison.newer.patient_id, current_actor())
+    body = render(
+        "staff/plan_compare.html",
+        comparison=comparison,
+        patient=patient,
+        error=error,
+        compare_url=url_for("staff.compare_plan", plan_id=plan_id),
+    )
+    return (body, 422) if error else body
+
+
 @bp.route("/plans/<int:plan_id>/edit", methods=["GET", "POST"])
 @audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
 def edit_plan(plan_id: int) -> Page:
