@@ -63,6 +63,7 @@ from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
+from portal.web.uploads import upload_of
 
 Page = str | tuple[str, int] | BaseResponse
 
@@ -261,7 +262,7 @@ def messages() -> Page:
 
 
 def _uploads(files: list[FileStorage]) -> list[attachments.Upload]:
-    return [attachments.Upload(f.filename or "file", f.read()) for f in files if f and f.filename]
+    return [upload_of(f) for f in files if f and f.filename]
 
 
 def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Page:

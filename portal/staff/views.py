@@ -58,6 +58,7 @@ from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
+from portal.web.uploads import upload_of
 
 Page = str | tuple[str, int] | BaseResponse
 
@@ -100,7 +101,7 @@ def _upload(name: str) -> attachments.Upload | None:
     file = request.files.get(name)
     if file is None or not file.filename:
         return None
-    return attachments.Upload(file.filename, file.read())
+    return upload_of(file)
 
 
 def _uploads(name: str) -> list[attachments.Upload]:
