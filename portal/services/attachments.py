@@ -82,6 +82,11 @@ class Limits:
     total_bytes: int
 
     @property
+    def one_file(self) -> str:
+        """For a form that takes one file (its label names the types)."""
+        return f"At most {_mb(self.file_bytes)}."
+
+    @property
     def wording(self) -> str:
         return (
             f"PDF, PNG or JPEG. Up to {self.files} files and {_mb(self.total_bytes)} in all "

@@ -4,7 +4,7 @@ where its sample was taken in the trend, the lists and the dashboard, marked as 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -13,7 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.access import unscoped
-from portal.models import LabResult
+from portal.db import utcnow
+from portal.models import LabResult, ResultStatus
+from portal.services import labs, trends
+from portal.transactions import unit_of_work
 from tests.conftest import Demo, login, post
 
 HBA1C = "4548-4"
@@ -128,3 +131,26 @@ def test_units_read_as_people_write_them_on_pages(alice: FlaskClient) -> None:
     page = alice.get("/my/lab-results?test=6690-2").get_data(as_text=True)
     assert "10³/µL" in page
     assert "10*3/uL" not in page
+
+
+def test_a_late_entered_older_sample_is_placed_by_collection_in_the_trend(
+    session: Session, people: Demo
+) -> None:
+    chen, alice_actor = people.actor("dr_chen"), people.actor("alice")
+    taken = utcnow() - timedelta(days=800)  # before every demo sample
+    with unit_of_work(session) as w:
+        late = labs.create_result(
+            w,
+            chen,
+            people.user("alice").patient.id,
+            test_code=HBA1C,
+            test_name="Hemoglobin A1c",
+            data=labs.ResultInput("7.4", "%", "4.0-5.6", ResultStatus.FINAL),
+            collected_at=taken,
+        )
+    trend = trends.trend_for(session, alice_actor, late)
+    (series,) = trend.series
+    assert series.points[0].result_id == late.id, "published last, but its sample is oldest"
+    assert series.points[0].when == taken
+    xs = [p.x for p in series.charted]
+    assert xs == sorted(xs)
