@@ -4,7 +4,7 @@ the patient's lab list page, exactly as `labs.latest_page` runs it, for a seeded
     DATABASE_URL=... python bench/explain.py [alice@example.org]
 
 bench/run.sh calls it after seeding when EXPLAIN=1. What to look for: the page reads
-`lab_result` through `ix_lab_result_patient_shared` (patient, then newest first), never a
+`lab_result` through `ix_lab_result_patient_collected` (patient, then newest sample first), never a
 sequential scan of the table.
 """
 

@@ -26,6 +26,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_settings(os.environ, instance=app.instance_path))
     app.config.update(overrides or {})
     _configure_logging(app)
+    from portal.web.uploads import PortalRequest
+
+    app.request_class = PortalRequest  # a file past its limit is a form error, not a 413
     if app.config["PROXY_HOPS"]:
         # Behind N trusted proxies the client's address (audit, sign-in throttle) and scheme
         # come from their X-Forwarded-* headers; without this, from whoever connected.

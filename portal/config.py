@@ -76,8 +76,14 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         "API_TOKEN_IDLE_TIMEOUT": timedelta(days=30),
         "API_TOKEN_LIFETIME": timedelta(days=90),
         "WTF_CSRF_TIME_LIMIT": None,  # the session's own timeouts bound the token
-        "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
+        # Attachments: per file, and per message (count and total). A request may be larger
+        # than a message may carry, so a refused file comes back as a form error with what was
+        # typed (the request keeps no more of a file than ATTACHMENT_MAX_BYTES, web.uploads);
+        # past MAX_CONTENT_LENGTH the server stops reading (413).
         "ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
+        "ATTACHMENT_MAX_FILES": 5,
+        "ATTACHMENT_MAX_TOTAL_BYTES": 20 * 1024 * 1024,
+        "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
         # Failed sign-ins allowed per email address and per client address within the window,
         # before a pause of 1, 2, 4, 8 minutes ... up to LOGIN_LOCKOUT (portal.services.throttle).
         "LOGIN_MAX_FAILURES": 5,

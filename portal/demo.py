@@ -373,6 +373,7 @@ def seed_bulk(session: Session, *, patients: int, labs_per_patient: int) -> int:
                             "shared_version": 1,
                             "shared_at": when,
                             "published_at": when,
+                            "collected_at": when - timedelta(hours=test.turnaround_hours),
                             "created_at": when,
                             "updated_at": when,
                         }

@@ -17,7 +17,11 @@ MESSAGES = {
         "That was just done",
         "Someone (perhaps you, in another tab) just did this. Please reload the page.",
     ),
-    413: ("That file is too large", "Attachments can be at most 10 MB."),
+    413: (
+        "That was too much to send at once",
+        "The server stopped reading it. Go back with your browser: what you typed is usually "
+        "still there. Attach fewer or smaller files (the form says how many and how large).",
+    ),
     422: ("Please check what you entered", "Some of it could not be accepted."),
     429: ("Too many attempts", "Please wait a few minutes and try again."),
 }

@@ -20,6 +20,7 @@ from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import (
     Instant,
+    InstantIn,
     PageOut,
     PageQuery,
     PatientOut,
@@ -68,6 +69,7 @@ _GLUCOSE = {
     "flag": "normal",
     "visibility": "shared",
     "publishedAt": "2026-11-02T09:40:00Z",
+    "collectedAt": "2026-11-02T07:15:00Z",
     "version": 1,
     "orderedBy": 2,
 }
@@ -119,6 +121,9 @@ class LabResultOut(Record):
     visibility: Visibility
     #: When this version was published (null while preliminary).
     published_at: Instant | None
+    #: When the sample was taken: lists are ordered on it (newest first), and a correction
+    #: keeps it. `units` is the UCUM code (`10*3/uL`), as entered.
+    collected_at: Instant
     #: The number of the version shown.
     version: int
     #: The user id of the provider who ordered the test.
@@ -167,6 +172,7 @@ class LabResultDetailOut(LabResultOut):
             "flag": "high",
             "visibility": "shared",
             "publishedAt": "2026-11-03T11:05:00Z",
+            "collectedAt": "2026-11-02T07:15:00Z",
             "version": 2,
             "orderedBy": 2,
             "versions": [_HBA1C_CORRECTED, _HBA1C_FIRST],
@@ -195,6 +201,7 @@ class LabResultIn(Schema):
             "referenceRange": "70-99",
             "status": "final",
             "visibility": "shared",
+            "collectedAt": "2026-11-02T07:15:00Z",
         }
     )
 
@@ -205,6 +212,9 @@ class LabResultIn(Schema):
     reference_range: str | None = Field(default=None, max_length=80)
     status: Literal["preliminary", "final"]
     visibility: Visibility = Visibility.SHARED
+    #: When the sample was taken (not in the future); omitted: now less the test's usual
+    #: turnaround in the catalog.
+    collected_at: InstantIn | None = None
 
 
 class LabResultVersionIn(Schema):
@@ -246,6 +256,7 @@ def _result_out(result: LabResult, version: LabResultVersion) -> LabResultOut:
         flag=version.flag,
         visibility=version.visibility,
         published_at=version.published_at,
+        collected_at=result.collected_at,
         version=version.version,
         ordered_by=result.ordered_by_id,
     )
@@ -357,8 +368,8 @@ def get_patient(session: Session, actor: Actor, patient_id: int) -> PatientOut:
 def list_lab_results(
     session: Session, actor: Actor, patient_id: int, *, query: LabResultListQuery
 ) -> PageOut[LabResultOut]:
-    """The newest version the caller may see of each result, newest first (a patient: by
-    release to them; a provider: by last change). One query per page."""
+    """The newest version the caller may see of each result, newest sample first (by
+    `collectedAt`: a correction keeps its place). One query per page."""
     filters = labs.LabFilter(
         test_code=(query.test_code or "").strip() or None,
         patient_id=patient_id,
@@ -392,6 +403,7 @@ def create_lab_result(
         test_code=body.test_code,
         test_name=body.test_name,
         data=_input(body, body.visibility),
+        collected_at=body.collected_at,
     )
     _result, versions = labs.result_history(session, actor, result.id)
     return _result_out(result, versions[0])

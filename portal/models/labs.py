@@ -70,11 +70,15 @@ class LabResult(PatientOwned, Timestamps, Base):
     shared_at: Mapped[datetime | None]
     #: When the newest version was published (None while only preliminary).
     published_at: Mapped[datetime | None]
+    #: When the sample was taken: where the result belongs in time. Lists, trends and the
+    #: dashboard order on it, so a later correction never moves a result forward.
+    collected_at: Mapped[datetime]
 
     __table_args__ = (
         Index("ix_lab_result_patient_shared", "patient_id", "shared_at"),
         Index("ix_lab_result_patient_updated", "patient_id", "updated_at"),
         Index("ix_lab_result_patient_test", "patient_id", "test_code"),
+        Index("ix_lab_result_patient_collected", "patient_id", "collected_at", "id"),
     )
 
 

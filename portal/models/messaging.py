@@ -82,8 +82,12 @@ class Attachment(PatientOwned, Base):
     content_type: Mapped[str] = mapped_column(String(100))
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    #: nonce + AES-GCM ciphertext
+    #: nonce + AES-GCM ciphertext, sealed as `seal_version` says (services.attachments)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Random, per row: the sealed blob authenticates it (with the patient), so a blob copied
+    #: into another row fails to decrypt. None for rows sealed before it existed (version 1).
+    blob_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    seal_version: Mapped[int] = mapped_column(Integer, default=1)
     uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[created_at]
 

@@ -34,7 +34,7 @@ __all__ = [
     "ReplyForm",
 ]
 
-ATTACH_HINT = "Optional. PDF, PNG or JPEG, up to 10 MB each."
+ATTACH_HINT = "Optional."  # the limits are added where the form is drawn (attachment_limits)
 
 
 _ID = re.compile(r"[0-9]{1,18}")

@@ -63,6 +63,7 @@ from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
+from portal.web.uploads import upload_of
 
 Page = str | tuple[str, int] | BaseResponse
 
@@ -127,7 +128,7 @@ def lab_results() -> Page:
         raw=args,
         cursor=cursor,
         errors=errors,
-        tests=labs.tests_seen(db.session, actor),
+        tests=labs.tests_seen(db.session, actor, None),
         new_ids=new_ids,
         held=held,
     )
@@ -221,6 +222,22 @@ def treatment_plan(plan_id: int) -> str:
     )
 
 
+@bp.get("/treatment-plans/<int:plan_id>/compare")
+@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
+def compare_plan(plan_id: int) -> Page:
+    args = request.args
+    comparison, error = plans.compare_requested(
+        db.session, current_actor(), plan_id, args.get("from"), args.get("to")
+    )
+    body = render(
+        "patient/plan_compare.html",
+        comparison=comparison,
+        error=error,
+        compare_url=url_for("patient.compare_plan", plan_id=plan_id),
+    )
+    return (body, 422) if error else body
+
+
 @bp.post("/treatment-plans/<int:plan_id>/acknowledge")
 @audit_exempt  # the service records the acknowledgement; every answer is a redirect
 def acknowledge_plan(plan_id: int) -> BaseResponse:
@@ -245,7 +262,7 @@ def messages() -> Page:
 
 
 def _uploads(files: list[FileStorage]) -> list[attachments.Upload]:
-    return [attachments.Upload(f.filename or "file", f.read()) for f in files if f and f.filename]
+    return [upload_of(f) for f in files if f and f.filename]
 
 
 def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Page:

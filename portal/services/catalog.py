@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -16,6 +17,9 @@ class TestDefinition:
     panel: str
     critical_low: float | None = None
     critical_high: float | None = None
+    #: Usual hours from collecting the sample to the result: what a result entered without a
+    #: collection time is dated by (and how the demo dates its samples).
+    turnaround_hours: int = 4
 
     @property
     def reference_range(self) -> str:
@@ -81,7 +85,54 @@ CATALOG: tuple[TestDefinition, ...] = (
         "3016-3", "Thyroid stimulating hormone (TSH)", "m[IU]/L", 0.4, 4.0, "chemistry", "Thyroid"
     ),
     # Genetic (sensitive: never auto-released in the demo policy)
-    TestDefinition("21636-6", "BRCA1 gene mutations", "", None, None, "genetic", "Genetic"),
+    TestDefinition(
+        "21636-6",
+        "BRCA1 gene mutations",
+        "",
+        None,
+        None,
+        "genetic",
+        "Genetic",
+        turnaround_hours=336,
+    ),
 )
 
 BY_CODE: dict[str, TestDefinition] = {t.loinc: t for t in CATALOG}
+
+
+# --- Units as people write them ------------------------------------------------------------------
+
+#: Whole UCUM codes whose usual written form is not a mechanical rewrite.
+_UCUM_WORDS: dict[str, str] = {
+    "[IU]": "IU",
+    "m[IU]/L": "mIU/L",
+    "u[IU]/mL": "µIU/mL",
+    "[IU]/L": "IU/L",
+    "10*3/uL": "10³/µL",
+    "10*6/uL": "10⁶/µL",
+    "10*9/L": "10⁹/L",
+    "10*12/L": "10¹²/L",
+    "Cel": "°C",
+    "[degF]": "°F",
+    "mm[Hg]": "mmHg",
+    "/[HPF]": "/HPF",
+    "{ratio}": "ratio",
+}
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_POWER = re.compile(r"10\*(-?\d+)")
+_MICRO = re.compile(r"(?<![A-Za-z])u(?=[A-Za-z])")  # the UCUM "u" prefix: uL, umol, ug
+_BRACKETS = re.compile(r"\{([^}]*)\}|\[([^\]]*)\]")
+
+
+def human_units(code: str | None) -> str:
+    """A UCUM code as people write it (`10*3/uL` → `10³/µL`, `m[IU]/L` → `mIU/L`), for pages
+    only: data, the API and exports keep the code. Unknown text comes back unchanged but
+    for the mechanical rewrites (powers of ten, micro, brackets)."""
+    if not code:
+        return ""
+    if code in _UCUM_WORDS:
+        return _UCUM_WORDS[code]
+    text = _POWER.sub(lambda m: "10" + m[1].translate(_SUPERSCRIPT), code)
+    text = _MICRO.sub("µ", text)
+    # Annotations (`{cells}`) and bracketed units (`[iU]`) read as their content.
+    return _BRACKETS.sub(lambda m: (m[1] or m[2] or "").replace("_", " "), text).strip() or code

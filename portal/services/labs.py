@@ -53,7 +53,7 @@ from portal.models import (
     Visibility,
 )
 from portal.services import attachments, notifications, paging
-from portal.services.catalog import BY_CODE
+from portal.services.catalog import BY_CODE, TestDefinition
 from portal.services.errors import ServiceError
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
@@ -303,6 +303,24 @@ def _announce_release(session: Session, result: LabResult, version: LabResultVer
     )
 
 
+#: The earliest collection time accepted: older is a typing mistake, not a sample.
+EARLIEST_COLLECTION = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+def _collection_time(given: datetime | None, definition: TestDefinition | None) -> datetime:
+    """When the sample was taken: `given` (aware, not in the future), or an estimate."""
+    now = utcnow()
+    if given is None:
+        return now - timedelta(hours=definition.turnaround_hours if definition else 0)
+    if given.tzinfo is None:
+        raise LabInputError("collected_at", "Give the collection time with its time zone.")
+    if given > now:
+        raise LabInputError("collected_at", "The collection time cannot be in the future.")
+    if given < EARLIEST_COLLECTION:
+        raise LabInputError("collected_at", "Enter a collection time after 1900.")
+    return given
+
+
 def create_result(
     session: Session,
     actor: Actor,
@@ -313,11 +331,14 @@ def create_result(
     data: ResultInput,
     category: str | None = None,
     report: attachments.Upload | None = None,
+    collected_at: datetime | None = None,
 ) -> LabResult:
     """A new result for an assigned patient, saved as preliminary or published.
 
     Blank units or reference range take those of the test in the LOINC catalog (when
-    `test_code` is in it). `report`, when given, is attached to the first version in the same
+    `test_code` is in it). `collected_at` is when the sample was taken (not after now);
+    without it, now less the catalog's usual turnaround for the test (now for a test the
+    catalog does not know). `report`, when given, is attached to the first version in the same
     change; a file that cannot be attached is refused with `LabInputError` on "report" before
     anything is written.
     """
@@ -337,6 +358,7 @@ def create_result(
             reference_range=(data.reference_range or "").strip() or definition.reference_range,
         )
     _check_numbers(data)
+    collected = _collection_time(collected_at, definition)
     report_row = _report_row(actor, patient.id, report) if report is not None else None
     result = LabResult(
         patient_id=patient.id,
@@ -345,6 +367,7 @@ def create_result(
         category=category or (definition.category if definition else "general"),
         ordered_by_id=actor.user_id,
         current_version=1,
+        collected_at=collected,
     )
     session.add(result)
     session.flush()
@@ -504,6 +527,7 @@ LAB_ROW_COLUMNS = (
     LabResult.test_name,
     LabResult.category,
     LabResult.ordered_by_id,
+    LabResult.collected_at,
     LabResultVersion.status,
     LabResultVersion.result_value,
     LabResultVersion.units,
@@ -516,11 +540,14 @@ LAB_ROW_COLUMNS = (
 
 
 def _latest_unscoped(role: Role, rows: bool = False):  # type: ignore[no-untyped-def]
-    """Each result joined to the newest version the role may see, newest first: as the two
-    ORM objects, or (`rows`) as the plain columns of `LAB_ROW_COLUMNS`. One builder for both,
-    so the join, the order and the scope that `rs.scope` adds are the same."""
+    """Each result joined to the newest version the role may see, newest collected first: as
+    the two ORM objects, or (`rows`) as the plain columns of `LAB_ROW_COLUMNS`. One builder for
+    both, so the join, the order and the scope that `rs.scope` adds are the same.
+
+    Every role orders by collection time: a correction (or a late release) of an old sample
+    keeps its place in time instead of reading as the newest value."""
     version_col = LabResult.shared_version if role is Role.PATIENT else LabResult.current_version
-    sort_col = LabResult.shared_at if role is Role.PATIENT else LabResult.updated_at
+    sort_col = LabResult.collected_at
     entities = (LabResult, LabResultVersion)
     stmt = (
         select(*((*LAB_ROW_COLUMNS, sort_col.label("sort_key")) if rows else entities))
@@ -901,13 +928,12 @@ def _latest(
         params["since"] = datetime.combine(filters.date_from, time(), UTC)
     if filters.date_to:
         params["until"] = datetime.combine(filters.date_to, time(), UTC) + timedelta(days=1)
-    patient = actor.role is Role.PATIENT
 
     def key(row: Any) -> tuple[datetime | None, int]:
         if rows:
             return row.sort_key, row.id
         result = row[0]
-        return (result.shared_at if patient else result.updated_at), result.id
+        return result.collected_at, result.id
 
     page = pages.page(session, params, cursor=cursor, limit=paging.clamp(limit), key_of=key)
     if not page.rows and filters.patient_id is not None:
@@ -950,22 +976,39 @@ def result_history(
     return result, versions
 
 
-def _tests_seen_stmt(rs: RoleScope) -> Select[str, str]:
+def _tests_seen_stmt(rs: RoleScope, by_patient: bool = False) -> Select[str, str]:
     stmt = (
         select(LabResult.test_code, LabResult.test_name)
         .distinct()
         .order_by(LabResult.test_name, LabResult.test_code)
     )
+    if by_patient:
+        stmt = stmt.where(LabResult.patient_id == bindparam("patient_id", type_=Integer))
     if rs.role is Role.PATIENT:
         # Explicit as well as in the loader criteria: a column-only select names no entity.
         stmt = stmt.where(LabResult.shared_version.is_not(None))
     return rs.scope(stmt, LabResult)
 
 
-def tests_seen(session: Session, actor: Actor) -> list[tuple[str, str]]:
-    """(test code, test name) of every result the actor may see: the list's filter choices."""
-    stmt = scoped(_tests_seen_stmt, actor)
-    return [(code, name) for code, name in session.execute(stmt, reader(actor))]
+def tests_seen(session: Session, actor: Actor, patient_id: int | None) -> list[tuple[str, str]]:
+    """(test code, test name) of every result the actor may see (of one patient): the list's
+    filter choices."""
+    stmt = scoped(_tests_seen_stmt, actor, patient_id is not None)
+    params = reader(actor, patient_id=patient_id)
+    return [(code, name) for code, name in session.execute(stmt, params)]
+
+
+def parse_status(raw: str | None, errors: dict[str, str]) -> ResultStatus | None:
+    """A status filter from its query text (blank: any); a wrong one is noted in
+    `errors["status"]` and dropped."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        return ResultStatus(text)
+    except ValueError:
+        errors["status"] = "Choose a status from the list."
+        return None
 
 
 def _version_files_stmt(rs: RoleScope) -> Select[Attachment]:

@@ -69,10 +69,9 @@ def _post(
     if existing is not None:
         return existing
     now = utcnow()
-    rows = [
-        attachments.build(u, patient_id=conversation.patient_id, uploaded_by_id=actor.user_id)
-        for u in uploads
-    ]
+    rows = attachments.build_all(
+        uploads, patient_id=conversation.patient_id, uploaded_by_id=actor.user_id
+    )
     message = Message(
         conversation_id=conversation.id,
         patient_id=conversation.patient_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -371,3 +373,133 @@ def current_versions(
     params = reader(actor, plan_ids=[p.id for p in plans])
     rows = session.scalars(scoped(_current_versions_stmt, actor), params)
     return {v.plan_id: v for v in rows}
+
+
+# --- Two versions side by side --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A run of text in a comparison: kept, added (only in the newer) or removed (only in the
+    older). Pages mark added and removed runs in words as well as in style."""
+
+    kind: str  # "same", "added" or "removed"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    label: str
+    segments: list[Segment]
+
+    @property
+    def changed(self) -> bool:
+        return any(s.kind != "same" for s in self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanComparison:
+    older: TreatmentPlanVersion
+    newer: TreatmentPlanVersion
+    #: Every version the reader may see, newest first (the choices of what to compare).
+    versions: list[TreatmentPlanVersion]
+    fields: list[FieldChange]
+
+    @property
+    def changed(self) -> bool:
+        return any(f.changed for f in self.fields)
+
+
+#: Words with the whitespace after them, so line breaks survive in the compared text.
+_WORDS = re.compile(r"\S+\s*|\s+")
+
+
+def _segments(old: str, new: str) -> list[Segment]:
+    """`old` to `new` as kept, removed and added runs of words (removed before added)."""
+    a, b = _WORDS.findall(old), _WORDS.findall(new)
+    out: list[Segment] = []
+
+    def put(kind: str, words: list[str]) -> None:
+        if not words:
+            return
+        if out and out[-1].kind == kind:
+            out[-1] = Segment(kind, out[-1].text + "".join(words))
+        else:
+            out.append(Segment(kind, "".join(words)))
+
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            put("same", a[i1:i2])
+            continue
+        put("removed", a[i1:i2])
+        put("added", b[j1:j2])
+    return out
+
+
+def _days(old: date | None, new: date | None) -> list[Segment]:
+    """A date is one word: it changed as a whole, or not at all."""
+    before, after = (f"{d:%-d %B %Y}" if d else "not set" for d in (old, new))
+    if before == after:
+        return [Segment("same", before)]
+    return [Segment("removed", before), Segment("added", after)]
+
+
+def parse_version(raw: str | None) -> int | None:
+    """A version number from a comparison's query text (blank: the default); anything else
+    than a whole number is `PlanError` on "versions"."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise PlanError("versions", "Choose the versions from the lists.")
+    return int(text)
+
+
+def compare(
+    session: Session, actor: Actor, plan_id: int, older: int | None, newer: int | None
+) -> PlanComparison:
+    """What changed in plan `plan_id` from version `older` to version `newer` (numbers), among
+    the versions the actor may see (a patient never sees drafts): summary, details and dates.
+
+    Defaults: `newer` the newest version the actor sees; `older` the one they last acknowledged
+    before it (a patient: what the new acknowledgement is about), else the one before it. A
+    version the actor may not see is 404, as the plan is; 422 (`PlanError` on "versions") when
+    the two are the same or in the wrong order.
+    """
+    plan = get_or_404(session, TreatmentPlan, plan_id, actor)
+    seen = history(session, actor, plan)
+    by_number = {v.version: v for v, _ack in seen}
+    if not seen or (older is not None and older not in by_number):
+        raise NotFound()
+    if newer is not None and newer not in by_number:
+        raise NotFound()
+    new = by_number[newer] if newer is not None else seen[0][0]
+    if older is None:
+        earlier = [(v, ack) for v, ack in seen if v.version < new.version]
+        acknowledged = [v for v, ack in earlier if ack is not None]
+        chosen = acknowledged[:1] or [v for v, _ack in earlier[:1]] or [new]
+        old = chosen[0]
+    else:
+        old = by_number[older]
+    if old.version >= new.version and len(seen) > 1:
+        raise PlanError("versions", "Choose an earlier version first, then a later one.")
+    fields = [
+        FieldChange("Summary", _segments(old.summary, new.summary)),
+        FieldChange("Details", _segments(old.details or "", new.details or "")),
+        FieldChange("Start date", _days(old.start_date, new.start_date)),
+        FieldChange("End date", _days(old.end_date, new.end_date)),
+    ]
+    return PlanComparison(old, new, [v for v, _ack in seen], fields)
+
+
+def compare_requested(
+    session: Session, actor: Actor, plan_id: int, raw_older: str | None, raw_newer: str | None
+) -> tuple[PlanComparison, str | None]:
+    """`compare` for the versions a page's query names; when they cannot be compared (not
+    numbers, same or reversed), the default comparison and the message to show with 422."""
+    try:
+        older, newer = parse_version(raw_older), parse_version(raw_newer)
+        return compare(session, actor, plan_id, older, newer), None
+    except PlanError as exc:
+        return compare(session, actor, plan_id, None, None), exc.message

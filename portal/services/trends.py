@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from portal.access import Actor, RoleScope, reader, scoped
 from portal.models import Flag, LabResult, LabResultVersion, ResultStatus
+from portal.services.catalog import human_units
 from portal.services.labs import list_latest
 
 WIDTH, HEIGHT = 640, 260
@@ -34,8 +35,9 @@ class TrendPoint:
     value: float | None
     units: str
     flag: Flag
-    #: Set when the value shown replaced an earlier one (a correction or amendment).
+    #: Set when the value shown replaced an earlier one (a correction or amendment), with when.
     corrected_version: int | None = None
+    corrected_at: datetime | None = None
     corrected_from: str | None = None
     reason: str | None = None
     is_current: bool = False
@@ -91,7 +93,8 @@ def _history_stmt(rs: RoleScope) -> Select[LabResultVersion]:
 def trend_for(
     session: Session, actor: Actor, result: LabResult, *, limit: int = MAX_POINTS
 ) -> Trend:
-    """The last `limit` results of `result`'s test for the same patient, as the actor sees them."""
+    """The last `limit` results of `result`'s test for the same patient, as the actor sees
+    them, placed by when their samples were taken (a correction keeps its place in time)."""
     latest = list_latest(
         session, actor, patient_id=result.patient_id, test_code=result.test_code, limit=limit
     )
@@ -105,11 +108,9 @@ def trend_for(
     points: list[TrendPoint] = []
     for r, v in reversed(rows):  # oldest first
         seen = history.get(r.id, [v])
-        first = seen[0]
-        when = first.published_at or r.shared_at or r.created_at
         point = TrendPoint(
             result_id=r.id,
-            when=when,
+            when=r.collected_at,
             value_text=v.result_value,
             value=v.numeric_value,
             units=v.units or "",
@@ -118,6 +119,7 @@ def trend_for(
         )
         if len(seen) > 1 and v.status in (ResultStatus.CORRECTED, ResultStatus.AMENDED):
             point.corrected_version = v.version
+            point.corrected_at = v.published_at
             point.corrected_from = seen[-2].result_value
             point.reason = v.change_reason
         points.append(point)
@@ -159,7 +161,7 @@ def _description(test_name: str, s: Series) -> str:
     pts = s.points
     if not pts:
         return ""
-    units = f" {s.units}" if s.units else ""
+    units = f" {human_units(s.units)}" if s.units else ""
     parts = [
         f"{len(pts)} {test_name} value{'s' if len(pts) != 1 else ''}{units} from "
         f"{pts[0].when:%-d %b %Y} to {pts[-1].when:%-d %b %Y}.",

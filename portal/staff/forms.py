@@ -7,6 +7,7 @@ from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
+    DateTimeLocalField,
     RadioField,
     SelectField,
     StringField,
@@ -55,6 +56,12 @@ class ResultForm(FlaskForm):
     )
     visibility = RadioField(
         "Who sees it", choices=VISIBILITY_CHOICES, default=Visibility.SHARED.value
+    )
+    collected_at = DateTimeLocalField(
+        "Sample taken (UTC)",
+        format="%Y-%m-%dT%H:%M",
+        validators=[Optional()],
+        description="Left empty: now, less the test's usual turnaround.",
     )
     report = FileField("Report (PDF, PNG or JPEG, optional)")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Response, abort, redirect, request, url_for
@@ -36,7 +37,7 @@ from portal.models import (
     Visibility,
 )
 from portal.services import appointments as booking
-from portal.services import attachments, labs, messaging, plans, schedule
+from portal.services import attachments, labs, messaging, plans, schedule, trends
 from portal.services import patients as roster
 from portal.services.catalog import BY_CODE
 from portal.staff import bp
@@ -57,6 +58,7 @@ from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
+from portal.web.uploads import upload_of
 
 Page = str | tuple[str, int] | BaseResponse
 
@@ -90,11 +92,16 @@ def _period(values: MultiDict[str, str]) -> schedule.Period:
     return schedule.Period.of(values.get("view"), day)
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """A form's local date and time, read as UTC (what the form's label says)."""
+    return moment.replace(tzinfo=UTC) if moment is not None else None
+
+
 def _upload(name: str) -> attachments.Upload | None:
     file = request.files.get(name)
     if file is None or not file.filename:
         return None
-    return attachments.Upload(file.filename, file.read())
+    return upload_of(file)
 
 
 def _uploads(name: str) -> list[attachments.Upload]:
@@ -190,12 +197,42 @@ def new_result(patient_id: int) -> Page:
                 Visibility(form.visibility.data),
             ),
             report=_upload("report"),
+            collected_at=_utc(form.collected_at.data),
         )
 
     done = submit(form, publish)
     if done.ok and done.value is not None:
         return _see_other("staff.result", result_id=done.value.id)
     return _result_form_page(patient, choose, form, 422)
+
+
+@bp.get("/patients/<int:patient_id>/results")
+@audited(AuditAction.VIEW, "lab_result_list")
+def patient_results(patient_id: int) -> Page:
+    """Every result of one patient, newest sample first, a page at a time, by test and status."""
+    actor = current_actor()
+    args = request.args
+    patient = get_or_404(db.session, PatientProfile, patient_id, actor)
+    filters, errors = labs.parse_filter(args.get("test"), None, None)
+    filters = replace(
+        filters, patient_id=patient.id, status=labs.parse_status(args.get("status"), errors)
+    )
+    page, cursor_error = page_of(
+        lambda cursor: labs.latest_page(db.session, actor, filters, cursor=cursor)
+    )
+    if cursor_error:
+        errors["cursor"] = cursor_error
+    body = render(
+        "staff/results.html",
+        fragment="results",
+        patient=patient,
+        page=page,
+        filters=filters,
+        errors=errors,
+        tests=labs.tests_seen(db.session, actor, patient.id),
+        statuses=[s.value for s in ResultStatus],
+    )
+    return (body, 422) if errors else body
 
 
 def _result_page(result_id: int, status: int = 200) -> Page:
@@ -210,6 +247,7 @@ def _result_page(result_id: int, status: int = 200) -> Page:
     patient = get_or_404(db.session, PatientProfile, result.patient_id, actor)
     return render(
         "staff/result.html",
+        trend=trends.trend_for(db.session, actor, result),
         result=result,
         patient=patient,
         versions=versions,
@@ -335,6 +373,24 @@ def _plan_page(plan_id: int, status: int = 200) -> Page:
 @audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
 def plan(plan_id: int) -> Page:
     return _plan_page(plan_id)
+
+
+@bp.get("/plans/<int:plan_id>/compare")
+@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
+def compare_plan(plan_id: int) -> Page:
+    args = request.args
+    comparison, error = plans.compare_requested(
+        db.session, current_actor(), plan_id, args.get("from"), args.get("to")
+    )
+    patient = get_or_404(db.session, PatientProfile, comparison.newer.patient_id, current_actor())
+    body = render(
+        "staff/plan_compare.html",
+        comparison=comparison,
+        patient=patient,
+        error=error,
+        compare_url=url_for("staff.compare_plan", plan_id=plan_id),
+    )
+    return (body, 422) if error else body
 
 
 @bp.route("/plans/<int:plan_id>/edit", methods=["GET", "POST"])

@@ -12,7 +12,8 @@ from markupsafe import Markup
 from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
 from portal.models import Flag, Role
-from portal.services import notifications
+from portal.services import attachments, notifications
+from portal.services.catalog import human_units
 
 NAV: dict[Role, list[tuple[str, str]]] = {
     Role.PATIENT: [
@@ -104,12 +105,14 @@ def init_app(app: Flask) -> None:
             for name in names:
                 app.jinja_env.globals[name] = getattr(macros, name)
     app.jinja_env.globals["person"] = _person
+    app.jinja_env.globals["attachment_limits"] = attachments.limits
     app.jinja_env.globals["FLAG_TEXT"] = FLAG_TEXT
     # Where a page's socket starts: the stream's position when the page was read.
     app.jinja_env.globals["events_position"] = lambda: notifications.latest_event_id(db.session)
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
     app.jinja_env.filters["flag_text"] = lambda flag: FLAG_TEXT.get(flag, "")
     app.jinja_env.filters["flag_badge"] = lambda flag: FLAG_BADGE[flag]
+    app.jinja_env.filters["units"] = human_units
     app.jinja_env.filters["dt"] = _format_datetime
     app.jinja_env.filters["d"] = _format_date
 

@@ -35,7 +35,7 @@ def test_the_main_flow_through_the_api_alone(api, people: Demo) -> None:  # type
     listed = alice.get(f"/patients/{pid}/lab-results", query_string={"limit": 5}).json
     assert listed["items"][0]["id"] == result_id
     assert listed["items"][0]["flag"] == "high"  # the flag is words, not a colour
-    times = [i["publishedAt"] for i in listed["items"]]
+    times = [i["collectedAt"] for i in listed["items"]]
     assert times == sorted(times, reverse=True)
 
     # A correction: the new value is current, the earlier one stays readable.

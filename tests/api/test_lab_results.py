@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from portal.db import utcnow
 from portal.models import AuditAction
 from portal.services import paging
 from tests.api.conftest import problem
@@ -21,6 +23,7 @@ from tests.web.audit_support import entries_for
 
 RESULT_FIELDS = {
     "id",
+    "collectedAt",
     "createdAt",
     "updatedAt",
     "patientId",
@@ -82,7 +85,7 @@ def _correct(  # type: ignore[no-untyped-def]
 # --- GET /patients/{id}/lab-results ---
 
 
-def test_a_patient_sees_the_latest_shared_version_of_each_result_newest_first(
+def test_a_patient_sees_the_latest_shared_version_of_each_result_newest_sample_first(
     api, people: Demo
 ) -> None:
     items = _items(api("alice").get(f"/patients/{_pid(people)}/lab-results?limit=100"))
@@ -91,8 +94,8 @@ def test_a_patient_sees_the_latest_shared_version_of_each_result_newest_first(
     assert {i["patientId"] for i in items} == {_pid(people)}
     assert not CARE_TEAM_ONLY & {i["testCode"] for i in items}
     assert {i["visibility"] for i in items} == {"shared"}
-    published = [i["publishedAt"] for i in items]
-    assert published == sorted(published, reverse=True)
+    collected = [i["collectedAt"] for i in items]
+    assert collected == sorted(collected, reverse=True)
     (potassium,) = [i for i in items if i["testCode"] == POTASSIUM]
     assert (potassium["version"], potassium["resultValue"]) == (2, "4.2")
     assert potassium["status"] == "corrected"
@@ -276,6 +279,29 @@ def test_a_number_too_large_to_be_a_result_is_a_422_on_its_field(
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
     assert list(response.json["errors"]) == [field]
+
+
+def test_collected_at_is_kept_and_orders_the_list_while_units_stay_ucum(api, people: Demo) -> None:
+    taken = (utcnow() - timedelta(days=400)).replace(microsecond=0)
+    stamp = taken.isoformat().replace("+00:00", "Z")
+    response = _new_result(api, people, testCode="6690-2", testName="WBC", collectedAt=stamp)
+    assert response.status_code == 201, response.get_data(as_text=True)[:300]
+    assert response.json["collectedAt"] == stamp
+    assert response.json["units"] == "10*3/uL"  # the code; pages write 10³/µL
+    # Published just now, but its sample is 400 days old: not at the top of the list.
+    newest = _items(api("alice").get(f"/patients/{_pid(people)}/lab-results?limit=1"))
+    assert newest[0]["id"] != response.json["id"]
+
+
+@pytest.mark.parametrize(
+    "when", [timedelta(hours=1), None], ids=["in the future", "without a time zone"]
+)
+def test_a_collection_time_in_the_future_or_without_zone_is_a_422(
+    api, people: Demo, when: timedelta | None
+) -> None:
+    stamp = (utcnow() + when).isoformat().replace("+00:00", "Z") if when else "2026-01-31T09:00:00"
+    body = problem(_new_result(api, people, collectedAt=stamp), 422)
+    assert any(key.endswith("collectedAt") for key in body["errors"]), body
 
 
 def test_a_retried_create_with_the_same_key_makes_one_result(api, people: Demo) -> None:
