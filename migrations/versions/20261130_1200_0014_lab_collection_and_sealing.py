@@ -7,7 +7,7 @@ they were written with (seal_version 1: the content's digest only) and no blob_i
 sealed with version 2 (services.attachments.associated_data).
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0010
 Create Date: 2026-11-30 12:00:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 import portal.db
 
 revision: str = "0014"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
