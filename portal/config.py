@@ -47,6 +47,13 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         "DATABASE_URL": database_url,
         "SECRET_KEY": secret("SECRET_KEY", "secret_key"),
         "ATTACHMENT_KEY": secret("ATTACHMENT_KEY", "attachment_key"),
+        # The audit chain's HMAC key, kept outside the database (portal.audit.keys); retired
+        # keys stay listed in AUDIT_OLD_KEYS (comma-separated) so older entries still verify.
+        "AUDIT_KEY": secret("AUDIT_KEY", "audit_key"),
+        "AUDIT_OLD_KEYS": env.get("AUDIT_OLD_KEYS", ""),
+        # Where the chain's head is checkpointed (an append-only file), outside the database.
+        "AUDIT_CHECKPOINT_DIR": env.get("AUDIT_CHECKPOINT_DIR")
+        or str(instance_dir / "audit-checkpoints"),
         "DEBUG": False,
         "TESTING": portal_env == "test",
         "SESSION_COOKIE_NAME": "portal_session",

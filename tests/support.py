@@ -75,6 +75,10 @@ def app_config(url: str) -> dict[str, object]:
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
+        "AUDIT_KEY": "test-audit-key-not-for-production",
+        # Each app its own checkpoint folder (tests with a rolled-back transaction get their
+        # own, see `connection`): a checkpoint of rows rolled back would read as a cut tail.
+        "AUDIT_CHECKPOINT_DIR": tempfile.mkdtemp(prefix="portal-audit-"),
         "ARGON2_PARAMS": CHEAP_ARGON2,
         # Each app its own mail folder: the tests read the mail the portal sends there.
         "MAIL_DIR": tempfile.mkdtemp(prefix="portal-mail-"),
@@ -302,6 +306,10 @@ def procfile_layout(tmp: Path, label: str, *ws_args: str) -> Iterator[Layout]:
         "DATABASE_URL": url,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
+        "AUDIT_KEY": "test-audit-key-not-for-production",
+        # Each app its own checkpoint folder (tests with a rolled-back transaction get their
+        # own, see `connection`): a checkpoint of rows rolled back would read as a cut tail.
+        "AUDIT_CHECKPOINT_DIR": tempfile.mkdtemp(prefix="portal-audit-"),
     }
     web, web_base = gunicorn(env, "-k", "sync", "-w", "2")
     ws, ws_base = gunicorn(env, "-k", "gthread", "-w", "1", "--threads", "50", *ws_args)

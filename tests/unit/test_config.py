@@ -8,15 +8,17 @@ from portal.config import ConfigError, load_settings
 
 
 def test_production_refuses_to_start_without_its_secrets(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="SECRET_KEY"):
-        load_settings({"PORTAL_ENV": "production", "ATTACHMENT_KEY": "k"}, instance=str(tmp_path))
-    with pytest.raises(ConfigError, match="ATTACHMENT_KEY"):
-        load_settings({"PORTAL_ENV": "production", "SECRET_KEY": "s"}, instance=str(tmp_path))
+    complete = {"PORTAL_ENV": "production", "SECRET_KEY": "s", "ATTACHMENT_KEY": "k"}
+    complete["AUDIT_KEY"] = "a"
+    for name in ("SECRET_KEY", "ATTACHMENT_KEY", "AUDIT_KEY"):
+        without = {k: v for k, v in complete.items() if k != name}
+        with pytest.raises(ConfigError, match=name):
+            load_settings(without, instance=str(tmp_path))
 
 
 def test_production_uses_secure_cookies(tmp_path) -> None:
     settings = load_settings(
-        {"PORTAL_ENV": "production", "SECRET_KEY": "s", "ATTACHMENT_KEY": "k"},
+        {"PORTAL_ENV": "production", "SECRET_KEY": "s", "ATTACHMENT_KEY": "k", "AUDIT_KEY": "a"},
         instance=str(tmp_path),
     )
     assert settings["SESSION_COOKIE_SECURE"] is True
@@ -28,6 +30,8 @@ def test_development_generates_secrets_once_and_keeps_them(tmp_path) -> None:
     second = load_settings({}, instance=str(tmp_path))
     assert first["SECRET_KEY"] == second["SECRET_KEY"]
     assert first["ATTACHMENT_KEY"] != first["SECRET_KEY"]
+    assert first["AUDIT_KEY"] == second["AUDIT_KEY"] != first["SECRET_KEY"]
+    assert first["AUDIT_CHECKPOINT_DIR"] == str(tmp_path / "audit-checkpoints")
     assert first["DATABASE_URL"] == f"sqlite:///{tmp_path / 'portal.db'}"
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
