@@ -105,3 +105,38 @@ def test_the_profile_page_includes_the_access_log(as_user, session, people) -> N
 
     assert "Who viewed or changed my records" in html
     assert people.user("dr_chen").provider.display_name in html
+
+
+def test_the_access_log_says_nothing_about_records_i_cannot_see(as_user, session, people) -> None:
+    # Arrange: dr.chen drafts a plan and enters a provider-only result for alice, and opens both
+    from portal.models import ResultStatus, Visibility
+    from portal.services import labs, plans
+
+    chen = people.actor("dr_chen")
+    alice = people.actor("alice")
+    before = len(access_log_for_patient(session, alice, limit=100).rows)
+    draft = plans.create_draft(session, chen, alice.patient_id, plans.PlanInput("Draft only"))
+    hidden = labs.create_result(
+        session,
+        chen,
+        alice.patient_id,
+        test_code="2345-7",
+        test_name="Glucose",
+        data=labs.ResultInput(
+            "5.1", "mmol/L", None, ResultStatus.FINAL, visibility=Visibility.PROVIDER_ONLY
+        ),
+    )
+    session.commit()
+    client = as_user("dr_chen")
+    assert client.get(f"/staff/plans/{draft.id}").status_code == 200
+    assert client.get(f"/staff/results/{hidden.id}").status_code == 200
+    # Act
+    log = access_log_for_patient(session, alice, limit=100)
+    # Assert: not a line about either, not even "a treatment plan" was created
+    assert len(log.rows) == before
+    # ... until the plan is hers to see: then its history is hers too
+    plans.activate(session, chen, draft.id)
+    session.commit()
+    records = [e.record for e in access_log_for_patient(session, alice, limit=100).rows]
+    assert records.count("a treatment plan") >= 3  # created, viewed, activated
+    assert "a lab result" not in records[:3]
