@@ -60,7 +60,7 @@ from portal.services import (
 )
 from portal.transactions import unit_of_work
 from portal.web.downloads import attachment_response
-from portal.web.forms import run, submit
+from portal.web.forms import flash_once, run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
 
@@ -293,7 +293,7 @@ def reply(conversation_id: int) -> Page:
         ),
     )
     if done.ok:
-        flash("Message sent.", "success")
+        flash_once("Message sent.")
         anchor = f"#message-{done.value.id}" if done.value is not None else ""
         return redirect(
             url_for("patient.conversation", conversation_id=conversation_id) + anchor, code=303
@@ -331,7 +331,7 @@ def new_message() -> Page:
         ),
     )
     if done.ok:
-        flash("Message sent.", "success")
+        flash_once("Message sent.")
         if done.value is None:
             return redirect(url_for("patient.messages"), code=303)
         return redirect(

@@ -152,6 +152,9 @@ def start_conversation(
             raise MessageError("to", "Choose someone from your care team.")
     elif recipient_user_id != patient.user_id or patient.user_id is None:
         raise MessageError("to", "This patient has no portal account yet.")
+    # Two posts of one key at the same moment can both get past the check above (PostgreSQL,
+    # READ COMMITTED): the one that loses the message's unique key takes its thread back.
+    thread = session.begin_nested()
     conversation = Conversation(
         patient_id=patient.id,
         subject=subject.strip()[:200],
@@ -162,9 +165,14 @@ def start_conversation(
     session.flush()
     for user_id in {actor.user_id, recipient_user_id}:
         session.add(ConversationParticipant(conversation_id=conversation.id, user_id=user_id))
-    return _post(
+    message = _post(
         session, actor, conversation, recipient_user_id, body, uploads or [], idempotency_key
     )
+    if message.conversation_id != conversation.id:
+        thread.rollback()
+    else:
+        thread.commit()
+    return message
 
 
 def participants(session: Session, conversation_id: int) -> list[int]:

@@ -7,6 +7,7 @@ from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
+    HiddenField,
     RadioField,
     SelectField,
     StringField,
@@ -19,6 +20,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from portal.models import ResultStatus, Visibility
 from portal.services.catalog import CATALOG
 from portal.services.schedule import WEEKDAYS
+from portal.web.forms import new_key
 
 TEST_CHOICES = [SelectChoice("", "Choose a test")] + [
     SelectChoice(t.loinc, f"{t.name} (LOINC {t.loinc})")
@@ -103,6 +105,8 @@ class NewThreadForm(FlaskForm):
     subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
     body = TextAreaField("Message", validators=[DataRequired(), Length(max=20000)])
     attachment = FileField("Attachment (PDF, PNG or JPEG, optional)")
+    #: Generated per rendering: a double click opens one thread (as on the patient's side).
+    idempotency_key = HiddenField(default=new_key, validators=[Length(max=64)])
 
 
 class CancelForm(FlaskForm):
