@@ -256,13 +256,16 @@ def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
     with unit_of_work() as w:
         messaging.mark_thread_read(w, actor, conversation.id)
     thread = messaging.thread_messages(s, actor, conversation)
-    people = messaging.users_by_id(s, set(messaging.participants(s, conversation.id)))
+    # Who wrote, too: a clinician who handed the thread over still signs their messages.
+    senders = {m.sender_id for m, _files in thread}
+    people = messaging.users_by_id(s, set(messaging.participants(s, conversation.id)) | senders)
     body = render(
         "patient/conversation.html",
         conversation=conversation,
         thread=thread,
         people=people,
         form=form,
+        closed_notice=messaging.CLOSED_NOTICE,
     )
     return (body, status) if status != 200 else body
 
