@@ -140,3 +140,39 @@ def test_the_access_log_says_nothing_about_records_i_cannot_see(as_user, session
     records = [e.record for e in access_log_for_patient(session, alice, limit=100).rows]
     assert records.count("a treatment plan") >= 3  # created, viewed, activated
     assert "a lab result" not in records[:3]
+
+
+def test_the_profile_page_pages_through_the_whole_access_log(as_user, session, people) -> None:
+    # Arrange: more staff actions on alice's record than one page holds
+    import html
+    import re
+
+    from portal import audit
+    from portal.models import AuditAction
+
+    alice = people.actor("alice")
+    for n in range(25):
+        audit.record(
+            session,
+            actor_id=people.user("dr_chen").id,
+            actor_role="provider",
+            action=AuditAction.VIEW,
+            entity_type="patient_profile",
+            entity_id=n,
+            patient_id=alice.patient_id,
+        )
+    session.commit()
+    everything = access_log_for_patient(session, alice, limit=100)
+    assert everything.next_cursor is None  # the whole log fits in 100 here
+    client = as_user("alice")
+    # Act: follow "Older" from the profile page to the end
+    seen, url = 0, "/my/profile"
+    for _ in range(10):
+        page = client.get(url).get_data(as_text=True)
+        seen += len(re.findall(r'<tr>\s*<th scope="row"><time', page))
+        older = re.search(r'<a href="([^"]+)" rel="next">Older</a>', page)
+        if older is None:
+            break
+        url = html.unescape(older.group(1))
+    # Assert: every entry, in pages of the one Page type
+    assert seen == len(everything.rows) > 20
