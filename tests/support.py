@@ -306,9 +306,8 @@ def procfile_layout(tmp: Path, label: str, *ws_args: str) -> Iterator[Layout]:
         "DATABASE_URL": url,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
+        # The seeding app's audit key (one chain), and a checkpoint folder of its own.
         "AUDIT_KEY": "test-audit-key-not-for-production",
-        # Each app its own checkpoint folder (tests with a rolled-back transaction get their
-        # own, see `connection`): a checkpoint of rows rolled back would read as a cut tail.
         "AUDIT_CHECKPOINT_DIR": tempfile.mkdtemp(prefix="portal-audit-"),
     }
     web, web_base = gunicorn(env, "-k", "sync", "-w", "2")
