@@ -207,3 +207,16 @@ def test_entries_from_before_the_keyed_chain_still_verify(tmp_path: Path) -> Non
     assert problem is None, problem
     assert count == 4
     assert kinds == [None, None, None, keys.configured(app.config).current.id]
+
+
+def test_a_damaged_checkpoint_file_fails_verification(app_ctx: Flask, session: Session) -> None:
+    _record(session, 1)
+    session.commit()
+    _checkpoint(app_ctx)
+    with (checkpoints.directory() / checkpoints.FILE_NAME).open("a") as file:
+        file.write('{"position": "edited by hand"\n')
+
+    code, output = run_verify(app_ctx)
+
+    assert code != 0
+    assert "line 2 is not a checkpoint" in output
