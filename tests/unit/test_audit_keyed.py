@@ -40,6 +40,10 @@ def test_a_tail_cut_after_a_checkpoint_is_noticed(app_ctx: Flask, session: Sessi
     _record(session, 4)
     session.commit()
     assert "Audit checkpoint: " in _checkpoint(app_ctx)
+    code, output = run_verify(app_ctx)
+    assert code == 0, output
+    assert "intact" in output
+    assert "newest checkpoint at" in output
     # Act: someone with SQL access lifts the triggers and deletes the newest two entries
     disable_append_only_triggers(session)
     cut = _newest(session, 2)
