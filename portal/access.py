@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,14 +19,16 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    String,
     TableClause,
     bindparam,
+    cast,
     event,
     false,
     or_,
     select,
 )
-from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnClause, TextClause
 from werkzeug.exceptions import Forbidden, NotFound
@@ -282,6 +284,31 @@ class RoleScope:
         what they never see is clinical content, which `scope` refuses them.
         """
         return _scope_patients(stmt, self.role, _READER_PATIENT, _READER_PROVIDER)
+
+    def naming_visible(
+        self,
+        stmt: S,
+        kind: InstrumentedAttribute[str],
+        record_id: InstrumentedAttribute[str | None],
+        kinds: Mapping[str, type[PatientOwned]],
+    ) -> S:
+        """Rows of another table that name a record (its `kind` and its id as text, as audit
+        entries do) limited to those whose record the reader may see now, by the rules of
+        `scope` (for a patient: no draft, held or provider-only content). Rows naming a kind
+        not in `kinds` pass; a record that is gone counts as not visible."""
+        allowed: list[ColumnElement[bool]] = [kind.not_in(list(kinds))]
+        for name, model in kinds.items():
+            ids = select(cast(model.id, String))  # type: ignore[attr-defined]
+            if self.role is Role.PATIENT:
+                rule = PATIENT_FILTERS.get(model)
+                ids = ids.where(model.patient_id == _READER_PATIENT)
+                ids = ids if rule is None else ids.where(rule(model))
+            else:
+                ids = ids.where(
+                    model.patient_id.in_(_visible_ids(self.role, _READER_PATIENT, _READER_PROVIDER))
+                )
+            allowed.append((kind == name) & record_id.in_(ids))
+        return stmt.where(or_(*allowed)).execution_options(portal_scoped=True)
 
     def own(self, stmt: S) -> S:
         """A query on `Notification` restricted to the reader's own: a notification's text

@@ -58,6 +58,13 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         # Providers and admins must use two-step sign-in (they enrol at their next sign-in):
         # on by default in production; the development demo signs in with passwords alone.
         "TWO_FACTOR_REQUIRED": _flag(env.get("PORTAL_TWO_FACTOR_REQUIRED"), default=production),
+        # The audit chain's HMAC key, kept outside the database (portal.audit.keys); retired
+        # keys stay listed in AUDIT_OLD_KEYS (comma-separated) so older entries still verify.
+        "AUDIT_KEY": secret("AUDIT_KEY", "audit_key"),
+        "AUDIT_OLD_KEYS": env.get("AUDIT_OLD_KEYS", ""),
+        # Where the chain's head is checkpointed (an append-only file), outside the database.
+        "AUDIT_CHECKPOINT_DIR": env.get("AUDIT_CHECKPOINT_DIR")
+        or str(instance_dir / "audit-checkpoints"),
         "DEBUG": False,
         "TESTING": portal_env == "test",
         "SESSION_COOKIE_NAME": "portal_session",

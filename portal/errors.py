@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, Response, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal.api.errors import from_http, is_api_request, problem
+from portal.transactions import discard
+
+log = logging.getLogger(__name__)
+
+#: The error page when even the template cannot be rendered: no database, nothing to read.
+_PLAIN_500 = (
+    '<!doctype html><html lang="en"><title>Something went wrong</title>'
+    "<main><h1>Something went wrong on our side</h1>"
+    "<p>Please try again in a moment.</p></main></html>"
+)
 
 MESSAGES = {
     400: ("Something was wrong with that request", "Please go back and try again."),
@@ -49,11 +61,21 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(500)
     def _server(_exc: Exception) -> tuple[str, int] | Response:
+        try:
+            # The failure may have left the session refusing every statement (a failed flush:
+            # PendingRollbackError), and the page reads the navigation's badge.
+            discard()
+        except Exception:  # the database itself is gone: the page below still renders
+            log.warning("could not end the failed request's transaction", exc_info=True)
         if is_api_request():
             return problem(500)
-        return render_template(
-            "errors/error.html",
-            code=500,
-            title="Something went wrong on our side",
-            message="Nothing you entered was lost on purpose; please try again in a moment.",
-        ), 500
+        try:
+            return render_template(
+                "errors/error.html",
+                code=500,
+                title="Something went wrong on our side",
+                message="Nothing you entered was lost on purpose; please try again in a moment.",
+            ), 500
+        except Exception:  # never a second failure in place of the error page
+            log.warning("the error page could not be rendered", exc_info=True)
+            return _PLAIN_500, 500

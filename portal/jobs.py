@@ -24,6 +24,7 @@ from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from portal.audit import checkpoints
 from portal.services import labs, mail, retention
 from portal.transactions import unit_of_work
 
@@ -53,6 +54,8 @@ JOBS: tuple[Job, ...] = (
     # A result due at 07:06 reaches the patient by 07:07 at the latest.
     Job("labs.release-due", timedelta(minutes=1), lambda s: labs.release_due(s)),
     Job("messages.purge", timedelta(hours=6), lambda s: retention.purge_messages(s)),
+    # A tail cut from the audit log is noticed unless it was cut within the last minute.
+    Job("audit.checkpoint", timedelta(minutes=1), checkpoints.take),
 )
 
 _CLAIM = text("SELECT pg_try_advisory_xact_lock(:key)")

@@ -56,6 +56,14 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
         raise
 
 
+def discard(session: Session | None = None) -> None:
+    """End whatever a failed request left open, uncommitted: a flush that failed outside a
+    unit of work (the session then refuses every statement until rolled back) or a PostgreSQL
+    transaction an error aborted. The error page reads (its navigation, the badge), so it
+    starts afresh; nothing the failed request wrote outside a unit of work is kept."""
+    (session or db.session).rollback()
+
+
 def is_unique_violation(exc: IntegrityError) -> bool:
     """A duplicate key (a race two identical requests ran), not a broken rule or a bug."""
     state = getattr(exc.orig, "sqlstate", None)  # psycopg: 23505 unique_violation

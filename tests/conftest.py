@@ -10,6 +10,7 @@ import contextvars
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,10 +65,16 @@ def app(database_url: str) -> Flask:
 
 
 @pytest.fixture
-def connection(app: Flask) -> Iterator[object]:
-    """An outer transaction the test's sessions join; rolled back at the end."""
+def connection(app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """An outer transaction the test's sessions join; rolled back at the end.
+
+    Audit checkpoints go to a folder of the test's own (created only if one is written): a
+    checkpoint of entries this rollback removes would read as a cut tail to later tests.
+    """
     engine = app.extensions["portal.db"]["engine"]
     original = app.extensions["portal.db"]["sessionmaker"]
+    checkpoints = app.config["AUDIT_CHECKPOINT_DIR"]
+    app.config["AUDIT_CHECKPOINT_DIR"] = str(tmp_path_factory.getbasetemp() / uuid.uuid4().hex)
     with engine.connect() as conn:
         outer = conn.begin()
         app.extensions["portal.db"]["sessionmaker"] = sessionmaker(
@@ -77,6 +84,7 @@ def connection(app: Flask) -> Iterator[object]:
             yield conn
         finally:
             app.extensions["portal.db"]["sessionmaker"] = original
+            app.config["AUDIT_CHECKPOINT_DIR"] = checkpoints
             if outer.is_active:
                 outer.rollback()
 

@@ -76,6 +76,10 @@ def app_config(url: str) -> dict[str, object]:
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
         "TOTP_KEY": "test-totp-key-not-for-production",
+        "AUDIT_KEY": "test-audit-key-not-for-production",
+        # Each app its own checkpoint folder (tests with a rolled-back transaction get their
+        # own, see `connection`): a checkpoint of rows rolled back would read as a cut tail.
+        "AUDIT_CHECKPOINT_DIR": tempfile.mkdtemp(prefix="portal-audit-"),
         "ARGON2_PARAMS": CHEAP_ARGON2,
         # Each app its own mail folder: the tests read the mail the portal sends there.
         "MAIL_DIR": tempfile.mkdtemp(prefix="portal-mail-"),
@@ -305,6 +309,9 @@ def procfile_layout(tmp: Path, label: str, *ws_args: str) -> Iterator[Layout]:
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
         "TOTP_KEY": "test-totp-key-not-for-production",
+        # The seeding app's audit key (one chain), and a checkpoint folder of its own.
+        "AUDIT_KEY": "test-audit-key-not-for-production",
+        "AUDIT_CHECKPOINT_DIR": tempfile.mkdtemp(prefix="portal-audit-"),
     }
     web, web_base = gunicorn(env, "-k", "sync", "-w", "2")
     ws, ws_base = gunicorn(env, "-k", "gthread", "-w", "1", "--threads", "50", *ws_args)

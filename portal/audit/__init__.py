@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
-from portal.audit import chain
+from portal.audit import chain, keys
 from portal.audit.declare import AuditSpec, audit_exempt, audit_spec_for, audited
 from portal.db import utcnow
 from portal.models import AuditAction, AuditEvent, AuditOutcome
@@ -109,12 +109,15 @@ def record(
     patient_id: int | None = None,
     outcome: AuditOutcome = AuditOutcome.SUCCESS,
     detail: dict[str, Any] | None = None,
+    key: keys.AuditKey | None = None,
 ) -> AuditEvent:
     """Append one entry to the chain in `session`'s transaction; it commits with the change.
 
-    If the entry cannot be written this raises, and the caller's transaction (the change
+    It is signed with `key` (default: the app's current audit key). If the entry cannot be
+    written this raises, and the caller's transaction (the change
     included) must roll back: a change is never kept without its entry.
     """
+    key = key or keys.configured().current
     event_ = AuditEvent(
         occurred_at=utcnow(),
         actor_id=actor_id,
@@ -125,10 +128,11 @@ def record(
         patient_id=patient_id,
         outcome=outcome,
         detail=json.dumps(_with_channel(detail), sort_keys=True, separators=(",", ":")),
+        key_id=key.id,
         **_request_context(),
     )
     event_.prev_hash = chain.chain_head(session)
-    event_.hash = chain.entry_hash(event_.prev_hash, event_)
+    event_.hash = chain.entry_hash(event_.prev_hash, event_, key)
     session.add(event_)
     session.flush()
     return event_
@@ -206,6 +210,7 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
         detail.update(status=response.status_code, attempted=str(spec.action))
     # The whole entry, and the JSON its hash covers, is ready before the lock is taken: inside
     # it there is only the head read, one hash, one INSERT and the COMMIT (see `_append`).
+    key = keys.configured().current
     row: dict[str, Any] = {
         "occurred_at": utcnow(),
         "actor_id": actor.user_id,
@@ -216,13 +221,15 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
         "patient_id": patient_id,
         "outcome": outcome,
         "detail": json.dumps(detail, sort_keys=True, separators=(",", ":")),
+        "key_id": key.id,
         **_request_context(),
     }
-    _append(db.session, row, chain.canonical_row(row))
+    _append(db.session, row, chain.canonical_row(row), key)
 
 
-def _append(session: Session, row: dict[str, Any], content: str) -> None:
-    """Commit the entry `row` (canonical JSON `content`) in a short transaction of its own.
+def _append(session: Session, row: dict[str, Any], content: str, key: keys.AuditKey) -> None:
+    """Commit the entry `row` (canonical JSON `content`, signed with `key`) in a short
+    transaction of its own.
 
     A unit of work of its own (whatever `session` had open was a read: on SQLite it ends first,
     on PostgreSQL the entry's transaction carries on from it, see `unit_of_work`). On SQLite it
@@ -237,7 +244,7 @@ def _append(session: Session, row: dict[str, Any], content: str) -> None:
     for attempt in range(attempts):
         try:
             with chain.append_lock(engine), unit_of_work(session) as s:
-                chain.append(s.connection(), row, content)
+                chain.append(s.connection(), row, content, key)
             return
         except OperationalError:
             if attempt == attempts - 1 or engine.dialect.name != "sqlite":

@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 import fcntl
 import hashlib
+import hmac
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,6 +19,10 @@ from sqlalchemy import Connection, Engine, Table, insert, select, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
+from portal.audit.checkpoints import Checkpoint
+from portal.audit.checkpoints import directory as checkpoint_directory
+from portal.audit.checkpoints import read as read_checkpoints
+from portal.audit.keys import AuditKey, Keyring, configured
 from portal.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -83,10 +88,15 @@ def canonical_row(row: Mapping[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def entry_hash(prev_hash: str, event: AuditEvent | str) -> str:
-    """The entry's hash: the previous hash and its content (an entry, or its canonical JSON)."""
+def entry_hash(prev_hash: str, event: AuditEvent | str, key: AuditKey | None) -> str:
+    """The entry's hash: the previous hash and its content (an entry, or its canonical JSON),
+    signed with `key` (HMAC-SHA256); `None` only for entries from before the chain was keyed
+    (plain SHA-256), which anyone could recompute."""
     content = event if isinstance(event, str) else canonical(event)
-    return hashlib.sha256((prev_hash + "\n" + content).encode()).hexdigest()
+    message = (prev_hash + "\n" + content).encode()
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key.secret, message, hashlib.sha256).hexdigest()
 
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=CHAIN_LOCK_KEY)
@@ -123,8 +133,9 @@ _INSERT = insert(_TABLE)
 _PG_LOCK, _PG_HEAD = (stmt.compile(dialect=psycopg_dialect()) for stmt in (_LOCK, _HEAD))
 
 
-def append(conn: Connection, row: dict[str, Any], content: str) -> None:
-    """Link `row` (whose canonical JSON is `content`) to the chain head and insert it on `conn`.
+def append(conn: Connection, row: dict[str, Any], content: str, key: AuditKey) -> None:
+    """Link `row` (whose canonical JSON is `content`, its `key_id` `key`'s) to the chain head,
+    signed with `key`, and insert it on `conn`.
 
     `conn` is in a transaction that holds the append lock until it commits: on PostgreSQL the
     advisory lock taken here, on SQLite the write lock (`BEGIN IMMEDIATE`, see `append_lock`).
@@ -132,7 +143,7 @@ def append(conn: Connection, row: dict[str, Any], content: str) -> None:
     """
     head = _locked_head(conn) if conn.dialect.name == "postgresql" else conn.scalar(_HEAD)
     prev = head or GENESIS
-    conn.execute(_INSERT, {**row, "prev_hash": prev, "hash": entry_hash(prev, content)})
+    conn.execute(_INSERT, {**row, "prev_hash": prev, "hash": entry_hash(prev, content, key)})
 
 
 def _locked_head(conn: Connection) -> str | None:
@@ -210,17 +221,69 @@ def _entries(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
             session.expunge(row)
 
 
-def verify(session: Session) -> tuple[int, ChainBreak | None]:
-    """Recompute the chain in id order; return how many entries were checked and the first break."""
+def _signing_key(event: AuditEvent, keys: Keyring, keyed: bool) -> AuditKey | None | str:
+    """The key that signed `event` (None: an entry from before keying), or why there is none."""
+    if event.key_id is None:
+        # Once the chain is keyed, an unkeyed entry can only be one re-hashed by someone
+        # without the key: plain SHA-256 is what anyone can compute.
+        return (
+            "is unkeyed after keyed entries (altered, or rewritten without the key)"
+            if keyed
+            else None
+        )
+    key = keys.by_id.get(event.key_id)
+    if key is None:
+        return (
+            f"names key {event.key_id}, which is not configured "
+            "(altered, or a retired key left out of AUDIT_OLD_KEYS)"
+        )
+    return key
+
+
+def verify(
+    session: Session,
+    keys: Keyring | None = None,
+    checkpoints: Sequence[Checkpoint] | None = None,
+) -> tuple[int, ChainBreak | None]:
+    """Recompute the chain in id order; return how many entries were checked and the first break.
+
+    Each entry must link to the one before, carry the signature of the key it names (or be an
+    unkeyed entry from before keying) and, where a checkpoint was taken, be the entry it saw;
+    and the chain must reach the newest checkpoint's position (else its tail was cut). By
+    default the app's keys and checkpoint file.
+    """
+    keys = configured() if keys is None else keys
+    if checkpoints is None:
+        checkpoints = read_checkpoints(checkpoint_directory())
+    at_position = {cp.position: cp for cp in checkpoints}
     prev = GENESIS
     count = 0
+    keyed = False
     for event in _entries(session):
         count += 1
         if event.prev_hash != prev:
             return count, ChainBreak(
                 event.id, "does not link to the entry before it (an entry was removed or reordered)"
             )
-        if entry_hash(prev, event) != event.hash:
+        key = _signing_key(event, keys, keyed)
+        if isinstance(key, str):
+            return count, ChainBreak(event.id, key)
+        keyed = key is not None
+        if entry_hash(prev, event, key) != event.hash:
             return count, ChainBreak(event.id, "content does not match its hash (altered)")
+        seen = at_position.get(count)
+        if seen is not None and seen.hash != event.hash:
+            return count, ChainBreak(
+                event.id,
+                f"is not the entry checkpointed at position {count} on {seen.at:%Y-%m-%d %H:%M} "
+                "UTC (the log was cut and written again, or rewritten)",
+            )
         prev = event.hash
+    newest = max(checkpoints, key=lambda cp: cp.position, default=None)
+    if newest is not None and newest.position > count:
+        return count, ChainBreak(
+            newest.entry_id,
+            f"is missing: the checkpoint of {newest.at:%Y-%m-%d %H:%M} UTC counted "
+            f"{newest.position} entries up to it, the log now holds {count} (its tail was cut)",
+        )
     return count, None

@@ -18,14 +18,20 @@ from sqlalchemy.orm import Session, aliased
 from portal.access import Actor, Permission, RoleScope, reader, require, scoped
 from portal.db import UTCDateTime
 from portal.models import (
+    Attachment,
     AuditAction,
     AuditEvent,
     AuditOutcome,
+    LabResult,
+    LabResultVersion,
     PatientProfile,
     ProviderProfile,
     Role,
+    TreatmentPlan,
+    TreatmentPlanVersion,
     User,
 )
+from portal.models.owned import PatientOwned
 from portal.services import paging
 
 AnySelect = Select[*tuple[Any, ...]]
@@ -347,8 +353,20 @@ def _staff_name(role: str | None, provider_name: str | None) -> str:
     return "Portal staff"
 
 
+#: Entries about these kinds of record name one the patient may not see (a draft plan, a held
+#: or provider-only result, its attachment): the log lists them only once the patient can.
+_HIDEABLE: dict[str, type[PatientOwned]] = {
+    "lab_result": LabResult,
+    "lab_result_version": LabResultVersion,
+    "treatment_plan": TreatmentPlan,
+    "treatment_plan_version": TreatmentPlanVersion,
+    "attachment": Attachment,
+}
+
+
 def _access_log(rs: RoleScope) -> paging.KeysetStatements:
-    """Other people's successful actions on the reader's own patient record, newest first."""
+    """Other people's successful actions on the reader's own patient record, newest first,
+    about records the reader may see (scoped in the statement: nothing is filtered after)."""
     stmt = (
         select(
             AuditEvent.id,
@@ -367,6 +385,7 @@ def _access_log(rs: RoleScope) -> paging.KeysetStatements:
             AuditEvent.action.not_in(_NOT_RECORD_ACCESS),
         )
     )
+    stmt = rs.naming_visible(stmt, AuditEvent.entity_type, AuditEvent.entity_id, _HIDEABLE)
     return paging.Keyset("access_log", ((AuditEvent.id, True),)).statements(stmt)
 
 

@@ -61,6 +61,9 @@ class AuditEvent(Base):
     user_agent: Mapped[str | None] = mapped_column(String(300))
     #: Non-PHI context (e.g. which version, the reason code), canonical JSON.
     detail: Mapped[str] = mapped_column(Text, default="{}")
+    #: The id of the HMAC key that signed this entry (`portal.audit.keys`); null on entries
+    #: from before the chain was keyed, whose hash is plain SHA-256.
+    key_id: Mapped[str | None] = mapped_column(String(16))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 

@@ -27,6 +27,9 @@ class Conversation(PatientOwned, Timestamps, Base):
     subject: Mapped[str] = mapped_column(String(200))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     last_message_at: Mapped[datetime]
+    #: Set when the last clinician on it left the patient's care team and nobody was left to
+    #: take it over: the thread stays readable, and takes no more replies.
+    closed_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_conversation_patient_last", "patient_id", "last_message_at"),)
 

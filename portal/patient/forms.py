@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
@@ -24,6 +23,7 @@ from portal.auth.forms import ChangePasswordForm, EmptyForm
 from portal.models import ReleasePreference
 from portal.services.messaging import MAX_BODY
 from portal.services.profiles import LANGUAGES
+from portal.web.forms import new_key
 
 __all__ = [
     "AppointmentForm",
@@ -53,11 +53,6 @@ def optional_int(value: object) -> int | None:
     if isinstance(value, str) and _ID.fullmatch(value):
         return int(value)
     raise ValueError(f"not an id: {value!r}")
-
-
-def new_key() -> str:
-    """A fresh idempotency key for one rendering of a send form."""
-    return uuid.uuid4().hex
 
 
 class ReplyForm(FlaskForm):

@@ -60,7 +60,7 @@ from portal.services import (
 )
 from portal.transactions import unit_of_work
 from portal.web.downloads import attachment_response
-from portal.web.forms import run, submit
+from portal.web.forms import flash_once, run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
 from portal.web.uploads import upload_of
@@ -273,13 +273,16 @@ def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
     with unit_of_work() as w:
         messaging.mark_thread_read(w, actor, conversation.id)
     thread = messaging.thread_messages(s, actor, conversation)
-    people = messaging.users_by_id(s, set(messaging.participants(s, conversation.id)))
+    # Who wrote, too: a clinician who handed the thread over still signs their messages.
+    senders = {m.sender_id for m, _files in thread}
+    people = messaging.users_by_id(s, set(messaging.participants(s, conversation.id)) | senders)
     body = render(
         "patient/conversation.html",
         conversation=conversation,
         thread=thread,
         people=people,
         form=form,
+        closed_notice=messaging.CLOSED_NOTICE,
     )
     return (body, status) if status != 200 else body
 
@@ -310,7 +313,7 @@ def reply(conversation_id: int) -> Page:
         ),
     )
     if done.ok:
-        flash("Message sent.", "success")
+        flash_once("Message sent.")
         anchor = f"#message-{done.value.id}" if done.value is not None else ""
         return redirect(
             url_for("patient.conversation", conversation_id=conversation_id) + anchor, code=303
@@ -348,7 +351,7 @@ def new_message() -> Page:
         ),
     )
     if done.ok:
-        flash("Message sent.", "success")
+        flash_once("Message sent.")
         if done.value is None:
             return redirect(url_for("patient.messages"), code=303)
         return redirect(

@@ -34,7 +34,7 @@ from portal.models import (
     Role,
     User,
 )
-from portal.services import sessions, throttle, two_factor
+from portal.services import messaging, sessions, throttle, two_factor
 from portal.services.errors import ServiceError
 
 ACTIVATION_VALIDITY = timedelta(days=14)
@@ -579,3 +579,10 @@ def unassign_provider(session: Session, actor: Actor, *, patient_id: int, provid
         detail={"provider_id": provider_id},
     )
     session.flush()
+    leaving = session.scalar(
+        select(ProviderProfile.user_id).where(ProviderProfile.id == provider_id)
+    )
+    if leaving is not None:
+        # Their threads about this patient go to the rest of the team (or close): in the same
+        # unit of work, so no moment exists when a message reaches nobody.
+        messaging.hand_over(session, actor, patient_id=patient_id, leaving_user_id=leaving)

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import BindParameter, Integer, Select, String, bindparam, case, func, select, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
 from portal import audit
-from portal.access import Actor, Permission, RoleScope, get_or_404, reader, require, scoped
+from portal.access import (
+    Actor,
+    Permission,
+    RoleScope,
+    get_or_404,
+    reader,
+    require,
+    scoped,
+    unscoped,
+)
 from portal.db import utcnow
 from portal.models import (
     Attachment,
@@ -161,8 +181,123 @@ def start_conversation(
     session.flush()
     for user_id in {actor.user_id, recipient_user_id}:
         session.add(ConversationParticipant(conversation_id=conversation.id, user_id=user_id))
-    return _post(
+    message = _post(
         session, actor, conversation, recipient_user_id, body, uploads or [], idempotency_key
+    )
+    if message.conversation_id != conversation.id:
+        # Two posts of one key at the same moment both got past the check above (PostgreSQL,
+        # READ COMMITTED) and the other won the message's unique key: take this thread back.
+        session.execute(
+            delete(ConversationParticipant).where(
+                ConversationParticipant.conversation_id == conversation.id
+            )
+        )
+        session.delete(conversation)
+        session.flush()
+    return message
+
+
+#: What a patient (or a clinician) reads on a thread closed by a care-team change.
+CLOSED_NOTICE = (
+    "This conversation is closed for replies: nobody on your care team can read it since "
+    "your care team changed. To write to your care team, start a new message."
+)
+
+
+def _successor(session: Session, patient_id: int) -> int | None:
+    """The user id of the care team member who takes over a thread: the longest-serving
+    active provider still assigned to the patient (None: nobody is left)."""
+    stmt = (
+        select(ProviderProfile.user_id)
+        .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
+        .join(User, User.id == ProviderProfile.user_id)
+        .where(
+            CareAssignment.patient_id == patient_id,
+            CareAssignment.ended_at.is_(None),
+            User.is_active.is_(True),
+        )
+        .order_by(CareAssignment.started_at, CareAssignment.id)
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def hand_over(session: Session, actor: Actor, *, patient_id: int, leaving_user_id: int) -> int:
+    """After `leaving_user_id` left the patient's care team, leave no thread that nobody reads.
+
+    Each open thread about the patient they took part in goes to the longest-serving member
+    still on the care team (who takes their place on it, and is sent its unread messages and a
+    notification), or, with nobody left, is closed for replies (`CLOSED_NOTICE`). The leaver's
+    unread notifications about the patient are marked read: they can no longer open them.
+    Runs in the care-team change's unit of work; returns how many threads were handled.
+    """
+    successor = _successor(session, patient_id)
+    theirs = select(ConversationParticipant.conversation_id).where(
+        ConversationParticipant.user_id == leaving_user_id
+    )
+    stmt = select(Conversation).where(
+        Conversation.patient_id == patient_id,
+        Conversation.closed_at.is_(None),
+        Conversation.id.in_(theirs),
+    )
+    # The administrator making the change may not read threads; this moves them, shows nothing.
+    threads = list(session.scalars(unscoped(stmt.order_by(Conversation.id), "care-team change")))
+    for conversation in threads:
+        _hand_over_thread(session, actor, conversation, leaving_user_id, successor)
+    notifications.mark_read(session, leaving_user_id, patient_id=patient_id)
+    session.flush()
+    return len(threads)
+
+
+def _hand_over_thread(
+    session: Session,
+    actor: Actor,
+    conversation: Conversation,
+    leaving_user_id: int,
+    successor: int | None,
+) -> None:
+    if successor is None:
+        # They stay named on it (the patient reads who it was with); nobody replies any more.
+        conversation.closed_at = utcnow()
+        detail: dict[str, object] = {"closed": True}
+    else:
+        session.execute(
+            delete(ConversationParticipant).where(
+                ConversationParticipant.conversation_id == conversation.id,
+                ConversationParticipant.user_id == leaving_user_id,
+            )
+        )
+        if successor not in participants(session, conversation.id):
+            session.add(ConversationParticipant(conversation_id=conversation.id, user_id=successor))
+        moved = session.execute(
+            update(Message)
+            .where(
+                Message.conversation_id == conversation.id,
+                Message.recipient_id == leaving_user_id,
+                Message.status != MessageStatus.READ,
+            )
+            .values(recipient_id=successor)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(moved, "rowcount", 0):
+            notifications.stage(
+                session,
+                [successor],
+                type=EventType.MESSAGE_CREATED,
+                entity_id=conversation.id,
+                patient_id=conversation.patient_id,
+                text=f"Handed to you: {conversation.subject}",
+            )
+        detail = {"handed_to": successor}
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.UPDATE,
+        entity_type="conversation",
+        entity_id=conversation.id,
+        patient_id=conversation.patient_id,
+        detail={"left": leaving_user_id, **detail},
     )
 
 
@@ -188,6 +323,8 @@ def reply(
     """A reply in a thread the actor may see; it goes to the other participant(s)."""
     require(actor, Permission.MESSAGE_SEND)
     conversation = get_or_404(session, Conversation, conversation_id, actor)
+    if conversation.closed_at is not None:
+        raise MessageError("body", CLOSED_NOTICE)
     body = _check_body(body)
     people = participants(session, conversation.id)
     if actor.user_id not in people:

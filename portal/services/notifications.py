@@ -87,9 +87,15 @@ def unread_counts(session: Session, actor: Actor) -> dict[EventType, int]:
 
 
 def mark_read(
-    session: Session, user_id: int, *, type: EventType | None = None, entity_id: int | None = None
+    session: Session,
+    user_id: int,
+    *,
+    type: EventType | None = None,
+    entity_id: int | None = None,
+    patient_id: int | None = None,
 ) -> None:
-    """Mark the user's notifications read: all of a type, or those about one record."""
+    """Mark the user's notifications read: all of a type, those about one record, or those
+    about one patient."""
     stmt = update(Notification).where(
         Notification.user_id == user_id, Notification.read_at.is_(None)
     )
@@ -97,6 +103,8 @@ def mark_read(
         stmt = stmt.where(Notification.type == type)
     if entity_id is not None:
         stmt = stmt.where(Notification.entity_id == entity_id)
+    if patient_id is not None:
+        stmt = stmt.where(Notification.patient_id == patient_id)
     session.execute(stmt.values(read_at=utcnow()))
 
 

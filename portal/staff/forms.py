@@ -8,6 +8,7 @@ from wtforms import (
     BooleanField,
     DateField,
     DateTimeLocalField,
+    HiddenField,
     RadioField,
     SelectField,
     StringField,
@@ -20,6 +21,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from portal.models import ResultStatus, Visibility
 from portal.services.catalog import CATALOG
 from portal.services.schedule import WEEKDAYS
+from portal.web.forms import new_key
 
 TEST_CHOICES = [SelectChoice("", "Choose a test")] + [
     SelectChoice(t.loinc, f"{t.name} (LOINC {t.loinc})")
@@ -110,6 +112,8 @@ class NewThreadForm(FlaskForm):
     subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
     body = TextAreaField("Message", validators=[DataRequired(), Length(max=20000)])
     attachment = FileField("Attachment (PDF, PNG or JPEG, optional)")
+    #: Generated per rendering: a double click opens one thread (as on the patient's side).
+    idempotency_key = HiddenField(default=new_key, validators=[Length(max=64)])
 
 
 class CancelForm(FlaskForm):

@@ -527,6 +527,7 @@ def new_conversation(patient_id: int) -> Page:
             subject=form.subject.data or "",
             body=form.body.data or "",
             uploads=_uploads("attachment"),
+            idempotency_key=form.idempotency_key.data or None,
         ),
     )
     if done.ok and done.value is not None:

@@ -7,11 +7,12 @@ about the whole request), and the view re-renders the form with status 422.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from flask import flash
+from flask import flash, session
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,20 @@ from portal.services.errors import ServiceError
 from portal.transactions import unit_of_work
 
 T = TypeVar("T")
+
+
+def new_key() -> str:
+    """A fresh idempotency key for one rendering of a send form: a double click or a retried
+    post of that rendering makes one change (the service answers a known key with its first
+    result)."""
+    return uuid.uuid4().hex
+
+
+def flash_once(message: str, category: str = "success") -> None:
+    """Queue `message` unless the same notice already waits to be shown: a form resent with
+    its idempotency key changed nothing the first post did not, and says so once."""
+    if (category, message) not in [tuple(m) for m in session.get("_flashes", [])]:
+        flash(message, category)
 
 
 def show_error(form: FlaskForm | None, exc: ServiceError) -> None:

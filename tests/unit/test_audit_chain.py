@@ -7,6 +7,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.audit import keys
 from portal.audit.chain import GENESIS, canonical, entry_hash, verify
 from portal.models import AuditAction, AuditEvent, AuditOutcome
 
@@ -44,7 +45,7 @@ def test_each_entry_links_to_the_hash_of_the_one_before(session: Session) -> Non
     first, second, third = _record(session, 3)
     assert second.prev_hash == first.hash
     assert third.prev_hash == second.hash
-    assert third.hash == entry_hash(second.hash, third)
+    assert third.hash == entry_hash(second.hash, third, keys.configured().current)
     assert len({first.hash, second.hash, third.hash}) == 3
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal import audit, create_app
+from portal.audit import keys
 from portal.audit.chain import canonical_row, verify
 from portal.cli import upgrade_database
 from portal.db import utcnow
@@ -36,8 +37,9 @@ def _append_concurrently(tmp_path, label: str, append) -> int:  # type: ignore[n
     def writer(n: int) -> None:
         try:
             start.wait()
-            for i in range(ENTRIES_EACH):
-                append(engine, n, i)
+            with app.app_context():  # the app's audit key
+                for i in range(ENTRIES_EACH):
+                    append(engine, n, i)
         except BaseException as exc:  # reported below, with the thread's own traceback
             failures.append(exc)
 
@@ -47,7 +49,7 @@ def _append_concurrently(tmp_path, label: str, append) -> int:  # type: ignore[n
     for t in threads:
         t.join(timeout=60)
     assert failures == []
-    with Session(engine) as session:
+    with app.app_context(), Session(engine) as session:
         count, problem = verify(session)
         assert problem is None
         assert count == session.scalar(select(func.count(AuditEvent.id)))
@@ -89,13 +91,14 @@ def test_concurrent_page_reads_keep_the_chain_intact(tmp_path, reads_first: bool
             "request_id": None,
             "client_addr": None,
             "user_agent": None,
+            "key_id": keys.configured().current.id,
         }
         with Session(engine) as session:
             if reads_first:
                 # As in a request (the token check, the page): on PostgreSQL the entry carries
                 # on in the transaction they opened (`unit_of_work`).
                 session.scalar(select(func.count(AuditEvent.id)))
-            audit._append(session, row, canonical_row(row))
+            audit._append(session, row, canonical_row(row), keys.configured().current)
 
     label = "audit_read_after_reads" if reads_first else "audit_read_fresh"
     count = _append_concurrently(tmp_path, label, page_read)

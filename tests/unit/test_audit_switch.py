@@ -21,5 +21,6 @@ def test_production_ignores_the_switch(tmp_path) -> None:
         "SECRET_KEY": "s" * 40,
         "ATTACHMENT_KEY": "a" * 40,
         "TOTP_KEY": "t" * 40,
+        "AUDIT_KEY": "k" * 40,
     }
     assert load_settings(env, instance=str(tmp_path))["AUDIT_ENABLED"] is True

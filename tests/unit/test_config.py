@@ -6,16 +6,20 @@ import pytest
 
 from portal.config import ConfigError, load_settings
 
-PRODUCTION = {"PORTAL_ENV": "production", "SECRET_KEY": "s", "ATTACHMENT_KEY": "k", "TOTP_KEY": "t"}
+PRODUCTION = {
+    "PORTAL_ENV": "production",
+    "SECRET_KEY": "s",
+    "ATTACHMENT_KEY": "k",
+    "TOTP_KEY": "t",
+    "AUDIT_KEY": "a",
+}
 
 
 def test_production_refuses_to_start_without_its_secrets(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="SECRET_KEY"):
-        load_settings({"PORTAL_ENV": "production", "ATTACHMENT_KEY": "k"}, instance=str(tmp_path))
-    with pytest.raises(ConfigError, match="ATTACHMENT_KEY"):
-        load_settings({"PORTAL_ENV": "production", "SECRET_KEY": "s"}, instance=str(tmp_path))
-    with pytest.raises(ConfigError, match="TOTP_KEY"):
-        load_settings({**PRODUCTION, "TOTP_KEY": ""}, instance=str(tmp_path))
+    for name in ("SECRET_KEY", "ATTACHMENT_KEY", "TOTP_KEY", "AUDIT_KEY"):
+        without = {k: v for k, v in PRODUCTION.items() if k != name}
+        with pytest.raises(ConfigError, match=name):
+            load_settings(without, instance=str(tmp_path))
 
 
 def test_production_uses_secure_cookies_and_requires_two_step_sign_in_of_staff(tmp_path) -> None:
@@ -36,6 +40,8 @@ def test_development_generates_secrets_once_and_keeps_them(tmp_path) -> None:
     second = load_settings({}, instance=str(tmp_path))
     assert first["SECRET_KEY"] == second["SECRET_KEY"]
     assert first["ATTACHMENT_KEY"] != first["SECRET_KEY"]
+    assert first["AUDIT_KEY"] == second["AUDIT_KEY"] != first["SECRET_KEY"]
+    assert first["AUDIT_CHECKPOINT_DIR"] == str(tmp_path / "audit-checkpoints")
     assert first["DATABASE_URL"] == f"sqlite:///{tmp_path / 'portal.db'}"
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 

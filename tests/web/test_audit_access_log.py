@@ -105,3 +105,74 @@ def test_the_profile_page_includes_the_access_log(as_user, session, people) -> N
 
     assert "Who viewed or changed my records" in html
     assert people.user("dr_chen").provider.display_name in html
+
+
+def test_the_access_log_says_nothing_about_records_i_cannot_see(as_user, session, people) -> None:
+    # Arrange: dr.chen drafts a plan and enters a provider-only result for alice, and opens both
+    from portal.models import ResultStatus, Visibility
+    from portal.services import labs, plans
+
+    chen = people.actor("dr_chen")
+    alice = people.actor("alice")
+    before = len(access_log_for_patient(session, alice, limit=100).rows)
+    draft = plans.create_draft(session, chen, alice.patient_id, plans.PlanInput("Draft only"))
+    hidden = labs.create_result(
+        session,
+        chen,
+        alice.patient_id,
+        test_code="2345-7",
+        test_name="Glucose",
+        data=labs.ResultInput(
+            "5.1", "mmol/L", None, ResultStatus.FINAL, visibility=Visibility.PROVIDER_ONLY
+        ),
+    )
+    session.commit()
+    client = as_user("dr_chen")
+    assert client.get(f"/staff/plans/{draft.id}").status_code == 200
+    assert client.get(f"/staff/results/{hidden.id}").status_code == 200
+    # Act
+    log = access_log_for_patient(session, alice, limit=100)
+    # Assert: not a line about either, not even "a treatment plan" was created
+    assert len(log.rows) == before
+    # ... until the plan is hers to see: then its history is hers too
+    plans.activate(session, chen, draft.id)
+    session.commit()
+    records = [e.record for e in access_log_for_patient(session, alice, limit=100).rows]
+    assert records.count("a treatment plan") >= 3  # created, viewed, activated
+    assert "a lab result" not in records[:3]
+
+
+def test_the_profile_page_pages_through_the_whole_access_log(as_user, session, people) -> None:
+    # Arrange: more staff actions on alice's record than one page holds
+    import html
+    import re
+
+    from portal import audit
+    from portal.models import AuditAction
+
+    alice = people.actor("alice")
+    for n in range(25):
+        audit.record(
+            session,
+            actor_id=people.user("dr_chen").id,
+            actor_role="provider",
+            action=AuditAction.VIEW,
+            entity_type="patient_profile",
+            entity_id=n,
+            patient_id=alice.patient_id,
+        )
+    session.commit()
+    everything = access_log_for_patient(session, alice, limit=100)
+    assert everything.next_cursor is None  # the whole log fits in 100 here
+    client = as_user("alice")
+    # Act: follow "Older" from the profile page to the end
+    seen, url = 0, "/my/profile"
+    for _ in range(10):
+        page = client.get(url).get_data(as_text=True)
+        seen += len(re.findall(r'<tr>\s*<th scope="row"><time', page))
+        older = re.search(r'<a href="([^"]+)" rel="next">Older</a>', page)
+        if older is None:
+            break
+        url = html.unescape(older.group(1))
+    # Assert: every entry, in pages of the one Page type
+    assert seen == len(everything.rows) > 20

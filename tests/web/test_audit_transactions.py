@@ -88,3 +88,32 @@ def test_a_change_that_rolls_back_leaves_no_audit_entry(session, people) -> None
         change.rollback()
     # Assert
     assert _audit_count(session) == before
+
+
+def test_the_error_page_renders_after_a_failed_flush_outside_a_unit_of_work(
+    app, as_user, session, people, monkeypatch
+) -> None:
+    # Arrange: a read path whose flush fails (a duplicate participant), leaving the request's
+    # session waiting for a rollback, as a write racing another can
+    from portal.extensions import db
+    from portal.models import ConversationParticipant
+    from portal.services import messaging
+
+    client = as_user("alice")
+    conversation = a_conversation_of(session, people, "alice")
+    alice = people.user("alice")
+
+    def broken_inbox(*_args: object, **_kwargs: object) -> object:
+        db.session.add(ConversationParticipant(conversation_id=conversation.id, user_id=alice.id))
+        db.session.flush()
+        raise AssertionError("the flush above fails first")
+
+    monkeypatch.setattr(messaging, "inbox", broken_inbox)
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    # Act
+    response = client.get("/my/messages")
+    # Assert: the portal's own error page (with its navigation), not a PendingRollbackError
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "Something went wrong on our side" in page
+    assert 'aria-label="Main"' in page or "<nav" in page

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from portal.access import RoleScope, reader
 from portal.models import AuditAction, Conversation, Message, MessageStatus
-from tests.conftest import post
+from tests.conftest import csrf_token, post
 from tests.web.audit_support import entries_for
 from tests.web.patient_records import records_of
 
@@ -55,6 +55,20 @@ def test_a_reply_posted_twice_with_one_key_is_sent_once(as_user, session, people
     assert first.status_code == again.status_code == 303
     assert first.headers["Location"] == again.headers["Location"]
     assert len(_messages_in(session, people, mine.conversation_id)) == before + 1
+
+
+def test_a_resent_reply_says_message_sent_once(as_user, session, people) -> None:
+    # Arrange: one rendering of the form (its CSRF token), sent twice before the page loads
+    mine = records_of(session, people, "alice")
+    client = as_user("alice")
+    token = csrf_token(client, "/")
+    data = {"body": "Sent once.", "idempotency_key": "resend-1", "csrf_token": token}
+    # Act
+    client.post(f"/my/messages/{mine.conversation_id}/reply", data=data)
+    again = client.post(f"/my/messages/{mine.conversation_id}/reply", data=data)
+    page = client.get(again.headers["Location"]).get_data(as_text=True)
+    # Assert: one message, one notice (the resend did nothing new)
+    assert page.count("Message sent.") == 1
 
 
 def test_a_new_thread_posted_twice_with_one_key_creates_one_thread(as_user, session, people):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from io import BytesIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.access import unscoped
+from portal.access import RoleScope, reader, unscoped
 from portal.demo import MINIMAL_PDF
 from portal.models import Attachment, Conversation, Message, MessageStatus
 from portal.services import messaging
@@ -104,3 +105,25 @@ def test_a_provider_starts_a_thread_with_an_assigned_patient(as_user, people: De
     )
     assert response.status_code == 303
     assert "Please book a visit." in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_write_to_patient_posted_twice_opens_one_thread(
+    session: Session, as_user, people: Demo
+) -> None:
+    # Arrange: the form as rendered carries its key, and the provider double-clicks Send
+    client = as_user("dr_chen")
+    bob = people.user("bob").patient
+    form = client.get(f"/staff/patients/{bob.id}/messages/new").get_data(as_text=True)
+    key = re.search(r'name="idempotency_key" type="hidden" value="(\w+)"', form)
+    assert key, "the form carries no idempotency key"
+    data = {"subject": "Twice", "body": "Sent once.", "idempotency_key": key.group(1)}
+    # Act
+    first = post(client, f"/staff/patients/{bob.id}/messages/new", data)
+    again = post(client, f"/staff/patients/{bob.id}/messages/new", data)
+    # Assert
+    assert first.status_code == again.status_code == 303
+    assert first.headers["Location"] == again.headers["Location"]
+    chen = people.actor("dr_chen")
+    stmt = select(func.count()).select_from(Conversation).where(Conversation.subject == "Twice")
+    session.expire_all()
+    assert session.scalar(RoleScope(chen.role).scope(stmt, Conversation), reader(chen)) == 1
