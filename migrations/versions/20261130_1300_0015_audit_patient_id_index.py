@@ -10,7 +10,8 @@ Revises: 0012
 Create Date: 2026-11-30 13:00:00
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from alembic import op
 
@@ -22,11 +23,42 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # Plain index statements, no batch: on SQLite a batch could rebuild audit_event and drop
-    # its append-only triggers.
-    op.create_index("ix_audit_event_patient_id", "audit_event", ["patient_id", "id"])
-    op.drop_index("ix_audit_event_patient_time", table_name="audit_event")
+    # its append-only triggers. On PostgreSQL the index is built CONCURRENTLY (outside the
+    # migration's transaction): every page view appends to audit_event, and a plain CREATE
+    # INDEX would hold those appends, so the pages, for as long as a big log takes to index.
+    with _concurrently_on_postgresql() as concurrently:
+        op.create_index(
+            "ix_audit_event_patient_id",
+            "audit_event",
+            ["patient_id", "id"],
+            postgresql_concurrently=concurrently,
+        )
+        op.drop_index(
+            "ix_audit_event_patient_time",
+            table_name="audit_event",
+            postgresql_concurrently=concurrently,
+        )
 
 
 def downgrade() -> None:
-    op.create_index("ix_audit_event_patient_time", "audit_event", ["patient_id", "occurred_at"])
-    op.drop_index("ix_audit_event_patient_id", table_name="audit_event")
+    with _concurrently_on_postgresql() as concurrently:
+        op.create_index(
+            "ix_audit_event_patient_time",
+            "audit_event",
+            ["patient_id", "occurred_at"],
+            postgresql_concurrently=concurrently,
+        )
+        op.drop_index(
+            "ix_audit_event_patient_id",
+            table_name="audit_event",
+            postgresql_concurrently=concurrently,
+        )
+
+
+@contextmanager
+def _concurrently_on_postgresql() -> Iterator[bool]:
+    if op.get_bind().dialect.name != "postgresql":
+        yield False
+        return
+    with op.get_context().autocommit_block():
+        yield True
