@@ -26,6 +26,8 @@ def upgrade() -> None:
     # its append-only triggers. On PostgreSQL the index is built CONCURRENTLY (outside the
     # migration's transaction): every page view appends to audit_event, and a plain CREATE
     # INDEX would hold those appends, so the pages, for as long as a big log takes to index.
+    # Outside a transaction a step can be cut off after the one before it: a run after an
+    # interrupted one finds the old index already gone (docs/operations.md).
     with _concurrently_on_postgresql() as concurrently:
         op.create_index(
             "ix_audit_event_patient_id",
@@ -37,6 +39,7 @@ def upgrade() -> None:
             "ix_audit_event_patient_time",
             table_name="audit_event",
             postgresql_concurrently=concurrently,
+            if_exists=True,
         )
 
 
