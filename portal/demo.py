@@ -231,6 +231,10 @@ def _patient_history(
                 appointments.set_status(session, chen, visit.id, status)
 
 
+#: Only in the (unsent, then used) activation mails the demo's patients are seeded with.
+DEMO_PORTAL_URL = "http://127.0.0.1:5000"
+
+
 def seed(session: Session) -> None:
     """The demo accounts of CONTRACT §4 with their records, in one unit of work."""
     with unit_of_work(session):
@@ -298,13 +302,17 @@ def _seed(session: Session) -> None:
                 primary_clinic="Riverside Clinic" if provider is chen else "Hillside Clinic",
                 contact_email=email,
             )
-            code = accounts.issue_activation_code(session, admin, patient)
+            code = accounts.issue_activation_code(
+                session, admin, patient, portal_url=DEMO_PORTAL_URL
+            )
             accounts.activate_patient(
                 session, code=code, email=email, password=PASSWORD, date_of_birth=born
             )
             assert provider.provider_id is not None
+            # The operator seeds the teams: the admin who made these accounts could not assign
+            # them alone (accounts.assign_provider would wait for a second administrator).
             accounts.assign_provider(
-                session, admin, patient_id=patient.id, provider_id=provider.provider_id
+                session, None, patient_id=patient.id, provider_id=provider.provider_id
             )
             profiles.append((patient, provider))
     for patient, provider in profiles:

@@ -7,7 +7,7 @@ its audit entries and its notifications commit together, or none of them does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import Conflict
 
 from portal.extensions import db
+from portal.services.errors import ServiceError
 
 
 class WriteOutsideUnitOfWork(RuntimeError):
@@ -51,6 +52,23 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
         if is_unique_violation(exc):
             raise Conflict("That was just done. Please reload the page to see it.") from exc
         raise
+    except ServiceError as exc:
+        session.rollback()
+        if exc.record is not None:
+            _keep_refusal(session, exc.record)
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _keep_refusal(session: Session, record: Callable[[Session], None]) -> None:
+    """Commit what a refusal carries (its audit entry, a counted failure) in a transaction of
+    its own, after the refused change rolled back: a refusal is never lost with the change."""
+    session.connection(execution_options={"sqlite_begin_immediate": True})
+    try:
+        record(session)
+        session.commit()
     except BaseException:
         session.rollback()
         raise

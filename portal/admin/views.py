@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -29,7 +29,14 @@ from portal.admin.forms import (
 from portal.audit import audit_exempt, audited
 from portal.auth.identity import current_actor
 from portal.extensions import db
-from portal.models import AuditAction, PatientProfile, ReleaseMode, Role, User
+from portal.models import (
+    AuditAction,
+    CareAssignmentRequest,
+    PatientProfile,
+    ReleaseMode,
+    Role,
+    User,
+)
 from portal.services import accounts, settings
 from portal.services import patients as roster
 from portal.web.forms import run, submit
@@ -55,17 +62,22 @@ def patients() -> Page:
     return (body, 422) if refused else body
 
 
+def _portal_url() -> str:
+    """The base of links in mail: the configured external address, never the request's Host."""
+    return str(current_app.config["PORTAL_URL"])
+
+
 @bp.route("/patients/new", methods=["GET", "POST"])
-# The form shows only what the admin typed; register_patient and issue_activation_code record
-# the new patient and the code, naming the patient, in the request that shows them.
+# The page after shows only what the admin typed; register_patient and issue_activation_code
+# record the new patient and the mailed code, naming the patient, in the same request.
 @audit_exempt
 def new_patient() -> Page:
     form = NewPatientForm()
     if request.method == "GET":
         return render("admin/new_patient.html", form=form)
-    actor = current_actor()
+    actor, portal_url = current_actor(), _portal_url()
 
-    def register(s: Session) -> tuple[PatientProfile, str]:
+    def register(s: Session) -> PatientProfile:
         patient = accounts.register_patient(
             s,
             actor,
@@ -75,30 +87,31 @@ def new_patient() -> Page:
             primary_clinic=form.primary_clinic.data or None,
             contact_email=form.contact_email.data or None,
         )
-        return patient, accounts.issue_activation_code(s, actor, patient)
+        if patient.contact_email:
+            accounts.issue_activation_code(s, actor, patient, portal_url=portal_url)
+        return patient
 
     done = submit(form, register)
     if done.value is None:
         return render("admin/new_patient.html", form=form), 422
-    patient, code = done.value
-    # Shown once, in this response: only the code's hash is stored.
-    return render("admin/activation_code.html", patient=patient, code=code, new=True)
+    # The code went to the patient's own address; this page never shows it.
+    return render("admin/activation_code.html", patient=done.value, new=True)
 
 
 @bp.post("/patients/<int:patient_id>/activation-code")
 @audit_exempt  # issue_activation_code records it, naming the patient; a refusal redirects
 def issue_code(patient_id: int) -> Page:
-    actor = current_actor()
+    actor, portal_url = current_actor(), _portal_url()
 
-    def issue(s: Session) -> tuple[PatientProfile, str]:
+    def issue(s: Session) -> PatientProfile:
         patient = get_or_404(s, PatientProfile, patient_id, actor)
-        return patient, accounts.issue_activation_code(s, actor, patient)
+        accounts.issue_activation_code(s, actor, patient, portal_url=portal_url)
+        return patient
 
-    done = run(issue)  # an activated patient: the service's refusal is flashed
+    done = run(issue)  # an activated patient, no address: the service's refusal is flashed
     if done.value is None:
         return _see_other("admin.care_team", patient_id=patient_id)
-    patient, code = done.value
-    return render("admin/activation_code.html", patient=patient, code=code, new=False)
+    return render("admin/activation_code.html", patient=done.value, new=False)
 
 
 def _care_team_page(patient_id: int, form: AssignForm | None = None, status: int = 200) -> Page:
@@ -111,6 +124,7 @@ def _care_team_page(patient_id: int, form: AssignForm | None = None, status: int
         team=team.members,
         form=form,
         account=team.account,
+        pending=team.pending,
     )
     return page, status
 
@@ -140,7 +154,37 @@ def assign(patient_id: int) -> Page:
     )
     if not done.ok:
         return _care_team_page(patient_id, form, 422)
-    flash("The provider was added to the care team.", "success")
+    if isinstance(done.value, CareAssignmentRequest):
+        flash(
+            "You brought this provider's account in, so another administrator must confirm "
+            "the assignment. It waits below.",
+            "info",
+        )
+    else:
+        flash("The provider was added to the care team.", "success")
+    return _see_other("admin.care_team", patient_id=patient_id)
+
+
+@bp.post(
+    "/patients/<int:patient_id>/care-team/requests/<int:request_id>/<any(confirm,cancel):decision>"
+)
+@audit_exempt  # decide_assignment records it; every answer is a redirect or a 404
+def decide_assignment(patient_id: int, request_id: int, decision: str) -> Page:
+    actor = current_actor()
+
+    def decide(s: Session) -> None:
+        patient = get_or_404(s, PatientProfile, patient_id, actor)
+        accounts.decide_assignment(
+            s, actor, patient_id=patient.id, request_id=request_id, confirm=decision == "confirm"
+        )
+
+    if run(decide).ok:
+        flash(
+            "The provider was added to the care team."
+            if decision == "confirm"
+            else "The waiting assignment is cancelled.",
+            "success",
+        )
     return _see_other("admin.care_team", patient_id=patient_id)
 
 
@@ -174,7 +218,7 @@ def new_user() -> Page:
     form = NewStaffForm()
     if request.method == "GET":
         return render("admin/new_user.html", form=form)
-    actor = current_actor()
+    actor, portal_url = current_actor(), _portal_url()
     done = submit(
         form,
         lambda s: accounts.create_staff(
@@ -185,14 +229,14 @@ def new_user() -> Page:
             display_name=form.display_name.data or "",
             specialty=form.specialty.data or None,
             clinic=form.clinic.data or None,
+            portal_url=portal_url,
         ),
     )
     if done.value is None:
         return render("admin/new_user.html", form=form), 422
-    user, token = done.value
-    # The link carries the only copy of the token: shown once, here.
-    link = url_for("auth.invitation", token=token, _external=True)
-    return render("admin/invitation.html", user=user, link=link)
+    user, _token = done.value
+    # The link went to the new account's own address; this page never shows it.
+    return render("admin/invitation.html", user=user)
 
 
 def _user_or_404(session: Session, user_id: int) -> User:

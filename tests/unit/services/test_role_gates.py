@@ -33,6 +33,7 @@ from portal.models import (
     AuthMethod,
     AvailabilityException,
     AvailabilityRule,
+    CareAssignmentRequest,
     PatientProfile,
     ReleaseMode,
     ResultStatus,
@@ -87,11 +88,31 @@ class Verb:
 # --- Arguments that need a row made first ---
 
 
-def _unactivated_patient(w: World, _a: Actor) -> Args:
-    patient = PatientProfile(medical_record_number="MRN-T-0001", display_name="Test Patient")
+def _patient_to_invite(w: World, _a: Actor) -> Args:
+    patient = PatientProfile(
+        medical_record_number="MRN-T-0003", display_name="Test Patient", contact_email="t@x.org"
+    )
     w.session.add(patient)
     w.session.flush()
-    return call(patient)
+    return call(patient, portal_url="http://portal.test")
+
+
+def _staff_not_joined(w: World, _a: Actor) -> Args:
+    user = User(email="waiting.staff@example.org", role=Role.PROVIDER)
+    w.session.add(user)
+    w.session.flush()
+    return call(user, portal_url="http://portal.test")
+
+
+def _waiting_assignment(w: World, _a: Actor) -> Args:
+    row = CareAssignmentRequest(
+        patient_id=w.patient_id,
+        provider_id=w.okafor_provider_id,
+        requested_by_id=w.people.user("bob").id,
+    )
+    w.session.add(row)
+    w.session.flush()
+    return call(patient_id=w.patient_id, request_id=row.id, confirm=False)
 
 
 def _own_rule(w: World, a: Actor) -> Args:
@@ -148,7 +169,9 @@ VERBS: tuple[Verb, ...] = (
         PM.ACCOUNTS_MANAGE,
         lambda w, a: call(medical_record_number="MRN-T-0002", display_name="New Patient"),
     ),
-    Verb(accounts.issue_activation_code, PM.ACCOUNTS_MANAGE, _unactivated_patient),
+    Verb(accounts.issue_activation_code, PM.ACCOUNTS_MANAGE, _patient_to_invite),
+    Verb(accounts.resend_invitation, PM.ACCOUNTS_MANAGE, _staff_not_joined),
+    Verb(accounts.decide_assignment, PM.CARE_TEAMS_MANAGE, _waiting_assignment),
     Verb(
         accounts.create_staff,
         PM.ACCOUNTS_MANAGE,
