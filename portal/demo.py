@@ -231,7 +231,7 @@ def _patient_history(
                 appointments.set_status(session, chen, visit.id, status)
 
 
-#: Only in the (unsent, then used) activation mails the demo's patients are seeded with.
+#: The link in the demo patients' activation mails (their codes are used at once).
 DEMO_PORTAL_URL = "http://127.0.0.1:5000"
 
 
@@ -254,9 +254,12 @@ def _seed(session: Session) -> None:
             password=PASSWORD,
         )
         admin = Actor.of(admin_user)
+        # The operator makes the providers' accounts (`users create`), so that the demo admin
+        # may put them on care teams alone: an admin who brought an account in could not
+        # (accounts.assign_provider would wait for a second administrator).
         chen_user, _ = accounts.create_staff(
             session,
-            admin,
+            None,
             email="dr.chen@example.org",
             role=Role.PROVIDER,
             display_name="Dr Mei Chen",
@@ -266,7 +269,7 @@ def _seed(session: Session) -> None:
         )
         okafor_user, _ = accounts.create_staff(
             session,
-            admin,
+            None,
             email="dr.okafor@example.org",
             role=Role.PROVIDER,
             display_name="Dr Chidi Okafor",
@@ -309,10 +312,8 @@ def _seed(session: Session) -> None:
                 session, code=code, email=email, password=PASSWORD, date_of_birth=born
             )
             assert provider.provider_id is not None
-            # The operator seeds the teams: the admin who made these accounts could not assign
-            # them alone (accounts.assign_provider would wait for a second administrator).
             accounts.assign_provider(
-                session, None, patient_id=patient.id, provider_id=provider.provider_id
+                session, admin, patient_id=patient.id, provider_id=provider.provider_id
             )
             profiles.append((patient, provider))
     for patient, provider in profiles:

@@ -165,27 +165,31 @@ def assign(patient_id: int) -> Page:
     return _see_other("admin.care_team", patient_id=patient_id)
 
 
-@bp.post(
-    "/patients/<int:patient_id>/care-team/requests/<int:request_id>/<any(confirm,cancel):decision>"
-)
-@audit_exempt  # decide_assignment records it; every answer is a redirect or a 404
-def decide_assignment(patient_id: int, request_id: int, decision: str) -> Page:
+def _decide(patient_id: int, request_id: int, *, confirm: bool) -> Page:
     actor = current_actor()
 
     def decide(s: Session) -> None:
         patient = get_or_404(s, PatientProfile, patient_id, actor)
         accounts.decide_assignment(
-            s, actor, patient_id=patient.id, request_id=request_id, confirm=decision == "confirm"
+            s, actor, patient_id=patient.id, request_id=request_id, confirm=confirm
         )
 
     if run(decide).ok:
-        flash(
-            "The provider was added to the care team."
-            if decision == "confirm"
-            else "The waiting assignment is cancelled.",
-            "success",
-        )
+        done = "The provider was added to the care team." if confirm else "It is cancelled."
+        flash(done, "success")
     return _see_other("admin.care_team", patient_id=patient_id)
+
+
+@bp.post("/patients/<int:patient_id>/care-team/requests/<int:request_id>/confirm")
+@audit_exempt  # decide_assignment records it; every answer is a redirect or a 404
+def confirm_assignment(patient_id: int, request_id: int) -> Page:
+    return _decide(patient_id, request_id, confirm=True)
+
+
+@bp.post("/patients/<int:patient_id>/care-team/requests/<int:request_id>/cancel")
+@audit_exempt  # decide_assignment records it; every answer is a redirect or a 404
+def cancel_assignment(patient_id: int, request_id: int) -> Page:
+    return _decide(patient_id, request_id, confirm=False)
 
 
 @bp.post("/patients/<int:patient_id>/care-team/<int:provider_id>/remove")
