@@ -32,6 +32,7 @@ from portal.models import (
     CareAssignment,
     CareAssignmentRequest,
     Invitation,
+    PasswordReset,
     PatientProfile,
     ProviderProfile,
     Role,
@@ -43,7 +44,7 @@ from portal.services.errors import ServiceError
 ACTIVATION_VALIDITY = timedelta(days=14)
 INVITATION_VALIDITY = timedelta(days=7)
 #: Audit entity types of an administrator's change to an address that credentials are mailed
-#: to; whoever made one is not the one who mails credentials there (`_check_not_introduced_by`).
+#: to; whoever made one is not the one who mails credentials there (`check_not_introduced_by`).
 USER_EMAIL_CHANGE = "user_account.email"
 CONTACT_EMAIL_CHANGE = "patient_profile.contact_email"
 
@@ -140,7 +141,7 @@ def authenticate(
     return SignIn(user)
 
 
-def _check_new_email(session: Session, email: str) -> str:
+def check_new_email(session: Session, email: str) -> str:
     email = normalise_email(email)
     if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
         raise AccountError("email", "An account with this email already exists.")
@@ -157,7 +158,7 @@ def create_user(
     session: Session, *, email: str, role: Role, password: str | None, check: bool = True
 ) -> User:
     """A user with an argon2id hash (or none yet, for an invitation to complete)."""
-    email = _check_new_email(session, email)
+    email = check_new_email(session, email)
     if password is not None and check:
         check_new_password(password, email)
     user = User(
@@ -176,6 +177,12 @@ def _patients_with_mrn(rs: RoleScope) -> Select[int]:
     return rs.patients(select(func.count()).where(PatientProfile.medical_record_number == mrn))
 
 
+def mrn_taken(session: Session, actor: Actor, mrn: str) -> bool:
+    """Does a patient have this MRN? Only admins ask, and they see every patient: the check
+    covers the whole clinic."""
+    return bool(session.scalar(scoped(_patients_with_mrn, actor), reader(actor, mrn=mrn)))
+
+
 def register_patient(
     session: Session,
     actor: Actor,
@@ -189,8 +196,7 @@ def register_patient(
     """A patient record without a sign-in yet; staff then issue an activation code."""
     require(actor, Permission.ACCOUNTS_MANAGE)
     mrn = medical_record_number.strip().upper()
-    # Only admins get here, and they see every patient: the check covers the whole clinic.
-    if session.scalar(scoped(_patients_with_mrn, actor), reader(actor, mrn=mrn)):
+    if mrn_taken(session, actor, mrn):
         raise AccountError("medical_record_number", "A patient with this MRN already exists.")
     patient = PatientProfile(
         medical_record_number=mrn,
@@ -213,7 +219,7 @@ def register_patient(
     return patient
 
 
-def _check_not_introduced_by(
+def check_not_introduced_by(
     session: Session, actor: Actor, entity_type: str, entity_id: int
 ) -> None:
     """Refuse when `actor` set the address this would go to: then nobody else would see it."""
@@ -249,6 +255,40 @@ def issue_activation_code(
     return _mail_activation_code(session, actor, patient, portal_url=portal_url)
 
 
+def reset_patient_access(
+    session: Session, actor: Actor, patient: PatientProfile, *, portal_url: str
+) -> None:
+    """For an activated patient who lost their sign-in address: end their password, every
+    session, API token and reset link, and mail a new activation code to their contact
+    address, with which they choose a new address and password. Recorded in their access
+    log. Refused to the administrator who set that contact address."""
+    require(actor, Permission.ACCOUNTS_MANAGE)
+    user = session.get(User, patient.user_id) if patient.user_id is not None else None
+    if user is None:
+        raise AccountError(None, "This patient has no account yet: send an activation code.")
+    _mail_activation_code(session, actor, patient, portal_url=portal_url)
+    user.password_hash = None
+    sessions.end_all(session, user.id, "access_reset")
+    session.execute(
+        update(PasswordReset)
+        .where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    throttle.clear(session, user.email)
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.UPDATE,
+        entity_type="user_account",
+        entity_id=user.id,
+        patient_id=patient.id,
+        detail={"access": "reset", "ended": ["password", "sessions", "tokens", "reset_links"]},
+    )
+    session.flush()
+
+
 def _mail_activation_code(
     session: Session, actor: Actor, patient: PatientProfile, *, portal_url: str
 ) -> str:
@@ -256,7 +296,7 @@ def _mail_activation_code(
         raise AccountError(
             "contact_email", "Add the patient's email address: the activation code is sent there."
         )
-    _check_not_introduced_by(session, actor, CONTACT_EMAIL_CHANGE, patient.id)
+    check_not_introduced_by(session, actor, CONTACT_EMAIL_CHANGE, patient.id)
     now = utcnow()
     # One valid code at a time: a new one ends the ones sent before.
     session.execute(
@@ -390,7 +430,7 @@ def activate_patient(
     else:
         user = existing
         if normalise_email(email) != user.email:
-            user.email = _check_new_email(session, email)
+            user.email = check_new_email(session, email)
         check_new_password(password, user.email)
         user.password_hash = hash_password(password)
     throttle.clear(session, user.email)
@@ -500,7 +540,7 @@ def resend_invitation(session: Session, actor: Actor, user: User, *, portal_url:
     require(actor, Permission.ACCOUNTS_MANAGE)
     if user.role is Role.PATIENT or user.password_hash is not None or not user.is_active:
         raise AccountError(None, "Only an active staff account still waiting to join is invited.")
-    _check_not_introduced_by(session, actor, USER_EMAIL_CHANGE, user.id)
+    check_not_introduced_by(session, actor, USER_EMAIL_CHANGE, user.id)
     _invite(session, actor, user, portal_url)
     session.flush()
 

@@ -42,6 +42,7 @@ from portal.models import (
     UserSession,
 )
 from portal.services import (
+    account_admin,
     accounts,
     appointments,
     attachments,
@@ -50,6 +51,7 @@ from portal.services import (
     patients,
     plans,
     profiles,
+    recovery,
     schedule,
     sessions,
     settings,
@@ -171,6 +173,51 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb(accounts.issue_activation_code, PM.ACCOUNTS_MANAGE, _patient_to_invite),
     Verb(accounts.resend_invitation, PM.ACCOUNTS_MANAGE, _staff_not_joined),
+    Verb(
+        accounts.reset_patient_access,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(w.people.user("bob").patient, portal_url="http://portal.test"),
+    ),
+    Verb(
+        recovery.send_reset,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(w.people.user("bob"), portal_url="http://portal.test"),
+    ),
+    Verb(account_admin.search_users, PM.ACCOUNTS_MANAGE, lambda w, a: call("bob")),
+    Verb(account_admin.user_or_404, PM.ACCOUNTS_MANAGE, lambda w, a: call(w.people.user("bob").id)),
+    Verb(
+        account_admin.account,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(
+            w.people.user("bob").id, idle=timedelta(minutes=30), absolute=timedelta(hours=12)
+        ),
+    ),
+    Verb(account_admin.clear_pause, PM.ACCOUNTS_MANAGE, lambda w, a: call(w.people.user("bob").id)),
+    Verb(
+        account_admin.end_sessions,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(w.people.user("bob").id, None),
+    ),
+    Verb(
+        account_admin.edit_user,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(
+            w.people.user("dr_okafor").id, email="okafor@example.org", display_name="O"
+        ),
+    ),
+    Verb(
+        account_admin.edit_patient,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(
+            w.people.user("bob").patient.id,
+            medical_record_number="MRN-T-0009",
+            display_name="Bob O",
+            date_of_birth=None,
+            primary_clinic=None,
+            contact_email=None,
+            contact_phone=None,
+        ),
+    ),
     Verb(accounts.decide_assignment, PM.CARE_TEAMS_MANAGE, _waiting_assignment),
     Verb(
         accounts.create_staff,
