@@ -214,7 +214,8 @@ def end_sessions(session: Session, actor: Actor, user_id: int, session_id: int |
         session,
         actor,
         user,
-        AuditAction.SIGN_OUT,
+        # Not SIGN_OUT (one's own, left out of the access log): the patient should see this.
+        AuditAction.UPDATE,
         "user_session",
         {"session_id": session_id, "ended": ended},
     )

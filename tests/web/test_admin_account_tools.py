@@ -151,7 +151,7 @@ def test_an_admin_sees_a_users_sessions_and_ends_them(
     again = post(admin, f"/admin/users/{bob_id}/sessions/{ends[0]}/end")
     assert "That session has already ended." in _flash_after(admin, again)
     entry = _entry_of(session, done)
-    assert (entry.action, entry.patient_id) == (AuditAction.SIGN_OUT, people.user("bob").patient.id)
+    assert (entry.action, entry.patient_id) == (AuditAction.UPDATE, people.user("bob").patient.id)
 
 
 def test_editing_an_email_is_audited_with_before_and_after_and_told_to_the_old_address(

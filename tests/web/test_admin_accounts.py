@@ -10,6 +10,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from portal.access import unscoped
+from portal.audit import report
 from portal.models import (
     ActivationCode,
     AuditAction,
@@ -395,6 +396,11 @@ def test_an_admin_who_invites_a_provider_cannot_open_a_patients_records_to_it_al
         ("care_assignment_request", people.user("admin").id),
         ("care_assignment", session.scalar(select(User.id).where(User.email.like("second%")))),
     ]
+    log = report.access_log_for_patient(session, people.actor("alice"), limit=100).rows
+    assert {(e.who, e.record) for e in log} >= {
+        ("Portal administrator", "your care team (waiting for a second administrator)"),
+        ("Portal administrator", "your care team"),
+    }
 
 
 def test_accepting_an_invitation_is_audited(app: Flask, session: Session, as_user) -> None:
