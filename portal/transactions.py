@@ -34,7 +34,9 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
     READ COMMITTED each statement sees every commit made before it starts, so nothing read
     earlier constrains it, and a request saves a COMMIT, a connection check-out (with its ping)
     and a BEGIN. A unique-key
-    race (two identical requests at once on PostgreSQL) becomes a 409, never a 500.
+    race (two identical requests at once on PostgreSQL) becomes a 409, never a 500. A
+    `ServiceError` that carries a `record` (a denied entry, a counted failure) rolls the change
+    back and then commits that record on its own before it is raised on.
     `session` is the app context's session unless given (jobs and threads without one).
     """
     session = session or db.session

@@ -4,7 +4,9 @@ The answer to a request is the same whether or not the address has an account, a
 about it is shown or logged. The link goes only to the account's own sign-in address, works
 once, for 30 minutes; using it sets the new password, ends every session and API token, ends a
 sign-in pause, and mails a notice that the password changed. A person can have at most three
-unused links at a time, so nobody can fill their mailbox.
+unused links at a time, so nobody can fill their mailbox. Staff may send the same link to an
+account's own address (`send_reset`); an account without a password (a staff invitation or a
+patient's new activation code waiting) gets none: those go elsewhere.
 """
 
 from __future__ import annotations
