@@ -1,5 +1,5 @@
 """care_assignment_request: a care-team assignment a second administrator confirms; mail to a
-patient who has no sign-in yet (mail_outbox.user_id may be empty)
+patient who has no sign-in yet (mail_outbox.user_id may be empty); audit entries by entity
 
 Revision ID: 0011
 Revises: 0009
@@ -59,9 +59,12 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("mail_outbox", schema=None) as batch_op:
         batch_op.alter_column("user_id", existing_type=sa.Integer(), nullable=True)
+    # Not in a batch: on SQLite a batch could copy the table, and its append-only triggers.
+    op.create_index("ix_audit_event_entity", "audit_event", ["entity_type", "entity_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_event_entity", table_name="audit_event")
     op.execute("DELETE FROM mail_outbox WHERE user_id IS NULL")
     with op.batch_alter_table("mail_outbox", schema=None) as batch_op:
         batch_op.alter_column("user_id", existing_type=sa.Integer(), nullable=False)
