@@ -235,7 +235,9 @@ def edit_user(
 ) -> User:
     """Change an account's sign-in address, and a provider's name, specialty and clinic
     (a patient's name is part of their demographics: `edit_patient`). Recorded with before
-    and after; a new address is told to the old one."""
+    and after. A new address ends the invitations and reset links sent to the old one, which
+    is told; it gets no "Forgot your password?" link until its holder signs in with it
+    (`accounts.address_set_by_admin`)."""
     require(actor, Permission.ACCOUNTS_MANAGE)
     user = user_or_404(session, actor, user_id)
     before: dict[str, object] = {"email": user.email}
@@ -270,6 +272,7 @@ def edit_user(
         {"before": changed, "after": {k: after[k] for k in changed}},
     )
     if moved:
+        accounts.end_mailed_links(session, user.id)
         _tell_old_address(session, str(before["email"]), user.id)
     session.flush()
     return user

@@ -240,6 +240,30 @@ def check_not_introduced_by(
         )
 
 
+def address_set_by_admin(session: Session, user: User) -> bool:
+    """Did an administrator set the account's sign-in address since its holder last signed
+    in? Then "Forgot your password?" sends nothing there: the admin who typed it could be
+    reading that mailbox (another admin may still send a link, `recovery.send_reset`)."""
+    stmt = select(AuditEvent.id).where(
+        AuditEvent.entity_type == USER_EMAIL_CHANGE, AuditEvent.entity_id == str(user.id)
+    )
+    if user.last_login_at is not None:
+        stmt = stmt.where(AuditEvent.occurred_at > user.last_login_at)
+    return session.scalar(stmt.limit(1)) is not None
+
+
+def end_mailed_links(session: Session, user_id: int) -> None:
+    """End the invitations and reset links not used yet (sent to an address that changed)."""
+    now = utcnow()
+    for model in (Invitation, PasswordReset):
+        session.execute(
+            update(model)
+            .where(model.user_id == user_id, model.used_at.is_(None), model.expires_at > now)
+            .values(expires_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def issue_activation_code(
     session: Session, actor: Actor, patient: PatientProfile, *, portal_url: str
 ) -> str:

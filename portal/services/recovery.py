@@ -25,6 +25,7 @@ from portal.services import mail
 from portal.services.accounts import (
     USER_EMAIL_CHANGE,
     AccountError,
+    address_set_by_admin,
     check_new_password,
     check_not_introduced_by,
     find_user_by_email,
@@ -43,6 +44,8 @@ def request_reset(session: Session, *, email: str, portal_url: str) -> None:
     # An account without a password waits for its invitation or a new activation code, which
     # go elsewhere (a patient who lost this address): a link here would bypass them.
     if user is None or not user.is_active or user.password_hash is None:
+        return
+    if address_set_by_admin(session, user):
         return
     _mail_link(session, user, portal_url, actor=None)
 

@@ -406,3 +406,45 @@ def test_no_reset_link_for_an_account_waiting_for_a_new_activation(
 
     after = session.scalar(select(OutboxMail.id).order_by(OutboxMail.id.desc()).limit(1))
     assert after == before
+
+
+def test_an_address_an_admin_set_gets_no_forgot_password_link_until_its_holder_signs_in(
+    app: Flask, session: Session, as_user, people: Demo
+) -> None:
+    # Arrange: the admin points bob's sign-in address at their own mailbox
+    from portal.services import recovery
+
+    bob = people.user("bob")
+    admin = as_user("admin")
+    post(admin, f"/admin/users/{bob.id}", {"email": "admins.own@example.org"})
+    session.expire_all()
+    assert bob.email == "admins.own@example.org"
+    sent = select(OutboxMail.id).where(OutboxMail.to_address == "admins.own@example.org")
+    # Act: "Forgot your password?" for that address
+    recovery.request_reset(session, email="admins.own@example.org", portal_url="http://p.test")
+    # Assert: nothing is sent (the page's answer is the same either way)
+    assert session.scalar(sent) is None
+    # Once the holder signs in with it, the address is theirs, and recovery works again
+    assert login_works(app, "admins.own@example.org", PASSWORD)
+    session.expire_all()
+    recovery.request_reset(session, email="admins.own@example.org", portal_url="http://p.test")
+    assert session.scalar(sent) is not None
+
+
+def test_changing_an_address_ends_the_links_sent_to_the_old_one(
+    app: Flask, session: Session, as_user
+) -> None:
+    admin = as_user("admin")
+    post(admin, "/admin/users/new", {"email": "dr.typo@example.org", "display_name": "Typo"})
+    link = re.search(r"/invitation/(\S+)", _mail_to(session, "dr.typo@example.org"))
+    assert link
+    user = session.scalar(select(User).where(User.email == "dr.typo@example.org"))
+    assert user is not None
+
+    post(admin, f"/admin/users/{user.id}", {"email": "dr.right@example.org", "display_name": "T"})
+
+    newcomer = app.test_client()
+    path = f"/invitation/{link.group(1)}"
+    data = {"password": STAFF_PASSWORD, "confirm": STAFF_PASSWORD}
+    answer = newcomer.post(path, data={**data, "csrf_token": csrf_token(newcomer, path)})
+    assert answer.status_code == 422
