@@ -773,22 +773,33 @@ def care_team(session: Session, actor: Actor, patient_id: int) -> CareTeam:
     return CareTeam(patient, members, candidates, account, pending)
 
 
-def _brought_in_by(session: Session, actor: Actor, provider: ProviderProfile) -> bool:
-    """Did `actor` create this provider's account, invite it, or set its address? Then the
-    actor could be holding that account, and must not open patients' records to it alone."""
-    user_id = provider.user_id
+def _brought_in_by(session: Session, by_user_id: int, user_id: int) -> bool:
+    """Did `by_user_id` create the account `user_id`, invite it, or set its address? Then that
+    person could be holding the account: it is not a second person for what they do."""
     invited = select(Invitation.id).where(
-        Invitation.user_id == user_id, Invitation.issued_by_id == actor.user_id
+        Invitation.user_id == user_id, Invitation.issued_by_id == by_user_id
     )
     made = select(AuditEvent.id).where(
-        AuditEvent.actor_id == actor.user_id,
         AuditEvent.entity_id == str(user_id),
+        AuditEvent.actor_id == by_user_id,
         or_(
             (AuditEvent.entity_type == "user_account") & (AuditEvent.action == AuditAction.CREATE),
             AuditEvent.entity_type == USER_EMAIL_CHANGE,
         ),
     )
     return session.scalar(select(invited.exists() | made.exists())) or False
+
+
+def _may_confirm(
+    session: Session, actor: Actor, row: CareAssignmentRequest, provider: ProviderProfile
+) -> bool:
+    """A second person: not the one who asked, nor one who brought the provider in, nor one
+    whose own account the asker brought in (an admin account they made for themselves)."""
+    return not (
+        row.requested_by_id == actor.user_id
+        or _brought_in_by(session, actor.user_id, provider.user_id)
+        or _brought_in_by(session, row.requested_by_id, actor.user_id)
+    )
 
 
 def assign_provider(
@@ -806,7 +817,7 @@ def assign_provider(
     provider = session.scalar(_active_providers().where(ProviderProfile.id == provider_id))
     if provider is None:
         raise AccountError("provider_id", "Choose an active provider.")
-    if actor is not None and _brought_in_by(session, actor, provider):
+    if actor is not None and _brought_in_by(session, actor.user_id, provider.user_id):
         return _request_assignment(session, actor, patient_id, provider)
     return _assign(session, actor, patient_id=patient_id, provider_id=provider_id)
 
@@ -888,11 +899,7 @@ def decide_assignment(
     provider = session.scalar(_active_providers().where(ProviderProfile.id == row.provider_id))
     if confirm and provider is None:
         raise AccountError(None, "That provider's account is no longer active.")
-    if (
-        confirm
-        and provider is not None
-        and (row.requested_by_id == actor.user_id or _brought_in_by(session, actor, provider))
-    ):
+    if confirm and provider is not None and not _may_confirm(session, actor, row, provider):
         raise AccountError(
             None, "Another administrator must confirm this: you brought this account in."
         )

@@ -449,3 +449,41 @@ def test_an_invitation_claimed_while_it_is_being_used_is_refused(
         event.remove(engine, "before_cursor_execute", other_request_first)
     assert raced
     assert user.password_hash is None
+
+
+def test_an_admin_account_the_requester_brought_in_cannot_confirm_for_them(
+    app: Flask, session: Session, as_user, people: Demo
+) -> None:
+    # Arrange: the admin invites a second "admin" (their own other mailbox) and a provider
+    alice = people.user("alice").patient
+    admin = as_user("admin")
+    post(
+        admin,
+        "/admin/users/new",
+        {"email": "puppet@example.org", "display_name": "Puppet", "role": "admin"},
+    )
+    assert (
+        _accept(app, _link_in(_mail_to(session, "puppet@example.org"), "invitation")).status_code
+        == 303
+    )
+    post(admin, "/admin/users/new", {"email": "dr.p@example.org", "display_name": "Dr P"})
+    assert (
+        _accept(app, _link_in(_mail_to(session, "dr.p@example.org"), "invitation")).status_code
+        == 303
+    )
+    provider = session.scalar(select(User).where(User.email == "dr.p@example.org"))
+    assert provider is not None
+    assert provider.provider is not None
+    post(admin, f"/admin/patients/{alice.id}/care-team", {"provider_id": provider.provider.id})
+    (waiting,) = session.scalars(
+        select(CareAssignmentRequest).where(CareAssignmentRequest.patient_id == alice.id)
+    )
+    # Act: the puppet confirms
+    puppet = app.test_client()
+    login(puppet, "puppet@example.org", STAFF_PASSWORD)
+    confirm = f"/admin/patients/{alice.id}/care-team/requests/{waiting.id}/confirm"
+    refused = post(puppet, confirm)
+    # Assert
+    assert "Another administrator must confirm" in puppet.get(refused.headers["Location"]).text
+    session.expire_all()
+    assert session.get_one(CareAssignmentRequest, waiting.id).decided_at is None
