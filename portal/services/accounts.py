@@ -883,9 +883,9 @@ def _request_assignment(
 def decide_assignment(
     session: Session, actor: Actor, *, patient_id: int, request_id: int, confirm: bool
 ) -> CareAssignment | None:
-    """Confirm (another administrator than the one who asked, and who did not bring the
-    provider in) or cancel (anyone who manages care teams) a waiting assignment. The request
-    is claimed by one statement, so two administrators deciding at once decide it once."""
+    """Confirm (a second person: `_may_confirm`) or cancel (anyone who manages care teams) a
+    waiting assignment. The request is claimed by one statement, so two administrators
+    deciding at once decide it once."""
     require(actor, Permission.CARE_TEAMS_MANAGE)
     row = session.scalar(
         select(CareAssignmentRequest).where(
