@@ -3,9 +3,10 @@ pause as signing in (issue 11, point 7); a patient whose access was reset activa
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from portal.models import AuditAction, AuditEvent, AuditOutcome, User
@@ -70,3 +71,33 @@ def test_guessing_codes_pauses_activation_like_signing_in(
     other = app.test_client()
     other.environ_base["REMOTE_ADDR"] = "192.0.2.9"
     assert _activate(other, code, "erin.other@example.org").status_code == 303
+
+
+def test_a_code_claimed_while_it_is_being_used_is_refused(
+    app: Flask, session: Session, people: Demo
+) -> None:
+    # Arrange: another request claims the code between this one's read and its write
+    code = _new_patient_code(session, people, "MRN-200102")
+    engine = app.extensions["portal.db"]["engine"]
+    raced: list[str] = []
+
+    def other_request_first(_conn, cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if not raced and statement.lstrip().upper().startswith("UPDATE ACTIVATION_CODE"):
+            raced.append(statement)
+            cursor.execute("UPDATE activation_code SET used_at = expires_at WHERE used_at IS NULL")
+
+    event.listen(engine, "before_cursor_execute", other_request_first)
+    # Act and assert: only one of the two makes an account
+    try:
+        with pytest.raises(accounts.AccountError):
+            accounts.activate_patient(
+                session,
+                code=code,
+                email="erin.race@example.org",
+                password=PASSPHRASE,
+                date_of_birth=None,
+            )
+    finally:
+        event.remove(engine, "before_cursor_execute", other_request_first)
+    assert raced
+    assert session.scalar(select(User).where(User.email == "erin.race@example.org")) is None
