@@ -129,6 +129,7 @@ def logout() -> Response:
 @audit_exempt  # the service records the activation
 def activate() -> Page:
     form = ActivateForm()
+    limits = identity.sign_in_limits()
     done = submit(
         form,
         lambda s: accounts.activate_patient(
@@ -137,6 +138,8 @@ def activate() -> Page:
             email=form.email.data or "",
             password=form.password.data or "",
             date_of_birth=form.date_of_birth.data,
+            limits=limits,
+            client_address=request.remote_addr,
         ),
     )
     if done.ok:
@@ -272,9 +275,6 @@ def change_own_password(form: ChangePasswordForm) -> bool:
             client_address=request.remote_addr,
         ),
     )
-    if done.ok and done.value is not None:  # refused, and the refusal recorded
-        form.current_password.errors = [done.value]
-        return False
     if done.ok:
         flash("Your password is changed. Other devices have been signed out.", "success")
     return done.ok

@@ -33,6 +33,7 @@ from portal.models.sessions import AuthMethod, UserSession
 from portal.models.users import (
     ActivationCode,
     CareAssignment,
+    CareAssignmentRequest,
     ClinicSetting,
     Invitation,
     PasswordReset,
@@ -58,6 +59,7 @@ __all__ = [
     "AvailabilityException",
     "AvailabilityRule",
     "CareAssignment",
+    "CareAssignmentRequest",
     "ClinicSetting",
     "Conversation",
     "ConversationParticipant",

@@ -59,7 +59,8 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
     client_addr: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
-    #: Non-PHI context (e.g. which version, the reason code), canonical JSON.
+    #: Context (e.g. which version, the reason code), canonical JSON; no clinical content. An
+    #: admin's edit of an account or of demographics keeps the changed fields before and after.
     detail: Mapped[str] = mapped_column(Text, default="{}")
     #: The id of the HMAC key that signed this entry (`portal.audit.keys`); null on entries
     #: from before the chain was keyed, whose hash is plain SHA-256.
@@ -72,4 +73,6 @@ class AuditEvent(Base):
         Index("ix_audit_event_actor_time", "actor_id", "occurred_at"),
         Index("ix_audit_event_action_time", "action", "occurred_at"),
         Index("ix_audit_event_time", "occurred_at"),
+        # Who changed an address or brought an account in (`accounts.check_not_introduced_by`).
+        Index("ix_audit_event_entity", "entity_type", "entity_id"),
     )

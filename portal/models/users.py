@@ -136,6 +136,23 @@ class CareAssignment(Timestamps, Base):
     )
 
 
+class CareAssignmentRequest(Timestamps, Base):
+    """A care-team assignment waiting for a second administrator: the one who brought a
+    clinical account into the portal never opens a patient's records to it alone."""
+
+    __tablename__ = "care_assignment_request"
+    id: Mapped[intpk]
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient_profile.id"), index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_profile.id"))
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    decided_at: Mapped[datetime | None]
+    #: "confirmed" or "cancelled" once decided; empty while it waits.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+
+    provider: Mapped[ProviderProfile] = relationship(lazy="joined")
+
+
 class ActivationCode(Timestamps, Base):
     """A one-time code staff give a patient to create their sign-in; only its hash is kept."""
 

@@ -34,6 +34,7 @@ from portal.models import (
     PatientProfile,
     ProviderProfile,
     Role,
+    User,
 )
 from portal.services import accounts, messaging, notifications, paging
 from portal.services.errors import ServiceError
@@ -160,14 +161,19 @@ def _is_held(session: Session, provider_id: int, start_at: datetime) -> bool:
 
 
 def _on_care_team(session: Session, patient_id: int | None, provider_id: int) -> bool:
-    """Whether the provider (profile id) currently cares for the patient."""
+    """Whether the provider (profile id) currently cares for the patient, with an active
+    account (a deactivated provider is not booked)."""
     if patient_id is None:
         return False
     assigned = session.scalar(
-        select(CareAssignment.id).where(
+        select(CareAssignment.id)
+        .join(ProviderProfile, ProviderProfile.id == CareAssignment.provider_id)
+        .join(User, User.id == ProviderProfile.user_id)
+        .where(
             CareAssignment.patient_id == patient_id,
             CareAssignment.provider_id == provider_id,
             CareAssignment.ended_at.is_(None),
+            User.is_active.is_(True),
         )
     )
     return assigned is not None

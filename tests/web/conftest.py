@@ -64,4 +64,8 @@ def alice_records(session: Session, people: Demo) -> dict[str, object]:
         "exception_id": day_off.id,
         "provider_id": chen.provider_id,
         "user_id": people.user("alice").id,
+        # Rows no page needs to exist for the area gates (admin tools: a waiting care-team
+        # assignment, a user's session).
+        "request_id": 1,
+        "session_id": 1,
     }

@@ -33,6 +33,7 @@ from portal.models import (
     AuthMethod,
     AvailabilityException,
     AvailabilityRule,
+    CareAssignmentRequest,
     PatientProfile,
     ReleaseMode,
     ResultStatus,
@@ -41,6 +42,7 @@ from portal.models import (
     UserSession,
 )
 from portal.services import (
+    account_admin,
     accounts,
     appointments,
     attachments,
@@ -49,6 +51,7 @@ from portal.services import (
     patients,
     plans,
     profiles,
+    recovery,
     schedule,
     sessions,
     settings,
@@ -88,11 +91,31 @@ class Verb:
 # --- Arguments that need a row made first ---
 
 
-def _unactivated_patient(w: World, _a: Actor) -> Args:
-    patient = PatientProfile(medical_record_number="MRN-T-0001", display_name="Test Patient")
+def _patient_to_invite(w: World, _a: Actor) -> Args:
+    patient = PatientProfile(
+        medical_record_number="MRN-T-0003", display_name="Test Patient", contact_email="t@x.org"
+    )
     w.session.add(patient)
     w.session.flush()
-    return call(patient)
+    return call(patient, portal_url="http://portal.test")
+
+
+def _staff_not_joined(w: World, _a: Actor) -> Args:
+    user = User(email="waiting.staff@example.org", role=Role.PROVIDER)
+    w.session.add(user)
+    w.session.flush()
+    return call(user, portal_url="http://portal.test")
+
+
+def _waiting_assignment(w: World, _a: Actor) -> Args:
+    row = CareAssignmentRequest(
+        patient_id=w.patient_id,
+        provider_id=w.okafor_provider_id,
+        requested_by_id=w.people.user("bob").id,
+    )
+    w.session.add(row)
+    w.session.flush()
+    return call(patient_id=w.patient_id, request_id=row.id, confirm=False)
 
 
 def _own_rule(w: World, a: Actor) -> Args:
@@ -163,7 +186,54 @@ VERBS: tuple[Verb, ...] = (
         PM.ACCOUNTS_MANAGE,
         lambda w, a: call(medical_record_number="MRN-T-0002", display_name="New Patient"),
     ),
-    Verb(accounts.issue_activation_code, PM.ACCOUNTS_MANAGE, _unactivated_patient),
+    Verb(accounts.issue_activation_code, PM.ACCOUNTS_MANAGE, _patient_to_invite),
+    Verb(accounts.resend_invitation, PM.ACCOUNTS_MANAGE, _staff_not_joined),
+    Verb(
+        accounts.reset_patient_access,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(w.people.user("bob").patient, portal_url="http://portal.test"),
+    ),
+    Verb(
+        recovery.send_reset,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(w.people.user("bob"), portal_url="http://portal.test"),
+    ),
+    Verb(account_admin.search_users, PM.ACCOUNTS_MANAGE, lambda w, a: call("bob")),
+    Verb(account_admin.user_or_404, PM.ACCOUNTS_MANAGE, lambda w, a: call(w.people.user("bob").id)),
+    Verb(
+        account_admin.account,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(
+            w.people.user("bob").id, idle=timedelta(minutes=30), absolute=timedelta(hours=12)
+        ),
+    ),
+    Verb(account_admin.clear_pause, PM.ACCOUNTS_MANAGE, lambda w, a: call(w.people.user("bob").id)),
+    Verb(
+        account_admin.end_sessions,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(w.people.user("bob").id, None),
+    ),
+    Verb(
+        account_admin.edit_user,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(
+            w.people.user("dr_okafor").id, email="okafor@example.org", display_name="O"
+        ),
+    ),
+    Verb(
+        account_admin.edit_patient,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(
+            w.people.user("bob").patient.id,
+            medical_record_number="MRN-T-0009",
+            display_name="Bob O",
+            date_of_birth=None,
+            primary_clinic=None,
+            contact_email=None,
+            contact_phone=None,
+        ),
+    ),
+    Verb(accounts.decide_assignment, PM.CARE_TEAMS_MANAGE, _waiting_assignment),
     Verb(
         accounts.create_staff,
         PM.ACCOUNTS_MANAGE,
