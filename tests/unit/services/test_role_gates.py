@@ -26,6 +26,7 @@ from werkzeug.exceptions import Forbidden
 import portal.services
 from portal import access
 from portal.access import METHOD_PERMISSIONS, ROLE_PERMISSIONS, Actor, Permission
+from portal.db import utcnow
 from portal.demo import MINIMAL_PDF
 from portal.models import (
     AppointmentStatus,
@@ -171,11 +172,12 @@ def _first_code(w: World, a: Actor) -> Args:
 
 
 def _two_factor_on(w: World, a: Actor) -> Args:
-    """Two-step sign-in on, and a recovery code (the app's code of this step is spent)."""
+    """Two-step sign-in on, and the app's code for the next time step (this one is spent)."""
     at_the_page = dataclasses.replace(a, via=AuthMethod.SESSION)
-    (code,), _ = _first_code(w, a)
-    codes = two_factor.confirm(w.session, at_the_page, code)
-    return call(codes[0], limits=sign_in_limits())
+    secret = two_factor.start(w.session, at_the_page).secret
+    two_factor.confirm(w.session, at_the_page, two_factor.current_code(secret))
+    later = utcnow() + timedelta(seconds=two_factor.STEP_SECONDS)
+    return call(two_factor.current_code(secret, later), limits=sign_in_limits())
 
 
 PM = Permission
