@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, PlainValidator, WithJsonSchema
 from sqlalchemy.orm import Session
 
+from portal import zones
 from portal.access import Actor
 from portal.api import bp
 from portal.api.operations import operation
@@ -29,7 +30,6 @@ from portal.api.schemas import (
     Schema,
     with_example,
 )
-from portal.db import utcnow
 from portal.models import Appointment, AppointmentStatus, AuditAction
 from portal.services import accounts, appointments
 
@@ -237,7 +237,7 @@ def provider_slots(
     """Open slots of the provider whose user id is `provider_id`, soonest first, in a window
     of at most 31 days (comes whole: `nextCursor` is always null). A patient sees only their
     care team's (404 for anyone else)."""
-    start = query.since or utcnow().date()
+    start = query.since or zones.clinic_today()
     days = (query.until - start).days + 1 if query.until is not None else DEFAULT_SLOT_DAYS
     found = appointments.slots_for(session, actor, provider_id, start=start, days=days)
     return PageOut[SlotOut](

@@ -32,6 +32,7 @@ from portal.models.plans import PlanAcknowledgement, PlanStatus, TreatmentPlan, 
 from portal.models.sessions import AuthMethod, UserSession
 from portal.models.users import (
     ActivationCode,
+    BookingMode,
     CareAssignment,
     ClinicSetting,
     Invitation,
@@ -78,6 +79,7 @@ __all__ = [
     "ProviderProfile",
     "ReleaseMode",
     "ReleasePolicy",
+    "BookingMode",
     "ReleasePreference",
     "ResultStatus",
     "Role",

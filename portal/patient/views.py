@@ -19,11 +19,11 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.fields.choices import SelectChoice
 
+from portal import zones
 from portal.access import get_or_404
 from portal.audit import audit_exempt, audited, report
 from portal.auth.identity import current_account, current_actor
 from portal.auth.views import change_own_password
-from portal.db import utcnow
 from portal.extensions import db
 from portal.models import (
     Attachment,
@@ -63,6 +63,7 @@ from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
+from portal.web.templating import local
 
 Page = str | tuple[str, int] | BaseResponse
 
@@ -397,7 +398,7 @@ def request_appointment() -> Page:
     slots: list[tuple[datetime, datetime, str | None]] = []
     provider = next((p for p in team if p.id == chosen), None)
     if provider is not None:  # the service decides whose slots a patient may see (its team)
-        slots = booking.slots_for(s, actor, provider.user_id, start=utcnow().date(), days=14)
+        slots = booking.slots_for(s, actor, provider.user_id, start=zones.clinic_today(), days=14)
     form.start_at.choices = _slot_choices(slots)
     # The form only offers the open slots shown; `book` checks the start again (the slot may
     # have just been taken) and takes the visit's end and place from the slot itself.
@@ -431,13 +432,13 @@ def _chosen_start(raw: str | None) -> datetime:
 
 
 def _slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[SelectChoice]:
-    """Open slots grouped by day, for a <select> with one <optgroup> per day."""
-    return [SelectChoice("", "Choose a time…")] + [
-        SelectChoice(
-            begin.isoformat(), f"{begin:%H:%M}–{end:%H:%M} UTC", optgroup=f"{begin:%A %-d %B %Y}"
-        )
-        for begin, end, _where in slots
-    ]
+    """Open slots grouped by the reader's day, on the reader's clocks, for a <select> with one
+    <optgroup> per day (the value stays the UTC moment `book` is given)."""
+    choices = [SelectChoice("", "Choose a time…")]
+    for begin, end in ((local(b), local(e)) for b, e, _where in slots):
+        label = f"{begin:%H:%M}–{end:%H:%M} {begin:%Z}"
+        choices.append(SelectChoice(begin.isoformat(), label, optgroup=f"{begin:%A %-d %B %Y}"))
+    return choices
 
 
 @bp.post("/appointments/<int:appointment_id>/cancel")

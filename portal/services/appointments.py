@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
-from portal import audit
+from portal import audit, zones
 from portal.access import (
     Actor,
     Permission,
@@ -39,7 +40,9 @@ from portal.services import accounts, messaging, notifications, paging
 from portal.services.errors import ServiceError
 from portal.transactions import is_unique_violation
 
-CANCEL_CUTOFF = timedelta(hours=24)
+#: Patients cancel online until the same time on the clinic's clocks the day before the visit
+#: (24 hours, or 23/25 when the clocks change in between): `cancel_deadline`.
+CUTOFF_TEXT = "Appointments within 24 hours cannot be cancelled online. Please call the clinic."
 ACTIVE = HOLDS_SLOT
 #: Until a provider sets their own hours: weekdays 09:00-12:00 and 13:00-17:00, 30-minute slots.
 DEFAULT_HOURS = ((9 * 60, 12 * 60), (13 * 60, 17 * 60))
@@ -81,7 +84,12 @@ def _held_starts(provider_id: int, since: datetime, until: datetime) -> Select[d
 def open_slots(
     session: Session, provider_id: int, start: date, days: int = 14
 ) -> list[tuple[datetime, datetime, str | None]]:
-    """Bookable (start, end, location) slots for a provider, from their weekly hours."""
+    """Bookable (start, end, location) slots for a provider, from their weekly hours.
+
+    Days, weekdays and hours are the clinic's (`zones.clinic_zone`): a 09:00 slot is at 09:00
+    on the clinic's clocks in winter and in summer, so its UTC moment moves when they change.
+    """
+    zone = zones.clinic_zone()
     rules = session.scalars(
         select(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id)
     ).all()
@@ -94,31 +102,37 @@ def open_slots(
             )
         )
     )
-    window_start = datetime.combine(start, time(), UTC)
-    window_end = window_start + timedelta(days=days)
+    window_start = zones.day_start(start, zone)
+    window_end = zones.day_start(start + timedelta(days=days), zone)
     taken = set(session.scalars(_held_starts(provider_id, window_start, window_end)))
-    now = utcnow()
+    earliest = utcnow() + timedelta(hours=1)
     slots = []
     for offset in range(days):
         day = start + timedelta(days=offset)
         if day in closed:
             continue
-        if rules:
-            day_rules = [
-                (r.start_minute, r.end_minute, r.slot_minutes, r.location)
-                for r in rules
-                if r.weekday == day.weekday()
-            ]
-        elif day.weekday() < 5:
-            day_rules = [(a, b, DEFAULT_SLOT, None) for a, b in DEFAULT_HOURS]
-        else:
-            day_rules = []
-        for first, last, length, location in day_rules:
+        for first, last, length, location in _hours_on(rules, day):
             for minute in range(first, last - length + 1, length):
-                begin = datetime.combine(day, time(), UTC) + timedelta(minutes=minute)
-                if begin > now + timedelta(hours=1) and begin not in taken:
+                begin = zones.wall_time(day, minute, zone)
+                # A reading the clocks skip that day (spring forward) is no slot.
+                if begin is not None and begin > earliest and begin not in taken:
                     slots.append((begin, begin + timedelta(minutes=length), location))
     return slots
+
+
+def _hours_on(
+    rules: Sequence[AvailabilityRule], day: date
+) -> list[tuple[int, int, int, str | None]]:
+    """(first minute, last minute, slot length, location) of the provider's hours on `day`."""
+    if rules:
+        return [
+            (r.start_minute, r.end_minute, r.slot_minutes, r.location)
+            for r in rules
+            if r.weekday == day.weekday()
+        ]
+    if day.weekday() < 5:
+        return [(a, b, DEFAULT_SLOT, None) for a, b in DEFAULT_HOURS]
+    return []
 
 
 UNAVAILABLE = "This time is no longer available; choose another."
@@ -129,12 +143,13 @@ def slot_at(
 ) -> tuple[datetime, datetime, str | None] | None:
     """The provider's open (start, end, location) slot that starts at `start_at`, or None.
 
-    A naive `start_at` names no moment and matches nothing; an aware one is compared in UTC.
+    A naive `start_at` names no moment and matches nothing; an aware one is compared in UTC,
+    among the slots of the clinic's day it falls on.
     """
     moment = _in_utc(start_at)
     if moment is None:
         return None
-    found = open_slots(session, provider_id, moment.date(), days=1)
+    found = open_slots(session, provider_id, zones.local_day(moment, zones.clinic_zone()), days=1)
     return next((slot for slot in found if slot[0] == moment), None)
 
 
@@ -310,11 +325,8 @@ def cancel(
         raise AppointmentError("status", "This appointment can no longer be cancelled.")
     if actor.role is not Role.PATIENT and not (reason or "").strip():
         raise AppointmentError("reason", "Give the reason for cancelling.")
-    if actor.role is Role.PATIENT and appointment.start_at - utcnow() < CANCEL_CUTOFF:
-        raise AppointmentError(
-            "status",
-            "Appointments within 24 hours cannot be cancelled online. Please call the clinic.",
-        )
+    if actor.role is Role.PATIENT and utcnow() > cancel_deadline(appointment):
+        raise AppointmentError("status", CUTOFF_TEXT)
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = (reason or "").strip() or None
     _changed(session, actor, appointment, AuditAction.CANCEL, "Appointment cancelled")
@@ -415,4 +427,10 @@ def is_cancellable_online(appointment: Appointment, actor: Actor) -> bool:
     """Whether `cancel` would accept this visit from the actor now (the list shows why not)."""
     if appointment.status not in ACTIVE:
         return False
-    return actor.role is not Role.PATIENT or appointment.start_at - utcnow() >= CANCEL_CUTOFF
+    return actor.role is not Role.PATIENT or utcnow() <= cancel_deadline(appointment)
+
+
+def cancel_deadline(appointment: Appointment) -> datetime:
+    """Until when (inclusive) a patient may cancel or move the visit online: the visit's time
+    on the clinic's clocks, one day earlier."""
+    return zones.same_time_day_before(appointment.start_at, zones.clinic_zone())

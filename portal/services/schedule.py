@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
-from portal import audit
+from portal import audit, zones
 from portal.access import Actor, Permission, RoleScope, reader, require, scoped
 from portal.db import UTCDateTime
 from portal.models import (
@@ -80,11 +80,14 @@ def _visits_stmt(rs: RoleScope) -> Select[Appointment, PatientProfile]:
 def visits(session: Session, actor: Actor, period: Period) -> dict[date, list[Visit]]:
     """The actor's appointments in `period`, by day, each with its patient (one query)."""
     require(actor, Permission.APPOINTMENT_MANAGE)
-    start = datetime.combine(period.first, time(), UTC)
-    params = reader(actor, start=start, end=start + timedelta(days=period.days))
+    zone = zones.clinic_zone()  # the clinic's days, as its hours are
+    start = zones.day_start(period.first, zone)
+    end = zones.day_start(period.next, zone)
+    params = reader(actor, start=start, end=end)
     by_day: dict[date, list[Visit]] = {d: [] for d in period.dates()}
     for appointment, patient in session.execute(scoped(_visits_stmt, actor), params).unique():
-        by_day.setdefault(appointment.start_at.date(), []).append(Visit(appointment, patient))
+        day = zones.local_day(appointment.start_at, zone)
+        by_day.setdefault(day, []).append(Visit(appointment, patient))
     return by_day
 
 
@@ -134,7 +137,8 @@ def add_rule(
     slot_minutes: int,
     location: str | None,
 ) -> AvailabilityRule:
-    """Weekly bookable hours on one weekday (UTC); they replace the default hours."""
+    """Weekly bookable hours on one weekday, on the clinic's clocks (`zones.clinic_zone`);
+    they replace the default hours."""
     require(actor, Permission.SCHEDULE_MANAGE)
     if not 0 <= weekday <= 6:
         raise ScheduleError("weekday", "Choose a day of the week.")

@@ -113,8 +113,8 @@ class RuleForm(FlaskForm):
     weekday = SelectField(
         "Day", choices=[SelectChoice(str(i), name) for i, name in enumerate(WEEKDAYS)], default="0"
     )
-    start = TimeField("From (UTC)", validators=[DataRequired()])
-    end = TimeField("Until (UTC)", validators=[DataRequired()])
+    start = TimeField("From (clinic time)", validators=[DataRequired()])
+    end = TimeField("Until (clinic time)", validators=[DataRequired()])
     slot_minutes = SelectField(
         "Visit length",
         choices=[

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
+from portal import zones
 from portal.access import get_or_404
 from portal.audit import audit_exempt, audited
 from portal.auth.identity import current_actor
-from portal.db import utcnow
 from portal.extensions import db
 from portal.models import (
     Appointment,
@@ -77,7 +77,7 @@ _FIRST_DAY, _LAST_DAY = date(1900, 1, 1), date(9998, 12, 1)
 def _period(values: MultiDict[str, str]) -> schedule.Period:
     """The schedule's day or week from `view` and `date` (today when absent; 404 if malformed)."""
     raw = values.get("date", "")
-    day = utcnow().date()
+    day = zones.clinic_today()
     if raw:
         try:
             if not _ISO_DAY.fullmatch(raw):
@@ -488,7 +488,7 @@ def _schedule_page(
     status: int = 200,
 ) -> Page:
     actor = current_actor()
-    today = utcnow().date()
+    today = zones.clinic_today()
     return render(
         "staff/appointments.html",
         fragment="schedule",
@@ -595,7 +595,7 @@ def add_exception() -> Page:
     def add(s: Session) -> AvailabilityException:
         assert form.day.data is not None  # DataRequired
         return schedule.add_exception(
-            s, actor, day=form.day.data, reason=form.reason.data, today=utcnow().date()
+            s, actor, day=form.day.data, reason=form.reason.data, today=zones.clinic_today()
         )
 
     if submit(form, add).ok:
