@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, EmailField, PasswordField, StringField
+from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 
@@ -61,3 +61,9 @@ class ChangePasswordForm(NewPasswordMixin, FlaskForm):
 
 class ProviderMailForm(FlaskForm):
     mail_messages = BooleanField("Email me when a patient writes to me")
+
+
+class TimeZoneForm(FlaskForm):
+    """One's own time zone; the choices are filled from the zone database when shown."""
+
+    time_zone = SelectField("Show times in", validate_choice=False)

@@ -12,6 +12,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from portal import zones
+from portal.auth.forms import TimeZoneForm
 from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
 from portal.models import Flag, Role
@@ -118,6 +119,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["hm"] = _format_time
     app.jinja_env.filters["clinic_day"] = lambda value: zones.local_day(value, zones.clinic_zone())
     app.jinja_env.globals["reader_zone"] = reader_zone
+    app.jinja_env.globals["time_zone_form"] = time_zone_form
     app.jinja_env.globals["clinic_zone"] = lambda: zones.clinic_zone().key
 
 
@@ -139,6 +141,18 @@ def reader_zone() -> ZoneInfo:
         g.reader_zone = own or zones.clinic_zone()
     zone: ZoneInfo = g.reader_zone
     return zone
+
+
+def time_zone_form() -> TimeZoneForm:
+    """The reader's time-zone form: the one a refused change left in `g`, else their choice."""
+    form: TimeZoneForm | None = g.get("time_zone_form")
+    if form is None:
+        account = current_account()
+        chosen = account.time_zone if account is not None else None
+        form = TimeZoneForm(formdata=None, time_zone=chosen or "")
+    clinic = f"The clinic's time zone ({zones.clinic_zone().key})"
+    form.time_zone.choices = [("", clinic), *((n, n.replace("_", " ")) for n in zones.zone_names())]
+    return form
 
 
 def local(value: datetime) -> datetime:
