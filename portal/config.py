@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from portal.zones import DEFAULT_ZONE, zone_named
+from portal.zones import DEFAULT_ZONE, known_zones, zone_named
 
 ENVIRONMENTS = ("development", "test", "production")
 
@@ -44,6 +44,8 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         return _instance_secret(instance_dir, filename)
 
     clinic_zone = env.get("PORTAL_TIMEZONE") or DEFAULT_ZONE
+    if not known_zones():
+        raise ConfigError("No time zone database: install the system's tzdata (or pip tzdata)")
     if zone_named(clinic_zone) is None:
         raise ConfigError(f"PORTAL_TIMEZONE names no IANA zone (Europe/Berlin): {clinic_zone}")
 
