@@ -63,7 +63,7 @@ from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
-from portal.web.templating import local
+from portal.web.templating import slot_choices
 
 Page = str | tuple[str, int] | BaseResponse
 
@@ -399,7 +399,7 @@ def request_appointment() -> Page:
     provider = next((p for p in team if p.id == chosen), None)
     if provider is not None:  # the service decides whose slots a patient may see (its team)
         slots = booking.slots_for(s, actor, provider.user_id, start=zones.clinic_today(), days=14)
-    form.start_at.choices = _slot_choices(slots)
+    form.start_at.choices = slot_choices(slots)
     # The form only offers the open slots shown; `book` checks the start again (the slot may
     # have just been taken) and takes the visit's end and place from the slot itself.
     done = submit(
@@ -409,7 +409,7 @@ def request_appointment() -> Page:
             actor,
             patient_id=actor.patient_id or 0,
             provider_id=form.provider_id.data or 0,
-            start_at=_chosen_start(form.start_at.data),
+            start_at=booking.chosen_start(form.start_at.data),
             reason=form.reason.data,
         ),
     )
@@ -421,24 +421,6 @@ def request_appointment() -> Page:
         "patient/request_appointment.html", fragment="booking", form=form, team=team, slots=slots
     )
     return body, status
-
-
-def _chosen_start(raw: str | None) -> datetime:
-    """The start of the slot the form posted; text that is none is refused like a gone slot."""
-    try:
-        return datetime.fromisoformat(raw or "")
-    except ValueError:
-        raise booking.AppointmentError("start_at", booking.UNAVAILABLE) from None
-
-
-def _slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[SelectChoice]:
-    """Open slots grouped by the reader's day, on the reader's clocks, for a <select> with one
-    <optgroup> per day (the value stays the UTC moment `book` is given)."""
-    choices = [SelectChoice("", "Choose a time…")]
-    for begin, end in ((local(b), local(e)) for b, e, _where in slots):
-        label = f"{begin:%H:%M}–{end:%H:%M} {begin:%Z}"
-        choices.append(SelectChoice(begin.isoformat(), label, optgroup=f"{begin:%A %-d %B %Y}"))
-    return choices
 
 
 @bp.post("/appointments/<int:appointment_id>/cancel")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
@@ -30,6 +30,7 @@ from portal.models import (
     AuditAction,
     AvailabilityException,
     AvailabilityRule,
+    BookingMode,
     CareAssignment,
     EventType,
     PatientProfile,
@@ -44,6 +45,8 @@ from portal.transactions import is_unique_violation
 #: (24 hours, or 23/25 when the clocks change in between): `cancel_deadline`.
 CUTOFF_TEXT = "Appointments within 24 hours cannot be cancelled online. Please call the clinic."
 ACTIVE = HOLDS_SLOT
+#: What a visit came to: recorded only once it has started.
+OUTCOMES = (AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW)
 #: Until a provider sets their own hours: weekdays 09:00-12:00 and 13:00-17:00, 30-minute slots.
 DEFAULT_HOURS = ((9 * 60, 12 * 60), (13 * 60, 17 * 60))
 DEFAULT_SLOT = 30
@@ -153,6 +156,14 @@ def slot_at(
     return next((slot for slot in found if slot[0] == moment), None)
 
 
+def chosen_start(raw: str | None) -> datetime:
+    """The start a form posted (an ISO moment); text that is none is refused like a gone slot."""
+    try:
+        return datetime.fromisoformat(raw or "")
+    except ValueError:
+        raise AppointmentError("start_at", UNAVAILABLE) from None
+
+
 def _in_utc(start_at: datetime) -> datetime | None:
     """`start_at` in UTC, or None for one no slot can have (naive, or past the calendar)."""
     if start_at.tzinfo is None:
@@ -255,12 +266,11 @@ def book(
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     if not _on_care_team(session, patient.id, provider_id):
         raise AppointmentError("provider_id", "Choose someone from the care team.")
-    slot = slot_at(session, provider_id, start_at)
-    if slot is None:
-        if _is_held(session, provider_id, start_at):
-            raise SlotTaken()
-        raise AppointmentError("start_at", UNAVAILABLE)
-    begin, end, location = slot
+    status = AppointmentStatus.SCHEDULED
+    if actor.role is Role.PATIENT:
+        status = _patient_booking_status(session, provider_id)
+        _within_open_limit(session, patient.id, actor.user_id)
+    begin, end, location = _open_slot(session, provider_id, start_at)
     appointment = Appointment(
         patient_id=patient.id,
         provider_id=provider_id,
@@ -268,22 +278,78 @@ def book(
         end_at=end,
         reason=(reason or "").strip()[:500] or None,
         location=location,
-        status=AppointmentStatus.REQUESTED
-        if actor.role is Role.PATIENT
-        else AppointmentStatus.SCHEDULED,
+        status=status,
         booked_by_id=actor.user_id,
     )
     session.add(appointment)
+    _flush_holding(session)
+    text = (
+        "Appointment requested" if status is AppointmentStatus.REQUESTED else "Appointment booked"
+    )
+    _changed(session, actor, appointment, AuditAction.CREATE, text)
+    return appointment
+
+
+def _open_slot(
+    session: Session, provider_id: int, start_at: datetime
+) -> tuple[datetime, datetime, str | None]:
+    """The open slot at `start_at`, or the refusal: `SlotTaken` when a visit holds it."""
+    slot = slot_at(session, provider_id, start_at)
+    if slot is None:
+        if _is_held(session, provider_id, start_at):
+            raise SlotTaken()
+        raise AppointmentError("start_at", UNAVAILABLE)
+    return slot
+
+
+def _flush_holding(session: Session) -> None:
+    """Write a visit that takes a slot. Another booking of it may have committed after the
+    check read it open (the unique index of migration 0005): `SlotTaken`, and the unit of
+    work rolls this change back."""
     try:
         session.flush()
     except IntegrityError as exc:
-        # Another booking of this slot committed after the check above read it open (the
-        # unique index of migration 0005). The unit of work rolls this change back.
         if is_unique_violation(exc):
             raise SlotTaken() from exc
         raise
-    _changed(session, actor, appointment, AuditAction.CREATE, "Appointment requested")
-    return appointment
+
+
+#: How many upcoming visits a patient may hold that they booked online themself (stated on
+#: the booking form): one patient cannot take every free time of a provider.
+MAX_OPEN_REQUESTS = 3
+VIEW_ONLY = "Appointments with this provider are made by phone. Please call the clinic."
+
+
+def _patient_booking_status(session: Session, provider_id: int) -> AppointmentStatus:
+    """What a patient's booking with the provider becomes, by the clinic's choice for them."""
+    mode = session.scalar(
+        select(ProviderProfile.booking_mode).where(ProviderProfile.id == provider_id)
+    )
+    if mode is BookingMode.VIEW:
+        raise AppointmentError("provider_id", VIEW_ONLY)
+    return (
+        AppointmentStatus.SCHEDULED if mode is BookingMode.DIRECT else AppointmentStatus.REQUESTED
+    )
+
+
+def _within_open_limit(session: Session, patient_id: int, user_id: int) -> None:
+    held = session.scalar(
+        unscoped(
+            select(func.count()).where(
+                Appointment.patient_id == patient_id,
+                Appointment.booked_by_id == user_id,
+                Appointment.status.in_(ACTIVE),
+                Appointment.start_at >= utcnow(),
+            ),
+            "a count of the patient's own online bookings (checked by `book`)",
+        )
+    )
+    if (held or 0) >= MAX_OPEN_REQUESTS:
+        raise AppointmentError(
+            "start_at",
+            f"You already have {MAX_OPEN_REQUESTS} upcoming appointments booked online. "
+            "Cancel or move one, or call the clinic.",
+        )
 
 
 def _changed(
@@ -347,10 +413,68 @@ def set_status(
     }
     if appointment.status not in allowed.get(status, set()):
         raise AppointmentError("status", f"A {appointment.status} visit cannot become {status}.")
+    if status in OUTCOMES and appointment.start_at > utcnow():
+        raise AppointmentError("status", "A visit that has not started has no outcome yet.")
     appointment.status = status
     _changed(session, actor, appointment, AuditAction.UPDATE, f"Appointment {status}")
     session.flush()
     return appointment
+
+
+def _request_of(session: Session, actor: Actor, appointment_id: int) -> Appointment:
+    """The provider's own pending request (404 for anyone else's; refused once answered)."""
+    appointment = get_or_404(session, Appointment, appointment_id, actor)
+    if appointment.status is not AppointmentStatus.REQUESTED:
+        raise AppointmentError("status", "This request has already been answered.")
+    return appointment
+
+
+def decline(session: Session, actor: Actor, appointment_id: int, reason: str) -> Appointment:
+    """Staff decline a patient's request; the patient sees `reason` (required)."""
+    require(actor, Permission.APPOINTMENT_MANAGE)
+    appointment = _request_of(session, actor, appointment_id)
+    reason = (reason or "").strip()
+    if not reason:
+        raise AppointmentError("reason", "Give the reason the patient will read.")
+    appointment.status = AppointmentStatus.CANCELLED
+    appointment.cancel_reason = reason[:500]
+    _changed(session, actor, appointment, AuditAction.CANCEL, "Appointment request declined")
+    session.flush()
+    return appointment
+
+
+def propose(session: Session, actor: Actor, appointment_id: int, start_at: datetime) -> Appointment:
+    """Staff answer a request with another of the provider's open times: the visit moves
+    there, scheduled (the patient can still cancel or move it online up to the cut-off)."""
+    require(actor, Permission.APPOINTMENT_MANAGE)
+    appointment = _request_of(session, actor, appointment_id)
+    begin, end, location = _open_slot(session, appointment.provider_id, start_at)
+    appointment.start_at, appointment.end_at, appointment.location = begin, end, location
+    appointment.status = AppointmentStatus.SCHEDULED
+    _flush_holding(session)
+    _changed(session, actor, appointment, AuditAction.UPDATE, "Another time was proposed")
+    return appointment
+
+
+def reschedule(
+    session: Session, actor: Actor, appointment_id: int, start_at: datetime
+) -> Appointment:
+    """Move a visit: the old one is cancelled and a new one booked with the same provider
+    and reason, in the caller's one unit of work (both or neither). For a patient, the same
+    cut-off as cancelling, and the new visit is a request or scheduled as booking makes it."""
+    require(actor, Permission.APPOINTMENT_BOOK)
+    old = cancel(session, actor, appointment_id, MOVED)
+    return book(
+        session,
+        actor,
+        patient_id=old.patient_id,
+        provider_id=old.provider_id,
+        start_at=start_at,
+        reason=old.reason,
+    )
+
+
+MOVED = "Moved to another time"
 
 
 #: `list_for`'s filters: bind parameters; which of them a statement has is its shape.

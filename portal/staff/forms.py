@@ -16,7 +16,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from portal.models import ResultStatus, Visibility
+from portal.models import BookingMode, ResultStatus, Visibility
 from portal.services.catalog import CATALOG
 from portal.services.schedule import WEEKDAYS
 
@@ -107,6 +107,28 @@ class NewThreadForm(FlaskForm):
 
 class CancelForm(FlaskForm):
     reason = StringField("Reason for cancelling", validators=[DataRequired(), Length(max=500)])
+
+
+class DeclineForm(FlaskForm):
+    reason = StringField(
+        "Reason the patient will read", validators=[DataRequired(), Length(max=500)]
+    )
+
+
+class ProposeForm(FlaskForm):
+    # The choices are the provider's open times; the service checks the one posted again.
+    start_at = SelectField("Another time", validate_choice=False)
+
+
+class BookingModeForm(FlaskForm):
+    booking_mode = RadioField(
+        "Patients with this schedule",
+        choices=[
+            SelectChoice(BookingMode.DIRECT.value, "Book free times directly"),
+            SelectChoice(BookingMode.REQUEST.value, "Request a time; I confirm, move or decline"),
+            SelectChoice(BookingMode.VIEW.value, "See free times only and call the clinic"),
+        ],
+    )
 
 
 class RuleForm(FlaskForm):

@@ -21,6 +21,7 @@ from portal import zones
 from portal.access import get_or_404
 from portal.audit import audit_exempt, audited
 from portal.auth.identity import current_actor
+from portal.db import utcnow
 from portal.extensions import db
 from portal.models import (
     Appointment,
@@ -42,6 +43,7 @@ from portal.services.catalog import BY_CODE
 from portal.staff import bp
 from portal.staff.forms import (
     ActivatePlanForm,
+    BookingModeForm,
     CancelForm,
     ChooseTestForm,
     CorrectionForm,
@@ -502,6 +504,10 @@ def _schedule_page(
         weekdays=schedule.WEEKDAYS,
         hhmm=schedule.minutes_text,
         today=today,
+        now=utcnow(),
+        mode_form=BookingModeForm(
+            formdata=None, booking_mode=schedule.booking_mode(db.session, actor).value
+        ),
     ), status
 
 

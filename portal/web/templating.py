@@ -10,6 +10,7 @@ from flask import Flask, g, has_request_context, request, url_for
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
+from wtforms.fields.choices import SelectChoice
 
 from portal import zones
 from portal.auth.forms import TimeZoneForm
@@ -31,6 +32,7 @@ NAV: dict[Role, list[tuple[str, str]]] = {
         ("Patients", "staff.patients"),
         ("Messages", "staff.messages"),
         ("Appointments", "staff.appointments"),
+        ("Notifications", "staff.notifications_list"),
         ("Profile", "auth.account"),
     ],
     Role.ADMIN: [
@@ -176,3 +178,13 @@ def _format_date(value: date | datetime | None) -> str:
     if isinstance(value, datetime):  # a moment: the reader's day
         value = local(value)
     return value.strftime("%-d %b %Y")
+
+
+def slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[SelectChoice]:
+    """Open slots for a <select>, one <optgroup> per day, on the reader's clocks (the value
+    is the moment with its offset, which `appointments.chosen_start` reads back)."""
+    choices = [SelectChoice("", "Choose a time…")]
+    for begin, end in ((local(b), local(e)) for b, e, _where in slots):
+        label = f"{begin:%H:%M}–{end:%H:%M} {begin:%Z}"
+        choices.append(SelectChoice(begin.isoformat(), label, optgroup=f"{begin:%A %-d %B %Y}"))
+    return choices
