@@ -26,6 +26,8 @@ from portal.auth.identity import current_account, current_actor
 from portal.auth.views import change_own_password
 from portal.extensions import db
 from portal.models import (
+    Appointment,
+    AppointmentStatus,
     Attachment,
     AuditAction,
     Conversation,
@@ -43,6 +45,7 @@ from portal.patient.forms import (
     NewMessageForm,
     PreferencesForm,
     ReplyForm,
+    RescheduleForm,
 )
 from portal.services import appointments as booking
 from portal.services import (
@@ -63,7 +66,7 @@ from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
-from portal.web.templating import slot_choices
+from portal.web.templating import format_datetime, slot_choices
 
 Page = str | tuple[str, int] | BaseResponse
 
@@ -391,6 +394,8 @@ def request_appointment() -> Page:
     team = messaging.care_team(s, actor, actor.patient_id or 0)
     form = AppointmentForm()
     form.provider_id.choices = [SelectChoice(str(p.id), _provider_label(p)) for p in team]
+    # "Show free times" is its own GET form (the provider only); the booking form posts the
+    # provider it was shown for, so no token or reason ever goes into a URL.
     chosen = form.provider_id.data if request.method == "POST" else None
     if chosen is None:
         chosen = _query_id("provider_id") or (team[0].id if team else None)
@@ -413,14 +418,56 @@ def request_appointment() -> Page:
             reason=form.reason.data,
         ),
     )
-    if done.ok:
-        flash("Your request was sent. The clinic will confirm the appointment.", "success")
+    if done.value is not None:
+        if done.value.status is AppointmentStatus.SCHEDULED:
+            flash("Your appointment is booked.", "success")
+        else:
+            flash("Your request was sent. The clinic will confirm the appointment.", "success")
         return redirect(url_for("patient.appointments"), code=303)
     status = 422 if request.method == "POST" else 200
     body = render(
-        "patient/request_appointment.html", fragment="booking", form=form, team=team, slots=slots
+        "patient/request_appointment.html",
+        fragment="booking",
+        form=form,
+        team=team,
+        slots=slots,
+        provider=provider,
+        max_open=booking.MAX_OPEN_REQUESTS,
     )
     return body, status
+
+
+@bp.route("/appointments/<int:appointment_id>/reschedule", methods=["GET", "POST"])
+@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")
+def reschedule_appointment(appointment_id: int) -> Page:
+    actor = current_actor()
+    s = db.session
+    visit = get_or_404(s, Appointment, appointment_id, actor)
+    provider = booking.providers_by_id(s, {visit.provider_id}).get(visit.provider_id)
+    movable = booking.is_cancellable_online(visit, actor)
+    slots: list[tuple[datetime, datetime, str | None]] = []
+    if movable and provider is not None:
+        slots = booking.slots_for(s, actor, provider.user_id, start=zones.clinic_today(), days=14)
+    form = RescheduleForm()
+    form.start_at.choices = slot_choices(slots)
+    done = submit(
+        form,
+        lambda w: booking.reschedule(
+            w, actor, appointment_id, booking.chosen_start(form.start_at.data)
+        ),
+    )
+    if done.value is not None:
+        flash(f"Your appointment is moved to {format_datetime(done.value.start_at)}.", "success")
+        return redirect(url_for("patient.appointments"), code=303)
+    body = render(
+        "patient/reschedule_appointment.html",
+        form=form,
+        visit=visit,
+        provider=provider,
+        slots=slots,
+        movable=movable,
+    )
+    return (body, 422) if request.method == "POST" else body
 
 
 @bp.post("/appointments/<int:appointment_id>/cancel")

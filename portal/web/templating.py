@@ -116,7 +116,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
     app.jinja_env.filters["flag_text"] = lambda flag: FLAG_TEXT.get(flag, "")
     app.jinja_env.filters["flag_badge"] = lambda flag: FLAG_BADGE[flag]
-    app.jinja_env.filters["dt"] = _format_datetime
+    app.jinja_env.filters["dt"] = format_datetime
     app.jinja_env.filters["d"] = _format_date
     app.jinja_env.filters["hm"] = _format_time
     app.jinja_env.filters["clinic_day"] = lambda value: zones.local_day(value, zones.clinic_zone())
@@ -162,7 +162,7 @@ def local(value: datetime) -> datetime:
     return value.astimezone(reader_zone())
 
 
-def _format_datetime(value: datetime | None) -> str:
+def format_datetime(value: datetime | None) -> str:
     """`5 Dec 2026, 09:00 CET`: the reader's zone, with its abbreviation."""
     return "" if value is None else local(value).strftime("%-d %b %Y, %H:%M %Z")
 
