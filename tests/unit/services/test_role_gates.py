@@ -272,6 +272,7 @@ VERBS: tuple[Verb, ...] = (
     Verb(appointments.propose, PM.APPOINTMENT_MANAGE, _to_another_time),
     Verb(appointments.reschedule, PM.APPOINTMENT_BOOK, _to_another_time),
     Verb(schedule.booking_mode, PM.SCHEDULE_MANAGE, lambda w, a: call()),
+    Verb(schedule.requests, PM.APPOINTMENT_MANAGE, lambda w, a: call()),
     Verb(schedule.set_booking_mode, PM.SCHEDULE_MANAGE, lambda w, a: call(BookingMode.DIRECT)),
     # profiles
     Verb(profiles.own_profile, PM.READ_OWN_RECORDS, lambda w, a: call()),
