@@ -175,3 +175,16 @@ def test_the_provider_chooses_the_booking_mode(as_user, people: Demo, session: S
     post(client, "/logout")
     page = as_user("alice").get("/my/appointments/new").get_data(as_text=True)
     assert "are made by phone" in page
+
+
+def test_the_nav_counts_unread_notifications_until_they_are_read(
+    as_user, requested: Appointment
+) -> None:
+    client = as_user("dr_chen")
+    nav = re.compile(r'>Notifications <span class="badge">(\d+)')
+    before = nav.search(client.get("/staff/notifications").get_data(as_text=True))
+    assert before is not None
+    assert int(before.group(1)) >= 1
+
+    post(client, "/staff/notifications/read")
+    assert nav.search(client.get("/staff/notifications").get_data(as_text=True)) is None
