@@ -124,8 +124,9 @@ class AppointmentOut(Record):
 
 
 class SlotsQuery(Schema):
-    """Dates, both included (UTC days): `from` defaults to today, `to` to two weeks on; at
-    most 31 days."""
+    """Dates, both included: the clinic's days (`PORTAL_TIMEZONE`; its opening hours are
+    clinic times), `from` defaulting to today there, `to` to two weeks on; at most 31 days.
+    The slots themselves are instants in UTC."""
 
     since: date | None = Field(default=None, alias="from")
     until: date | None = Field(default=None, alias="to")
