@@ -167,9 +167,10 @@ def format_datetime(value: datetime | None) -> str:
     return "" if value is None else local(value).strftime("%-d %b %Y, %H:%M %Z")
 
 
-def _format_time(value: datetime | None) -> str:
-    """`09:00 CET`: the time of day in the reader's zone, with its abbreviation."""
-    return "" if value is None else local(value).strftime("%H:%M %Z")
+def _format_time(value: datetime | None, zone: bool = True) -> str:
+    """`09:00 CET`: the time of day in the reader's zone, with its abbreviation (`zone=False`
+    leaves it to the end of a range: `09:00–09:30 CET`)."""
+    return "" if value is None else local(value).strftime("%H:%M %Z" if zone else "%H:%M")
 
 
 def _format_date(value: date | datetime | None) -> str:

@@ -65,13 +65,13 @@ def test_a_patient_reads_times_in_her_own_zone(as_user, session: Session, people
 @pytest.mark.usefixtures("visit")
 def test_staff_read_the_schedule_in_their_own_zone(as_user) -> None:
     client = as_user("dr_chen")
-    assert "11:00 CET–11:30 CET" in client.get("/staff/appointments?date=2030-01-08").get_data(
+    assert "11:00–11:30 CET" in client.get("/staff/appointments?date=2030-01-08").get_data(
         as_text=True
     )
 
     assert post(client, "/account/time-zone", {"time_zone": "Asia/Tokyo"}).status_code == 303
     page = client.get("/staff/appointments?date=2030-01-08").get_data(as_text=True)
-    assert "19:00 JST–19:30 JST" in page
+    assert "19:00–19:30 JST" in page
     assert "Times are shown in Asia/Tokyo" in client.get("/account").get_data(as_text=True)
 
 
