@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, request, url_for
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.fields.choices import SelectChoice
 
@@ -447,7 +448,12 @@ def reschedule_appointment(appointment_id: int) -> Page:
     movable = booking.is_cancellable_online(visit, actor)
     slots: list[tuple[datetime, datetime, str | None]] = []
     if movable and provider is not None:
-        slots = booking.slots_for(s, actor, provider.user_id, start=zones.clinic_today(), days=14)
+        try:
+            slots = booking.slots_for(
+                s, actor, provider.user_id, start=zones.clinic_today(), days=14
+            )
+        except NotFound:  # no longer on the care team: the page says to call the clinic
+            slots = []
     form = RescheduleForm()
     form.start_at.choices = slot_choices(slots)
     done = submit(

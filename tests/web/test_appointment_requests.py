@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from portal.access import unscoped
 from portal.db import set_clock
 from portal.models import Appointment, AppointmentStatus, EventType, Notification
-from portal.services import appointments
+from portal.services import accounts, appointments
 from tests.conftest import Demo, post
 
 TUESDAY_1000 = datetime(2030, 1, 8, 10, tzinfo=UTC)
@@ -188,3 +188,19 @@ def test_the_nav_counts_unread_notifications_until_they_are_read(
 
     post(client, "/staff/notifications/read")
     assert nav.search(client.get("/staff/notifications").get_data(as_text=True)) is None
+
+
+def test_a_visit_with_a_provider_who_left_the_care_team_is_moved_by_phone(
+    as_user, requested: Appointment, session: Session, people: Demo
+) -> None:
+    accounts.unassign_provider(
+        session,
+        people.actor("admin"),
+        patient_id=requested.patient_id,
+        provider_id=requested.provider_id,
+    )
+    session.commit()
+    page = as_user("alice").get(f"/my/appointments/{requested.id}/reschedule")
+
+    assert page.status_code == 200
+    assert "Please call the clinic" in page.get_data(as_text=True)
