@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, request, session, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -20,6 +20,7 @@ from portal.auth.forms import (
     LoginForm,
     ProviderMailForm,
     ResetPasswordForm,
+    TimeZoneForm,
 )
 from portal.db import utcnow
 from portal.extensions import db, login_manager
@@ -257,6 +258,19 @@ def account_mail() -> Response:
     ).ok:
         flash("Your email choice is saved.", "success")
     return redirect(url_for("auth.account") + "#mail-heading", code=303)
+
+
+@bp.post("/account/time-zone")
+@audited(AuditAction.VIEW, "user_account")  # a refused choice re-renders the account page
+def account_time_zone() -> Page:
+    form = TimeZoneForm()
+    actor = identity.current_actor()
+    if submit(form, lambda s: profiles.set_time_zone(s, actor, form.time_zone.data)).ok:
+        flash("Your time zone is saved.", "success")
+        back = "patient.profile" if actor.role is Role.PATIENT else "auth.account"
+        return redirect(url_for(back) + "#time-zone", code=303)
+    g.time_zone_form = form  # shown with its error on the page (portal.web.templating)
+    return _account_page(status=422)
 
 
 def change_own_password(form: ChangePasswordForm) -> bool:

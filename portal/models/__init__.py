@@ -32,6 +32,7 @@ from portal.models.plans import PlanAcknowledgement, PlanStatus, TreatmentPlan, 
 from portal.models.sessions import AuthMethod, UserSession
 from portal.models.users import (
     ActivationCode,
+    BookingMode,
     CareAssignment,
     CareAssignmentRequest,
     ClinicSetting,
@@ -82,6 +83,7 @@ __all__ = [
     "ReleaseMode",
     "ReleasePolicy",
     "RecoveryCode",
+    "BookingMode",
     "ReleasePreference",
     "ResultStatus",
     "Role",

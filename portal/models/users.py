@@ -51,6 +51,8 @@ class User(Timestamps, Base):
     totp_secret: Mapped[bytes | None] = deferred(mapped_column(LargeBinary(128)))
     totp_enabled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    #: The IANA zone this person reads times in; None: the clinic's (portal.zones).
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
     patient: Mapped[PatientProfile | None] = relationship(back_populates="user", lazy="joined")
     provider: Mapped[ProviderProfile | None] = relationship(back_populates="user", lazy="joined")
@@ -103,6 +105,14 @@ class PatientProfile(Timestamps, Base):
     __table_args__ = (Index("ix_patient_profile_display_name", "display_name"),)
 
 
+class BookingMode(enum.StrEnum):
+    """What the clinic lets patients do with a provider's open slots."""
+
+    DIRECT = "direct"  # a patient's booking is scheduled at once
+    REQUEST = "request"  # a patient's booking is a request staff confirm, move or decline
+    VIEW = "view"  # patients see the free times and call the clinic
+
+
 class ProviderProfile(Timestamps, Base):
     __tablename__ = "provider_profile"
     id: Mapped[intpk]
@@ -113,6 +123,7 @@ class ProviderProfile(Timestamps, Base):
     contact_phone: Mapped[str | None] = mapped_column(String(40))
     #: An email when a patient writes (off unless the provider turns it on).
     mail_messages: Mapped[bool] = mapped_column(Boolean, default=False)
+    booking_mode: Mapped[BookingMode] = mapped_column(default=BookingMode.REQUEST)
 
     user: Mapped[User] = relationship(back_populates="provider")
 

@@ -15,6 +15,7 @@ from portal.models import (
     Attachment,
     Conversation,
     LabResult,
+    Notification,
     PlanStatus,
     TreatmentPlan,
 )
@@ -68,4 +69,11 @@ def alice_records(session: Session, people: Demo) -> dict[str, object]:
         # assignment, a user's session).
         "request_id": 1,
         "session_id": 1,
+        # dr.chen's own notification about alice (opening one leads on to its record).
+        "event_id": _first(
+            session,
+            select(Notification.id).where(
+                Notification.user_id == chen.user_id, Notification.patient_id == pid
+            ),
+        ),
     }

@@ -14,7 +14,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import CodeType, TracebackType
 from typing import Any
@@ -34,6 +34,7 @@ from portal.models import (
     AuthMethod,
     AvailabilityException,
     AvailabilityRule,
+    BookingMode,
     CareAssignmentRequest,
     PatientProfile,
     ReleaseMode,
@@ -157,6 +158,31 @@ def _open_slot(w: World, _a: Actor) -> Args:
     return call(
         patient_id=w.patient_id, provider_id=w.chen_provider_id, start_at=start, reason="Check-up"
     )
+
+
+def _slots_in_three_days(w: World) -> list[datetime]:
+    """Dr Chen's open starts from three days on (a week: weekends have none), past any
+    cut-off whatever weekday the suite runs on."""
+    found = appointments.open_slots(w.session, w.chen_provider_id, w.today + timedelta(days=3), 7)
+    return [start for start, _end, _where in found]
+
+
+def _alices_request(w: World) -> int:
+    """A visit alice requests three or more days ahead (from a patient: a request)."""
+    visit = appointments.book(
+        w.session,
+        w.actor("alice"),
+        patient_id=w.patient_id,
+        provider_id=w.chen_provider_id,
+        start_at=_slots_in_three_days(w)[0],
+        reason="Check-up",
+    )
+    return visit.id
+
+
+def _to_another_time(w: World, _a: Actor) -> Args:
+    visit_id = _alices_request(w)
+    return call(visit_id, _slots_in_three_days(w)[0])
 
 
 def _new_thread(w: World, a: Actor) -> Args:
@@ -328,11 +354,22 @@ VERBS: tuple[Verb, ...] = (
     Verb(
         appointments.set_status,
         PM.APPOINTMENT_MANAGE,
-        lambda w, a: call(w.upcoming_visit_id, AppointmentStatus.COMPLETED),
+        lambda w, a: call(_alices_request(w), AppointmentStatus.SCHEDULED),
     ),
+    Verb(
+        appointments.decline,
+        PM.APPOINTMENT_MANAGE,
+        lambda w, a: call(_alices_request(w), "Please see the nurse first"),
+    ),
+    Verb(appointments.propose, PM.APPOINTMENT_MANAGE, _to_another_time),
+    Verb(appointments.reschedule, PM.APPOINTMENT_BOOK, _to_another_time),
+    Verb(schedule.booking_mode, PM.SCHEDULE_MANAGE, lambda w, a: call()),
+    Verb(schedule.requests, PM.APPOINTMENT_MANAGE, lambda w, a: call()),
+    Verb(schedule.set_booking_mode, PM.SCHEDULE_MANAGE, lambda w, a: call(BookingMode.DIRECT)),
     # profiles
     Verb(profiles.own_profile, PM.READ_OWN_RECORDS, lambda w, a: call()),
     Verb(profiles.set_provider_mail, PM.OWN_ACCOUNT, lambda w, a: call(messages=True)),
+    Verb(profiles.set_time_zone, PM.OWN_ACCOUNT, lambda w, a: call("Europe/Lisbon")),
     # patients
     Verb(patients.search, PM.PATIENTS_LIST, lambda w, a: call()),
     # labs
