@@ -277,8 +277,9 @@ def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
     s = db.session
     conversation = get_or_404(s, Conversation, conversation_id, actor)
     # Showing the thread reads it: marked before the page and its badge are drawn.
-    with unit_of_work() as w:
-        messaging.mark_thread_read(w, actor, conversation.id)
+    if messaging.thread_unread(s, actor, conversation.id):
+        with unit_of_work() as w:
+            messaging.mark_thread_read(w, actor, conversation.id)
     thread = messaging.thread_messages(s, actor, conversation)
     # Who wrote, too: a clinician who handed the thread over still signs their messages.
     senders = {m.sender_id for m, _files in thread}
