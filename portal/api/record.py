@@ -75,7 +75,11 @@ EXAMPLE: dict[str, Any] = {
                 "code": {
                     "text": "Hemoglobin A1c",
                     "coding": [
-                        {"system": record_export.LOINC, "code": "4548-4", "display": "Hemoglobin A1c"}
+                        {
+                            "system": record_export.LOINC,
+                            "code": "4548-4",
+                            "display": "Hemoglobin A1c",
+                        }
                     ],
                 },
                 "subject": {"reference": "Patient/patient-5"},
@@ -100,7 +104,12 @@ EXAMPLE: dict[str, Any] = {
                 ],
                 "referenceRange": [
                     {
-                        "low": {"value": 4.0, "unit": "%", "system": record_export.UCUM, "code": "%"},
+                        "low": {
+                            "value": 4.0,
+                            "unit": "%",
+                            "system": record_export.UCUM,
+                            "code": "%",
+                        },
                         "high": {
                             "value": 5.6,
                             "unit": "%",

@@ -90,7 +90,7 @@ class PatientRecord:
     made_at: datetime
 
 
-def _visible_versions_stmt(rs: RoleScope) -> Select[tuple[LabResult, LabResultVersion]]:
+def _visible_versions_stmt(rs: RoleScope) -> Select[LabResult, LabResultVersion]:
     """Each of the reader's own results with every version of it they may see, newest sample
     first, versions oldest first. For a patient, `rs.scope` adds `PATIENT_FILTERS`: results
     with no released version and versions held, unreleased or provider-only never load."""
@@ -329,9 +329,7 @@ def _practitioner(provider: ProviderProfile) -> dict[str, Any]:
     }
 
 
-def _observations(
-    ids: _Ids, patient_ref: str, history: ResultHistory
-) -> Iterable[dict[str, Any]]:
+def _observations(ids: _Ids, patient_ref: str, history: ResultHistory) -> Iterable[dict[str, Any]]:
     result = history.result
     code: dict[str, Any] = {"text": result.test_name}
     if is_loinc(result.test_code):
@@ -401,12 +399,8 @@ def _care_plans(ids: _Ids, patient_ref: str, history: PlanHistory) -> Iterable[d
         plan: dict[str, Any] = {
             "resourceType": "CarePlan",
             "id": resource_id,
-            "meta": _meta(
-                ids, version.version, version.created_at, version is not history.current
-            ),
-            "identifier": [
-                {"system": ids.system("treatment-plan"), "value": str(history.plan.id)}
-            ],
+            "meta": _meta(ids, version.version, version.created_at, version is not history.current),
+            "identifier": [{"system": ids.system("treatment-plan"), "value": str(history.plan.id)}],
             "status": _PLAN_STATUS[version.status],
             "intent": "plan",
             "title": version.summary,
