@@ -324,7 +324,6 @@ def _practitioner(provider: ProviderProfile) -> dict[str, Any]:
     return {
         "resourceType": "Practitioner",
         "id": f"practitioner-{provider.id}",
-        "active": True,
         "name": [{"text": provider.display_name}],
     }
 
