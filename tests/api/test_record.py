@@ -88,7 +88,9 @@ def test_it_holds_every_version_she_may_see_and_nothing_else(
     assert "Draft: cholesterol follow-up" not in text
 
 
-def test_a_corrected_result_keeps_both_versions_linked(api: People, session, people) -> None:  # type: ignore[no-untyped-def]
+def test_a_corrected_result_keeps_both_versions_linked(
+    api: People, session: Session, people: Demo
+) -> None:
     potassium = records_of(session, people, "alice").potassium_id
 
     observations = resources(exported(api, "alice"), "Observation")
