@@ -10,11 +10,12 @@ htmx partial request, the block the page names (portal.web.htmx.render).
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
 
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import Response, abort, current_app, flash, redirect, request, url_for
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
@@ -57,17 +58,18 @@ from portal.services import (
     paging,
     plans,
     profiles,
+    record_export,
     trends,
 )
 from portal.services import (
     dashboard as dashboards,
 )
 from portal.transactions import unit_of_work
-from portal.web.downloads import attachment_response
+from portal.web.downloads import attachment_response, content_disposition
 from portal.web.forms import flash_once, run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
-from portal.web.templating import format_datetime, slot_choices
+from portal.web.templating import format_datetime, local, slot_choices
 from portal.web.uploads import upload_of
 
 Page = str | tuple[str, int] | BaseResponse
@@ -589,3 +591,24 @@ def change_password() -> Page:
     if change_own_password(form):  # this browser stays signed in; every other one is not
         return redirect(url_for("patient.profile"), code=303)
     return _profile_page(password=form, status=422)
+
+
+# --- The whole record: a printable summary and a FHIR download ----------------------------------
+
+
+@bp.get("/record")
+@audited(AuditAction.VIEW, record_export.ENTITY)
+def record_summary() -> str:
+    record = record_export.gather(db.session, current_actor())
+    return render("patient/record_summary.html", record=record)
+
+
+@bp.get("/record.json")
+@audited(AuditAction.EXPORT, record_export.ENTITY)
+def record_download() -> Response:
+    record = record_export.gather(db.session, current_actor())
+    bundle = record_export.to_fhir(record, str(current_app.config["PORTAL_URL"]))
+    response = Response(json.dumps(bundle, ensure_ascii=False), mimetype="application/fhir+json")
+    day = local(record.made_at).date().isoformat()
+    response.headers["Content-Disposition"] = content_disposition(f"health-record-{day}.json")
+    return response
