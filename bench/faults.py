@@ -109,6 +109,7 @@ class Run:
     back_at: float | None = None
     first_after_back: float | None = None
     failures: list[str] = field(default_factory=list)
+    during_outage: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -182,6 +183,7 @@ def outage_pages(base: str, page: requests.Session, headers: dict[str, str], run
     ):
         run.failures.append(f"the site answered {site.status_code} during the outage")
     api = requests.get(base + "/api/v1/conversations", headers=headers, timeout=60)
+    run.during_outage = f"site {site.status_code}, API {api.status_code}"
     if not (
         api.status_code == 503
         and api.headers.get("Content-Type", "").startswith("application/problem+json")
@@ -212,9 +214,11 @@ def check_stored(url: str, run: Run) -> str:
             int(e)
             for e in s.scalars(
                 select(AuditEvent.entity_id).where(
-                    AuditEvent.action == AuditAction.SEND, AuditEvent.entity_type == "message"
+                    AuditEvent.action == AuditAction.SEND,
+                    AuditEvent.entity_type == "message",
                 )
             )
+            if e is not None
         )
         entries = s.scalar(select(func.count()).select_from(AuditEvent))
         checked, problem = verify(s, checkpoints=[])
@@ -294,7 +298,8 @@ def one_run(number: int, server: PostgresServer, base: str, url: str, ws_pid: in
         run.failures.append(f"{len(run.bad_503)} 503s without problem+json or Retry-After")
     print(
         f"RESULT run {number}: {WRITES} writes in {took:.1f} s, crash after {crashed_at} "
-        f"acknowledged, database down {OUTAGE:.1f} s; acknowledged {run.acknowledged}, "
+        f"acknowledged, database down {OUTAGE:.1f} s ({run.during_outage}); "
+        f"acknowledged {run.acknowledged}, "
         f"503 {run.unavailable} (all problem+json with Retry-After: {not run.bad_503}), "
         f"other answers {sum(run.others.values())}"
         f"{' ' + str(dict(run.others)) if run.others else ''}; first write acknowledged "
