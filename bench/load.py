@@ -48,7 +48,6 @@ import gevent
 import requests
 from locust import HttpUser, between, task
 from locust.env import Environment
-from locust.stats import print_percentile_stats, print_stats
 from simple_websocket import Client, ConnectionClosed
 from sqlalchemy import select
 
@@ -247,7 +246,7 @@ class PortalUser(HttpUser):
                 "csrf_token": _csrf(page.text),
             },
             allow_redirects=False,
-            name="/login [POST]",
+            name="/login",
         )
         assert r.status_code == 303, r.status_code
         home = self.client.get(landing, name=landing)
@@ -324,7 +323,7 @@ class Patient(PortalUser):
             },
             headers={"X-CSRFToken": self.csrf},
             catch_response=True,
-            name="/api/v1/appointments [POST]",
+            name="/api/v1/appointments",
         ) as r:
             if r.status_code == 409:  # another patient took the slot at the same moment
                 TALLY.slot_races += 1
@@ -357,7 +356,7 @@ class Provider(PortalUser):
             json={**GLUCOSE, "resultValue": str(random.randint(70, 130))},
             headers={"X-CSRFToken": self.csrf},
             catch_response=True,
-            name="/api/v1/patients/<id>/lab-results [POST]",
+            name="/api/v1/patients/<id>/lab-results",
         ) as r:
             if r.status_code != 201:
                 r.failure(f"publish answered {r.status_code}: {r.text[:200]}")
@@ -413,6 +412,17 @@ def stored_events(url: str, sockets: list[Listener]) -> dict[int, list[int]]:
     app.extensions["portal.bus"].stop()
     app.extensions["portal.db"]["engine"].dispose()
     return out
+
+
+def print_table(env: Environment) -> None:
+    """Per request kind: count, failures, p50, p95, max (ms), for docs/benchmarks.md."""
+    print(f"{'request':<48} {'count':>7} {'failed':>6} {'p50':>6} {'p95':>6} {'max':>6}")
+    for (name, method), entry in sorted(env.stats.entries.items()):
+        print(
+            f"{method + ' ' + name:<48} {entry.num_requests:>7} {entry.num_failures:>6} "
+            f"{entry.get_response_time_percentile(0.5):>6.0f} "
+            f"{entry.get_response_time_percentile(0.95):>6.0f} {entry.max_response_time:>6.0f}"
+        )
 
 
 def check(env: Environment, url: str) -> list[str]:
@@ -502,7 +512,8 @@ def main() -> int:
         )
         Patient.fixed_count = patients
         Provider.fixed_count = providers
-        env = Environment(user_classes=[Patient, Provider], host=layout.web)
+        # At the end each user finishes the step it is in: no request is cut off half-way.
+        env = Environment(user_classes=[Patient, Provider], host=layout.web, stop_timeout=30)
         runner = env.create_local_runner()
         runner.start(args.users, spawn_rate=args.spawn_rate or max(1.0, args.users / 20))
         gevent.spawn_later(args.duration, runner.quit)
@@ -510,8 +521,7 @@ def main() -> int:
         time.sleep(3)  # the last changes' events reach their sockets
         for listener in TALLY.sockets:
             listener.close()
-        print_stats(env.stats)
-        print_percentile_stats(env.stats)
+        print_table(env)
         print(
             f"RESULT {backend} load: {args.users} users ({patients} patients, {providers} "
             f"providers) for {args.duration} s, 1-3 s between steps, web and ws as in the "
