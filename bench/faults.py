@@ -319,8 +319,10 @@ def main() -> int:
         print("faults: run under scripts/with-postgres.sh (it needs the server to crash)")
         return 2
     server = durable(server, url)
-    tmp = Path(tempfile.mkdtemp(prefix="portal-faults-"))
-    with procfile_layout(tmp, "faults") as layout:
+    with (
+        tempfile.TemporaryDirectory(prefix="portal-faults-") as tmp,
+        procfile_layout(Path(tmp), "faults") as layout,
+    ):
         print(
             f"RESULT served as in the Procfile (web: gunicorn sync x2, ws), {WRITERS} writers, "
             f"503s retried after {RETRY_PAUSE} s with the same Idempotency-Key",

@@ -496,9 +496,11 @@ def main() -> int:
     providers = max(1, args.users // 5)
     patients = max(1, args.users - providers)
     global LAYOUT
-    tmp = Path(tempfile.mkdtemp(prefix="portal-load-"))
     # The Procfile's ws line: many threads, no keep-alive.
-    with procfile_layout(tmp, "load", "--threads", "1000", "--keep-alive", "0") as layout:
+    with (
+        tempfile.TemporaryDirectory(prefix="portal-load-") as tmp,
+        procfile_layout(Path(tmp), "load", "--threads", "1000", "--keep-alive", "0") as layout,
+    ):
         LAYOUT = layout
         backend = "PostgreSQL" if layout.url.startswith("postgresql") else "SQLite"
         started = time.monotonic()
