@@ -11,7 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from portal.api.errors import from_http, is_api_request, problem
-from portal.extensions import db, login_manager
+from portal.extensions import login_manager
 from portal.transactions import discard
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def register(app: Flask) -> None:
         g._login_user = login_manager.anonymous_user()
         g.actor = None
         try:
-            db.session.rollback()
+            discard()
         except Exception:  # noqa: BLE001 - the connection is already gone; nothing to undo
             log.debug("rollback after a lost connection failed", exc_info=True)
         if is_api_request():
