@@ -16,15 +16,15 @@ from portal.transactions import discard
 
 log = logging.getLogger(__name__)
 
-#: Seconds a client is asked to wait when the database cannot be reached.
-RETRY_AFTER = 5
-
 #: The error page when even the template cannot be rendered: no database, nothing to read.
 _PLAIN_500 = (
     '<!doctype html><html lang="en"><title>Something went wrong</title>'
     "<main><h1>Something went wrong on our side</h1>"
     "<p>Please try again in a moment.</p></main></html>"
 )
+
+#: Seconds a client is asked to wait when the database cannot be reached.
+RETRY_AFTER = 5
 
 MESSAGES = {
     400: ("Something was wrong with that request", "Please go back and try again."),

@@ -16,16 +16,19 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, request, url_for
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.fields.choices import SelectChoice
 
+from portal import zones
 from portal.access import get_or_404
 from portal.audit import audit_exempt, audited, report
 from portal.auth.identity import current_account, current_actor
 from portal.auth.views import change_own_password
-from portal.db import utcnow
 from portal.extensions import db
 from portal.models import (
+    Appointment,
+    AppointmentStatus,
     Attachment,
     AuditAction,
     Conversation,
@@ -43,6 +46,7 @@ from portal.patient.forms import (
     NewMessageForm,
     PreferencesForm,
     ReplyForm,
+    RescheduleForm,
 )
 from portal.services import appointments as booking
 from portal.services import (
@@ -63,6 +67,7 @@ from portal.web.downloads import attachment_response
 from portal.web.forms import flash_once, run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
+from portal.web.templating import format_datetime, slot_choices
 from portal.web.uploads import upload_of
 
 Page = str | tuple[str, int] | BaseResponse
@@ -410,6 +415,8 @@ def request_appointment() -> Page:
     team = messaging.care_team(s, actor, actor.patient_id or 0)
     form = AppointmentForm()
     form.provider_id.choices = [SelectChoice(str(p.id), _provider_label(p)) for p in team]
+    # "Show free times" is its own GET form (the provider only); the booking form posts the
+    # provider it was shown for, so no token or reason ever goes into a URL.
     chosen = form.provider_id.data if request.method == "POST" else None
     if chosen is None:
         chosen = _query_id("provider_id") or (team[0].id if team else None)
@@ -417,8 +424,8 @@ def request_appointment() -> Page:
     slots: list[tuple[datetime, datetime, str | None]] = []
     provider = next((p for p in team if p.id == chosen), None)
     if provider is not None:  # the service decides whose slots a patient may see (its team)
-        slots = booking.slots_for(s, actor, provider.user_id, start=utcnow().date(), days=14)
-    form.start_at.choices = _slot_choices(slots)
+        slots = booking.slots_for(s, actor, provider.user_id, start=zones.clinic_today(), days=14)
+    form.start_at.choices = slot_choices(slots)
     # The form only offers the open slots shown; `book` checks the start again (the slot may
     # have just been taken) and takes the visit's end and place from the slot itself.
     done = submit(
@@ -428,36 +435,65 @@ def request_appointment() -> Page:
             actor,
             patient_id=actor.patient_id or 0,
             provider_id=form.provider_id.data or 0,
-            start_at=_chosen_start(form.start_at.data),
+            start_at=booking.chosen_start(form.start_at.data),
             reason=form.reason.data,
         ),
     )
-    if done.ok:
-        flash("Your request was sent. The clinic will confirm the appointment.", "success")
+    if done.value is not None:
+        if done.value.status is AppointmentStatus.SCHEDULED:
+            flash("Your appointment is booked.", "success")
+        else:
+            flash("Your request was sent. The clinic will confirm the appointment.", "success")
         return redirect(url_for("patient.appointments"), code=303)
     status = 422 if request.method == "POST" else 200
     body = render(
-        "patient/request_appointment.html", fragment="booking", form=form, team=team, slots=slots
+        "patient/request_appointment.html",
+        fragment="booking",
+        form=form,
+        team=team,
+        slots=slots,
+        provider=provider,
+        max_open=booking.MAX_OPEN_REQUESTS,
     )
     return body, status
 
 
-def _chosen_start(raw: str | None) -> datetime:
-    """The start of the slot the form posted; text that is none is refused like a gone slot."""
-    try:
-        return datetime.fromisoformat(raw or "")
-    except ValueError:
-        raise booking.AppointmentError("start_at", booking.UNAVAILABLE) from None
-
-
-def _slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[SelectChoice]:
-    """Open slots grouped by day, for a <select> with one <optgroup> per day."""
-    return [SelectChoice("", "Choose a time…")] + [
-        SelectChoice(
-            begin.isoformat(), f"{begin:%H:%M}–{end:%H:%M} UTC", optgroup=f"{begin:%A %-d %B %Y}"
-        )
-        for begin, end, _where in slots
-    ]
+@bp.route("/appointments/<int:appointment_id>/reschedule", methods=["GET", "POST"])
+@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")
+def reschedule_appointment(appointment_id: int) -> Page:
+    actor = current_actor()
+    s = db.session
+    visit = get_or_404(s, Appointment, appointment_id, actor)
+    provider = booking.providers_by_id(s, {visit.provider_id}).get(visit.provider_id)
+    movable = booking.is_cancellable_online(visit, actor)
+    slots: list[tuple[datetime, datetime, str | None]] = []
+    if movable and provider is not None:
+        try:
+            slots = booking.slots_for(
+                s, actor, provider.user_id, start=zones.clinic_today(), days=14
+            )
+        except NotFound:  # no longer on the care team: the page says to call the clinic
+            slots = []
+    form = RescheduleForm()
+    form.start_at.choices = slot_choices(slots)
+    done = submit(
+        form,
+        lambda w: booking.reschedule(
+            w, actor, appointment_id, booking.chosen_start(form.start_at.data)
+        ),
+    )
+    if done.value is not None:
+        flash(f"Your appointment is moved to {format_datetime(done.value.start_at)}.", "success")
+        return redirect(url_for("patient.appointments"), code=303)
+    body = render(
+        "patient/reschedule_appointment.html",
+        form=form,
+        visit=visit,
+        provider=provider,
+        slots=slots,
+        movable=movable,
+    )
+    return (body, 422) if request.method == "POST" else body
 
 
 @bp.post("/appointments/<int:appointment_id>/cancel")
