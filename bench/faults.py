@@ -35,6 +35,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,8 @@ from sqlalchemy import create_engine, func, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support import (  # noqa: E402  (the repository root is put on the path first)
+    ROOT,
+    Layout,
     PostgresServer,
     app_config,
     bearer,
@@ -93,6 +97,43 @@ def durable(server: PostgresServer, url: str) -> PostgresServer:
     )
     assert set(shown.values()) == {"on"}, shown
     return server
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def failed_runs(self) -> int:
+        """Job runs the worker logged as failed (each retried at its next turn)."""
+        return self.log.read_text(errors="replace").count(" failed; it runs again")
+
+
+@contextmanager
+def procfile_worker(url: str, folder: Path) -> Iterator[Worker]:
+    """The Procfile's `worker` on `url` (it seals the audit entries into the chain every
+    second, sends the mail), with the keys `procfile_layout` gives web and ws; stopped at the
+    end. Its log (no patient data: the engine hides SQL parameters) goes to `folder`."""
+    config = app_config(url)
+    names = ("SECRET_KEY", "ATTACHMENT_KEY", "TOTP_KEY", "AUDIT_KEY", "AUDIT_CHECKPOINT_DIR")
+    env = {
+        **os.environ,
+        "PORTAL_ENV": "development",
+        "DATABASE_URL": url,
+        "MAIL_DIR": str(config["MAIL_DIR"]),
+        **{name: str(config[name]) for name in names},
+    }
+    log = folder / "worker.log"
+    flask = str(Path(sys.executable).with_name("flask"))
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [flask, "--app", "wsgi", "worker"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    try:
+        yield Worker(process, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 # --- One run: writers, a crash half-way, the checks -----------------------------------------------
@@ -197,7 +238,7 @@ def check_stored(url: str, run: Run) -> str:
     chain intact. Returns the line to print."""
     from portal import create_app
     from portal.access import unscoped
-    from portal.audit.chain import verify
+    from portal.audit.chain import unsealed, verify
     from portal.extensions import db
     from portal.models import AuditAction, AuditEvent, Message
 
@@ -221,6 +262,12 @@ def check_stored(url: str, run: Run) -> str:
             if e is not None
         )
         entries = s.scalar(select(func.count()).select_from(AuditEvent))
+        # The worker seals what was written (through the crash too) within seconds.
+        began = time.monotonic()
+        while (waiting := unsealed(s)) and time.monotonic() - began < 60:
+            s.rollback()
+            time.sleep(0.5)
+        sealed_in = time.monotonic() - began
         checked, problem = verify(s, checkpoints=[])
     app.extensions["portal.bus"].stop()
     app.extensions["portal.db"]["engine"].dispose()
@@ -238,33 +285,40 @@ def check_stored(url: str, run: Run) -> str:
         )
     if problem is not None:
         run.failures.append(f"audit chain broken: {problem}")
+    if waiting:
+        run.failures.append(f"{waiting} audit entries still unsealed after 60 s")
     return (
         f"stored once {len(bodies) - twice}/{WRITES} (missing {missing}, twice {twice}); "
         f"messages without audit entry {unaudited}, SEND entries without message {orphans}, "
-        f"messages with two entries {double_entries}; audit chain "
-        f"{'intact' if problem is None else 'BROKEN'} ({checked} of {entries} entries)"
+        f"messages with two entries {double_entries}; "
+        + (f"all entries sealed (waited {sealed_in:.1f} s), " if not waiting else "NOT sealed, ")
+        + f"audit chain {'intact' if problem is None else 'BROKEN'} "
+        f"({checked} of {entries} entries)"
     )
 
 
-def web_workers(ws_pid: int) -> set[int]:
-    """The web gunicorn's workers: the master is this process's other gunicorn child."""
+def web_workers(layout: Layout, worker: Worker) -> set[int]:
+    """The web gunicorn's workers: the master is this process's child that is neither the
+    ws gunicorn nor the jobs worker."""
 
     def children(pid: int) -> set[int]:
         out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
         return {int(p) for p in out.split()}
 
-    masters = children(os.getpid()) - {ws_pid}
+    masters = children(os.getpid()) - {layout.ws_pid, worker.process.pid}
     return set().union(*(children(m) for m in masters))
 
 
-def one_run(number: int, server: PostgresServer, base: str, url: str, ws_pid: int) -> Run:
+def one_run(number: int, server: PostgresServer, layout: Layout, worker: Worker) -> Run:
     run = Run(number, f"faults-{uuid.uuid4().hex[:8]}-")
+    base = layout.web
+    failed_jobs = worker.failed_runs()
     headers = bearer(base, "alice@example.org")
     page = signed_in(base, "alice@example.org")
     [thread, *_] = requests.get(base + "/api/v1/conversations", headers=headers, timeout=60).json()[
         "items"
     ]
-    workers = web_workers(ws_pid)
+    workers = web_workers(layout, worker)
     assert workers, "the web gunicorn's workers were not found"
     half = threading.Event()
     writing = threading.Thread(target=write_all, args=(base, headers, thread["id"], run, half))
@@ -282,8 +336,11 @@ def one_run(number: int, server: PostgresServer, base: str, url: str, ws_pid: in
         run.back_at = time.monotonic()
     writing.join()
     took = time.monotonic() - began
-    stored = check_stored(url, run)
-    if web_workers(ws_pid) != workers:
+    stored = check_stored(layout.url, run)
+    worker_alive = worker.process.poll() is None
+    if not worker_alive:
+        run.failures.append("the jobs worker exited")
+    if web_workers(layout, worker) != workers:
         run.failures.append("a web worker was restarted")
     recovery = (
         run.first_after_back - run.back_at
@@ -305,7 +362,9 @@ def one_run(number: int, server: PostgresServer, base: str, url: str, ws_pid: in
         f"{' ' + str(dict(run.others)) if run.others else ''}; first write acknowledged "
         f"{'never' if recovery is None else f'{recovery:.2f} s'} after the database was back; "
         f"{stored}; web workers ({len(workers)}) restarted: "
-        f"{'yes' if web_workers(ws_pid) != workers else 'no'}"
+        f"{'yes' if web_workers(layout, worker) != workers else 'no'}; jobs worker "
+        f"{'running' if worker_alive else 'EXITED'} ({worker.failed_runs() - failed_jobs} job "
+        "runs failed in the outage, each retried)"
         f" -> {'PASS' if not run.failures else 'FAIL: ' + '; '.join(run.failures)}",
         flush=True,
     )
@@ -322,15 +381,15 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="portal-faults-") as tmp,
         procfile_layout(Path(tmp), "faults") as layout,
+        procfile_worker(layout.url, Path(tmp)) as worker,
     ):
         print(
-            f"RESULT served as in the Procfile (web: gunicorn sync x2, ws), {WRITERS} writers, "
+            f"RESULT served as in the Procfile (web: gunicorn sync x2, ws, worker), {WRITERS} "
+            "writers, "
             f"503s retried after {RETRY_PAUSE} s with the same Idempotency-Key",
             flush=True,
         )
-        runs = [
-            one_run(n, server, layout.web, layout.url, layout.ws_pid) for n in range(1, RUNS + 1)
-        ]
+        runs = [one_run(n, server, layout, worker) for n in range(1, RUNS + 1)]
     failed = [r.number for r in runs if r.failures]
     print(f"RESULT {'PASS' if not failed else f'FAIL in runs {failed}'}")
     return 1 if failed else 0

@@ -53,7 +53,8 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import (  # the repository root is put on the path first
+from bench.faults import procfile_worker  # the repository root is put on the path first
+from tests.support import (
     GLUCOSE,
     PASSWORD,
     Layout,
@@ -81,7 +82,7 @@ class Account:
     patients: list[int] = field(default_factory=list)  # a provider's patients
 
 
-def seed_accounts(url: str, patients: int, providers: int) -> list[Account]:
+def seed_accounts(url: str, layout_url: str, patients: int, providers: int) -> list[Account]:
     """`providers` providers and `patients` activated patients spread over them, each patient
     with a thread with their provider: made through the services, as the demo is."""
     from portal import create_app
@@ -98,9 +99,11 @@ def seed_accounts(url: str, patients: int, providers: int) -> list[Account]:
         boss = Actor.of(admin)
         staff = []
         for j in range(providers):
+            # Made by the operator, as the demo's providers are: an admin's own recruits
+            # join a care team only once a second admin confirms.
             user, _ = accounts.create_staff(
                 s,
-                boss,
+                None,
                 email=f"load-dr{j}@example.org",
                 role=Role.PROVIDER,
                 display_name=f"Dr Load {j}",
@@ -124,7 +127,7 @@ def seed_accounts(url: str, patients: int, providers: int) -> list[Account]:
                 primary_clinic="Load Clinic",
                 contact_email=email,
             )
-            code = accounts.issue_activation_code(s, boss, patient)
+            code = accounts.issue_activation_code(s, boss, patient, portal_url=layout_url)
             user = accounts.activate_patient(
                 s, code=code, email=email, password=PASSWORD, date_of_birth=born
             )
@@ -414,6 +417,26 @@ def stored_events(url: str, sockets: list[Listener]) -> dict[int, list[int]]:
     return out
 
 
+def sealed_chain(url: str) -> tuple[int, float, int, object]:
+    """Entries left unsealed once the worker has had up to 30 s, the seconds waited, and the
+    chain's verification (entries checked, first break or None)."""
+    from portal import create_app
+    from portal.audit.chain import unsealed, verify
+    from portal.extensions import db
+
+    app = create_app(app_config(url))
+    began = time.monotonic()
+    with app.app_context():
+        while (waiting := unsealed(db.session)) and time.monotonic() - began < 30:
+            db.session.rollback()
+            time.sleep(0.5)
+        waited = time.monotonic() - began
+        checked, problem = verify(db.session, checkpoints=[])
+    app.extensions["portal.bus"].stop()
+    app.extensions["portal.db"]["engine"].dispose()
+    return waiting, waited, checked, problem
+
+
 def print_table(env: Environment) -> None:
     """Per request kind: count, failures, p50, p95, max (ms), for docs/benchmarks.md."""
     print(f"{'request':<48} {'count':>7} {'failed':>6} {'p50':>6} {'p95':>6} {'max':>6}")
@@ -482,6 +505,15 @@ def check(env: Environment, url: str) -> list[str]:
     )
     if missing or duplicated or extra or problems or unmet:
         failures.append("events not delivered exactly once to the sockets that should get them")
+
+    waiting, waited, checked, problem = sealed_chain(url)
+    print(
+        f"RESULT audit: {'every entry sealed' if not waiting else f'{waiting} entries unsealed'}"
+        f" {waited:.1f} s after the run, chain {'intact' if problem is None else problem}"
+        f" ({checked} entries)"
+    )
+    if waiting or problem is not None:
+        failures.append("audit entries unsealed or the chain broken")
     return failures
 
 
@@ -500,11 +532,12 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="portal-load-") as tmp,
         procfile_layout(Path(tmp), "load", "--threads", "1000", "--keep-alive", "0") as layout,
+        procfile_worker(layout.url, Path(tmp)),
     ):
         LAYOUT = layout
         backend = "PostgreSQL" if layout.url.startswith("postgresql") else "SQLite"
         started = time.monotonic()
-        accounts = seed_accounts(layout.url, patients, providers)
+        accounts = seed_accounts(layout.url, layout.web, patients, providers)
         PATIENTS.extend(a for a in accounts if a.role == "patient")
         PROVIDERS.extend(a for a in accounts if a.role == "provider")
         print(
@@ -526,8 +559,8 @@ def main() -> int:
         print_table(env)
         print(
             f"RESULT {backend} load: {args.users} users ({patients} patients, {providers} "
-            f"providers) for {args.duration} s, 1-3 s between steps, web and ws as in the "
-            "Procfile (tests.support.procfile_layout)"
+            f"providers) for {args.duration} s, 1-3 s between steps, web, ws and worker as in "
+            "the Procfile (tests.support.procfile_layout, bench.faults.procfile_worker)"
         )
         failures = check(env, layout.url)
     print("RESULT " + ("PASS" if not failures else "FAIL: " + "; ".join(failures)))
