@@ -5,7 +5,8 @@
 with-postgres.sh's cluster runs without durable commits (fsync and synchronous_commit off,
 for the suite's speed): a crash would lose commits it had already acknowledged. So this script
 first restarts that cluster with `fsync=on synchronous_commit=on full_page_writes=on` and shows
-them. Then it serves the portal in the Procfile's layout (`tests.support.procfile_layout`) and,
+them. Then it serves the portal in the Procfile's layout (`tests.support.procfile_layout`,
+with the jobs worker, which seals the audit entries, beside web and ws) and,
 RUNS times: WRITERS threads send WRITES replies in one thread through the API (each with its
 own `Idempotency-Key` and a unique marker in the body; a 503 is retried with the same key after
 a short pause, as its `Retry-After` asks); half-way, the cluster is crashed
@@ -16,8 +17,9 @@ Per run it prints the writes acknowledged, the 503s (each checked: problem+json 
 page, `Retry-After`, no stack trace), any other answer (must be none), the time from the
 database being back to the first write acknowledged (must be at most 10 s), and the checks that
 nothing is partial: every write stored exactly once (retries included), every stored message
-with its audit entry and every audit SEND entry with its message, the audit chain intact, and
-the web workers the same processes (nothing restarted). Exit status 1 if any check fails.
+with its audit entry and every audit SEND entry with its message, every entry sealed by the
+worker into an intact chain, the web workers the same processes (nothing restarted) and the jobs
+worker still running. Exit status 1 if any check fails.
 
 A full disk for attachments is not run: attachments are stored in the database (encrypted,
 in `attachment.ciphertext`), so it is the database's disk filling up, which needs a small file

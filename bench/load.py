@@ -4,8 +4,9 @@ sockets, then the checks of issue 13 point 5.
     scripts/with-postgres.sh .venv/bin/python bench/load.py                  # 100 users, 5 min
     scripts/with-postgres.sh .venv/bin/python bench/load.py --users 10 --duration 20   # smoke
 
-(Without with-postgres.sh it runs on SQLite.) Starts gunicorn `web` and `ws` on a new
-demo-seeded database (`tests.support.procfile_layout`) and adds one account per simulated user
+(Without with-postgres.sh it runs on SQLite.) Starts gunicorn `web` and `ws` and the jobs
+`worker` on a new demo-seeded database (`tests.support.procfile_layout`,
+`bench.faults.procfile_worker`) and adds one account per simulated user
 (a fifth of them providers, each with their own patients; every patient has a thread with their
 provider), so no two users share a sign-in. Each user signs in through the sign-in page and
 opens `/ws` on the `ws` process as the page does; then, with 1 to 3 s between steps:
@@ -19,7 +20,8 @@ At the end (exit status 1 if any fails): no failed request (a booking that lost 
 another user at the same moment, 409, is counted apart: the right answer to a race), p95 of
 every request at most 500 ms, every acknowledged message stored exactly once (and none stored
 that was not sent), and every socket got exactly the events the database holds for its user
-since it opened, including one for each acknowledged reply and published result.
+since it opened, including one for each acknowledged reply and published result; and the
+worker sealed every audit entry into an intact chain.
 """
 
 # ruff: noqa: E402  (gevent must patch the standard library before any other import)
