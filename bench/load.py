@@ -464,6 +464,12 @@ def check(env: Environment, url: str) -> list[str]:
         failures.append(f"{total.num_failures} failed requests")
         for error in env.stats.errors.values():
             print(f"  error x{error.occurrences}: {error.method} {error.name}: {error.error}")
+    # An exception in a user's code (a sign-in refused, a page without its CSRF token) is no
+    # request failure to locust: counted here.
+    assert env.runner is not None
+    for crash in env.runner.exceptions.values():
+        print(f"  exception x{crash['count']}: {crash['msg']}")
+        failures.append(f"{crash['count']} exceptions in the simulated users")
     if p95 > P95_LIMIT_MS:
         failures.append(f"p95 {p95:.0f} ms > {P95_LIMIT_MS} ms")
 
