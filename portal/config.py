@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from portal.zones import DEFAULT_ZONE, known_zones, zone_named
+
 ENVIRONMENTS = ("development", "test", "production")
 
 
@@ -46,6 +48,12 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         if production:
             raise ConfigError(f"{name} is required when PORTAL_ENV=production")
         return _instance_secret(instance_dir, filename)
+
+    clinic_zone = env.get("PORTAL_TIMEZONE") or DEFAULT_ZONE
+    if not known_zones():
+        raise ConfigError("No time zone database: install the system's tzdata (or pip tzdata)")
+    if zone_named(clinic_zone) is None:
+        raise ConfigError(f"PORTAL_TIMEZONE names no IANA zone (Europe/Berlin): {clinic_zone}")
 
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'portal.db'}"
     return {
@@ -100,6 +108,9 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         # How many proxies in front of the portal set X-Forwarded-For (and -Proto, -Host): the
         # client address then is the real one, in the audit and for the sign-in throttle.
         "PROXY_HOPS": int(env.get("PORTAL_PROXY_HOPS", "0")),
+        # The clinic's time zone: its days and opening hours (slots, the cancel cut-off), and
+        # the times shown to anyone who has not chosen their own zone (portal.zones).
+        "PORTAL_TIMEZONE": clinic_zone,
         # argon2id: library defaults in production; tests pass cheap parameters.
         "ARGON2_PARAMS": {},
         # The portal's address as people reach it: links in mail are built from it, never from

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from portal.access import Actor, unscoped
+from portal.audit import chain
 from portal.db import Base, UTCDateTime, get_clock, set_clock, utcnow
 from portal.models import (
     AppointmentStatus,
@@ -235,10 +236,17 @@ def _patient_history(
                 appointments.set_status(session, chen, visit.id, status)
 
 
+#: The link in the demo patients' activation mails (their codes are used at once).
+DEMO_PORTAL_URL = "http://127.0.0.1:5000"
+
+
 def seed(session: Session) -> None:
-    """The demo accounts of CONTRACT §4 with their records, in one unit of work."""
+    """The demo accounts of CONTRACT §4 with their records, in one unit of work; the audit
+    entries they made are then sealed into the chain (the worker would, a second later)."""
     with unit_of_work(session):
         _seed(session)
+    with unit_of_work(session):
+        chain.seal(session, batch=100_000)
 
 
 def _seed(session: Session) -> None:
@@ -254,9 +262,12 @@ def _seed(session: Session) -> None:
             password=PASSWORD,
         )
         admin = Actor.of(admin_user)
+        # The operator makes the providers' accounts (`users create`), so that the demo admin
+        # may put them on care teams alone: an admin who brought an account in could not
+        # (accounts.assign_provider would wait for a second administrator).
         chen_user, _ = accounts.create_staff(
             session,
-            admin,
+            None,
             email="dr.chen@example.org",
             role=Role.PROVIDER,
             display_name="Dr Mei Chen",
@@ -266,7 +277,7 @@ def _seed(session: Session) -> None:
         )
         okafor_user, _ = accounts.create_staff(
             session,
-            admin,
+            None,
             email="dr.okafor@example.org",
             role=Role.PROVIDER,
             display_name="Dr Chidi Okafor",
@@ -302,7 +313,9 @@ def _seed(session: Session) -> None:
                 primary_clinic="Riverside Clinic" if provider is chen else "Hillside Clinic",
                 contact_email=email,
             )
-            code = accounts.issue_activation_code(session, admin, patient)
+            code = accounts.issue_activation_code(
+                session, admin, patient, portal_url=DEMO_PORTAL_URL
+            )
             accounts.activate_patient(
                 session, code=code, email=email, password=PASSWORD, date_of_birth=born
             )

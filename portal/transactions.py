@@ -7,7 +7,7 @@ its audit entries and its notifications commit together, or none of them does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import Conflict
 
 from portal.extensions import db
+from portal.services.errors import ServiceError
 
 
 class WriteOutsideUnitOfWork(RuntimeError):
@@ -33,7 +34,9 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
     READ COMMITTED each statement sees every commit made before it starts, so nothing read
     earlier constrains it, and a request saves a COMMIT, a connection check-out (with its ping)
     and a BEGIN. A unique-key
-    race (two identical requests at once on PostgreSQL) becomes a 409, never a 500.
+    race (two identical requests at once on PostgreSQL) becomes a 409, never a 500. A
+    `ServiceError` that carries a `record` (a denied entry, a counted failure) rolls the change
+    back and then commits that record on its own before it is raised on.
     `session` is the app context's session unless given (jobs and threads without one).
     """
     session = session or db.session
@@ -51,6 +54,23 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
         if is_unique_violation(exc):
             raise Conflict("That was just done. Please reload the page to see it.") from exc
         raise
+    except ServiceError as exc:
+        session.rollback()
+        if exc.record is not None:
+            _keep_refusal(session, exc.record)
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _keep_refusal(session: Session, record: Callable[[Session], None]) -> None:
+    """Commit what a refusal carries (its audit entry, a counted failure) in a transaction of
+    its own, after the refused change rolled back: a refusal is never lost with the change."""
+    session.connection(execution_options={"sqlite_begin_immediate": True})
+    try:
+        record(session)
+        session.commit()
     except BaseException:
         session.rollback()
         raise

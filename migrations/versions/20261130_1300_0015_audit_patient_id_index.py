@@ -6,7 +6,7 @@ database to sort the patient's whole log or to walk everyone's entries backwards
 theirs. Found by tests/integration/test_query_plans.py (issue 13, point 4).
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0016
 Create Date: 2026-11-30 13:00:00
 """
 
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0012"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -62,3 +62,27 @@ class PolicyForm(FlaskForm):
     )
     delay_hours = IntegerField("Delay (hours)", validators=[Optional()])
     never_auto_release = BooleanField("Sensitive: never release automatically")
+
+
+class EditUserForm(FlaskForm):
+    email = EmailField(
+        "Email (signs in with it)", validators=[DataRequired(), Email(), Length(max=254)]
+    )
+    display_name = StringField("Name shown in the portal", validators=[Optional(), Length(max=200)])
+    specialty = StringField("Specialty", validators=[Optional(), Length(max=120)])
+    clinic = StringField("Clinic", validators=[Optional(), Length(max=200)])
+
+
+class EditPatientForm(FlaskForm):
+    medical_record_number = StringField(
+        "Medical record number (MRN)", validators=[DataRequired(), Length(max=32)]
+    )
+    display_name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
+    date_of_birth = DateField("Date of birth", validators=[Optional()])
+    primary_clinic = StringField("Clinic", validators=[Optional(), Length(max=200)])
+    contact_email = EmailField(
+        "Contact email",
+        validators=[Optional(), Email(), Length(max=254)],
+        description="Activation codes and notices go here.",
+    )
+    contact_phone = StringField("Contact phone", validators=[Optional(), Length(max=40)])

@@ -9,10 +9,10 @@ in `portal.services.accounts` and `portal.services.settings`, where the JSON API
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
-from sqlalchemy import select
+from flask import abort, current_app, flash, redirect, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
@@ -21,6 +21,8 @@ from portal.access import MAX_ID, get_or_404
 from portal.admin import bp
 from portal.admin.forms import (
     AssignForm,
+    EditPatientForm,
+    EditUserForm,
     NewPatientForm,
     NewStaffForm,
     PolicyForm,
@@ -29,8 +31,15 @@ from portal.admin.forms import (
 from portal.audit import audit_exempt, audited
 from portal.auth.identity import current_actor
 from portal.extensions import db
-from portal.models import AuditAction, PatientProfile, ReleaseMode, Role, User
-from portal.services import accounts, settings
+from portal.models import (
+    AuditAction,
+    CareAssignmentRequest,
+    PatientProfile,
+    ReleaseMode,
+    Role,
+    User,
+)
+from portal.services import account_admin, accounts, recovery, settings
 from portal.services import patients as roster
 from portal.web.forms import run, submit
 from portal.web.htmx import render
@@ -55,17 +64,22 @@ def patients() -> Page:
     return (body, 422) if refused else body
 
 
+def _portal_url() -> str:
+    """The base of links in mail: the configured external address, never the request's Host."""
+    return str(current_app.config["PORTAL_URL"])
+
+
 @bp.route("/patients/new", methods=["GET", "POST"])
-# The form shows only what the admin typed; register_patient and issue_activation_code record
-# the new patient and the code, naming the patient, in the request that shows them.
+# The page after shows only what the admin typed; register_patient and issue_activation_code
+# record the new patient and the mailed code, naming the patient, in the same request.
 @audit_exempt
 def new_patient() -> Page:
     form = NewPatientForm()
     if request.method == "GET":
         return render("admin/new_patient.html", form=form)
-    actor = current_actor()
+    actor, portal_url = current_actor(), _portal_url()
 
-    def register(s: Session) -> tuple[PatientProfile, str]:
+    def register(s: Session) -> PatientProfile:
         patient = accounts.register_patient(
             s,
             actor,
@@ -75,30 +89,82 @@ def new_patient() -> Page:
             primary_clinic=form.primary_clinic.data or None,
             contact_email=form.contact_email.data or None,
         )
-        return patient, accounts.issue_activation_code(s, actor, patient)
+        if patient.contact_email:
+            accounts.issue_activation_code(s, actor, patient, portal_url=portal_url)
+        return patient
 
     done = submit(form, register)
     if done.value is None:
         return render("admin/new_patient.html", form=form), 422
-    patient, code = done.value
-    # Shown once, in this response: only the code's hash is stored.
-    return render("admin/activation_code.html", patient=patient, code=code, new=True)
+    # The code went to the patient's own address; this page never shows it.
+    return render("admin/activation_code.html", patient=done.value, new=True)
 
 
 @bp.post("/patients/<int:patient_id>/activation-code")
 @audit_exempt  # issue_activation_code records it, naming the patient; a refusal redirects
 def issue_code(patient_id: int) -> Page:
-    actor = current_actor()
+    actor, portal_url = current_actor(), _portal_url()
 
-    def issue(s: Session) -> tuple[PatientProfile, str]:
+    def issue(s: Session) -> PatientProfile:
         patient = get_or_404(s, PatientProfile, patient_id, actor)
-        return patient, accounts.issue_activation_code(s, actor, patient)
+        accounts.issue_activation_code(s, actor, patient, portal_url=portal_url)
+        return patient
 
-    done = run(issue)  # an activated patient: the service's refusal is flashed
+    done = run(issue)  # an activated patient, no address: the service's refusal is flashed
     if done.value is None:
         return _see_other("admin.care_team", patient_id=patient_id)
-    patient, code = done.value
-    return render("admin/activation_code.html", patient=patient, code=code, new=False)
+    return render("admin/activation_code.html", patient=done.value, new=False)
+
+
+def _patient_form_page(patient_id: int, form: EditPatientForm | None, status: int) -> Page:
+    patient = get_or_404(db.session, PatientProfile, patient_id, current_actor())
+    form = form or EditPatientForm(formdata=None, obj=patient)
+    body = render("admin/edit_patient.html", patient=patient, form=form)
+    return (body, status) if status != 200 else body
+
+
+@bp.route("/patients/<int:patient_id>/edit", methods=["GET", "POST"])
+@audited(AuditAction.VIEW, "patient_profile", id_arg="patient_id")
+def edit_patient(patient_id: int) -> Page:
+    if request.method == "GET":
+        return _patient_form_page(patient_id, None, 200)
+    actor, form = current_actor(), EditPatientForm()
+    done = submit(
+        form,
+        lambda s: account_admin.edit_patient(
+            s,
+            actor,
+            patient_id,
+            medical_record_number=form.medical_record_number.data or "",
+            display_name=form.display_name.data or "",
+            date_of_birth=form.date_of_birth.data,
+            primary_clinic=form.primary_clinic.data,
+            contact_email=form.contact_email.data,
+            contact_phone=form.contact_phone.data,
+        ),
+    )
+    if not done.ok:
+        return _patient_form_page(patient_id, form, 422)
+    flash("The patient's details are saved.", "success")
+    return _see_other("admin.care_team", patient_id=patient_id)
+
+
+@bp.post("/patients/<int:patient_id>/access-reset")
+@audit_exempt  # accounts.reset_patient_access records it; every answer is a redirect or a 404
+def reset_access(patient_id: int) -> Response:
+    actor, portal_url = current_actor(), _portal_url()
+
+    def reset(s: Session) -> None:
+        patient = get_or_404(s, PatientProfile, patient_id, actor)
+        accounts.reset_patient_access(s, actor, patient, portal_url=portal_url)
+
+    if run(reset).ok:
+        flash(
+            "Their password, sessions and apps have ended; a new activation code was emailed "
+            "to their contact address.",
+            "success",
+        )
+    return _see_other("admin.care_team", patient_id=patient_id)
 
 
 def _care_team_page(patient_id: int, form: AssignForm | None = None, status: int = 200) -> Page:
@@ -111,6 +177,7 @@ def _care_team_page(patient_id: int, form: AssignForm | None = None, status: int
         team=team.members,
         form=form,
         account=team.account,
+        pending=team.pending,
     )
     return page, status
 
@@ -140,8 +207,42 @@ def assign(patient_id: int) -> Page:
     )
     if not done.ok:
         return _care_team_page(patient_id, form, 422)
-    flash("The provider was added to the care team.", "success")
+    if isinstance(done.value, CareAssignmentRequest):
+        flash(
+            "You brought this provider's account in, so another administrator must confirm "
+            "the assignment. It waits below.",
+            "info",
+        )
+    else:
+        flash("The provider was added to the care team.", "success")
     return _see_other("admin.care_team", patient_id=patient_id)
+
+
+def _decide(patient_id: int, request_id: int, *, confirm: bool) -> Page:
+    actor = current_actor()
+
+    def decide(s: Session) -> None:
+        patient = get_or_404(s, PatientProfile, patient_id, actor)
+        accounts.decide_assignment(
+            s, actor, patient_id=patient.id, request_id=request_id, confirm=confirm
+        )
+
+    if run(decide).ok:
+        done = "The provider was added to the care team." if confirm else "It is cancelled."
+        flash(done, "success")
+    return _see_other("admin.care_team", patient_id=patient_id)
+
+
+@bp.post("/patients/<int:patient_id>/care-team/requests/<int:request_id>/confirm")
+@audit_exempt  # decide_assignment records it; every answer is a redirect or a 404
+def confirm_assignment(patient_id: int, request_id: int) -> Page:
+    return _decide(patient_id, request_id, confirm=True)
+
+
+@bp.post("/patients/<int:patient_id>/care-team/requests/<int:request_id>/cancel")
+@audit_exempt  # decide_assignment records it; every answer is a redirect or a 404
+def cancel_assignment(patient_id: int, request_id: int) -> Page:
+    return _decide(patient_id, request_id, confirm=False)
 
 
 @bp.post("/patients/<int:patient_id>/care-team/<int:provider_id>/remove")
@@ -162,10 +263,123 @@ def unassign(patient_id: int, provider_id: int) -> Page:
 
 
 @bp.get("/users")
-@audited(AuditAction.VIEW, "user_list")
-def users() -> str:
-    rows = db.session.scalars(select(User).order_by(User.role, User.email).limit(200)).unique()
-    return render("admin/users.html", users=list(rows))
+@audited(AuditAction.VIEW, "user_list")  # patients' names and addresses
+def users() -> Page:
+    actor, q = current_actor(), (request.args.get("q") or "").strip()[:100]
+    page, refused = page_of(
+        lambda cursor: account_admin.search_users(db.session, actor, q, cursor=cursor)
+    )
+    body = render("admin/users.html", fragment="user_list", page=page, q=q, refused=refused)
+    return (body, 422) if refused else body
+
+
+def _account_page(user_id: int, form: EditUserForm | None = None, status: int = 200) -> Page:
+    config = current_app.config
+    found = account_admin.account(
+        db.session,
+        current_actor(),
+        user_id,
+        idle=config["SESSION_IDLE_TIMEOUT"],
+        absolute=config["SESSION_ABSOLUTE_TIMEOUT"],
+    )
+    user = found.user
+    if form is None:
+        form = EditUserForm(formdata=None, obj=user.provider, email=user.email)
+    body = render("admin/user.html", account=found, user=user, form=form)
+    return (body, status) if status != 200 else body
+
+
+@bp.get("/users/<int:user_id>")
+@audited(AuditAction.VIEW, "user_account", id_arg="user_id")
+def user(user_id: int) -> Page:
+    return _account_page(user_id)
+
+
+@bp.post("/users/<int:user_id>")
+# A refusal re-renders the account (a patient's name and address): a recorded read.
+@audited(AuditAction.VIEW, "user_account", id_arg="user_id")
+def edit_user(user_id: int) -> Page:
+    actor, form = current_actor(), EditUserForm()
+    done = submit(
+        form,
+        lambda s: account_admin.edit_user(
+            s,
+            actor,
+            user_id,
+            email=form.email.data or "",
+            display_name=form.display_name.data,
+            specialty=form.specialty.data,
+            clinic=form.clinic.data,
+        ),
+    )
+    if not done.ok:
+        return _account_page(user_id, form, 422)
+    flash("The account is saved.", "success")
+    return _see_other("admin.user", user_id=user_id)
+
+
+def _on_account(user_id: int, change: Callable[[Session], object], said: str) -> Response:
+    """Run one change to the account; its page again, with `said` or the refusal flashed."""
+    if run(change).ok:
+        flash(said, "success")
+    return _see_other("admin.user", user_id=user_id)
+
+
+@bp.post("/users/<int:user_id>/password-reset")
+@audit_exempt  # recovery.send_reset records it; every answer is a redirect or a 404
+def send_password_reset(user_id: int) -> Response:
+    actor, portal_url = current_actor(), _portal_url()
+
+    def send(s: Session) -> None:
+        user = account_admin.user_or_404(s, actor, user_id)
+        recovery.send_reset(s, actor, user, portal_url=portal_url)
+
+    return _on_account(user_id, send, "A link to set a new password was emailed to them.")
+
+
+@bp.post("/users/<int:user_id>/invitation")
+@audit_exempt  # accounts.resend_invitation records it; every answer is a redirect or a 404
+def resend_invitation(user_id: int) -> Response:
+    actor, portal_url = current_actor(), _portal_url()
+
+    def send(s: Session) -> None:
+        user = account_admin.user_or_404(s, actor, user_id)
+        accounts.resend_invitation(s, actor, user, portal_url=portal_url)
+
+    return _on_account(user_id, send, "A new invitation was emailed; the earlier link ended.")
+
+
+@bp.post("/users/<int:user_id>/unlock")
+@audit_exempt  # account_admin.clear_pause records it; every answer is a redirect or a 404
+def unlock_user(user_id: int) -> Response:
+    actor = current_actor()
+    return _on_account(
+        user_id,
+        lambda s: account_admin.clear_pause(s, actor, user_id),
+        "The sign-in pause is cleared.",
+    )
+
+
+@bp.post("/users/<int:user_id>/sessions/<int:session_id>/end")
+@audit_exempt  # account_admin.end_sessions records it; every answer is a redirect or a 404
+def end_user_session(user_id: int, session_id: int) -> Response:
+    actor = current_actor()
+    return _on_account(
+        user_id,
+        lambda s: account_admin.end_sessions(s, actor, user_id, session_id),
+        "That session is ended.",
+    )
+
+
+@bp.post("/users/<int:user_id>/sessions/end-all")
+@audit_exempt  # account_admin.end_sessions records it; every answer is a redirect or a 404
+def end_user_sessions(user_id: int) -> Response:
+    actor = current_actor()
+    return _on_account(
+        user_id,
+        lambda s: account_admin.end_sessions(s, actor, user_id, None),
+        "Every session and app of this account is signed out.",
+    )
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -174,7 +388,7 @@ def new_user() -> Page:
     form = NewStaffForm()
     if request.method == "GET":
         return render("admin/new_user.html", form=form)
-    actor = current_actor()
+    actor, portal_url = current_actor(), _portal_url()
     done = submit(
         form,
         lambda s: accounts.create_staff(
@@ -185,14 +399,14 @@ def new_user() -> Page:
             display_name=form.display_name.data or "",
             specialty=form.specialty.data or None,
             clinic=form.clinic.data or None,
+            portal_url=portal_url,
         ),
     )
     if done.value is None:
         return render("admin/new_user.html", form=form), 422
-    user, token = done.value
-    # The link carries the only copy of the token: shown once, here.
-    link = url_for("auth.invitation", token=token, _external=True)
-    return render("admin/invitation.html", user=user, link=link)
+    user, _token = done.value
+    # The link went to the new account's own address; this page never shows it.
+    return render("admin/invitation.html", user=user)
 
 
 def _user_or_404(session: Session, user_id: int) -> User:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, PlainValidator, WithJsonSchema
 from sqlalchemy.orm import Session
 
+from portal import zones
 from portal.access import Actor
 from portal.api import bp
 from portal.api.operations import operation
@@ -29,7 +30,6 @@ from portal.api.schemas import (
     Schema,
     with_example,
 )
-from portal.db import utcnow
 from portal.models import Appointment, AppointmentStatus, AuditAction
 from portal.services import accounts, appointments
 
@@ -124,8 +124,9 @@ class AppointmentOut(Record):
 
 
 class SlotsQuery(Schema):
-    """Dates, both included (UTC days): `from` defaults to today, `to` to two weeks on; at
-    most 31 days."""
+    """Dates, both included: the clinic's days (`PORTAL_TIMEZONE`; its opening hours are
+    clinic times), `from` defaulting to today there, `to` to two weeks on; at most 31 days.
+    The slots themselves are instants in UTC."""
 
     since: date | None = Field(default=None, alias="from")
     until: date | None = Field(default=None, alias="to")
@@ -237,7 +238,7 @@ def provider_slots(
     """Open slots of the provider whose user id is `provider_id`, soonest first, in a window
     of at most 31 days (comes whole: `nextCursor` is always null). A patient sees only their
     care team's (404 for anyone else)."""
-    start = query.since or utcnow().date()
+    start = query.since or zones.clinic_today()
     days = (query.until - start).days + 1 if query.until is not None else DEFAULT_SLOT_DAYS
     found = appointments.slots_for(session, actor, provider_id, start=start, days=days)
     return PageOut[SlotOut](
@@ -322,3 +323,97 @@ def cancel_appointment(
     visit = appointments.cancel(session, actor, appointment_id, body.reason)
     (out,) = _visits(session, [visit])
     return out
+
+
+class DeclineIn(Schema):
+    """Why the clinic declines the request: the patient reads it."""
+
+    model_config = with_example({"reason": "Dr Chen is away that week; please choose May."})
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class MoveIn(Schema):
+    """The new time: one of the provider's open slots (`GET /providers/{id}/slots`)."""
+
+    model_config = with_example({"startAt": "2027-01-14T10:30:00Z"})
+
+    start_at: InstantIn
+
+
+def _one(session: Session, visit: Appointment) -> AppointmentOut:
+    (out,) = _visits(session, [visit])
+    return out
+
+
+@operation(
+    bp,
+    "POST",
+    "/appointments/<int:appointment_id>/confirm",
+    summary="Confirm a requested appointment",
+    tag=TAG,
+    response=AppointmentOut,
+    errors=(403,),
+)
+def confirm_appointment(session: Session, actor: Actor, appointment_id: int) -> AppointmentOut:
+    """The provider of a `requested` visit schedules it (422 on `status` once answered)."""
+    return _one(
+        session,
+        appointments.set_status(session, actor, appointment_id, AppointmentStatus.SCHEDULED),
+    )
+
+
+@operation(
+    bp,
+    "POST",
+    "/appointments/<int:appointment_id>/decline",
+    summary="Decline a requested appointment",
+    tag=TAG,
+    body=DeclineIn,
+    response=AppointmentOut,
+    errors=(403,),
+)
+def decline_appointment(
+    session: Session, actor: Actor, appointment_id: int, *, body: DeclineIn
+) -> AppointmentOut:
+    """The provider declines a `requested` visit; it is `cancelled` with the reason as its
+    `cancelReason`, which the patient sees."""
+    return _one(session, appointments.decline(session, actor, appointment_id, body.reason))
+
+
+@operation(
+    bp,
+    "POST",
+    "/appointments/<int:appointment_id>/propose",
+    summary="Answer a request with another time",
+    tag=TAG,
+    body=MoveIn,
+    response=AppointmentOut,
+    errors=(403, 409),
+)
+def propose_appointment(
+    session: Session, actor: Actor, appointment_id: int, *, body: MoveIn
+) -> AppointmentOut:
+    """The provider moves a `requested` visit to another of their open slots; it becomes
+    `scheduled` (409 when that time was just taken)."""
+    return _one(session, appointments.propose(session, actor, appointment_id, body.start_at))
+
+
+@operation(
+    bp,
+    "POST",
+    "/appointments/<int:appointment_id>/reschedule",
+    summary="Move an appointment to another time",
+    tag=TAG,
+    body=MoveIn,
+    response=AppointmentOut,
+    status=201,
+    errors=(403, 409),
+)
+def reschedule_appointment(
+    session: Session, actor: Actor, appointment_id: int, *, body: MoveIn
+) -> AppointmentOut:
+    """Cancels the visit and books the new time with the same provider, both or neither;
+    answers the new visit. A patient can move a visit until the same time on the clinic's
+    clocks the day before it (then 422: call the clinic)."""
+    return _one(session, appointments.reschedule(session, actor, appointment_id, body.start_at))

@@ -321,6 +321,13 @@ ENTITY_WORDS: dict[str, str] = {
     "care_assignment": "your care team",
     "care_team": "your care team",
     "user_account": "your account",
+    "user_account.email": "your account's email address",
+    "patient_profile.contact_email": "your contact email address",
+    "care_assignment_request": "your care team (waiting for a second administrator)",
+    "activation_code": "an activation code for your account",
+    "password_reset": "a link to set a new password",
+    "sign_in_throttle": "your account's sign-in pause",
+    "user_session": "your signed-in devices",
 }
 
 ROLE_WORDS = {"provider": "Provider", "admin": "Administrator", "patient": "You"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, EmailField, PasswordField, StringField
+from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 
@@ -88,3 +88,9 @@ class TurnOffForm(FlaskForm):
         validators=[DataRequired("Enter the code."), Length(max=24)],
         render_kw={"autocomplete": "one-time-code", "spellcheck": "false", "autocapitalize": "off"},
     )
+
+
+class TimeZoneForm(FlaskForm):
+    """One's own time zone; the choices are filled from the zone database when shown."""
+
+    time_zone = SelectField("Show times in", validate_choice=False)

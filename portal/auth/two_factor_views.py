@@ -174,11 +174,9 @@ def two_factor_recovery_codes() -> Page:
             client_address=request.remote_addr,
         ),
     )
-    if done.ok and isinstance(done.value, list):
+    if done.ok and done.value:
         flash("You have new recovery codes; the old ones no longer work.", "success")
         return _two_factor_page(codes=done.value)
-    if isinstance(done.value, str):
-        form.code.errors = [done.value]
     return _two_factor_page(renew=form, status=422)
 
 
@@ -198,9 +196,7 @@ def two_factor_off() -> Page:
             client_address=request.remote_addr,
         ),
     )
-    if done.ok and done.value is not None:
-        form.code.errors = [done.value]
-    elif done.ok:
+    if done.ok:
         flash("Two-step sign-in is off. Other devices have been signed out.", "success")
         return redirect(url_for("auth.account_two_factor"), code=303)
     return _two_factor_page(off=form, status=422)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, request, session, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -20,6 +20,7 @@ from portal.auth.forms import (
     LoginForm,
     ProviderMailForm,
     ResetPasswordForm,
+    TimeZoneForm,
 )
 from portal.db import utcnow
 from portal.extensions import db, login_manager
@@ -129,6 +130,7 @@ def logout() -> Response:
 @audit_exempt  # the service records the activation
 def activate() -> Page:
     form = ActivateForm()
+    limits = identity.sign_in_limits()
     done = submit(
         form,
         lambda s: accounts.activate_patient(
@@ -137,6 +139,8 @@ def activate() -> Page:
             email=form.email.data or "",
             password=form.password.data or "",
             date_of_birth=form.date_of_birth.data,
+            limits=limits,
+            client_address=request.remote_addr,
         ),
     )
     if done.ok:
@@ -256,6 +260,19 @@ def account_mail() -> Response:
     return redirect(url_for("auth.account") + "#mail-heading", code=303)
 
 
+@bp.post("/account/time-zone")
+@audited(AuditAction.VIEW, "user_account")  # a refused choice re-renders the account page
+def account_time_zone() -> Page:
+    form = TimeZoneForm()
+    actor = identity.current_actor()
+    if submit(form, lambda s: profiles.set_time_zone(s, actor, form.time_zone.data)).ok:
+        flash("Your time zone is saved.", "success")
+        back = "patient.profile" if actor.role is Role.PATIENT else "auth.account"
+        return redirect(url_for(back) + "#time-zone", code=303)
+    g.time_zone_form = form  # shown with its error on the page (portal.web.templating)
+    return _account_page(status=422)
+
+
 def change_own_password(form: ChangePasswordForm) -> bool:
     """The signed-in person's password change from `form` (the account page's, or a patient's
     profile page's); True when it is done, and every other device is signed out."""
@@ -272,9 +289,6 @@ def change_own_password(form: ChangePasswordForm) -> bool:
             client_address=request.remote_addr,
         ),
     )
-    if done.ok and done.value is not None:  # refused, and the refusal recorded
-        form.current_password.errors = [done.value]
-        return False
     if done.ok:
         flash("Your password is changed. Other devices have been signed out.", "success")
     return done.ok

@@ -56,7 +56,8 @@ class Appointment(PatientOwned, Timestamps, Base):
 
 
 class AvailabilityRule(Timestamps, Base):
-    """A provider's weekly bookable hours: weekday 0 = Monday, minutes from midnight UTC."""
+    """A provider's weekly bookable hours: weekday 0 = Monday, minutes from midnight on
+    the clinic's clocks (portal.zones), whatever their offset that day."""
 
     __tablename__ = "availability_rule"
     id: Mapped[intpk]

@@ -15,7 +15,8 @@ from portal.db import Base, created_at, intpk
 class OutboxMail(Base):
     __tablename__ = "mail_outbox"
     id: Mapped[intpk]
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    #: Empty for a patient who has no sign-in yet (their activation code).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     to_address: Mapped[str] = mapped_column(String(254))
     #: What it tells of: an event type ("lab_result.published") or an account notice.
     kind: Mapped[str] = mapped_column(String(40))

@@ -51,6 +51,8 @@ class User(Timestamps, Base):
     totp_secret: Mapped[bytes | None] = deferred(mapped_column(LargeBinary(128)))
     totp_enabled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    #: The IANA zone this person reads times in; None: the clinic's (portal.zones).
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
     patient: Mapped[PatientProfile | None] = relationship(back_populates="user", lazy="joined")
     provider: Mapped[ProviderProfile | None] = relationship(back_populates="user", lazy="joined")
@@ -103,6 +105,14 @@ class PatientProfile(Timestamps, Base):
     __table_args__ = (Index("ix_patient_profile_display_name", "display_name"),)
 
 
+class BookingMode(enum.StrEnum):
+    """What the clinic lets patients do with a provider's open slots."""
+
+    DIRECT = "direct"  # a patient's booking is scheduled at once
+    REQUEST = "request"  # a patient's booking is a request staff confirm, move or decline
+    VIEW = "view"  # patients see the free times and call the clinic
+
+
 class ProviderProfile(Timestamps, Base):
     __tablename__ = "provider_profile"
     id: Mapped[intpk]
@@ -113,6 +123,7 @@ class ProviderProfile(Timestamps, Base):
     contact_phone: Mapped[str | None] = mapped_column(String(40))
     #: An email when a patient writes (off unless the provider turns it on).
     mail_messages: Mapped[bool] = mapped_column(Boolean, default=False)
+    booking_mode: Mapped[BookingMode] = mapped_column(default=BookingMode.REQUEST)
 
     user: Mapped[User] = relationship(back_populates="provider")
 
@@ -134,6 +145,23 @@ class CareAssignment(Timestamps, Base):
         # The scope subquery: a provider's current patients.
         Index("ix_care_assignment_provider_patient", "provider_id", "ended_at", "patient_id"),
     )
+
+
+class CareAssignmentRequest(Timestamps, Base):
+    """A care-team assignment waiting for a second administrator: the one who brought a
+    clinical account into the portal never opens a patient's records to it alone."""
+
+    __tablename__ = "care_assignment_request"
+    id: Mapped[intpk]
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient_profile.id"), index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_profile.id"))
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    decided_at: Mapped[datetime | None]
+    #: "confirmed" or "cancelled" once decided; empty while it waits.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+
+    provider: Mapped[ProviderProfile] = relationship(lazy="joined")
 
 
 class ActivationCode(Timestamps, Base):

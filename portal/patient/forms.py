@@ -73,6 +73,16 @@ class NewMessageForm(ReplyForm):
     field_order = ("to", "subject", "body", "attachment")
 
 
+class RescheduleForm(FlaskForm):
+    # As on the booking form: `reschedule` checks the time posted against the open slots.
+    start_at = SelectField(
+        "New time",
+        validators=[DataRequired("Choose a time.")],
+        description="Times are shown in your time zone (see your profile).",
+        validate_choice=False,
+    )
+
+
 class AppointmentForm(FlaskForm):
     provider_id = SelectField(
         "With", coerce=optional_int, validators=[DataRequired("Choose who you want to see.")]
@@ -82,7 +92,7 @@ class AppointmentForm(FlaskForm):
     start_at = SelectField(
         "Time",
         validators=[DataRequired("Choose a time.")],
-        description="Times are in UTC.",
+        description="Times are shown in your time zone (see your profile).",
         validate_choice=False,
     )
     reason = TextAreaField(

@@ -10,22 +10,26 @@ htmx partial request, the block the page names (portal.web.htmx.render).
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
 
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import Response, abort, current_app, flash, redirect, request, url_for
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.fields.choices import SelectChoice
 
-from portal.access import get_or_404
+from portal import zones
+from portal.access import Actor, get_or_404
 from portal.audit import audit_exempt, audited, report
 from portal.auth.identity import current_account, current_actor
 from portal.auth.views import change_own_password
-from portal.db import utcnow
 from portal.extensions import db
 from portal.models import (
+    Appointment,
+    AppointmentStatus,
     Attachment,
     AuditAction,
     Conversation,
@@ -43,6 +47,7 @@ from portal.patient.forms import (
     NewMessageForm,
     PreferencesForm,
     ReplyForm,
+    RescheduleForm,
 )
 from portal.services import appointments as booking
 from portal.services import (
@@ -53,16 +58,18 @@ from portal.services import (
     paging,
     plans,
     profiles,
+    record_export,
     trends,
 )
 from portal.services import (
     dashboard as dashboards,
 )
 from portal.transactions import unit_of_work
-from portal.web.downloads import attachment_response
+from portal.web.downloads import attachment_response, content_disposition
 from portal.web.forms import flash_once, run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
+from portal.web.templating import format_datetime, local, slot_choices
 from portal.web.uploads import upload_of
 
 Page = str | tuple[str, int] | BaseResponse
@@ -135,6 +142,14 @@ def lab_results() -> Page:
     return (body, 422) if errors else body
 
 
+def _read_notifications(actor: Actor, type: EventType, entity_id: int | None = None) -> None:
+    """Mark the reader's unread notifications of `type` (about `entity_id`) read, taking the
+    write lock only when there is one: most views of a record have nothing to mark."""
+    if notifications.has_unread(db.session, actor, type=type, entity_id=entity_id):
+        with unit_of_work() as w:
+            notifications.mark_read(w, actor.user_id, type=type, entity_id=entity_id)
+
+
 @bp.get("/lab-results/<int:result_id>")
 @audited(AuditAction.VIEW, "lab_result", id_arg="result_id")
 def lab_result(result_id: int) -> str:
@@ -143,10 +158,7 @@ def lab_result(result_id: int) -> str:
     result = get_or_404(s, LabResult, result_id, actor)
     # Opening a result is reading it: its "new" notifications are read before the page (and
     # its navigation badge) is drawn.
-    with unit_of_work() as w:
-        notifications.mark_read(
-            w, actor.user_id, type=EventType.LAB_RESULT_PUBLISHED, entity_id=result.id
-        )
+    _read_notifications(actor, EventType.LAB_RESULT_PUBLISHED, result.id)
     versions = labs.versions_of(s, actor, result)
     if not versions:
         abort(404)
@@ -205,10 +217,7 @@ def treatment_plan(plan_id: int) -> str:
     awaiting = plan.status is PlanStatus.ACTIVE and current.id not in acks
     if not awaiting:
         # Nothing left to do about this plan: its notifications are read.
-        with unit_of_work() as w:
-            notifications.mark_read(
-                w, actor.user_id, type=EventType.TREATMENT_PLAN_UPDATED, entity_id=plan.id
-            )
+        _read_notifications(actor, EventType.TREATMENT_PLAN_UPDATED, plan.id)
     authors = messaging.users_by_id(s, {v.author_id for v in versions})
     return render(
         "patient/treatment_plan.html",
@@ -270,8 +279,9 @@ def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
     s = db.session
     conversation = get_or_404(s, Conversation, conversation_id, actor)
     # Showing the thread reads it: marked before the page and its badge are drawn.
-    with unit_of_work() as w:
-        messaging.mark_thread_read(w, actor, conversation.id)
+    if messaging.thread_unread(s, actor, conversation.id):
+        with unit_of_work() as w:
+            messaging.mark_thread_read(w, actor, conversation.id)
     thread = messaging.thread_messages(s, actor, conversation)
     # Who wrote, too: a clinician who handed the thread over still signs their messages.
     senders = {m.sender_id for m, _files in thread}
@@ -372,8 +382,7 @@ def _provider_label(p: Any) -> str:
 def _appointments_page(error: str | None = None, status: int = 200) -> Page:
     actor = current_actor()
     # Seeing the list is seeing its changes: marked read before the page and its badge.
-    with unit_of_work() as w:
-        notifications.mark_read(w, actor.user_id, type=EventType.APPOINTMENT_UPDATED)
+    _read_notifications(actor, EventType.APPOINTMENT_UPDATED)
     s = db.session
     upcoming, refused = page_of(
         lambda cursor: booking.list_for(s, actor, upcoming=True, cursor=cursor), "upcoming"
@@ -410,6 +419,8 @@ def request_appointment() -> Page:
     team = messaging.care_team(s, actor, actor.patient_id or 0)
     form = AppointmentForm()
     form.provider_id.choices = [SelectChoice(str(p.id), _provider_label(p)) for p in team]
+    # "Show free times" is its own GET form (the provider only); the booking form posts the
+    # provider it was shown for, so no token or reason ever goes into a URL.
     chosen = form.provider_id.data if request.method == "POST" else None
     if chosen is None:
         chosen = _query_id("provider_id") or (team[0].id if team else None)
@@ -417,8 +428,8 @@ def request_appointment() -> Page:
     slots: list[tuple[datetime, datetime, str | None]] = []
     provider = next((p for p in team if p.id == chosen), None)
     if provider is not None:  # the service decides whose slots a patient may see (its team)
-        slots = booking.slots_for(s, actor, provider.user_id, start=utcnow().date(), days=14)
-    form.start_at.choices = _slot_choices(slots)
+        slots = booking.slots_for(s, actor, provider.user_id, start=zones.clinic_today(), days=14)
+    form.start_at.choices = slot_choices(slots)
     # The form only offers the open slots shown; `book` checks the start again (the slot may
     # have just been taken) and takes the visit's end and place from the slot itself.
     done = submit(
@@ -428,36 +439,65 @@ def request_appointment() -> Page:
             actor,
             patient_id=actor.patient_id or 0,
             provider_id=form.provider_id.data or 0,
-            start_at=_chosen_start(form.start_at.data),
+            start_at=booking.chosen_start(form.start_at.data),
             reason=form.reason.data,
         ),
     )
-    if done.ok:
-        flash("Your request was sent. The clinic will confirm the appointment.", "success")
+    if done.value is not None:
+        if done.value.status is AppointmentStatus.SCHEDULED:
+            flash("Your appointment is booked.", "success")
+        else:
+            flash("Your request was sent. The clinic will confirm the appointment.", "success")
         return redirect(url_for("patient.appointments"), code=303)
     status = 422 if request.method == "POST" else 200
     body = render(
-        "patient/request_appointment.html", fragment="booking", form=form, team=team, slots=slots
+        "patient/request_appointment.html",
+        fragment="booking",
+        form=form,
+        team=team,
+        slots=slots,
+        provider=provider,
+        max_open=booking.MAX_OPEN_REQUESTS,
     )
     return body, status
 
 
-def _chosen_start(raw: str | None) -> datetime:
-    """The start of the slot the form posted; text that is none is refused like a gone slot."""
-    try:
-        return datetime.fromisoformat(raw or "")
-    except ValueError:
-        raise booking.AppointmentError("start_at", booking.UNAVAILABLE) from None
-
-
-def _slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[SelectChoice]:
-    """Open slots grouped by day, for a <select> with one <optgroup> per day."""
-    return [SelectChoice("", "Choose a time…")] + [
-        SelectChoice(
-            begin.isoformat(), f"{begin:%H:%M}–{end:%H:%M} UTC", optgroup=f"{begin:%A %-d %B %Y}"
-        )
-        for begin, end, _where in slots
-    ]
+@bp.route("/appointments/<int:appointment_id>/reschedule", methods=["GET", "POST"])
+@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")
+def reschedule_appointment(appointment_id: int) -> Page:
+    actor = current_actor()
+    s = db.session
+    visit = get_or_404(s, Appointment, appointment_id, actor)
+    provider = booking.providers_by_id(s, {visit.provider_id}).get(visit.provider_id)
+    movable = booking.is_cancellable_online(visit, actor)
+    slots: list[tuple[datetime, datetime, str | None]] = []
+    if movable and provider is not None:
+        try:
+            slots = booking.slots_for(
+                s, actor, provider.user_id, start=zones.clinic_today(), days=14
+            )
+        except NotFound:  # no longer on the care team: the page says to call the clinic
+            slots = []
+    form = RescheduleForm()
+    form.start_at.choices = slot_choices(slots)
+    done = submit(
+        form,
+        lambda w: booking.reschedule(
+            w, actor, appointment_id, booking.chosen_start(form.start_at.data)
+        ),
+    )
+    if done.value is not None:
+        flash(f"Your appointment is moved to {format_datetime(done.value.start_at)}.", "success")
+        return redirect(url_for("patient.appointments"), code=303)
+    body = render(
+        "patient/reschedule_appointment.html",
+        form=form,
+        visit=visit,
+        provider=provider,
+        slots=slots,
+        movable=movable,
+    )
+    return (body, 422) if request.method == "POST" else body
 
 
 @bp.post("/appointments/<int:appointment_id>/cancel")
@@ -551,3 +591,24 @@ def change_password() -> Page:
     if change_own_password(form):  # this browser stays signed in; every other one is not
         return redirect(url_for("patient.profile"), code=303)
     return _profile_page(password=form, status=422)
+
+
+# --- The whole record: a printable summary and a FHIR download ----------------------------------
+
+
+@bp.get("/record")
+@audited(AuditAction.VIEW, record_export.ENTITY)
+def record_summary() -> str:
+    record = record_export.gather(db.session, current_actor())
+    return render("patient/record_summary.html", record=record)
+
+
+@bp.get("/record.json")
+@audited(AuditAction.EXPORT, record_export.ENTITY)
+def record_download() -> Response:
+    record = record_export.gather(db.session, current_actor())
+    bundle = record_export.to_fhir(record, str(current_app.config["PORTAL_URL"]))
+    response = Response(json.dumps(bundle, ensure_ascii=False), mimetype="application/fhir+json")
+    day = local(record.made_at).date().isoformat()
+    response.headers["Content-Disposition"] = content_disposition(f"health-record-{day}.json")
+    return response

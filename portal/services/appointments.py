@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
-from portal import audit
+from portal import audit, zones
 from portal.access import (
     Actor,
     Permission,
@@ -29,18 +30,24 @@ from portal.models import (
     AuditAction,
     AvailabilityException,
     AvailabilityRule,
+    BookingMode,
     CareAssignment,
     EventType,
     PatientProfile,
     ProviderProfile,
     Role,
+    User,
 )
 from portal.services import accounts, messaging, notifications, paging
 from portal.services.errors import ServiceError
 from portal.transactions import is_unique_violation
 
-CANCEL_CUTOFF = timedelta(hours=24)
+#: Patients cancel online until the same time on the clinic's clocks the day before the visit
+#: (24 hours, or 23/25 when the clocks change in between): `cancel_deadline`.
+CUTOFF_TEXT = "Appointments within 24 hours cannot be cancelled online. Please call the clinic."
 ACTIVE = HOLDS_SLOT
+#: What a visit came to: recorded only once it has started.
+OUTCOMES = (AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW)
 #: Until a provider sets their own hours: weekdays 09:00-12:00 and 13:00-17:00, 30-minute slots.
 DEFAULT_HOURS = ((9 * 60, 12 * 60), (13 * 60, 17 * 60))
 DEFAULT_SLOT = 30
@@ -81,7 +88,12 @@ def _held_starts(provider_id: int, since: datetime, until: datetime) -> Select[d
 def open_slots(
     session: Session, provider_id: int, start: date, days: int = 14
 ) -> list[tuple[datetime, datetime, str | None]]:
-    """Bookable (start, end, location) slots for a provider, from their weekly hours."""
+    """Bookable (start, end, location) slots for a provider, from their weekly hours.
+
+    Days, weekdays and hours are the clinic's (`zones.clinic_zone`): a 09:00 slot is at 09:00
+    on the clinic's clocks in winter and in summer, so its UTC moment moves when they change.
+    """
+    zone = zones.clinic_zone()
     rules = session.scalars(
         select(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id)
     ).all()
@@ -94,31 +106,37 @@ def open_slots(
             )
         )
     )
-    window_start = datetime.combine(start, time(), UTC)
-    window_end = window_start + timedelta(days=days)
+    window_start = zones.day_start(start, zone)
+    window_end = zones.day_start(start + timedelta(days=days), zone)
     taken = set(session.scalars(_held_starts(provider_id, window_start, window_end)))
-    now = utcnow()
+    earliest = utcnow() + timedelta(hours=1)
     slots = []
     for offset in range(days):
         day = start + timedelta(days=offset)
         if day in closed:
             continue
-        if rules:
-            day_rules = [
-                (r.start_minute, r.end_minute, r.slot_minutes, r.location)
-                for r in rules
-                if r.weekday == day.weekday()
-            ]
-        elif day.weekday() < 5:
-            day_rules = [(a, b, DEFAULT_SLOT, None) for a, b in DEFAULT_HOURS]
-        else:
-            day_rules = []
-        for first, last, length, location in day_rules:
+        for first, last, length, location in _hours_on(rules, day):
             for minute in range(first, last - length + 1, length):
-                begin = datetime.combine(day, time(), UTC) + timedelta(minutes=minute)
-                if begin > now + timedelta(hours=1) and begin not in taken:
+                begin = zones.wall_time(day, minute, zone)
+                # A reading the clocks skip that day (spring forward) is no slot.
+                if begin is not None and begin > earliest and begin not in taken:
                     slots.append((begin, begin + timedelta(minutes=length), location))
     return slots
+
+
+def _hours_on(
+    rules: Sequence[AvailabilityRule], day: date
+) -> list[tuple[int, int, int, str | None]]:
+    """(first minute, last minute, slot length, location) of the provider's hours on `day`."""
+    if rules:
+        return [
+            (r.start_minute, r.end_minute, r.slot_minutes, r.location)
+            for r in rules
+            if r.weekday == day.weekday()
+        ]
+    if day.weekday() < 5:
+        return [(a, b, DEFAULT_SLOT, None) for a, b in DEFAULT_HOURS]
+    return []
 
 
 UNAVAILABLE = "This time is no longer available; choose another."
@@ -129,13 +147,22 @@ def slot_at(
 ) -> tuple[datetime, datetime, str | None] | None:
     """The provider's open (start, end, location) slot that starts at `start_at`, or None.
 
-    A naive `start_at` names no moment and matches nothing; an aware one is compared in UTC.
+    A naive `start_at` names no moment and matches nothing; an aware one is compared in UTC,
+    among the slots of the clinic's day it falls on.
     """
     moment = _in_utc(start_at)
     if moment is None:
         return None
-    found = open_slots(session, provider_id, moment.date(), days=1)
+    found = open_slots(session, provider_id, zones.local_day(moment, zones.clinic_zone()), days=1)
     return next((slot for slot in found if slot[0] == moment), None)
+
+
+def chosen_start(raw: str | None) -> datetime:
+    """The start a form posted (an ISO moment); text that is none is refused like a gone slot."""
+    try:
+        return datetime.fromisoformat(raw or "")
+    except ValueError:
+        raise AppointmentError("start_at", UNAVAILABLE) from None
 
 
 def _in_utc(start_at: datetime) -> datetime | None:
@@ -160,14 +187,19 @@ def _is_held(session: Session, provider_id: int, start_at: datetime) -> bool:
 
 
 def _on_care_team(session: Session, patient_id: int | None, provider_id: int) -> bool:
-    """Whether the provider (profile id) currently cares for the patient."""
+    """Whether the provider (profile id) currently cares for the patient, with an active
+    account (a deactivated provider is not booked)."""
     if patient_id is None:
         return False
     assigned = session.scalar(
-        select(CareAssignment.id).where(
+        select(CareAssignment.id)
+        .join(ProviderProfile, ProviderProfile.id == CareAssignment.provider_id)
+        .join(User, User.id == ProviderProfile.user_id)
+        .where(
             CareAssignment.patient_id == patient_id,
             CareAssignment.provider_id == provider_id,
             CareAssignment.ended_at.is_(None),
+            User.is_active.is_(True),
         )
     )
     return assigned is not None
@@ -240,12 +272,11 @@ def book(
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     if not _on_care_team(session, patient.id, provider_id):
         raise AppointmentError("provider_id", "Choose someone from the care team.")
-    slot = slot_at(session, provider_id, start_at)
-    if slot is None:
-        if _is_held(session, provider_id, start_at):
-            raise SlotTaken()
-        raise AppointmentError("start_at", UNAVAILABLE)
-    begin, end, location = slot
+    status = AppointmentStatus.SCHEDULED
+    if actor.role is Role.PATIENT:
+        status = _patient_booking_status(session, provider_id)
+        _within_open_limit(session, patient.id, actor.user_id)
+    begin, end, location = _open_slot(session, provider_id, start_at)
     appointment = Appointment(
         patient_id=patient.id,
         provider_id=provider_id,
@@ -253,22 +284,78 @@ def book(
         end_at=end,
         reason=(reason or "").strip()[:500] or None,
         location=location,
-        status=AppointmentStatus.REQUESTED
-        if actor.role is Role.PATIENT
-        else AppointmentStatus.SCHEDULED,
+        status=status,
         booked_by_id=actor.user_id,
     )
     session.add(appointment)
+    _flush_holding(session)
+    text = (
+        "Appointment requested" if status is AppointmentStatus.REQUESTED else "Appointment booked"
+    )
+    _changed(session, actor, appointment, AuditAction.CREATE, text)
+    return appointment
+
+
+def _open_slot(
+    session: Session, provider_id: int, start_at: datetime
+) -> tuple[datetime, datetime, str | None]:
+    """The open slot at `start_at`, or the refusal: `SlotTaken` when a visit holds it."""
+    slot = slot_at(session, provider_id, start_at)
+    if slot is None:
+        if _is_held(session, provider_id, start_at):
+            raise SlotTaken()
+        raise AppointmentError("start_at", UNAVAILABLE)
+    return slot
+
+
+def _flush_holding(session: Session) -> None:
+    """Write a visit that takes a slot. Another booking of it may have committed after the
+    check read it open (the unique index of migration 0005): `SlotTaken`, and the unit of
+    work rolls this change back."""
     try:
         session.flush()
     except IntegrityError as exc:
-        # Another booking of this slot committed after the check above read it open (the
-        # unique index of migration 0005). The unit of work rolls this change back.
         if is_unique_violation(exc):
             raise SlotTaken() from exc
         raise
-    _changed(session, actor, appointment, AuditAction.CREATE, "Appointment requested")
-    return appointment
+
+
+#: How many upcoming visits a patient may hold that they booked online themself (stated on
+#: the booking form): one patient cannot take every free time of a provider.
+MAX_OPEN_REQUESTS = 3
+VIEW_ONLY = "Appointments with this provider are made by phone. Please call the clinic."
+
+
+def _patient_booking_status(session: Session, provider_id: int) -> AppointmentStatus:
+    """What a patient's booking with the provider becomes, by the clinic's choice for them."""
+    mode = session.scalar(
+        select(ProviderProfile.booking_mode).where(ProviderProfile.id == provider_id)
+    )
+    if mode is BookingMode.VIEW:
+        raise AppointmentError("provider_id", VIEW_ONLY)
+    return (
+        AppointmentStatus.SCHEDULED if mode is BookingMode.DIRECT else AppointmentStatus.REQUESTED
+    )
+
+
+def _within_open_limit(session: Session, patient_id: int, user_id: int) -> None:
+    held = session.scalar(
+        unscoped(
+            select(func.count()).where(
+                Appointment.patient_id == patient_id,
+                Appointment.booked_by_id == user_id,
+                Appointment.status.in_(ACTIVE),
+                Appointment.start_at >= utcnow(),
+            ),
+            "a count of the patient's own online bookings (checked by `book`)",
+        )
+    )
+    if (held or 0) >= MAX_OPEN_REQUESTS:
+        raise AppointmentError(
+            "start_at",
+            f"You already have {MAX_OPEN_REQUESTS} upcoming appointments booked online. "
+            "Cancel or move one, or call the clinic.",
+        )
 
 
 def _changed(
@@ -310,11 +397,8 @@ def cancel(
         raise AppointmentError("status", "This appointment can no longer be cancelled.")
     if actor.role is not Role.PATIENT and not (reason or "").strip():
         raise AppointmentError("reason", "Give the reason for cancelling.")
-    if actor.role is Role.PATIENT and appointment.start_at - utcnow() < CANCEL_CUTOFF:
-        raise AppointmentError(
-            "status",
-            "Appointments within 24 hours cannot be cancelled online. Please call the clinic.",
-        )
+    if actor.role is Role.PATIENT and utcnow() > cancel_deadline(appointment):
+        raise AppointmentError("status", CUTOFF_TEXT)
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = (reason or "").strip() or None
     _changed(session, actor, appointment, AuditAction.CANCEL, "Appointment cancelled")
@@ -335,10 +419,68 @@ def set_status(
     }
     if appointment.status not in allowed.get(status, set()):
         raise AppointmentError("status", f"A {appointment.status} visit cannot become {status}.")
+    if status in OUTCOMES and appointment.start_at > utcnow():
+        raise AppointmentError("status", "A visit that has not started has no outcome yet.")
     appointment.status = status
     _changed(session, actor, appointment, AuditAction.UPDATE, f"Appointment {status}")
     session.flush()
     return appointment
+
+
+def _request_of(session: Session, actor: Actor, appointment_id: int) -> Appointment:
+    """The provider's own pending request (404 for anyone else's; refused once answered)."""
+    appointment = get_or_404(session, Appointment, appointment_id, actor)
+    if appointment.status is not AppointmentStatus.REQUESTED:
+        raise AppointmentError("status", "This request has already been answered.")
+    return appointment
+
+
+def decline(session: Session, actor: Actor, appointment_id: int, reason: str) -> Appointment:
+    """Staff decline a patient's request; the patient sees `reason` (required)."""
+    require(actor, Permission.APPOINTMENT_MANAGE)
+    appointment = _request_of(session, actor, appointment_id)
+    reason = (reason or "").strip()
+    if not reason:
+        raise AppointmentError("reason", "Give the reason the patient will read.")
+    appointment.status = AppointmentStatus.CANCELLED
+    appointment.cancel_reason = reason[:500]
+    _changed(session, actor, appointment, AuditAction.CANCEL, "Appointment request declined")
+    session.flush()
+    return appointment
+
+
+def propose(session: Session, actor: Actor, appointment_id: int, start_at: datetime) -> Appointment:
+    """Staff answer a request with another of the provider's open times: the visit moves
+    there, scheduled (the patient can still cancel or move it online up to the cut-off)."""
+    require(actor, Permission.APPOINTMENT_MANAGE)
+    appointment = _request_of(session, actor, appointment_id)
+    begin, end, location = _open_slot(session, appointment.provider_id, start_at)
+    appointment.start_at, appointment.end_at, appointment.location = begin, end, location
+    appointment.status = AppointmentStatus.SCHEDULED
+    _flush_holding(session)
+    _changed(session, actor, appointment, AuditAction.UPDATE, "Another time was proposed")
+    return appointment
+
+
+def reschedule(
+    session: Session, actor: Actor, appointment_id: int, start_at: datetime
+) -> Appointment:
+    """Move a visit: the old one is cancelled and a new one booked with the same provider
+    and reason, in the caller's one unit of work (both or neither). For a patient, the same
+    cut-off as cancelling, and the new visit is a request or scheduled as booking makes it."""
+    require(actor, Permission.APPOINTMENT_BOOK)
+    old = cancel(session, actor, appointment_id, MOVED)
+    return book(
+        session,
+        actor,
+        patient_id=old.patient_id,
+        provider_id=old.provider_id,
+        start_at=start_at,
+        reason=old.reason,
+    )
+
+
+MOVED = "Moved to another time"
 
 
 #: `list_for`'s filters: bind parameters; which of them a statement has is its shape.
@@ -415,4 +557,10 @@ def is_cancellable_online(appointment: Appointment, actor: Actor) -> bool:
     """Whether `cancel` would accept this visit from the actor now (the list shows why not)."""
     if appointment.status not in ACTIVE:
         return False
-    return actor.role is not Role.PATIENT or appointment.start_at - utcnow() >= CANCEL_CUTOFF
+    return actor.role is not Role.PATIENT or utcnow() <= cancel_deadline(appointment)
+
+
+def cancel_deadline(appointment: Appointment) -> datetime:
+    """Until when (inclusive) a patient may cancel or move the visit online: the visit's time
+    on the clinic's clocks, one day earlier."""
+    return zones.same_time_day_before(appointment.start_at, zones.clinic_zone())

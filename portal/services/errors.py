@@ -8,6 +8,12 @@ draft).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 
 class ServiceError(ValueError):
     """Input or state a service verb refuses, with a message the person can act on.
@@ -18,7 +24,16 @@ class ServiceError(ValueError):
 
     status: int = 422
 
-    def __init__(self, field: str | None, message: str) -> None:
+    def __init__(
+        self,
+        field: str | None,
+        message: str,
+        *,
+        record: Callable[[Session], None] | None = None,
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        #: What must be kept of the refusal itself (its audit entry, a failure counted toward
+        #: a pause): `unit_of_work` rolls the change back, then commits this on its own.
+        self.record = record

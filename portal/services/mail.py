@@ -127,10 +127,18 @@ def stage_account_notice(
 ) -> None:
     """A notice about the account itself (a reset link, a changed password), to its sign-in
     address and whatever the notice preferences: the person must learn of it."""
+    stage_mail(session, user.email, user_id=user.id, kind=kind, subject=subject, body=body)
+
+
+def stage_mail(
+    session: Session, to_address: str, *, user_id: int | None, kind: str, subject: str, body: str
+) -> None:
+    """One mail to `to_address` (an account's, or a patient's contact address before they have
+    an account), sent by the worker once the change commits."""
     session.add(
         OutboxMail(
-            user_id=user.id,
-            to_address=user.email,
+            user_id=user_id,
+            to_address=to_address,
             kind=kind,
             subject=subject,
             body=body,

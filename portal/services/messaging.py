@@ -57,12 +57,19 @@ class MessageError(ServiceError):
 
 
 def care_team(session: Session, actor: Actor, patient_id: int) -> list[ProviderProfile]:
-    """The providers currently caring for a patient the actor may see."""
+    """The providers currently caring for a patient the actor may see, whose accounts are
+    active: a deactivated one stays assigned (reactivation brings them back) but is not
+    written to or booked meanwhile."""
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     stmt = (
         select(ProviderProfile)
         .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
-        .where(CareAssignment.patient_id == patient.id, CareAssignment.ended_at.is_(None))
+        .join(User, User.id == ProviderProfile.user_id)
+        .where(
+            CareAssignment.patient_id == patient.id,
+            CareAssignment.ended_at.is_(None),
+            User.is_active.is_(True),
+        )
         .order_by(ProviderProfile.display_name)
     )
     return list(session.scalars(stmt))
@@ -336,7 +343,32 @@ def reply(
     else:
         patient = get_or_404(session, PatientProfile, conversation.patient_id, actor)
         recipient = patient.user_id or others[0]
+    if not session.scalar(select(User.is_active).where(User.id == recipient)):
+        raise MessageError(
+            "body", "This person no longer uses the portal. Start a new message to your care team."
+        )
     return _post(session, actor, conversation, recipient, body, uploads or [], idempotency_key)
+
+
+def _unread_in_thread_stmt(rs: RoleScope) -> Select[int]:
+    """One of the reader's received, unread messages in conversation `:conversation_id`."""
+    stmt = select(Message.id).where(
+        Message.conversation_id == bindparam("conversation_id", type_=Integer),
+        Message.recipient_id == bindparam("reader_user_id", type_=Integer),
+        Message.status != MessageStatus.READ,
+    )
+    return rs.scope(stmt.limit(1), Message)
+
+
+def thread_unread(session: Session, actor: Actor, conversation_id: int) -> bool:
+    """Whether opening the thread has anything to mark read (a message or its notification):
+    a read, so that opening a read thread takes no write lock."""
+    stmt = scoped(_unread_in_thread_stmt, actor)
+    if session.scalar(stmt, reader(actor, conversation_id=conversation_id)) is not None:
+        return True
+    return notifications.has_unread(
+        session, actor, type=EventType.MESSAGE_CREATED, entity_id=conversation_id
+    )
 
 
 def mark_thread_read(session: Session, actor: Actor, conversation_id: int) -> int:

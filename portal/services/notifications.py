@@ -8,18 +8,19 @@ user who was away finds the same rows as "new" at the next sign-in.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from flask import current_app, has_app_context
 from sqlalchemy import Connection, Integer, Select, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import NotFound
 
 from portal.access import Actor, RoleScope, reader, scoped, unscoped
 from portal.audit import chain
 from portal.db import utcnow
 from portal.models import EventType, Notification, PatientProfile
-from portal.services import mail
+from portal.services import mail, paging
 
 #: The PostgreSQL channel that wakes every process's event bus when notifications commit.
 CHANNEL = "portal_events"
@@ -86,6 +87,25 @@ def unread_counts(session: Session, actor: Actor) -> dict[EventType, int]:
     return {t: n for t, n in session.execute(stmt, reader(actor))}
 
 
+def _unread_of_type_stmt(rs: RoleScope, about_one: bool) -> Select[int]:
+    stmt = select(Notification.id).where(
+        Notification.read_at.is_(None), Notification.type == bindparam("type")
+    )
+    if about_one:
+        stmt = stmt.where(Notification.entity_id == bindparam("entity_id"))
+    return rs.own(stmt.limit(1))
+
+
+def has_unread(
+    session: Session, actor: Actor, *, type: EventType, entity_id: int | None = None
+) -> bool:
+    """Whether the reader has an unread notification of `type` (about `entity_id`): a read,
+    so that a page with nothing to mark read takes no write lock to find that out."""
+    stmt = scoped(_unread_of_type_stmt, actor, entity_id is not None)
+    found = session.scalar(stmt, reader(actor, type=type, entity_id=entity_id))
+    return found is not None
+
+
 def mark_read(
     session: Session,
     user_id: int,
@@ -106,6 +126,45 @@ def mark_read(
     if patient_id is not None:
         stmt = stmt.where(Notification.patient_id == patient_id)
     session.execute(stmt.values(read_at=utcnow()))
+
+
+# --- The reader's own list (the staff's "Notifications") ---
+
+_LIST = paging.Keyset("notifications", ((Notification.id, True),))
+
+
+def _own_list_stmt(rs: RoleScope) -> paging.KeysetStatements:
+    """The reader's own notifications, newest first, about patients they may see now."""
+    visible = rs.patients(select(PatientProfile.id))
+    stmt = select(Notification).where(
+        or_(Notification.patient_id.is_(None), Notification.patient_id.in_(visible))
+    )
+    return _LIST.statements(rs.own(stmt))
+
+
+def own_page(
+    session: Session, actor: Actor, *, cursor: str | None = None, limit: int = paging.DEFAULT_LIMIT
+) -> paging.Page[Notification]:
+    """A page of the actor's notifications, newest first (read and unread)."""
+    page = scoped(_own_list_stmt, actor).page(
+        session,
+        reader(actor),
+        cursor=cursor,
+        limit=paging.clamp(limit),
+        key_of=lambda r: (r[0].id,),
+    )
+    return replace(page, rows=[row[0] for row in page.rows])
+
+
+def open_own(session: Session, actor: Actor, event_id: int) -> Notification:
+    """One of the actor's notifications, marked read as it is opened (404 for any other)."""
+    found = own_event(session, actor, event_id)
+    if found is None:
+        raise NotFound()
+    if found.read_at is None:
+        found.read_at = utcnow()
+        session.flush()
+    return found
 
 
 # --- The event stream ------------------------------------------------------------------------

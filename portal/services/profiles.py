@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import audit
+from portal import audit, zones
 from portal.access import Actor, Permission, get_or_404, require
-from portal.models import AuditAction, PatientProfile, ProviderProfile, ReleasePreference
+from portal.models import AuditAction, PatientProfile, ProviderProfile, ReleasePreference, User
 from portal.services.errors import ServiceError
 
 LANGUAGES = {"en": "English", "fr": "Français", "es": "Español", "de": "Deutsch", "pt": "Português"}
@@ -80,6 +80,29 @@ def update_preferences(session: Session, actor: Actor, data: Preferences) -> Pat
         )
     session.flush()
     return profile
+
+
+def set_time_zone(session: Session, actor: Actor, name: str | None) -> None:
+    """The actor's own zone to read times in (an IANA name), or None for the clinic's; every
+    role has one. Refused on `time_zone` for a name the zone database does not know."""
+    require(actor, Permission.OWN_ACCOUNT)
+    name = (name or "").strip() or None
+    if name is not None and zones.zone_named(name) is None:
+        raise ProfileError("time_zone", "Choose a time zone from the list.")
+    user = session.get(User, actor.user_id)
+    if user is None or user.time_zone == name:
+        return
+    user.time_zone = name
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.UPDATE,
+        entity_type="user_account",
+        entity_id=actor.user_id,
+        detail={"fields": ["time_zone"]},
+    )
+    session.flush()
 
 
 def set_provider_mail(session: Session, actor: Actor, *, messages: bool) -> None:

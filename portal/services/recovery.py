@@ -4,7 +4,9 @@ The answer to a request is the same whether or not the address has an account, a
 about it is shown or logged. The link goes only to the account's own sign-in address, works
 once, for 30 minutes; using it sets the new password, ends every session and API token, ends a
 sign-in pause, and mails a notice that the password changed. A person can have at most three
-unused links at a time, so nobody can fill their mailbox.
+unused links at a time, so nobody can fill their mailbox. Staff may send the same link to an
+account's own address (`send_reset`); an account without a password (a staff invitation or a
+patient's new activation code waiting) gets none: those go elsewhere.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.access import Actor, Permission, require
 from portal.db import utcnow
 from portal.models import AuditAction, AuditOutcome, PasswordReset, User
 from portal.services import mail
 from portal.services.accounts import (
+    USER_EMAIL_CHANGE,
     AccountError,
+    address_set_by_admin,
     check_new_password,
+    check_not_introduced_by,
     find_user_by_email,
     record_password_change,
     set_password,
@@ -35,8 +41,29 @@ MAX_OPEN_LINKS = 3
 def request_reset(session: Session, *, email: str, portal_url: str) -> None:
     """Mail a reset link to the active account `email` names, if there is one; else nothing."""
     user = find_user_by_email(session, email)
-    if user is None or not user.is_active:
+    # An account without a password waits for its invitation or a new activation code, which
+    # go elsewhere (a patient who lost this address): a link here would bypass them.
+    if user is None or not user.is_active or user.password_hash is None:
         return
+    if address_set_by_admin(session, user):
+        return
+    _mail_link(session, user, portal_url, actor=None)
+
+
+def send_reset(session: Session, actor: Actor, user: User, *, portal_url: str) -> None:
+    """Staff send a reset link to a patient's or colleague's own sign-in address (never shown
+    to them); recorded. Refused for an account without a password, one with three links
+    waiting, and to the administrator who set the account's address."""
+    require(actor, Permission.ACCOUNTS_MANAGE)
+    if not user.is_active or user.password_hash is None:
+        raise AccountError(None, "This account has no password to reset yet.")
+    check_not_introduced_by(session, actor, USER_EMAIL_CHANGE, user.id)
+    if not _mail_link(session, user, portal_url, actor=actor):
+        raise AccountError(None, "Three reset links are already waiting in their mailbox.")
+
+
+def _mail_link(session: Session, user: User, portal_url: str, *, actor: Actor | None) -> bool:
+    """Mail a new reset link to the account's address, unless three are waiting."""
     now = utcnow()
     open_links = session.scalar(
         select(func.count()).where(
@@ -46,7 +73,7 @@ def request_reset(session: Session, *, email: str, portal_url: str) -> None:
         )
     )
     if (open_links or 0) >= MAX_OPEN_LINKS:
-        return
+        return False
     token = secrets.token_urlsafe(32)
     expires_at = now + LINK_LIFETIME
     session.add(PasswordReset(user_id=user.id, token_hash=token_hash(token), expires_at=expires_at))
@@ -64,13 +91,15 @@ def request_reset(session: Session, *, email: str, portal_url: str) -> None:
     )
     audit.record(
         session,
-        actor_id=None,
-        actor_role=None,
+        actor_id=actor.user_id if actor else None,
+        actor_role=actor.role if actor else None,
         action=AuditAction.CREATE,
         entity_type="password_reset",
         entity_id=user.id,
+        patient_id=user.patient.id if user.patient and actor else None,
     )
     session.flush()
+    return True
 
 
 def reset_password(session: Session, *, token: str, password: str) -> User:

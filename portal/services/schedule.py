@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
-from portal import audit
+from portal import audit, zones
 from portal.access import Actor, Permission, RoleScope, reader, require, scoped
-from portal.db import UTCDateTime
+from portal.db import UTCDateTime, utcnow
 from portal.models import (
     Appointment,
+    AppointmentStatus,
     AuditAction,
     AvailabilityException,
     AvailabilityRule,
+    BookingMode,
     PatientProfile,
+    ProviderProfile,
 )
+from portal.services import paging
 from portal.services.errors import ServiceError
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -80,12 +84,48 @@ def _visits_stmt(rs: RoleScope) -> Select[Appointment, PatientProfile]:
 def visits(session: Session, actor: Actor, period: Period) -> dict[date, list[Visit]]:
     """The actor's appointments in `period`, by day, each with its patient (one query)."""
     require(actor, Permission.APPOINTMENT_MANAGE)
-    start = datetime.combine(period.first, time(), UTC)
-    params = reader(actor, start=start, end=start + timedelta(days=period.days))
+    zone = zones.clinic_zone()  # the clinic's days, as its hours are
+    start = zones.day_start(period.first, zone)
+    end = zones.day_start(period.next, zone)
+    params = reader(actor, start=start, end=end)
     by_day: dict[date, list[Visit]] = {d: [] for d in period.dates()}
     for appointment, patient in session.execute(scoped(_visits_stmt, actor), params).unique():
-        by_day.setdefault(appointment.start_at.date(), []).append(Visit(appointment, patient))
+        day = zones.local_day(appointment.start_at, zone)
+        by_day.setdefault(day, []).append(Visit(appointment, patient))
     return by_day
+
+
+_REQUESTS = paging.Keyset("requests", ((Appointment.start_at, False), (Appointment.id, False)))
+
+
+def _requests_stmt(rs: RoleScope) -> paging.KeysetStatements:
+    """The reader's pending requests from `:now` on, soonest first, with their patients."""
+    stmt = (
+        select(Appointment, PatientProfile)
+        .join(PatientProfile, PatientProfile.id == Appointment.patient_id)
+        .where(
+            Appointment.provider_id == rs.provider_id,
+            Appointment.status == AppointmentStatus.REQUESTED,
+            Appointment.start_at >= bindparam("now", type_=UTCDateTime),
+        )
+    )
+    return _REQUESTS.statements(rs.scope(stmt, Appointment))
+
+
+def requests(
+    session: Session, actor: Actor, *, cursor: str | None = None, limit: int = paging.DEFAULT_LIMIT
+) -> paging.Page[Visit]:
+    """The actor's "Appointment requests" queue: patients' requests still to confirm, move or
+    decline, soonest first (past ones have lapsed and are not listed)."""
+    require(actor, Permission.APPOINTMENT_MANAGE)
+    page = scoped(_requests_stmt, actor).page(
+        session,
+        reader(actor, now=utcnow()),
+        cursor=cursor,
+        limit=paging.clamp(limit),
+        key_of=lambda row: (row[0].start_at, row[0].id),
+    )
+    return replace(page, rows=[Visit(a, p) for a, p in page.rows])
 
 
 def rules(session: Session, actor: Actor) -> list[AvailabilityRule]:
@@ -134,7 +174,8 @@ def add_rule(
     slot_minutes: int,
     location: str | None,
 ) -> AvailabilityRule:
-    """Weekly bookable hours on one weekday (UTC); they replace the default hours."""
+    """Weekly bookable hours on one weekday, on the clinic's clocks (`zones.clinic_zone`);
+    they replace the default hours."""
     require(actor, Permission.SCHEDULE_MANAGE)
     if not 0 <= weekday <= 6:
         raise ScheduleError("weekday", "Choose a day of the week.")
@@ -208,6 +249,35 @@ def remove_exception(session: Session, actor: Actor, exception_id: int) -> None:
         raise NotFound()
     session.delete(row)
     _audit(session, actor, AuditAction.UPDATE, "availability_exception", exception_id)
+    session.flush()
+
+
+def booking_mode(session: Session, actor: Actor) -> BookingMode:
+    require(actor, Permission.SCHEDULE_MANAGE)
+    mode = session.scalar(
+        select(ProviderProfile.booking_mode).where(ProviderProfile.id == actor.provider_id)
+    )
+    return mode or BookingMode.REQUEST
+
+
+def set_booking_mode(session: Session, actor: Actor, mode: BookingMode) -> None:
+    """Whether patients book the actor's free times directly, request them, or only see them
+    (and call); visits already made stay as they are."""
+    require(actor, Permission.SCHEDULE_MANAGE)
+    profile = session.scalar(select(ProviderProfile).where(ProviderProfile.id == actor.provider_id))
+    if profile is None:
+        raise NotFound()
+    if profile.booking_mode is not mode:
+        profile.booking_mode = mode
+        audit.record(
+            session,
+            actor_id=actor.user_id,
+            actor_role=actor.role,
+            action=AuditAction.UPDATE,
+            entity_type="provider_profile",
+            entity_id=profile.id,
+            detail={"booking_mode": str(mode)},
+        )
     session.flush()
 
 

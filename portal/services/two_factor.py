@@ -202,14 +202,11 @@ def regenerate(
     *,
     limits: throttle.Limits,
     client_address: str | None = None,
-) -> list[str] | str:
-    """Ten new recovery codes in place of the old ones, after a code from the app; or the
-    refusal (returned, not raised, so its record and its count toward the pause commit)."""
+) -> list[str]:
+    """Ten new recovery codes in place of the old ones, after a code from the app."""
     require(actor, Permission.OWN_ACCOUNT)
     user = session.get_one(User, actor.user_id)
-    refusal = _checked(session, actor, user, code, limits, client_address, recovery=False)
-    if refusal is not None:
-        return refusal
+    _check(session, actor, user, code, limits, client_address, recovery=False)
     codes = _new_recovery_codes(session, user.id)
     _changed(session, actor, user, AuditAction.UPDATE, "New recovery codes were made")
     return codes
@@ -222,27 +219,19 @@ def turn_off(
     *,
     limits: throttle.Limits,
     client_address: str | None = None,
-) -> str | None:
+) -> None:
     """Two-step sign-in off, after a code from the app or a recovery code; refused to the roles
-    that must keep it. A wrong code is returned as the refusal, counted and recorded."""
+    that must keep it."""
     require(actor, Permission.OWN_ACCOUNT)
     user = session.get_one(User, actor.user_id)
     if current_app.config["TWO_FACTOR_REQUIRED"] and user.role in REQUIRED_ROLES:
         raise TwoFactorError(None, "Your clinic requires two-step sign-in for your account.")
-    refusal = _checked(session, actor, user, code, limits, client_address, recovery=True)
-    if refusal is not None:
-        return refusal
-    user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
-    session.execute(
-        update(RecoveryCode)
-        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-        .values(used_at=utcnow())
-    )
+    _check(session, actor, user, code, limits, client_address, recovery=True)
+    clear(session, user)
     _changed(session, actor, user, AuditAction.DEACTIVATE, "Two-step sign-in was turned off")
-    return None
 
 
-def _checked(
+def _check(
     session: Session,
     actor: Actor,
     user: User,
@@ -251,10 +240,10 @@ def _checked(
     client_address: str | None,
     *,
     recovery: bool,
-) -> str | None:
-    """None when `code` opens (a recovery code too, if `recovery`); else the refusal, with
-    the failure counted toward the sign-in pause and recorded: an open session cannot be used
-    to guess codes at leisure."""
+) -> None:
+    """Pass when `code` opens (a recovery code too, if `recovery`); else refuse, with the
+    failure counted toward the sign-in pause and recorded even though the change rolls back:
+    an open session cannot be used to guess codes at leisure."""
     if not is_on(user):
         raise TwoFactorError(None, "Two-step sign-in is not on.")
     now = utcnow()
@@ -264,22 +253,37 @@ def _checked(
         _app_code_ok(session, user, code)
         or (recovery and _use_recovery_code(session, user.id, code))
     ):
-        return None
-    if wait is None:
-        throttle.count_failure(session, keys, limits, now)
-    audit.record(
-        session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.UPDATE,
-        entity_type="two_factor",
-        entity_id=user.id,
-        patient_id=actor.patient_id,
-        outcome=AuditOutcome.DENIED,
-        detail={"reason": "paused" if wait is not None else "code"},
+        return
+
+    def record(s: Session) -> None:
+        if wait is None:
+            throttle.count_failure(s, keys, limits, utcnow())
+        audit.record(
+            s,
+            actor_id=actor.user_id,
+            actor_role=actor.role,
+            action=AuditAction.UPDATE,
+            entity_type="two_factor",
+            entity_id=user.id,
+            patient_id=actor.patient_id,
+            outcome=AuditOutcome.DENIED,
+            detail={"reason": "paused" if wait is not None else "code"},
+        )
+
+    message = throttle.paused_message(wait) if wait is not None else WRONG_CODE
+    raise TwoFactorError("code", message, record=record)
+
+
+def clear(session: Session, user: User) -> None:
+    """Two-step sign-in off for `user`, its secret and unused recovery codes gone (turned off
+    by its owner, or the clinic resetting the access of someone who lost phone and codes);
+    the caller records why."""
+    user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
+    session.execute(
+        update(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+        .values(used_at=utcnow())
     )
-    session.flush()
-    return throttle.paused_message(wait) if wait is not None else WRONG_CODE
 
 
 def remaining_recovery_codes(session: Session, user_id: int) -> int:

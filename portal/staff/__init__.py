@@ -8,4 +8,5 @@ from portal.web.roles import restrict_blueprint
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 restrict_blueprint(bp, Role.PROVIDER)
 
-from portal.staff import views  # noqa: E402, F401  (registers the routes)
+# Importing the view modules registers their routes on `bp`.
+from portal.staff import appointment_views, views  # noqa: E402, F401

@@ -18,7 +18,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from portal.models import ResultStatus, Visibility
+from portal.models import BookingMode, ResultStatus, Visibility
 from portal.services.catalog import CATALOG
 from portal.services.schedule import WEEKDAYS
 from portal.web.forms import new_key
@@ -60,10 +60,10 @@ class ResultForm(FlaskForm):
         "Who sees it", choices=VISIBILITY_CHOICES, default=Visibility.SHARED.value
     )
     collected_at = DateTimeLocalField(
-        "Sample taken (UTC)",
+        "Sample taken",
         format="%Y-%m-%dT%H:%M",
         validators=[Optional()],
-        description="Left empty: now, less the test's usual turnaround.",
+        description="In your own time zone. Left empty: now, less the test's usual turnaround.",
     )
     report = FileField("Report (PDF, PNG or JPEG, optional)")
 
@@ -120,12 +120,34 @@ class CancelForm(FlaskForm):
     reason = StringField("Reason for cancelling", validators=[DataRequired(), Length(max=500)])
 
 
+class DeclineForm(FlaskForm):
+    reason = StringField(
+        "Reason the patient will read", validators=[DataRequired(), Length(max=500)]
+    )
+
+
+class ProposeForm(FlaskForm):
+    # The choices are the provider's open times; the service checks the one posted again.
+    start_at = SelectField("Another time", validate_choice=False)
+
+
+class BookingModeForm(FlaskForm):
+    booking_mode = RadioField(
+        "Patients with this schedule",
+        choices=[
+            SelectChoice(BookingMode.DIRECT.value, "Book free times directly"),
+            SelectChoice(BookingMode.REQUEST.value, "Request a time; I confirm, move or decline"),
+            SelectChoice(BookingMode.VIEW.value, "See free times only and call the clinic"),
+        ],
+    )
+
+
 class RuleForm(FlaskForm):
     weekday = SelectField(
         "Day", choices=[SelectChoice(str(i), name) for i, name in enumerate(WEEKDAYS)], default="0"
     )
-    start = TimeField("From (UTC)", validators=[DataRequired()])
-    end = TimeField("Until (UTC)", validators=[DataRequired()])
+    start = TimeField("From (clinic time)", validators=[DataRequired()])
+    end = TimeField("Until (clinic time)", validators=[DataRequired()])
     slot_minutes = SelectField(
         "Visit length",
         choices=[

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
+from portal import zones
 from portal.access import get_or_404
 from portal.audit import audit_exempt, audited
 from portal.auth.identity import current_actor
@@ -43,6 +44,7 @@ from portal.services.catalog import BY_CODE
 from portal.staff import bp
 from portal.staff.forms import (
     ActivatePlanForm,
+    BookingModeForm,
     CancelForm,
     ChooseTestForm,
     CorrectionForm,
@@ -58,6 +60,7 @@ from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
+from portal.web.templating import reader_zone
 from portal.web.uploads import upload_of
 
 Page = str | tuple[str, int] | BaseResponse
@@ -79,7 +82,7 @@ _FIRST_DAY, _LAST_DAY = date(1900, 1, 1), date(9998, 12, 1)
 def _period(values: MultiDict[str, str]) -> schedule.Period:
     """The schedule's day or week from `view` and `date` (today when absent; 404 if malformed)."""
     raw = values.get("date", "")
-    day = utcnow().date()
+    day = zones.clinic_today()
     if raw:
         try:
             if not _ISO_DAY.fullmatch(raw):
@@ -93,8 +96,8 @@ def _period(values: MultiDict[str, str]) -> schedule.Period:
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    """A form's local date and time, read as UTC (what the form's label says)."""
-    return moment.replace(tzinfo=UTC) if moment is not None else None
+    """A form's date and time, read in the reader's own zone (what the form's hint says)."""
+    return moment.replace(tzinfo=reader_zone()).astimezone(UTC) if moment is not None else None
 
 
 def _upload(name: str) -> attachments.Upload | None:
@@ -483,8 +486,9 @@ def _thread_page(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
 def conversation(conversation_id: int) -> Page:
     actor = current_actor()
     # Opening a thread reads it: that change commits first, so the page shows it as read.
-    with unit_of_work() as s:
-        messaging.mark_thread_read(s, actor, conversation_id)
+    if messaging.thread_unread(db.session, actor, conversation_id):
+        with unit_of_work() as s:
+            messaging.mark_thread_read(s, actor, conversation_id)
     return _thread_page(conversation_id, ReplyForm(formdata=None))
 
 
@@ -545,7 +549,7 @@ def _schedule_page(
     status: int = 200,
 ) -> Page:
     actor = current_actor()
-    today = utcnow().date()
+    today = zones.clinic_today()
     return render(
         "staff/appointments.html",
         fragment="schedule",
@@ -559,6 +563,10 @@ def _schedule_page(
         weekdays=schedule.WEEKDAYS,
         hhmm=schedule.minutes_text,
         today=today,
+        now=utcnow(),
+        mode_form=BookingModeForm(
+            formdata=None, booking_mode=schedule.booking_mode(db.session, actor).value
+        ),
     ), status
 
 
@@ -652,7 +660,7 @@ def add_exception() -> Page:
     def add(s: Session) -> AvailabilityException:
         assert form.day.data is not None  # DataRequired
         return schedule.add_exception(
-            s, actor, day=form.day.data, reason=form.reason.data, today=utcnow().date()
+            s, actor, day=form.day.data, reason=form.reason.data, today=zones.clinic_today()
         )
 
     if submit(form, add).ok:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Flask, request, url_for
+from flask import Flask, g, has_request_context, request, url_for
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
+from wtforms.fields.choices import SelectChoice
 
+from portal import zones
+from portal.auth.forms import TimeZoneForm
 from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
 from portal.models import Flag, Role
@@ -28,6 +33,7 @@ NAV: dict[Role, list[tuple[str, str]]] = {
         ("Patients", "staff.patients"),
         ("Messages", "staff.messages"),
         ("Appointments", "staff.appointments"),
+        ("Notifications", "staff.notifications_list"),
         ("Profile", "auth.account"),
     ],
     Role.ADMIN: [
@@ -113,8 +119,13 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["flag_text"] = lambda flag: FLAG_TEXT.get(flag, "")
     app.jinja_env.filters["flag_badge"] = lambda flag: FLAG_BADGE[flag]
     app.jinja_env.filters["units"] = human_units
-    app.jinja_env.filters["dt"] = _format_datetime
+    app.jinja_env.filters["dt"] = format_datetime
     app.jinja_env.filters["d"] = _format_date
+    app.jinja_env.filters["hm"] = _format_time
+    app.jinja_env.filters["clinic_day"] = lambda value: zones.local_day(value, zones.clinic_zone())
+    app.jinja_env.globals["reader_zone"] = reader_zone
+    app.jinja_env.globals["time_zone_form"] = time_zone_form
+    app.jinja_env.globals["clinic_zone"] = lambda: zones.clinic_zone().key
 
 
 @pass_context
@@ -124,9 +135,60 @@ def _person(context: Context, user_id: int | None) -> str:
     return people[user_id].display_name if user_id in people else "—"
 
 
-def _format_datetime(value: Any) -> str:
-    return "" if value is None else value.strftime("%-d %b %Y, %H:%M UTC")
+def reader_zone() -> ZoneInfo:
+    """The zone the signed-in reader reads times in: their own choice, else the clinic's
+    (worked out once per request)."""
+    if not has_request_context():
+        return zones.clinic_zone()
+    if "reader_zone" not in g:
+        account = current_account() if signed_in_actor() is not None else None
+        own = zones.zone_named(account.time_zone) if account is not None else None
+        g.reader_zone = own or zones.clinic_zone()
+    zone: ZoneInfo = g.reader_zone
+    return zone
 
 
-def _format_date(value: Any) -> str:
-    return "" if value is None else value.strftime("%-d %b %Y")
+def time_zone_form() -> TimeZoneForm:
+    """The reader's time-zone form: the one a refused change left in `g`, else their choice."""
+    form: TimeZoneForm | None = g.get("time_zone_form")
+    if form is None:
+        account = current_account()
+        chosen = account.time_zone if account is not None else None
+        form = TimeZoneForm(formdata=None, time_zone=chosen or "")
+    clinic = f"The clinic's time zone ({zones.clinic_zone().key})"
+    form.time_zone.choices = [("", clinic), *((n, n.replace("_", " ")) for n in zones.zone_names())]
+    return form
+
+
+def local(value: datetime) -> datetime:
+    """A stored (UTC) moment on the reader's clocks: every time a page shows passes here."""
+    return value.astimezone(reader_zone())
+
+
+def format_datetime(value: datetime | None) -> str:
+    """`5 Dec 2026, 09:00 CET`: the reader's zone, with its abbreviation."""
+    return "" if value is None else local(value).strftime("%-d %b %Y, %H:%M %Z")
+
+
+def _format_time(value: datetime | None, zone: bool = True) -> str:
+    """`09:00 CET`: the time of day in the reader's zone, with its abbreviation (`zone=False`
+    leaves it to the end of a range: `09:00–09:30 CET`)."""
+    return "" if value is None else local(value).strftime("%H:%M %Z" if zone else "%H:%M")
+
+
+def _format_date(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):  # a moment: the reader's day
+        value = local(value)
+    return value.strftime("%-d %b %Y")
+
+
+def slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[SelectChoice]:
+    """Open slots for a <select>, one <optgroup> per day, on the reader's clocks (the value
+    is the moment with its offset, which `appointments.chosen_start` reads back)."""
+    choices = [SelectChoice("", "Choose a time…")]
+    for begin, end in ((local(b), local(e)) for b, e, _where in slots):
+        label = f"{begin:%H:%M}–{end:%H:%M} {begin:%Z}"
+        choices.append(SelectChoice(begin.isoformat(), label, optgroup=f"{begin:%A %-d %B %Y}"))
+    return choices

@@ -421,3 +421,48 @@ def test_a_list_query_that_does_not_validate_is_a_422(api: People, query: str, f
     body = _refused(api("alice").get(f"/appointments?{query}"), 422)
 
     assert field in body["errors"]
+
+
+# --- Answering requests and moving visits (the same verbs as the pages) ----------------------
+
+
+def test_a_provider_declines_and_the_patients_app_reads_why(api: People, people: Demo) -> None:
+    booked = _ok(_book(api, people), 201)
+    chen = api("dr_chen")
+    path = f"/appointments/{booked['id']}/decline"
+
+    assert _refused(chen.post(path, json={}), 422)["errors"].keys() == {"body.reason"}
+    _refused(api("dr_okafor").post(path, json={"reason": "No"}), 404)
+    declined = _ok(chen.post(path, json={"reason": "Away that week"}))
+
+    assert (declined["status"], declined["cancelReason"]) == ("cancelled", "Away that week")
+    (mine,) = _ok(api("alice").get("/appointments?from=2030-01-08&to=2030-01-08"))["items"]
+    assert mine["cancelReason"] == "Away that week"
+
+
+def test_a_provider_confirms_or_proposes_another_time(api: People, people: Demo) -> None:
+    first = _ok(_book(api, people), 201)
+    second = _ok(_book(api, people, startAt="2030-01-08T10:00:00Z"), 201)
+    chen = api("dr_chen")
+
+    assert _ok(chen.post(f"/appointments/{first['id']}/confirm"))["status"] == "scheduled"
+    _refused(api("alice").post(f"/appointments/{second['id']}/confirm"), 403)
+    taken = chen.post(f"/appointments/{second['id']}/propose", json={"startAt": TUESDAY_0900})
+    _refused(taken, 409)
+    moved = _ok(
+        chen.post(f"/appointments/{second['id']}/propose", json={"startAt": "2030-01-08T11:00:00Z"})
+    )
+    assert (moved["startAt"], moved["status"]) == ("2030-01-08T11:00:00Z", "scheduled")
+
+
+def test_a_patient_moves_a_visit(session: Session, api: People, people: Demo) -> None:
+    booked = _ok(_book(api, people), 201)
+    path = f"/appointments/{booked['id']}/reschedule"
+
+    _refused(api("alice").post(path, json={"startAt": "2030-01-08T09:10:00Z"}), 422)
+    moved = _ok(api("alice").post(path, json={"startAt": "2030-01-08T13:00:00Z"}), 201)
+
+    assert moved["id"] != booked["id"]
+    assert (moved["startAt"], moved["status"]) == ("2030-01-08T13:00:00Z", "requested")
+    listed = _ok(api("alice").get("/appointments?from=2030-01-08&to=2030-01-08&status=cancelled"))
+    assert [v["cancelReason"] for v in listed["items"]] == ["Moved to another time"]

@@ -84,9 +84,15 @@ def empty_patient(served_app: Flask) -> str:
         if accounts.find_user_by_email(s, email) is None:
             admin = Actor.of(accounts.find_user_by_email(s, "admin@example.org"))
             patient = accounts.register_patient(
-                s, admin, medical_record_number="MRN-EMPTY-1", display_name="Erin Empty"
+                s,
+                admin,
+                medical_record_number="MRN-EMPTY-1",
+                display_name="Erin Empty",
+                contact_email=email,
             )
-            code = accounts.issue_activation_code(s, admin, patient)
+            code = accounts.issue_activation_code(
+                s, admin, patient, portal_url=served_app.config["PORTAL_URL"]
+            )
             accounts.activate_patient(
                 s, code=code, email=email, password=PASSWORD, date_of_birth=None
             )

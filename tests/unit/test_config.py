@@ -46,6 +46,14 @@ def test_development_generates_secrets_once_and_keeps_them(tmp_path) -> None:
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
+def test_the_clinics_time_zone_comes_from_the_environment(tmp_path) -> None:
+    assert load_settings({}, instance=str(tmp_path))["PORTAL_TIMEZONE"] == "UTC"
+    berlin = load_settings({"PORTAL_TIMEZONE": "Europe/Berlin"}, instance=str(tmp_path))
+    assert berlin["PORTAL_TIMEZONE"] == "Europe/Berlin"
+    with pytest.raises(ConfigError, match="PORTAL_TIMEZONE"):
+        load_settings({"PORTAL_TIMEZONE": "Europe/Atlantis"}, instance=str(tmp_path))
+
+
 def test_an_unknown_environment_is_refused(tmp_path) -> None:
     with pytest.raises(ConfigError):
         load_settings({"PORTAL_ENV": "staging"}, instance=str(tmp_path))

@@ -15,6 +15,7 @@ from portal.models import (
     Attachment,
     Conversation,
     LabResult,
+    Notification,
     PlanStatus,
     TreatmentPlan,
 )
@@ -64,4 +65,15 @@ def alice_records(session: Session, people: Demo) -> dict[str, object]:
         "exception_id": day_off.id,
         "provider_id": chen.provider_id,
         "user_id": people.user("alice").id,
+        # Rows no page needs to exist for the area gates (admin tools: a waiting care-team
+        # assignment, a user's session).
+        "request_id": 1,
+        "session_id": 1,
+        # dr.chen's own notification about alice (opening one leads on to its record).
+        "event_id": _first(
+            session,
+            select(Notification.id).where(
+                Notification.user_id == chen.user_id, Notification.patient_id == pid
+            ),
+        ),
     }

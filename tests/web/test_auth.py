@@ -202,9 +202,13 @@ def test_hashes_are_argon2id_and_rehashed_when_parameters_change(app) -> None:
 def test_a_patient_activates_with_a_code_from_staff(client, session, people) -> None:
     admin = people.actor("admin")
     patient = accounts.register_patient(
-        session, admin, medical_record_number="MRN-200001", display_name="Erin Test"
+        session,
+        admin,
+        medical_record_number="MRN-200001",
+        display_name="Erin Test",
+        contact_email="erin.home@example.org",
     )
-    code = accounts.issue_activation_code(session, admin, patient)
+    code = accounts.issue_activation_code(session, admin, patient, portal_url="http://portal.test")
     session.commit()
     form = {
         "code": code.lower(),
@@ -224,9 +228,13 @@ def test_a_patient_activates_with_a_code_from_staff(client, session, people) -> 
 def test_activation_refuses_a_weak_password(client, session, people) -> None:
     admin = people.actor("admin")
     patient = accounts.register_patient(
-        session, admin, medical_record_number="MRN-200002", display_name="Finn Test"
+        session,
+        admin,
+        medical_record_number="MRN-200002",
+        display_name="Finn Test",
+        contact_email="finn.home@example.org",
     )
-    code = accounts.issue_activation_code(session, admin, patient)
+    code = accounts.issue_activation_code(session, admin, patient, portal_url="http://portal.test")
     session.commit()
     response = client.post(
         "/activate",

@@ -64,6 +64,14 @@ def test_a_provider_confirms_a_request_then_records_the_outcome(
     path = f"/staff/appointments/{requested.id}/status"
     assert post(client, path, {"status": "scheduled"}).status_code == 303
     assert _status(session, requested.id).status is AppointmentStatus.SCHEDULED
+    # A visit that has not started yet has no outcome.
+    for outcome in ("completed", "no_show"):
+        early = post(client, path, {"status": outcome})
+        assert early.status_code == 422
+        assert "has not started" in early.get_data(as_text=True)
+    assert _status(session, requested.id).status is AppointmentStatus.SCHEDULED
+    set_clock(lambda: requested.start_at + timedelta(minutes=20))
+    client = as_user("dr_chen")  # a week on: the earlier session has ended
     assert post(client, path, {"status": "no_show"}).status_code == 303
     assert _status(session, requested.id).status is AppointmentStatus.NO_SHOW
     assert post(client, path, {"status": "completed"}).status_code == 422

@@ -14,7 +14,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import CodeType, TracebackType
 from typing import Any
@@ -26,6 +26,7 @@ from werkzeug.exceptions import Forbidden
 import portal.services
 from portal import access
 from portal.access import METHOD_PERMISSIONS, ROLE_PERMISSIONS, Actor, Permission
+from portal.db import utcnow
 from portal.demo import MINIMAL_PDF
 from portal.models import (
     AppointmentStatus,
@@ -33,6 +34,8 @@ from portal.models import (
     AuthMethod,
     AvailabilityException,
     AvailabilityRule,
+    BookingMode,
+    CareAssignmentRequest,
     PatientProfile,
     ReleaseMode,
     ResultStatus,
@@ -41,6 +44,7 @@ from portal.models import (
     UserSession,
 )
 from portal.services import (
+    account_admin,
     accounts,
     appointments,
     attachments,
@@ -49,6 +53,8 @@ from portal.services import (
     patients,
     plans,
     profiles,
+    record_export,
+    recovery,
     schedule,
     sessions,
     settings,
@@ -88,11 +94,31 @@ class Verb:
 # --- Arguments that need a row made first ---
 
 
-def _unactivated_patient(w: World, _a: Actor) -> Args:
-    patient = PatientProfile(medical_record_number="MRN-T-0001", display_name="Test Patient")
+def _patient_to_invite(w: World, _a: Actor) -> Args:
+    patient = PatientProfile(
+        medical_record_number="MRN-T-0003", display_name="Test Patient", contact_email="t@x.org"
+    )
     w.session.add(patient)
     w.session.flush()
-    return call(patient)
+    return call(patient, portal_url="http://portal.test")
+
+
+def _staff_not_joined(w: World, _a: Actor) -> Args:
+    user = User(email="waiting.staff@example.org", role=Role.PROVIDER)
+    w.session.add(user)
+    w.session.flush()
+    return call(user, portal_url="http://portal.test")
+
+
+def _waiting_assignment(w: World, _a: Actor) -> Args:
+    row = CareAssignmentRequest(
+        patient_id=w.patient_id,
+        provider_id=w.okafor_provider_id,
+        requested_by_id=w.people.user("bob").id,
+    )
+    w.session.add(row)
+    w.session.flush()
+    return call(patient_id=w.patient_id, request_id=row.id, confirm=False)
 
 
 def _own_rule(w: World, a: Actor) -> Args:
@@ -135,6 +161,31 @@ def _open_slot(w: World, _a: Actor) -> Args:
     )
 
 
+def _slots_in_three_days(w: World) -> list[datetime]:
+    """Dr Chen's open starts from three days on (a week: weekends have none), past any
+    cut-off whatever weekday the suite runs on."""
+    found = appointments.open_slots(w.session, w.chen_provider_id, w.today + timedelta(days=3), 7)
+    return [start for start, _end, _where in found]
+
+
+def _alices_request(w: World) -> int:
+    """A visit alice requests three or more days ahead (from a patient: a request)."""
+    visit = appointments.book(
+        w.session,
+        w.actor("alice"),
+        patient_id=w.patient_id,
+        provider_id=w.chen_provider_id,
+        start_at=_slots_in_three_days(w)[0],
+        reason="Check-up",
+    )
+    return visit.id
+
+
+def _to_another_time(w: World, _a: Actor) -> Args:
+    visit_id = _alices_request(w)
+    return call(visit_id, _slots_in_three_days(w)[0])
+
+
 def _new_thread(w: World, a: Actor) -> Args:
     # A patient writes to their care team, a provider to the patient.
     to = w.people.user("dr_chen") if a.role is Role.PATIENT else w.people.user("alice")
@@ -148,11 +199,12 @@ def _first_code(w: World, a: Actor) -> Args:
 
 
 def _two_factor_on(w: World, a: Actor) -> Args:
-    """Two-step sign-in on, and a recovery code (the app's code of this step is spent)."""
+    """Two-step sign-in on, and the app's code for the next time step (this one is spent)."""
     at_the_page = dataclasses.replace(a, via=AuthMethod.SESSION)
-    (code,), _ = _first_code(w, a)
-    codes = two_factor.confirm(w.session, at_the_page, code)
-    return call(codes[0], limits=sign_in_limits())
+    secret = two_factor.start(w.session, at_the_page).secret
+    two_factor.confirm(w.session, at_the_page, two_factor.current_code(secret))
+    later = utcnow() + timedelta(seconds=two_factor.STEP_SECONDS)
+    return call(two_factor.current_code(secret, later), limits=sign_in_limits())
 
 
 PM = Permission
@@ -163,7 +215,54 @@ VERBS: tuple[Verb, ...] = (
         PM.ACCOUNTS_MANAGE,
         lambda w, a: call(medical_record_number="MRN-T-0002", display_name="New Patient"),
     ),
-    Verb(accounts.issue_activation_code, PM.ACCOUNTS_MANAGE, _unactivated_patient),
+    Verb(accounts.issue_activation_code, PM.ACCOUNTS_MANAGE, _patient_to_invite),
+    Verb(accounts.resend_invitation, PM.ACCOUNTS_MANAGE, _staff_not_joined),
+    Verb(
+        accounts.reset_patient_access,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(w.people.user("bob").patient, portal_url="http://portal.test"),
+    ),
+    Verb(
+        recovery.send_reset,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(w.people.user("bob"), portal_url="http://portal.test"),
+    ),
+    Verb(account_admin.search_users, PM.ACCOUNTS_MANAGE, lambda w, a: call("bob")),
+    Verb(account_admin.user_or_404, PM.ACCOUNTS_MANAGE, lambda w, a: call(w.people.user("bob").id)),
+    Verb(
+        account_admin.account,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(
+            w.people.user("bob").id, idle=timedelta(minutes=30), absolute=timedelta(hours=12)
+        ),
+    ),
+    Verb(account_admin.clear_pause, PM.ACCOUNTS_MANAGE, lambda w, a: call(w.people.user("bob").id)),
+    Verb(
+        account_admin.end_sessions,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(w.people.user("bob").id, None),
+    ),
+    Verb(
+        account_admin.edit_user,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(
+            w.people.user("dr_okafor").id, email="okafor@example.org", display_name="O"
+        ),
+    ),
+    Verb(
+        account_admin.edit_patient,
+        PM.ACCOUNTS_MANAGE,
+        lambda w, a: call(
+            w.people.user("bob").patient.id,
+            medical_record_number="MRN-T-0009",
+            display_name="Bob O",
+            date_of_birth=None,
+            primary_clinic=None,
+            contact_email=None,
+            contact_phone=None,
+        ),
+    ),
+    Verb(accounts.decide_assignment, PM.CARE_TEAMS_MANAGE, _waiting_assignment),
     Verb(
         accounts.create_staff,
         PM.ACCOUNTS_MANAGE,
@@ -256,11 +355,22 @@ VERBS: tuple[Verb, ...] = (
     Verb(
         appointments.set_status,
         PM.APPOINTMENT_MANAGE,
-        lambda w, a: call(w.upcoming_visit_id, AppointmentStatus.COMPLETED),
+        lambda w, a: call(_alices_request(w), AppointmentStatus.SCHEDULED),
     ),
+    Verb(
+        appointments.decline,
+        PM.APPOINTMENT_MANAGE,
+        lambda w, a: call(_alices_request(w), "Please see the nurse first"),
+    ),
+    Verb(appointments.propose, PM.APPOINTMENT_MANAGE, _to_another_time),
+    Verb(appointments.reschedule, PM.APPOINTMENT_BOOK, _to_another_time),
+    Verb(schedule.booking_mode, PM.SCHEDULE_MANAGE, lambda w, a: call()),
+    Verb(schedule.requests, PM.APPOINTMENT_MANAGE, lambda w, a: call()),
+    Verb(schedule.set_booking_mode, PM.SCHEDULE_MANAGE, lambda w, a: call(BookingMode.DIRECT)),
     # profiles
     Verb(profiles.own_profile, PM.READ_OWN_RECORDS, lambda w, a: call()),
     Verb(profiles.set_provider_mail, PM.OWN_ACCOUNT, lambda w, a: call(messages=True)),
+    Verb(profiles.set_time_zone, PM.OWN_ACCOUNT, lambda w, a: call("Europe/Lisbon")),
     # patients
     Verb(patients.search, PM.PATIENTS_LIST, lambda w, a: call()),
     # labs
@@ -307,6 +417,8 @@ VERBS: tuple[Verb, ...] = (
     Verb(plans.complete, PM.PLAN_WRITE, lambda w, a: call(w.active_plan_id)),
     Verb(plans.acknowledge, PM.PLAN_ACKNOWLEDGE, lambda w, a: call(w.active_plan_id)),
     Verb(plans.list_for, PM.PLAN_READ, lambda w, a: call(patient_id=w.patient_id)),
+    # the patient's own record, to take away
+    Verb(record_export.gather, PM.READ_OWN_RECORDS, lambda w, a: call()),
 )
 
 
