@@ -74,7 +74,8 @@ class AuditEvent(Base):
     hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     __table_args__ = (
-        Index("ix_audit_event_patient_time", "patient_id", "occurred_at"),
+        # The report and the access log list one patient's entries newest (highest id) first.
+        Index("ix_audit_event_patient_id", "patient_id", "id"),
         Index("ix_audit_event_actor_time", "actor_id", "occurred_at"),
         Index("ix_audit_event_action_time", "action", "occurred_at"),
         Index("ix_audit_event_time", "occurred_at"),
