@@ -3,7 +3,8 @@
 Writes call `record()` inside the service that makes the change, so the entry commits or rolls
 back with it. Reads are declared on the route with `@audited(...)`; `init_app` installs the
 hook that records them once the view has answered. The log is append-only: the ORM refuses to
-update or delete an entry here, and the database refuses it with triggers (initial migration).
+update or delete an entry here, and the database refuses it with triggers, which let an UPDATE
+do one thing only: fill an entry's empty seal, once (`chain.seal`, migration 0016).
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ class AuditOutcome(enum.StrEnum):
 
 
 class AuditEvent(Base):
-    """Who did what to which record of which patient. Rows are never updated or deleted."""
+    """Who did what to which record of which patient. Rows are never deleted, and never
+    changed but for their seal, filled once by the sealer."""
 
     __tablename__ = "audit_event"
     id: Mapped[intpk]
