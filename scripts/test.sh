@@ -77,7 +77,8 @@ run_pytest() {
 echo
 echo "== pytest on SQLite =="
 # The tests make their own SQLite files in temporary directories when this is unset.
-(unset TEST_DATABASE_URL; run_pytest "${browser_args[@]}" "$@")
+# The slowest tests are named (--durations), so that the suite's time can be kept in view.
+(unset TEST_DATABASE_URL; run_pytest --durations=15 "${browser_args[@]}" "$@")
 sqlite_status=$?
 
 # -- Any day of the week -------------------------------------------------------------------------
