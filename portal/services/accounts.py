@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import Select, String, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -374,13 +375,20 @@ def _mail_activation_code(
         patient.contact_email,
         user_id=patient.user_id,
         kind="account.activation_code",
-        subject="Your activation code for the patient portal",
+        subject=gettext("Your activation code for the patient portal"),
         body=(
-            "Your clinic has opened a patient portal account for you. Your activation code is\n\n"
-            f"    {code}\n\n"
-            f"Enter it at {portal_url.rstrip('/')}/activate within 14 days"
-            " (with your date of birth, if the clinic asked for it).\n\n"
-            "If you did not expect this, ignore this email or call the clinic.\n"
+            gettext(
+                "Your clinic has opened a patient portal account for you. Your activation code is"
+            )
+            + f"\n\n    {code}\n\n"
+            + gettext(
+                "Enter it at %(url)s within 14 days (with your date of birth, if the clinic asked "
+                "for it).",
+                url=f"{portal_url.rstrip('/')}/activate",
+            )
+            + "\n\n"
+            + gettext("If you did not expect this, ignore this email or call the clinic.")
+            + "\n"
         ),
     )
     audit.record(
@@ -571,12 +579,15 @@ def _invite(session: Session, actor: Actor | None, user: User, portal_url: str |
             session,
             user,
             kind="account.invitation",
-            subject="Your invitation to the patient portal",
+            subject=gettext("Your invitation to the patient portal"),
             body=(
-                "An administrator has opened a staff account for you in the patient portal. "
-                "Set your password with this link, which works once, for 7 days:\n\n"
-                f"{portal_url.rstrip('/')}/invitation/{token}\n\n"
-                "If you did not expect this, ignore this email and tell the clinic.\n"
+                gettext(
+                    "An administrator has opened a staff account for you in the patient portal. "
+                    "Set your password with this link, which works once, for 7 days:"
+                )
+                + f"\n\n{portal_url.rstrip('/')}/invitation/{token}\n\n"
+                + gettext("If you did not expect this, ignore this email and tell the clinic.")
+                + "\n"
             ),
         )
     audit.record(

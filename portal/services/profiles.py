@@ -12,7 +12,12 @@ from portal.access import Actor, Permission, get_or_404, require
 from portal.models import AuditAction, PatientProfile, ProviderProfile, ReleasePreference, User
 from portal.services.errors import ServiceError
 
-LANGUAGES = {"en": "English", "fr": "Français", "es": "Español", "de": "Deutsch", "pt": "Português"}
+#: The languages the portal is written in, by BCP 47 tag (the stored value, `<html lang>`),
+#: each named in itself: a reader looks for their language written in it. Profiles that chose
+#: one the portal does not speak (fr, de, pt, offered before) read in the browser's language.
+LANGUAGES = {"en": "English", "zh-Hant": "繁體中文", "es": "Español"}
+#: The Babel locale (catalog directory under portal/translations) of each language.
+LOCALES = {"en": "en", "zh-Hant": "zh_Hant", "es": "es"}
 
 
 class ProfileError(ServiceError):
@@ -45,6 +50,27 @@ def own_profile(session: Session, actor: Actor) -> PatientProfile:
     """The signed-in patient's profile (404 for anyone without one)."""
     require(actor, Permission.READ_OWN_RECORDS)
     return get_or_404(session, PatientProfile, actor.patient_id or 0, actor)
+
+
+def set_language(session: Session, actor: Actor, tag: str) -> None:
+    """The patient's language, from the switcher on any page; audited like their preferences."""
+    if tag not in LANGUAGES:
+        raise ProfileError("language", "Choose a language from the list.")
+    profile = own_profile(session, actor)
+    if profile.preferred_language == tag:
+        return
+    profile.preferred_language = tag
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.UPDATE,
+        entity_type="patient_profile",
+        entity_id=profile.id,
+        patient_id=profile.id,
+        detail={"fields": ["preferred_language"]},
+    )
+    session.flush()
 
 
 def update_preferences(session: Session, actor: Actor, data: Preferences) -> PatientProfile:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -81,12 +82,15 @@ def _mail_link(session: Session, user: User, portal_url: str, *, actor: Actor | 
         session,
         user,
         kind="account.password_reset",
-        subject="Set a new password for your patient portal",
+        subject=gettext("Set a new password for your patient portal"),
         body=(
-            "Someone, hopefully you, asked to set a new password for your patient portal "
-            f"account. This link works once, for 30 minutes:\n\n"
-            f"{portal_url.rstrip('/')}/reset-password/{token}\n\n"
-            "If it was not you, ignore this email: your password stays as it is.\n"
+            gettext(
+                "Someone, hopefully you, asked to set a new password for your patient portal "
+                "account. This link works once, for 30 minutes:"
+            )
+            + f"\n\n{portal_url.rstrip('/')}/reset-password/{token}\n\n"
+            + gettext("If it was not you, ignore this email: your password stays as it is.")
+            + "\n"
         ),
     )
     audit.record(
@@ -132,10 +136,15 @@ def reset_password(session: Session, *, token: str, password: str) -> User:
         session,
         user,
         kind="account.password_changed",
-        subject="Your patient portal password was changed",
+        subject=gettext("Your patient portal password was changed"),
         body=(
-            "The password of your patient portal account was just changed with a reset link, "
-            "and every device was signed out.\n\nIf it was not you, call the clinic at once.\n"
+            gettext(
+                "The password of your patient portal account was just changed with a reset link, "
+                "and every device was signed out."
+            )
+            + "\n\n"
+            + gettext("If it was not you, call the clinic at once.")
+            + "\n"
         ),
     )
     session.flush()

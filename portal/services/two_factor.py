@@ -25,6 +25,7 @@ import segno
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -191,7 +192,19 @@ def confirm(session: Session, actor: Actor, code: str) -> list[str]:
         raise TwoFactorError("code", WRONG_CODE)
     user.totp_enabled_at = utcnow()
     codes = _new_recovery_codes(session, user.id)
-    _changed(session, actor, user, AuditAction.ACTIVATE, "Two-step sign-in was turned on")
+    _changed(
+        session,
+        actor,
+        user,
+        AuditAction.ACTIVATE,
+        (
+            gettext("Two-step sign-in was turned on for your patient portal account"),
+            gettext(
+                "Two-step sign-in was turned on for your patient portal account; other devices "
+                "were signed out."
+            ),
+        ),
+    )
     return codes
 
 
@@ -208,7 +221,19 @@ def regenerate(
     user = session.get_one(User, actor.user_id)
     _check(session, actor, user, code, limits, client_address, recovery=False)
     codes = _new_recovery_codes(session, user.id)
-    _changed(session, actor, user, AuditAction.UPDATE, "New recovery codes were made")
+    _changed(
+        session,
+        actor,
+        user,
+        AuditAction.UPDATE,
+        (
+            gettext("New recovery codes were made for your patient portal account"),
+            gettext(
+                "New recovery codes were made for your patient portal account; other devices were "
+                "signed out."
+            ),
+        ),
+    )
     return codes
 
 
@@ -233,7 +258,19 @@ def turn_off(
         .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
         .values(used_at=utcnow())
     )
-    _changed(session, actor, user, AuditAction.DEACTIVATE, "Two-step sign-in was turned off")
+    _changed(
+        session,
+        actor,
+        user,
+        AuditAction.DEACTIVATE,
+        (
+            gettext("Two-step sign-in was turned off for your patient portal account"),
+            gettext(
+                "Two-step sign-in was turned off for your patient portal account; other devices "
+                "were signed out."
+            ),
+        ),
+    )
 
 
 def _check(
@@ -309,10 +346,12 @@ def check_sign_in_code(session: Session, user: User, code: str) -> str | None:
             session,
             user,
             kind="two_factor",
-            subject="A recovery code was used to sign in to your patient portal",
+            subject=gettext("A recovery code was used to sign in to your patient portal"),
             body=_notice(
-                "A recovery code was just used to sign in to your patient portal account, and "
-                "every other device was signed out."
+                gettext(
+                    "A recovery code was just used to sign in to your patient portal account, "
+                    "and every other device was signed out."
+                )
             ),
         )
         return Factor.RECOVERY_CODE
@@ -380,13 +419,16 @@ def _use_recovery_code(session: Session, user_id: int, code: str) -> bool:
 
 
 def _notice(line: str) -> str:
-    return (
-        f'{line}\n\nIf this was not you, set a new password with "Forgot your password?" on '
-        "the sign-in page and call your clinic.\n"
+    advice = gettext(
+        'If this was not you, set a new password with "Forgot your password?" on the sign-in '
+        "page and call your clinic."
     )
+    return f"{line}\n\n{advice}\n"
 
 
-def _changed(session: Session, actor: Actor, user: User, action: AuditAction, line: str) -> None:
+def _changed(
+    session: Session, actor: Actor, user: User, action: AuditAction, words: tuple[str, str]
+) -> None:
     """Audit a change to the account's factors, end its other sessions and tell its owner."""
     sessions.end_all(session, user.id, "two_factor_change", keep=actor.session_id)
     audit.record(
@@ -403,7 +445,7 @@ def _changed(session: Session, actor: Actor, user: User, action: AuditAction, li
         session,
         user,
         kind="two_factor",
-        subject=f"{line} for your patient portal account",
-        body=_notice(f"{line} for your patient portal account; other devices were signed out."),
+        subject=words[0],  # (subject, first line), whole sentences for the translators
+        body=_notice(words[1]),
     )
     session.flush()

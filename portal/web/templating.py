@@ -6,7 +6,12 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date as babel_date
+from babel.dates import format_skeleton, get_datetime_format
 from flask import Flask, g, has_request_context, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
@@ -20,39 +25,63 @@ from portal.models import Flag, Role
 from portal.services import attachments, notifications
 from portal.services.catalog import human_units
 
-NAV: dict[Role, list[tuple[str, str]]] = {
+#: The nav's labels are translated when shown; `endpoint` is what the template keys on.
+NAV: dict[Role, list[tuple[Any, str]]] = {
     Role.PATIENT: [
-        ("Dashboard", "patient.dashboard"),
-        ("Lab results", "patient.lab_results"),
-        ("Treatment plans", "patient.treatment_plans"),
-        ("Messages", "patient.messages"),
-        ("Appointments", "patient.appointments"),
-        ("Profile", "patient.profile"),
+        (_l("Dashboard"), "patient.dashboard"),
+        (_l("Lab results"), "patient.lab_results"),
+        (_l("Treatment plans"), "patient.treatment_plans"),
+        (_l("Messages"), "patient.messages"),
+        (_l("Appointments"), "patient.appointments"),
+        (_l("Profile"), "patient.profile"),
     ],
     Role.PROVIDER: [
-        ("Patients", "staff.patients"),
-        ("Messages", "staff.messages"),
-        ("Appointments", "staff.appointments"),
-        ("Notifications", "staff.notifications_list"),
-        ("Profile", "auth.account"),
+        (_l("Patients"), "staff.patients"),
+        (_l("Messages"), "staff.messages"),
+        (_l("Appointments"), "staff.appointments"),
+        (_l("Notifications"), "staff.notifications_list"),
+        (_l("Profile"), "auth.account"),
     ],
     Role.ADMIN: [
-        ("Patients", "admin.patients"),
-        ("Audit log", "admin.audit_log"),
-        ("Users", "admin.users"),
-        ("Profile", "auth.account"),
+        (_l("Patients"), "admin.patients"),
+        (_l("Audit log"), "admin.audit_log"),
+        (_l("Users"), "admin.users"),
+        (_l("Profile"), "auth.account"),
     ],
 }
 
-FLAG_TEXT = {
-    Flag.NORMAL: "Normal",
-    Flag.LOW: "Low",
-    Flag.HIGH: "High",
-    Flag.CRITICAL_LOW: "Critically low",
-    Flag.CRITICAL_HIGH: "Critically high",
-    Flag.ABNORMAL: "Abnormal",
+#: A flag in words, for patients first: the word says what the colour only reinforces.
+FLAG_TEXT: dict[Flag, Any] = {
+    Flag.NORMAL: _l("Normal"),
+    Flag.LOW: _l("Low"),
+    Flag.HIGH: _l("High"),
+    Flag.CRITICAL_LOW: _l("Critically low"),
+    Flag.CRITICAL_HIGH: _l("Critically high"),
+    Flag.ABNORMAL: _l("Abnormal"),
     Flag.UNKNOWN: "",
 }
+
+
+#: A record's status in words (lab versions, plans, appointments share some values).
+STATUS_TEXT: dict[str, Any] = {
+    "preliminary": _l("Preliminary"),
+    "final": _l("Final"),
+    "corrected": _l("Corrected"),
+    "amended": _l("Amended"),
+    "cancelled": _l("Cancelled"),
+    "draft": _l("Draft"),
+    "active": _l("Active"),
+    "completed": _l("Completed"),
+    "requested": _l("Requested"),
+    "scheduled": _l("Scheduled"),
+    "no_show": _l("Did not attend"),
+}
+
+
+def status_text(status: Any) -> str:
+    """A status in the reader's language (`status.value` of any of the enums above)."""
+    value = str(getattr(status, "value", status))
+    return str(STATUS_TEXT.get(value, value.replace("_", " ").capitalize()))
 
 
 def _badge(flag: Flag) -> Markup:
@@ -63,16 +92,23 @@ def _badge(flag: Flag) -> Markup:
     return Markup('<span class="flag flag-{}">{}</span>').format(kind, text)
 
 
-#: The flag as words in a span (colour and shape only reinforce), built once per flag: the
-#: lists show one per row, and an include per row costs more than the rest of the row.
-FLAG_BADGE = {flag: _badge(flag) for flag in Flag}
+#: The flag as words in a span (colour and shape only reinforce), built once per flag and
+#: language: the lists show one per row, and an include per row costs more than the rest.
+_FLAG_BADGES: dict[tuple[str, Flag], Markup] = {}
+
+
+def flag_badge(flag: Flag) -> Markup:
+    key = (str(get_locale()), flag)
+    if key not in _FLAG_BADGES:
+        _FLAG_BADGES[key] = _badge(flag)
+    return _FLAG_BADGES[key]
 
 
 def init_app(app: Flask) -> None:
     # The nav links of each role, per script root (URLs don't change while the app runs).
-    nav_cache: dict[tuple[Role, str], list[tuple[str, str, str]]] = {}
+    nav_cache: dict[tuple[Role, str], list[tuple[Any, str, str]]] = {}
 
-    def nav_for(role: Role) -> list[tuple[str, str, str]]:
+    def nav_for(role: Role) -> list[tuple[Any, str, str]]:
         key = (role, request.script_root)
         if key not in nav_cache:
             nav_cache[key] = [
@@ -116,8 +152,9 @@ def init_app(app: Flask) -> None:
     # Where a page's socket starts: the stream's position when the page was read.
     app.jinja_env.globals["events_position"] = lambda: notifications.latest_event_id(db.session)
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
-    app.jinja_env.filters["flag_text"] = lambda flag: FLAG_TEXT.get(flag, "")
-    app.jinja_env.filters["flag_badge"] = lambda flag: FLAG_BADGE[flag]
+    app.jinja_env.filters["flag_text"] = lambda flag: str(FLAG_TEXT.get(flag, ""))
+    app.jinja_env.filters["flag_badge"] = flag_badge
+    app.jinja_env.filters["status_text"] = status_text
     app.jinja_env.filters["units"] = human_units
     app.jinja_env.filters["dt"] = format_datetime
     app.jinja_env.filters["d"] = _format_date
@@ -155,7 +192,7 @@ def time_zone_form() -> TimeZoneForm:
         account = current_account()
         chosen = account.time_zone if account is not None else None
         form = TimeZoneForm(formdata=None, time_zone=chosen or "")
-    clinic = f"The clinic's time zone ({zones.clinic_zone().key})"
+    clinic = _("The clinic's time zone (%(zone)s)", zone=zones.clinic_zone().key)
     form.time_zone.choices = [("", clinic), *((n, n.replace("_", " ")) for n in zones.zone_names())]
     return form
 
@@ -165,30 +202,61 @@ def local(value: datetime) -> datetime:
     return value.astimezone(reader_zone())
 
 
+#: Date patterns kept for English (the portal's look since before it spoke other languages);
+#: other languages use their own CLDR forms of the same skeletons.
+_ENGLISH = {"yMMMd": "d MMM y", "full": "EEEE d MMMM y"}
+
+
+def _date_text(value: date, form: str) -> str:
+    """`form` is a CLDR skeleton, or `full` (the day with its weekday, written out)."""
+    locale = get_locale() or "en"
+    if str(locale) == "en":
+        return babel_date(value, _ENGLISH[form], locale="en")
+    if form == "full":
+        return babel_date(value, "full", locale=locale)
+    return format_skeleton(form, value, locale=locale)
+
+
+def _time_text(value: datetime) -> str:
+    # Formatted from the wall-clock time: the zone was applied by `local`, and its
+    # abbreviation (CET, EST) is added by the callers as the portal always showed it.
+    return format_skeleton("Hm", value.replace(tzinfo=None), locale=get_locale() or "en")
+
+
 def format_datetime(value: datetime | None) -> str:
-    """`5 Dec 2026, 09:00 CET`: the reader's zone, with its abbreviation."""
-    return "" if value is None else local(value).strftime("%-d %b %Y, %H:%M %Z")
+    """`5 Dec 2026, 09:00 CET` (`2026年12月5日 09:00 CET`, `5 dic 2026, 9:00 CET`): the
+    reader's zone, with its abbreviation, in the reader's language."""
+    if value is None:
+        return ""
+    moment = local(value)
+    pattern = get_datetime_format("medium", locale=get_locale() or "en")
+    joined = str(pattern).replace("{1}", _date_text(moment.date(), "yMMMd"))
+    return joined.replace("{0}", _time_text(moment)) + moment.strftime(" %Z")
 
 
 def _format_time(value: datetime | None, zone: bool = True) -> str:
     """`09:00 CET`: the time of day in the reader's zone, with its abbreviation (`zone=False`
     leaves it to the end of a range: `09:00–09:30 CET`)."""
-    return "" if value is None else local(value).strftime("%H:%M %Z" if zone else "%H:%M")
+    if value is None:
+        return ""
+    moment = local(value)
+    return _time_text(moment) + (moment.strftime(" %Z") if zone else "")
 
 
 def _format_date(value: date | datetime | None) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):  # a moment: the reader's day
-        value = local(value)
-    return value.strftime("%-d %b %Y")
+        value = local(value).date()
+    return _date_text(value, "yMMMd")
 
 
 def slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[SelectChoice]:
     """Open slots for a <select>, one <optgroup> per day, on the reader's clocks (the value
     is the moment with its offset, which `appointments.chosen_start` reads back)."""
-    choices = [SelectChoice("", "Choose a time…")]
+    choices = [SelectChoice("", _("Choose a time…"))]
     for begin, end in ((local(b), local(e)) for b, e, _where in slots):
-        label = f"{begin:%H:%M}–{end:%H:%M} {begin:%Z}"
-        choices.append(SelectChoice(begin.isoformat(), label, optgroup=f"{begin:%A %-d %B %Y}"))
+        label = f"{_time_text(begin)}–{_time_text(end)} {begin:%Z}"
+        day = _date_text(begin.date(), "full")
+        choices.append(SelectChoice(begin.isoformat(), label, optgroup=day))
     return choices
