@@ -60,6 +60,8 @@ def _select_locale() -> str:
 
 
 def _chosen_tag() -> str:
+    if request.path.startswith("/api/"):
+        return DEFAULT  # the API is read by programs: its words stay the documented English
     # The patient's own profile row came with their account (joined): no query of its own.
     account = current_account()
     if account is not None and account.patient is not None:

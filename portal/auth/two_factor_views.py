@@ -56,7 +56,7 @@ def login_code() -> Page:
 
     attempt = run(second_step).value
     if attempt is None or attempt.user is None:
-        form.code.errors = [attempt.refusal if attempt and attempt.refusal else _("Try again.")]
+        form.code.errors = [_(attempt.refusal) if attempt and attempt.refusal else _("Try again.")]
         page = render("auth/login_code.html", form=form)
         if attempt is not None and attempt.retry_after is not None:
             paused = Response(page, status=429, mimetype="text/html")

@@ -103,7 +103,8 @@ def login() -> Page:
 
     attempt = run(sign_in).value
     if attempt is None or attempt.user is None:
-        form.password.errors = [attempt.refusal if attempt else accounts.FAILED_SIGN_IN]
+        refusal = attempt.refusal if attempt and attempt.refusal else accounts.FAILED_SIGN_IN
+        form.password.errors = [_(refusal)]
         page = render("auth/login.html", form=form)
         if attempt is not None and attempt.retry_after is not None:
             paused = Response(page, status=429, mimetype="text/html")

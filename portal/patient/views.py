@@ -116,7 +116,7 @@ def lab_results() -> Page:
         page = labs.latest_page(db.session, actor, filters, cursor=cursor)
     except paging.InvalidCursor as exc:
         # A page link that was edited or cut short: show the first page and say so.
-        errors["cursor"] = exc.message
+        errors["cursor"] = _(exc.message)
         cursor = None
         page = labs.latest_page(db.session, actor, filters)
     new_ids = dashboards.unread_entity_ids(
@@ -288,7 +288,7 @@ def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
         thread=thread,
         people=people,
         form=form,
-        closed_notice=messaging.CLOSED_NOTICE,
+        closed_notice=_(messaging.CLOSED_NOTICE),
     )
     return (body, status) if status != 200 else body
 
@@ -510,7 +510,7 @@ def cancel_appointment(appointment_id: int) -> Page:
             booking.cancel(s, actor, appointment_id)
     except booking.AppointmentError as exc:
         # Shown as the page's alert, next to the list it is about (not as a form field).
-        return _appointments_page(error=exc.message, status=422)
+        return _appointments_page(error=_(exc.message), status=422)
     flash(_("The appointment is cancelled."), "success")
     return redirect(url_for("patient.appointments"), code=303)
 

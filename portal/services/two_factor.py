@@ -34,7 +34,7 @@ from portal.access import Actor, Permission, require
 from portal.db import utcnow
 from portal.models import AuditAction, AuditOutcome, RecoveryCode, Role, User
 from portal.services import mail, sessions, throttle
-from portal.services.errors import ServiceError
+from portal.services.errors import N_, ServiceError
 
 STEP_SECONDS = 30
 DIGITS = 6
@@ -44,7 +44,7 @@ RECOVERY_CODES = 10
 #: Roles that must use two-step sign-in when TWO_FACTOR_REQUIRED is on: they see many patients.
 REQUIRED_ROLES = frozenset({Role.PROVIDER, Role.ADMIN})
 ISSUER = "Patient portal"
-WRONG_CODE = "That code is not right. Use the newest code from your app, or a recovery code."
+WRONG_CODE = N_("That code is not right. Use the newest code from your app, or a recovery code.")
 # Recovery codes: 16 characters (80 bits) from an alphabet without look-alikes (0/O, 1/I).
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -108,7 +108,7 @@ def _unseal(blob: bytes, user_id: int) -> str:
         return _aead().decrypt(blob[:12], blob[12:], str(user_id).encode()).decode()
     except InvalidTag as exc:  # a wrong key or a secret moved between rows: fail closed
         raise TwoFactorError(
-            "code", "Two-step sign-in cannot be checked. Call your clinic."
+            "code", N_("Two-step sign-in cannot be checked. Call your clinic.")
         ) from exc
 
 
@@ -163,7 +163,7 @@ def start(session: Session, actor: Actor) -> Enrolment:
     require(actor, Permission.OWN_ACCOUNT)
     user = session.get_one(User, actor.user_id)
     if is_on(user):
-        raise TwoFactorError(None, "Two-step sign-in is already on.")
+        raise TwoFactorError(None, N_("Two-step sign-in is already on."))
     secret = new_secret()
     user.totp_secret = _seal(secret, user.id)
     user.totp_last_step = None
@@ -186,7 +186,7 @@ def confirm(session: Session, actor: Actor, code: str) -> list[str]:
     user = session.get_one(User, actor.user_id)
     secret = _secret_of(session, user.id)
     if secret is None or is_on(user):
-        raise TwoFactorError(None, "Start setting up two-step sign-in again.")
+        raise TwoFactorError(None, N_("Start setting up two-step sign-in again."))
     step = _matching_step(secret, _normalise(code), utcnow())
     if step is None or not _claim_step(session, user.id, step):
         raise TwoFactorError("code", WRONG_CODE)
@@ -250,7 +250,7 @@ def turn_off(
     require(actor, Permission.OWN_ACCOUNT)
     user = session.get_one(User, actor.user_id)
     if current_app.config["TWO_FACTOR_REQUIRED"] and user.role in REQUIRED_ROLES:
-        raise TwoFactorError(None, "Your clinic requires two-step sign-in for your account.")
+        raise TwoFactorError(None, N_("Your clinic requires two-step sign-in for your account."))
     _check(session, actor, user, code, limits, client_address, recovery=True)
     user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
     session.execute(
@@ -287,7 +287,7 @@ def _check(
     failure counted toward the sign-in pause and recorded even though the change rolls back:
     an open session cannot be used to guess codes at leisure."""
     if not is_on(user):
-        raise TwoFactorError(None, "Two-step sign-in is not on.")
+        raise TwoFactorError(None, N_("Two-step sign-in is not on."))
     now = utcnow()
     keys = throttle.keys_for(user.email, client_address, limits)
     wait = throttle.wait_seconds(session, keys, now)

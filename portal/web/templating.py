@@ -125,7 +125,9 @@ def init_app(app: Flask) -> None:
             return {"viewer": None, "actor": None, "nav_items": [], "unread": {}}
         items = nav_for(actor.role)
         # The section is the nav link whose path is the longest prefix of this page's path.
-        matches = [url for _l, _e, url in items if request.path.startswith(url.rstrip("/") or "/")]
+        matches = [
+            url for _label, _e, url in items if request.path.startswith(url.rstrip("/") or "/")
+        ]
         return {
             "viewer": current_account(),
             "actor": actor,
@@ -155,6 +157,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["flag_text"] = lambda flag: str(FLAG_TEXT.get(flag, ""))
     app.jinja_env.filters["flag_badge"] = flag_badge
     app.jinja_env.filters["status_text"] = status_text
+    # Words the portal itself stored (a reason it wrote, such as "Moved to another time"),
+    # looked up in the catalogs; anything a person typed has no entry and shows as typed.
+    app.jinja_env.filters["tr"] = lambda text: _(text) if text else text
     app.jinja_env.filters["units"] = human_units
     app.jinja_env.filters["dt"] = format_datetime
     app.jinja_env.filters["d"] = _format_date
