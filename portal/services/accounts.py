@@ -387,7 +387,7 @@ def _mail_activation_code(
             + gettext(
                 "Enter it at %(url)s within 14 days (with your date of birth, if the clinic asked "
                 "for it).",
-                url=f"{portal_url.rstrip('/')}/activate",
+                url=portal_url.rstrip("/") + "/activate",
             )
             + "\n\n"
             + gettext("If you did not expect this, ignore this email or call the clinic.")

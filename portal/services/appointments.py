@@ -291,7 +291,9 @@ def book(
     session.add(appointment)
     _flush_holding(session)
     text = (
-        "Appointment requested" if status is AppointmentStatus.REQUESTED else "Appointment booked"
+        N_("Appointment requested")
+        if status is AppointmentStatus.REQUESTED
+        else N_("Appointment booked")
     )
     _changed(session, actor, appointment, AuditAction.CREATE, text)
     return appointment
@@ -405,7 +407,7 @@ def cancel(
         raise AppointmentError("status", CUTOFF_TEXT)
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = (reason or "").strip() or None
-    _changed(session, actor, appointment, AuditAction.CANCEL, "Appointment cancelled")
+    _changed(session, actor, appointment, AuditAction.CANCEL, N_("Appointment cancelled"))
     session.flush()
     return appointment
 
@@ -448,7 +450,7 @@ def decline(session: Session, actor: Actor, appointment_id: int, reason: str) ->
         raise AppointmentError("reason", N_("Give the reason the patient will read."))
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = reason[:500]
-    _changed(session, actor, appointment, AuditAction.CANCEL, "Appointment request declined")
+    _changed(session, actor, appointment, AuditAction.CANCEL, N_("Appointment request declined"))
     session.flush()
     return appointment
 
@@ -462,7 +464,7 @@ def propose(session: Session, actor: Actor, appointment_id: int, start_at: datet
     appointment.start_at, appointment.end_at, appointment.location = begin, end, location
     appointment.status = AppointmentStatus.SCHEDULED
     _flush_holding(session)
-    _changed(session, actor, appointment, AuditAction.UPDATE, "Another time was proposed")
+    _changed(session, actor, appointment, AuditAction.UPDATE, N_("Another time was proposed"))
     return appointment
 
 

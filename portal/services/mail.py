@@ -156,7 +156,8 @@ def stage_mail(
 
 
 def _body(line: str, portal_url: str) -> str:
-    link = gettext("Sign in to see it: %(url)s", url=f"{portal_url.rstrip('/')}/")
+    home = portal_url.rstrip("/") + "/"
+    link = gettext("Sign in to see it: %(url)s", url=home)
     privacy = gettext(
         "For your privacy this email says nothing about your health. You can choose which "
         "emails you get on your profile page in the portal."

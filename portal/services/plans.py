@@ -135,7 +135,7 @@ def revise(
     _add_version(session, actor, plan, data, note)
     _audit(session, actor, plan, AuditAction.UPDATE)
     if plan.status is PlanStatus.ACTIVE:
-        _announce(session, plan, "Your treatment plan was updated")
+        _announce(session, plan, N_("Your treatment plan was updated"))
     return plan
 
 
@@ -192,7 +192,7 @@ def activate(
     plan.current_version += 1
     _add_version(session, actor, plan, content, "Approved and activated")
     _audit(session, actor, plan, AuditAction.ACTIVATE)
-    _announce(session, plan, "You have a new treatment plan to read")
+    _announce(session, plan, N_("You have a new treatment plan to read"))
     return plan
 
 
@@ -207,7 +207,7 @@ def complete(session: Session, actor: Actor, plan_id: int) -> TreatmentPlan:
     plan.current_version += 1
     _add_version(session, actor, plan, content, "Completed")
     _audit(session, actor, plan, AuditAction.COMPLETE)
-    _announce(session, plan, "A treatment plan was completed")
+    _announce(session, plan, N_("A treatment plan was completed"))
     return plan
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ from flask import Flask, g, has_request_context, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
@@ -21,7 +23,7 @@ from portal import zones
 from portal.auth.forms import TimeZoneForm
 from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
-from portal.models import Flag, Role
+from portal.models import AppointmentStatus, Flag, PlanStatus, ResultStatus, Role
 from portal.services import attachments, notifications
 from portal.services.catalog import human_units
 
@@ -62,26 +64,48 @@ FLAG_TEXT: dict[Flag, Any] = {
 }
 
 
-#: A record's status in words (lab versions, plans, appointments share some values).
-STATUS_TEXT: dict[str, Any] = {
-    "preliminary": _l("Preliminary"),
-    "final": _l("Final"),
-    "corrected": _l("Corrected"),
-    "amended": _l("Amended"),
-    "cancelled": _l("Cancelled"),
-    "draft": _l("Draft"),
-    "active": _l("Active"),
-    "completed": _l("Completed"),
-    "requested": _l("Requested"),
-    "scheduled": _l("Scheduled"),
-    "no_show": _l("Did not attend"),
+#: A record's status in words, per kind of record: in Spanish a cancelled result and a
+#: cancelled appointment do not take the same ending, so each word has its context.
+STATUS_TEXT: dict[enum.Enum, Any] = {
+    ResultStatus.PRELIMINARY: _p("lab result", "Preliminary"),
+    ResultStatus.FINAL: _p("lab result", "Final"),
+    ResultStatus.CORRECTED: _p("lab result", "Corrected"),
+    ResultStatus.AMENDED: _p("lab result", "Amended"),
+    ResultStatus.CANCELLED: _p("lab result", "Cancelled"),
+    PlanStatus.DRAFT: _p("treatment plan", "Draft"),
+    PlanStatus.ACTIVE: _p("treatment plan", "Active"),
+    PlanStatus.COMPLETED: _p("treatment plan", "Completed"),
+    AppointmentStatus.REQUESTED: _p("appointment", "Requested"),
+    AppointmentStatus.SCHEDULED: _p("appointment", "Scheduled"),
+    AppointmentStatus.CANCELLED: _p("appointment", "Cancelled"),
+    AppointmentStatus.COMPLETED: _p("appointment", "Completed"),
+    AppointmentStatus.NO_SHOW: _p("appointment", "Did not attend"),
 }
 
 
-def status_text(status: Any) -> str:
-    """A status in the reader's language (`status.value` of any of the enums above)."""
-    value = str(getattr(status, "value", status))
-    return str(STATUS_TEXT.get(value, value.replace("_", " ").capitalize()))
+def status_text(status: enum.Enum) -> str:
+    """A status (of a lab result version, a plan or an appointment) in the reader's language."""
+    text = STATUS_TEXT.get(status)
+    return str(text) if text is not None else str(status.value).replace("_", " ").capitalize()
+
+
+#: The words a notification starts with (services store "New message: <subject>"), as a
+#: sentence for the reader; what follows the colon is the record's own name, shown as written.
+NOTICE_TEXT: dict[str, Any] = {
+    "New lab result": _l("New lab result: %(name)s"),
+    "Corrected lab result": _l("Corrected lab result: %(name)s"),
+    "New message": _l("New message: %(name)s"),
+    "Handed to you": _l("Handed to you: %(name)s"),
+}
+
+
+def notice_text(text: str) -> str:
+    """A notification's stored text in the reader's language (its named record as entered)."""
+    kind, colon, name = text.partition(": ")
+    found = NOTICE_TEXT.get(kind) if colon else None
+    if found is None:  # a whole sentence the service marked (N_), or words as written
+        return _(text)
+    return str(found) % {"name": name}
 
 
 def _badge(flag: Flag) -> Markup:
@@ -157,6 +181,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["flag_text"] = lambda flag: str(FLAG_TEXT.get(flag, ""))
     app.jinja_env.filters["flag_badge"] = flag_badge
     app.jinja_env.filters["status_text"] = status_text
+    app.jinja_env.filters["notice_text"] = notice_text
     # Words the portal itself stored (a reason it wrote, such as "Moved to another time"),
     # looked up in the catalogs; anything a person typed has no entry and shows as typed.
     app.jinja_env.filters["tr"] = lambda text: _(text) if text else text
