@@ -5,6 +5,7 @@ errors and mail in the language they chose."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +13,14 @@ from pathlib import Path
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
+from babel.support import Translations
 from sqlalchemy import delete, select
 
 from portal.access import unscoped
-from portal.i18n import EXTRACT_KEYWORDS, TRANSLATIONS
+from portal.i18n import EXTRACT_KEYWORDS, TRANSLATIONS, compile_catalogs
 from portal.models import EventType, OutboxMail
 from portal.services import mail
-from tests.conftest import csrf_token, post
+from tests.conftest import DEMO_EMAILS, csrf_token, login, post
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ("zh_Hant", "es")
@@ -61,6 +63,17 @@ def test_every_string_in_the_code_and_templates_is_translated(
     assert not problems, problems
 
 
+def test_a_clean_clone_compiles_its_catalogs_when_the_app_starts(tmp_path: Path) -> None:
+    # Only the .po files are in the repository; `create_app` compiles them (compile_catalogs).
+    for po in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
+        target = tmp_path / po.relative_to(TRANSLATIONS)
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(po, target)
+    compile_catalogs(tmp_path)
+    assert Translations.load(str(tmp_path), ["zh_Hant"]).gettext("Sign in") == "登入"
+    assert Translations.load(str(tmp_path), ["es"]).gettext("Sign in") == "Iniciar sesión"
+
+
 def _lang(page: str) -> str:
     found = re.search(r'<html lang="([^"]+)"', page)
     assert found
@@ -78,7 +91,10 @@ def _switch(client, language: str, back_to: str):  # type: ignore[no-untyped-def
 def test_a_visitor_switches_to_spanish_and_back_without_javascript(client) -> None:
     page = client.get("/login").get_data(as_text=True)
     assert _lang(page) == "en"
-    assert 'action="/language"' in page and 'hx-boost="false"' in page
+    switcher = re.search(r'<form class="language-form"[^>]*>', page)
+    assert switcher
+    assert 'action="/language"' in switcher.group(0)
+    assert 'hx-boost="false"' in switcher.group(0)
 
     to_spanish = _switch(client, "es", "/login")
     assert to_spanish.status_code == 303
@@ -119,13 +135,15 @@ def test_a_visitor_reads_the_browsers_language(client, header: str, lang: str) -
 
 
 def test_a_patients_choice_is_kept_in_their_profile_and_wins_over_the_browser(
-    as_user, session, people
+    app, as_user, session, people
 ) -> None:
-    client = as_user("alice")
-    assert _switch(client, "es", "/my/").status_code == 303
+    assert _switch(as_user("alice"), "es", "/my/").status_code == 303
     session.expire_all()
     assert people.user("alice").patient.preferred_language == "es"
-    page = client.get("/my/", headers={"Accept-Language": "zh-TW"}).get_data(as_text=True)
+    # Another browser, whose session knows nothing of the switch and which asks for Chinese.
+    elsewhere = app.test_client()
+    login(elsewhere, DEMO_EMAILS["alice"])
+    page = elsewhere.get("/my/", headers={"Accept-Language": "zh-TW"}).get_data(as_text=True)
     assert _lang(page) == "es"
     assert "Novedades" in page
 
@@ -145,6 +163,8 @@ def test_alice_reads_her_dashboard_in_traditional_chinese(alice_in_chinese) -> N
     # Dates in the zh-Hant form (2026年12月5日 09:00 CET), never the English one.
     assert re.search(r"\d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2}", page)
     assert not re.search(r"\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4}", page)
+    # A notification's words in her language, the test's name as the clinic wrote it.
+    assert "已更正的檢驗結果：Potassium" in page
     # Lab flags are words in her language.
     assert re.search(r'class="flag flag-(high|low|abnormal|critical)">(偏高|偏低|異常|危急)', page)
 
