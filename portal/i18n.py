@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from babel.dates import format_date as babel_date
+from babel.dates import format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Blueprint, Flask, has_request_context, redirect, request, session
@@ -79,6 +82,37 @@ def _chosen_tag() -> str:
         if found is not None:
             return found
     return DEFAULT
+
+
+#: Date patterns kept for English (the portal's look since before it spoke other languages);
+#: other languages use their own CLDR forms of the same skeletons.
+_ENGLISH = {"yMMMd": "d MMM y", "full": "EEEE d MMMM y"}
+
+
+def day_text(value: date, form: str = "yMMMd") -> str:
+    """A day in the reader's language; `form` is a CLDR skeleton, or `full` (the day with its
+    weekday, written out)."""
+    locale = get_locale() or "en"
+    if str(locale) == "en":
+        return babel_date(value, _ENGLISH[form], locale="en")
+    if form == "full":
+        return babel_date(value, "full", locale=locale)
+    return format_skeleton(form, value, locale=locale)
+
+
+def time_text(value: datetime) -> str:
+    """The time of day as the reader's language writes it (24-hour)."""
+    # Formatted from the wall-clock time: the zone was applied by `local`, and its
+    # abbreviation (CET, EST) is added by the callers as the portal always showed it.
+    return format_skeleton("Hm", value.replace(tzinfo=None), locale=get_locale() or "en")
+
+
+def month_text(value: date) -> str:
+    """A month and year (`Dec 2026`, `2026年12月`, `dic 2026`), for a chart's axis."""
+    locale = get_locale() or "en"
+    if str(locale) == "en":
+        return babel_date(value, "MMM y", locale="en")
+    return format_skeleton("yMMM", value, locale=locale)
 
 
 def compile_catalogs(directory: Path = TRANSLATIONS) -> None:

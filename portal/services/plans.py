@@ -485,10 +485,10 @@ def compare(
     if old.version >= new.version and len(seen) > 1:
         raise PlanError("versions", N_("Choose an earlier version first, then a later one."))
     fields = [
-        FieldChange("Summary", _segments(old.summary, new.summary)),
-        FieldChange("Details", _segments(old.details or "", new.details or "")),
-        FieldChange("Start date", _days(old.start_date, new.start_date)),
-        FieldChange("End date", _days(old.end_date, new.end_date)),
+        FieldChange(N_("Summary"), _segments(old.summary, new.summary)),
+        FieldChange(N_("Details"), _segments(old.details or "", new.details or "")),
+        FieldChange(N_("Start date"), _days(old.start_date, new.start_date)),
+        FieldChange(N_("End date"), _days(old.end_date, new.end_date)),
     ]
     return PlanComparison(old, new, [v for v, _ack in seen], fields)
 

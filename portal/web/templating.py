@@ -7,8 +7,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date as babel_date
-from babel.dates import format_skeleton, get_datetime_format
+from babel.dates import get_datetime_format
 from flask import Flask, g, has_request_context, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -23,6 +22,7 @@ from portal import zones
 from portal.auth.forms import TimeZoneForm
 from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
+from portal.i18n import day_text, time_text
 from portal.models import AppointmentStatus, Flag, PlanStatus, ResultStatus, Role
 from portal.services import attachments, notifications
 from portal.services.catalog import human_units
@@ -232,27 +232,6 @@ def local(value: datetime) -> datetime:
     return value.astimezone(reader_zone())
 
 
-#: Date patterns kept for English (the portal's look since before it spoke other languages);
-#: other languages use their own CLDR forms of the same skeletons.
-_ENGLISH = {"yMMMd": "d MMM y", "full": "EEEE d MMMM y"}
-
-
-def _date_text(value: date, form: str) -> str:
-    """`form` is a CLDR skeleton, or `full` (the day with its weekday, written out)."""
-    locale = get_locale() or "en"
-    if str(locale) == "en":
-        return babel_date(value, _ENGLISH[form], locale="en")
-    if form == "full":
-        return babel_date(value, "full", locale=locale)
-    return format_skeleton(form, value, locale=locale)
-
-
-def _time_text(value: datetime) -> str:
-    # Formatted from the wall-clock time: the zone was applied by `local`, and its
-    # abbreviation (CET, EST) is added by the callers as the portal always showed it.
-    return format_skeleton("Hm", value.replace(tzinfo=None), locale=get_locale() or "en")
-
-
 def format_datetime(value: datetime | None) -> str:
     """`5 Dec 2026, 09:00 CET` (`2026年12月5日 09:00 CET`, `5 dic 2026, 9:00 CET`): the
     reader's zone, with its abbreviation, in the reader's language."""
@@ -260,8 +239,8 @@ def format_datetime(value: datetime | None) -> str:
         return ""
     moment = local(value)
     pattern = get_datetime_format("medium", locale=get_locale() or "en")
-    joined = str(pattern).replace("{1}", _date_text(moment.date(), "yMMMd"))
-    return joined.replace("{0}", _time_text(moment)) + moment.strftime(" %Z")
+    joined = str(pattern).replace("{1}", day_text(moment.date(), "yMMMd"))
+    return joined.replace("{0}", time_text(moment)) + moment.strftime(" %Z")
 
 
 def _format_time(value: datetime | None, zone: bool = True) -> str:
@@ -270,7 +249,7 @@ def _format_time(value: datetime | None, zone: bool = True) -> str:
     if value is None:
         return ""
     moment = local(value)
-    return _time_text(moment) + (moment.strftime(" %Z") if zone else "")
+    return time_text(moment) + (moment.strftime(" %Z") if zone else "")
 
 
 def _format_date(value: date | datetime | None) -> str:
@@ -278,7 +257,7 @@ def _format_date(value: date | datetime | None) -> str:
         return ""
     if isinstance(value, datetime):  # a moment: the reader's day
         value = local(value).date()
-    return _date_text(value, "yMMMd")
+    return day_text(value, "yMMMd")
 
 
 def slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[SelectChoice]:
@@ -286,7 +265,7 @@ def slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[Sel
     is the moment with its offset, which `appointments.chosen_start` reads back)."""
     choices = [SelectChoice("", _("Choose a time…"))]
     for begin, end in ((local(b), local(e)) for b, e, _where in slots):
-        label = f"{_time_text(begin)}–{_time_text(end)} {begin:%Z}"
-        day = _date_text(begin.date(), "full")
+        label = f"{time_text(begin)}–{time_text(end)} {begin:%Z}"
+        day = day_text(begin.date(), "full")
         choices.append(SelectChoice(begin.isoformat(), label, optgroup=day))
     return choices
