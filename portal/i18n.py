@@ -16,6 +16,7 @@ from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from babel import support
 from babel.dates import format_date as babel_date
 from babel.dates import format_skeleton
 from babel.messages.mofile import write_mo
@@ -23,6 +24,7 @@ from babel.messages.pofile import read_po
 from flask import Blueprint, Flask, has_request_context, redirect, request, session
 from flask_babel import Babel, get_locale
 from werkzeug.wrappers.response import Response
+from wtforms.i18n import messages_path
 
 from portal.audit.declare import audit_exempt
 from portal.auth.identity import current_account, signed_in_actor
@@ -153,6 +155,17 @@ def switch_language() -> Response:
 
 def init_app(app: Flask) -> None:
     compile_catalogs()
+    # WTForms' own messages ("Not a valid choice."): Babel would fall back from zh_Hant to
+    # WTForms' Simplified Chinese catalog; its Taiwan catalog is the Traditional one.
+    traditional = support.Translations.load(messages_path(), ["zh_TW"], domain="wtforms")
+
+    @app.before_request
+    def _wtforms_language() -> None:
+        if request.endpoint in (None, "static") or request.path.startswith("/api/"):
+            return
+        if str(get_locale()) == LOCALES["zh-Hant"]:
+            request.wtforms_translations = traditional  # type: ignore[attr-defined]
+
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     babel.init_app(app, locale_selector=_select_locale)

@@ -214,3 +214,15 @@ def test_a_notice_is_written_in_each_recipients_language(
     assert "請登入查看：https://p.test/" in staged[alice.id].body
     assert "為保護您的隱私" in staged[alice.id].body
     assert staged[bob.id].subject == "A new message in your patient portal"
+
+
+def test_wtforms_own_messages_are_in_traditional_not_simplified_chinese(
+    alice_in_chinese, people
+) -> None:
+    # A provider who is not on her care team: WTForms' own "Not a valid choice."
+    okafor = people.user("dr_okafor")
+    data = {"to": str(okafor.id), "subject": "Hi", "body": "Hello"}
+    response = post(alice_in_chinese, "/my/messages/new", data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "不是有效的選擇。" in page  # WTForms' Taiwan catalog, not 不是有效的选择 (Simplified)
