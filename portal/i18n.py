@@ -35,9 +35,14 @@ from portal.web.forms import run
 
 DEFAULT = "en"
 SESSION_KEY = "language"
-#: `pybabel extract -k ...` besides its defaults (gettext, ngettext, pgettext, N_, ...): the
-#: lazy forms module-level strings use (`make messages` and the catalog test pass the same).
-EXTRACT_KEYWORDS = ("lazy_gettext", "_l", "lazy_pgettext:1c,2", "_p:1c,2")
+#: `pybabel extract` options besides babel.cfg (`make messages` and the catalog test pass the
+#: same): the lazy keywords module-level strings use, besides the defaults (gettext, ngettext,
+#: pgettext, N_, ...), and only hidden directories skipped (the default also skips
+#: `templates/_macros`).
+EXTRACT_OPTIONS = (
+    "--ignore-dirs=.* __pycache__",
+    *("-k", "lazy_gettext", "-k", "_l", "-k", "lazy_pgettext:1c,2", "-k", "_p:1c,2"),
+)
 TRANSLATIONS = Path(__file__).parent / "translations"
 
 bp = Blueprint("i18n", __name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
@@ -92,26 +93,26 @@ class CorrectionForm(FlaskForm):
 
 
 class PlanForm(FlaskForm):
-    summary = StringField("Summary", validators=[DataRequired(), Length(max=300)])
-    details = TextAreaField("Details", validators=[Optional(), Length(max=20000)])
-    start_date = DateField("Start date", validators=[Optional()])
-    end_date = DateField("End date", validators=[Optional()])
-    note = StringField("What changed (optional)", validators=[Optional(), Length(max=500)])
+    summary = StringField(_l("Summary"), validators=[DataRequired(), Length(max=300)])
+    details = TextAreaField(_l("Details"), validators=[Optional(), Length(max=20000)])
+    start_date = DateField(_l("Start date"), validators=[Optional()])
+    end_date = DateField(_l("End date"), validators=[Optional()])
+    note = StringField(_l("What changed (optional)"), validators=[Optional(), Length(max=500)])
 
 
 class ActivatePlanForm(FlaskForm):
-    complete_others = BooleanField("Complete the patient's other active plans", default=True)
+    complete_others = BooleanField(_l("Complete the patient's other active plans"), default=True)
 
 
 class ReplyForm(FlaskForm):
-    body = TextAreaField("Reply", validators=[DataRequired(), Length(max=20000)])
-    attachment = FileField("Attachment (PDF, PNG or JPEG, optional)")
+    body = TextAreaField(_l("Reply"), validators=[DataRequired(), Length(max=20000)])
+    attachment = FileField(_l("Attachment (PDF, PNG or JPEG, optional)"))
 
 
 class NewThreadForm(FlaskForm):
-    subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
-    body = TextAreaField("Message", validators=[DataRequired(), Length(max=20000)])
-    attachment = FileField("Attachment (PDF, PNG or JPEG, optional)")
+    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=200)])
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=20000)])
+    attachment = FileField(_l("Attachment (PDF, PNG or JPEG, optional)"))
     #: Generated per rendering: a double click opens one thread (as on the patient's side).
     idempotency_key = HiddenField(default=new_key, validators=[Length(max=64)])
 

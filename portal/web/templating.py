@@ -66,26 +66,28 @@ FLAG_TEXT: dict[Flag, Any] = {
 
 #: A record's status in words, per kind of record: in Spanish a cancelled result and a
 #: cancelled appointment do not take the same ending, so each word has its context.
-STATUS_TEXT: dict[enum.Enum, Any] = {
-    ResultStatus.PRELIMINARY: _p("lab result", "Preliminary"),
-    ResultStatus.FINAL: _p("lab result", "Final"),
-    ResultStatus.CORRECTED: _p("lab result", "Corrected"),
-    ResultStatus.AMENDED: _p("lab result", "Amended"),
-    ResultStatus.CANCELLED: _p("lab result", "Cancelled"),
-    PlanStatus.DRAFT: _p("treatment plan", "Draft"),
-    PlanStatus.ACTIVE: _p("treatment plan", "Active"),
-    PlanStatus.COMPLETED: _p("treatment plan", "Completed"),
-    AppointmentStatus.REQUESTED: _p("appointment", "Requested"),
-    AppointmentStatus.SCHEDULED: _p("appointment", "Scheduled"),
-    AppointmentStatus.CANCELLED: _p("appointment", "Cancelled"),
-    AppointmentStatus.COMPLETED: _p("appointment", "Completed"),
-    AppointmentStatus.NO_SHOW: _p("appointment", "Did not attend"),
+STATUS_TEXT: dict[tuple[type[enum.Enum], str], Any] = {
+    (ResultStatus, ResultStatus.PRELIMINARY.value): _p("lab result", "Preliminary"),
+    (ResultStatus, ResultStatus.FINAL.value): _p("lab result", "Final"),
+    (ResultStatus, ResultStatus.CORRECTED.value): _p("lab result", "Corrected"),
+    (ResultStatus, ResultStatus.AMENDED.value): _p("lab result", "Amended"),
+    (ResultStatus, ResultStatus.CANCELLED.value): _p("lab result", "Cancelled"),
+    (PlanStatus, PlanStatus.DRAFT.value): _p("treatment plan", "Draft"),
+    (PlanStatus, PlanStatus.ACTIVE.value): _p("treatment plan", "Active"),
+    (PlanStatus, PlanStatus.COMPLETED.value): _p("treatment plan", "Completed"),
+    (AppointmentStatus, AppointmentStatus.REQUESTED.value): _p("appointment", "Requested"),
+    (AppointmentStatus, AppointmentStatus.SCHEDULED.value): _p("appointment", "Scheduled"),
+    (AppointmentStatus, AppointmentStatus.CANCELLED.value): _p("appointment", "Cancelled"),
+    (AppointmentStatus, AppointmentStatus.COMPLETED.value): _p("appointment", "Completed"),
+    (AppointmentStatus, AppointmentStatus.NO_SHOW.value): _p("appointment", "Did not attend"),
 }
 
 
 def status_text(status: enum.Enum) -> str:
     """A status (of a lab result version, a plan or an appointment) in the reader's language."""
-    text = STATUS_TEXT.get(status)
+    # Keyed by class and value: the members of these StrEnums equal their values, so
+    # PlanStatus.COMPLETED and AppointmentStatus.COMPLETED would be one key.
+    text = STATUS_TEXT.get((type(status), str(status.value)))
     return str(text) if text is not None else str(status.value).replace("_", " ").capitalize()
 
 
@@ -182,6 +184,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["flag_badge"] = flag_badge
     app.jinja_env.filters["status_text"] = status_text
     app.jinja_env.filters["notice_text"] = notice_text
+    app.jinja_env.filters["result_status_text"] = lambda value: status_text(ResultStatus(value))
     # Words the portal itself stored (a reason it wrote, such as "Moved to another time"),
     # looked up in the catalogs; anything a person typed has no entry and shows as typed.
     app.jinja_env.filters["tr"] = lambda text: _(text) if text else text

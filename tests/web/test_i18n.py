@@ -14,12 +14,14 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 from babel.support import Translations
+from flask_babel import force_locale
 from sqlalchemy import delete, select
 
 from portal.access import unscoped
-from portal.i18n import EXTRACT_KEYWORDS, TRANSLATIONS, compile_catalogs
-from portal.models import EventType, OutboxMail
+from portal.i18n import EXTRACT_OPTIONS, TRANSLATIONS, compile_catalogs
+from portal.models import AppointmentStatus, EventType, OutboxMail, PlanStatus, ResultStatus
 from portal.services import mail
+from portal.web.templating import status_text
 from tests.conftest import DEMO_EMAILS, csrf_token, login, post
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,10 +32,9 @@ LOCALES = ("zh_Hant", "es")
 def extracted(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     """What `pybabel extract` finds in the code and templates today."""
     pot = tmp_path_factory.mktemp("i18n") / "messages.pot"
-    keywords = [arg for k in EXTRACT_KEYWORDS for arg in ("-k", k)]
     subprocess.run(
         [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg"]
-        + [*keywords, "-o", str(pot), "."],
+        + [*EXTRACT_OPTIONS, "-o", str(pot), "."],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -178,6 +179,7 @@ def test_alice_reads_form_errors_in_traditional_chinese(alice_in_chinese) -> Non
     )
     assert bad_address.status_code == 422
     page = bad_address.get_data(as_text=True)
+    assert "請修正以下項目：" in page  # the summary, from a shared macro (templates/_macros)
     assert "請輸入有效的電子郵件地址。" in page
     assert "請選擇新結果要何時顯示。" in page
     no_address = post(
@@ -226,3 +228,12 @@ def test_wtforms_own_messages_are_in_traditional_not_simplified_chinese(
     page = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "不是有效的選擇。" in page  # WTForms' Taiwan catalog, not 不是有效的选择 (Simplified)
+
+
+def test_a_status_word_is_chosen_per_kind_of_record(app) -> None:
+    # In Spanish a completed plan and a completed visit do not take the same word.
+    with app.test_request_context(), force_locale("es"):
+        assert status_text(PlanStatus.COMPLETED) == "Completado"
+        assert status_text(AppointmentStatus.COMPLETED) == "Realizada"
+        assert status_text(ResultStatus.CANCELLED) == "Anulado"
+        assert status_text(AppointmentStatus.CANCELLED) == "Cancelada"
