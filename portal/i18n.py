@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from babel import support
 from babel.dates import format_date as babel_date
-from babel.dates import format_skeleton
+from babel.dates import format_skeleton, get_day_names
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Blueprint, Flask, has_request_context, redirect, request, session
@@ -120,6 +120,11 @@ def month_text(value: date) -> str:
     if str(locale) == "en":
         return babel_date(value, "MMM y", locale="en")
     return format_skeleton("yMMM", value, locale=locale)
+
+
+def weekday_name(index: int) -> str:
+    """Monday (0) to Sunday (6), written out in the reader's language (Babel's CLDR names)."""
+    return str(get_day_names("wide", locale=get_locale() or DEFAULT)[index])
 
 
 def compile_catalogs(directory: Path = TRANSLATIONS) -> None:
