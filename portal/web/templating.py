@@ -91,6 +91,14 @@ def status_text(status: enum.Enum) -> str:
     return str(text) if text is not None else str(status.value).replace("_", " ").capitalize()
 
 
+#: A role in words.
+ROLE_TEXT: dict[Role, Any] = {
+    Role.PATIENT: _l("Patient"),
+    Role.PROVIDER: _l("Provider"),
+    Role.ADMIN: _l("Administrator"),
+}
+
+
 #: The words a notification starts with (services store "New message: <subject>"), as a
 #: sentence for the reader; what follows the colon is the record's own name, shown as written.
 NOTICE_TEXT: dict[str, Any] = {
@@ -184,6 +192,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["flag_badge"] = flag_badge
     app.jinja_env.filters["status_text"] = status_text
     app.jinja_env.filters["notice_text"] = notice_text
+    app.jinja_env.filters["role_text"] = lambda role: str(ROLE_TEXT.get(role, role))
     app.jinja_env.filters["result_status_text"] = lambda value: status_text(ResultStatus(value))
     # Words the portal itself stored (a reason it wrote, such as "Moved to another time"),
     # looked up in the catalogs; anything a person typed has no entry and shows as typed.
