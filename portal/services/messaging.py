@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from flask_babel import gettext
 from sqlalchemy import (
     BindParameter,
     Integer,
@@ -79,7 +80,10 @@ def _check_body(body: str) -> str:
     if not body.strip():
         raise MessageError("body", N_("Write a message."))
     if len(body) > MAX_BODY:
-        raise MessageError("body", f"Messages can be at most {MAX_BODY:,} characters.")
+        raise MessageError(
+            "body",
+            gettext("Messages can be at most %(count)s characters.", count=format(MAX_BODY, ",")),
+        )
     return body
 
 
