@@ -197,7 +197,10 @@ def _visible_ids(role: Role, patient_id: Id, provider_id: Id) -> Select[int]:
 
 
 def _released_version_ids() -> Select[int]:
+    # Only the reader's own (a patient's filters apply to a patient reader): unrestricted, the
+    # planner reads every released version of every patient to check one attachment.
     return select(LabResultVersion.id).where(
+        LabResultVersion.patient_id == _READER_PATIENT,
         LabResultVersion.visibility == Visibility.SHARED,
         LabResultVersion.released_at.is_not(None),
     )

@@ -78,7 +78,7 @@ def audit_verify() -> None:
     """Check the audit log's keyed chain against the checkpoints of its head; exit 1 naming
     the first bad (or missing) entry."""
     from portal.audit import checkpoints
-    from portal.audit.chain import verify
+    from portal.audit.chain import unsealed, verify
 
     try:
         taken = checkpoints.read(checkpoints.directory())
@@ -86,12 +86,30 @@ def audit_verify() -> None:
         click.echo(f"Audit checkpoints unreadable: {exc}.", err=True)
         sys.exit(1)
     count, problem = verify(db.session, checkpoints=taken)
+    waiting = unsealed(db.session)
     if problem is None:
         last = f"; newest checkpoint at {taken[-1].position}" if taken else "; no checkpoint yet"
-        click.echo(f"Audit log intact: {count} entries verified{last}.")
+        tail = f"; {waiting} newer entries not sealed yet" if waiting else ""
+        click.echo(f"Audit log intact: {count} entries verified{last}{tail}.")
         return
     click.echo(f"Audit log BROKEN at entry {problem.entry_id}: {problem.reason}.", err=True)
     sys.exit(1)
+
+
+@audit_cli.command("seal")
+def audit_seal() -> None:
+    """Seal every entry written since the last seal into the chain (the worker does it every
+    second; this is for cron and for checking a log before `verify`)."""
+    from portal.audit.chain import seal
+
+    total = 0
+    while True:
+        with unit_of_work() as session:
+            done = seal(session, batch=5000)
+        total += done
+        if not done:
+            break
+    click.echo(f"Audit log: {total} entries sealed.")
 
 
 @audit_cli.command("checkpoint")

@@ -6,19 +6,24 @@ the history (versions, audit entries, notifications) is exactly what real use wo
 
 from __future__ import annotations
 
+import enum
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from portal.access import Actor, unscoped
-from portal.db import get_clock, set_clock, utcnow
+from portal.audit import chain
+from portal.db import Base, UTCDateTime, get_clock, set_clock, utcnow
 from portal.models import (
     AppointmentStatus,
     CareAssignment,
+    Flag,
     LabResult,
     LabResultVersion,
     PatientProfile,
@@ -236,9 +241,12 @@ DEMO_PORTAL_URL = "http://127.0.0.1:5000"
 
 
 def seed(session: Session) -> None:
-    """The demo accounts of CONTRACT §4 with their records, in one unit of work."""
+    """The demo accounts of CONTRACT §4 with their records, in one unit of work; the audit
+    entries they made are then sealed into the chain (the worker would, a second later)."""
     with unit_of_work(session):
         _seed(session)
+    with unit_of_work(session):
+        chain.seal(session, batch=100_000)
 
 
 def _seed(session: Session) -> None:
@@ -320,11 +328,13 @@ def _seed(session: Session) -> None:
         _patient_history(session, provider, patient, rng, now)
 
 
-def seed_bulk(session: Session, *, patients: int, labs_per_patient: int) -> int:
+def seed_bulk(
+    session: Session, *, patients: int, labs_per_patient: int, okafor_every: int = 2
+) -> int:
     """Many generated patients with results, written in bulk (benchmark data; no accounts).
 
-    Half are assigned to dr.okafor, so list pages can be measured at scale. A unit of work
-    per chunk of patients.
+    Every `okafor_every`-th is assigned to dr.okafor (by default half), so list pages can be
+    measured at scale. A unit of work per chunk of patients.
     """
     rng = random.Random(7)  # noqa: S311
     okafor = session.scalar(select(User).where(User.email == "dr.okafor@example.org"))
@@ -333,7 +343,6 @@ def seed_bulk(session: Session, *, patients: int, labs_per_patient: int) -> int:
     now = utcnow()
     patient_count = unscoped(select(func.count()).select_from(PatientProfile), "demo numbering")
     serial = (session.scalar(patient_count) or 0) + 1
-    tests = [t for t in CATALOG if t.low is not None or t.high is not None]
     chunk = 500
     for base in range(0, patients, chunk):
         with unit_of_work(session):
@@ -360,56 +369,190 @@ def seed_bulk(session: Session, *, patients: int, labs_per_patient: int) -> int:
                 [
                     {"patient_id": i, "provider_id": okafor.provider.id, "started_at": now}
                     for i in ids
-                    if i % 2 == 0
+                    if i % okafor_every == 0
                 ],
             )
-            results, versions = [], []
-            for i in ids:
-                for k in range(labs_per_patient):
-                    test = tests[(i + k) % len(tests)]
-                    when = now - timedelta(days=k * 7, minutes=i % 600)
-                    value = _value(test, rng, abnormal=k % 5 == 0)
-                    low, high = test.low, test.high
-                    numeric = float(value)
-                    results.append(
-                        {
-                            "patient_id": i,
-                            "test_code": test.loinc,
-                            "test_name": test.name,
-                            "category": test.category,
-                            "ordered_by_id": okafor.id,
-                            "current_version": 1,
-                            "shared_version": 1,
-                            "shared_at": when,
-                            "published_at": when,
-                            "collected_at": when - timedelta(hours=test.turnaround_hours),
-                            "created_at": when,
-                            "updated_at": when,
-                        }
-                    )
-                    versions.append(
-                        {
-                            "patient_id": i,
-                            "version": 1,
-                            "result_value": value,
-                            "units": test.units,
-                            "reference_range": test.reference_range,
-                            "numeric_value": numeric,
-                            "reference_low": low,
-                            "reference_high": high,
-                            "flag": labs.compute_flag(numeric, low, high),
-                            "status": ResultStatus.FINAL,
-                            "visibility": Visibility.SHARED,
-                            "published_by_id": okafor.id,
-                            "published_at": when,
-                            "released_at": when,
-                            "created_at": when,
-                        }
-                    )
-            result_ids = session.scalars(
-                insert(LabResult).returning(LabResult.id, sort_by_parameter_order=True), results
-            )
-            for version, result_id in zip(versions, result_ids, strict=True):
-                version["lab_result_id"] = result_id
-            session.execute(insert(LabResultVersion), versions)
+            bulk_results(session, ids, labs_per_patient, ordered_by_id=okafor.id, now=now, rng=rng)
     return patients
+
+
+#: The catalog's numeric tests, which the generated results cycle through.
+_NUMERIC_TESTS = [t for t in CATALOG if t.low is not None or t.high is not None]
+
+_RESULT_COLUMNS = (
+    "id",
+    "patient_id",
+    "test_code",
+    "test_name",
+    "category",
+    "ordered_by_id",
+    "current_version",
+    "shared_version",
+    "shared_at",
+    "published_at",
+    "collected_at",
+    "created_at",
+    "updated_at",
+)
+_VERSION_COLUMNS = (
+    "lab_result_id",
+    "patient_id",
+    "version",
+    "result_value",
+    "units",
+    "reference_range",
+    "numeric_value",
+    "reference_low",
+    "reference_high",
+    "flag",
+    "status",
+    "visibility",
+    "published_by_id",
+    "published_at",
+    "released_at",
+    "created_at",
+)
+#: Rows per INSERT statement on SQLite: 16 columns x 1,000 stays under its parameter limit.
+_ROWS_PER_STATEMENT = 1000
+#: Rows per INSERT on PostgreSQL, whose parameters are one array per column.
+_ROWS_PER_ARRAY = 10_000
+
+
+def bulk_results(
+    session: Session,
+    patient_ids: Sequence[int],
+    per_patient: int,
+    *,
+    ordered_by_id: int,
+    now: datetime,
+    rng: random.Random,
+) -> None:
+    """`per_patient` final, released results (one version each) for each of `patient_ids`, a
+    week apart back from `now`: no audit entries or notifications (benchmark and query-plan
+    data, which nobody viewed or was told about).
+
+    Written as plain rows in multi-row INSERTs, past the ORM and SQLAlchemy's per-parameter
+    processing (a million results took minutes of Python time that way): values are made
+    database-ready once (`_Processed`), and the results' ids are reserved up front, so the
+    versions need no RETURNING.
+    """
+    conn = session.connection()
+    ready = _Processed(conn.dialect)
+    shared, final = ready.enum(Visibility.SHARED), ready.enum(ResultStatus.FINAL)
+    flags = {flag: ready.enum(flag) for flag in Flag}
+    ids = iter(_reserve_ids(conn, LabResult.__tablename__, len(patient_ids) * per_patient))
+    results: list[tuple[Any, ...]] = []
+    versions: list[tuple[Any, ...]] = []
+    tests = _NUMERIC_TESTS
+    for i in patient_ids:
+        for k in range(per_patient):
+            test = tests[(i + k) % len(tests)]
+            moment = now - timedelta(days=k * 7, minutes=i % 600)
+            when = ready.time(moment)
+            collected = ready.time(moment - timedelta(hours=test.turnaround_hours))
+            value = _value(test, rng, abnormal=k % 5 == 0)
+            numeric = float(value)
+            result_id = next(ids)
+            results.append(
+                (
+                    result_id,
+                    i,
+                    test.loinc,
+                    test.name,
+                    test.category,
+                    ordered_by_id,
+                    1,
+                    1,
+                    when,
+                    when,
+                    collected,
+                    when,
+                    when,
+                )
+            )
+            flag = flags[labs.compute_flag(numeric, test.low, test.high)]
+            versions.append(
+                (
+                    result_id,
+                    i,
+                    1,
+                    value,
+                    test.units,
+                    test.reference_range,
+                    numeric,
+                    test.low,
+                    test.high,
+                    flag,
+                    final,
+                    shared,
+                    ordered_by_id,
+                    when,
+                    when,
+                    when,
+                )
+            )
+    _insert_rows(conn, LabResult.__tablename__, _RESULT_COLUMNS, results)
+    _insert_rows(conn, LabResultVersion.__tablename__, _VERSION_COLUMNS, versions)
+
+
+class _Processed:
+    """Values as the driver takes them for this database, as SQLAlchemy's column types would
+    bind them (UTC datetimes made naive, enum members as their values); times are cached, as
+    the generated rows repeat them."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._time = UTCDateTime().bind_processor(dialect) or (lambda v: v)
+        self._times: dict[datetime, Any] = {}
+
+    def time(self, moment: datetime) -> Any:
+        done = self._times.get(moment)
+        if done is None:
+            done = self._times[moment] = self._time(moment)
+        return done
+
+    @staticmethod
+    def enum(member: enum.StrEnum) -> str:
+        return member.value  # the models store enum members by value (`portal.db.Base`)
+
+
+def _reserve_ids(conn: Connection, table: str, count: int) -> Sequence[int]:
+    """`count` new ids for `table`, taken before its rows are written."""
+    if conn.dialect.name == "postgresql":
+        sequence = conn.exec_driver_sql(
+            "SELECT pg_get_serial_sequence(%s, 'id')", (table,)
+        ).scalar_one()
+        taken = conn.exec_driver_sql(
+            "SELECT nextval(%s) FROM generate_series(1, %s)", (sequence, count)
+        )
+        return list(taken.scalars())
+    # SQLite: the unit of work holds the database's write lock (BEGIN IMMEDIATE), so no one
+    # else takes an id before these rows are in.
+    top = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar_one()  # noqa: S608
+    return range(top + 1, top + 1 + count)
+
+
+def _insert_rows(
+    conn: Connection, name: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """`rows` (driver-ready values in `columns`' order) in INSERTs of many rows each.
+
+    PostgreSQL takes each column as one array (`unnest`): psycopg converts a query's
+    placeholders anew for every statement of more than 50, which cost more than the insert.
+    SQLite takes multi-row VALUES lists.
+    """
+    table = Base.metadata.tables[name]
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        arrays = ", ".join(f"%s::{table.c[c].type.compile(conn.dialect)}[]" for c in columns)
+        sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
+        for start in range(0, len(rows), _ROWS_PER_ARRAY):
+            batch = rows[start : start + _ROWS_PER_ARRAY]
+            conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*batch, strict=True)))
+        return
+    one = "(" + ", ".join(["?"] * len(columns)) + ")"
+    head = f"INSERT INTO {table.name} ({names}) VALUES "  # noqa: S608  (our own names)
+    full = head + ", ".join([one] * _ROWS_PER_STATEMENT)
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        batch = rows[start : start + _ROWS_PER_STATEMENT]
+        sql = full if len(batch) == _ROWS_PER_STATEMENT else head + ", ".join([one] * len(batch))
+        conn.exec_driver_sql(sql, tuple(value for row in batch for value in row))

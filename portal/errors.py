@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, render_template
+from flask import Flask, Response, g, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from portal.api.errors import from_http, is_api_request, problem
+from portal.extensions import login_manager
 from portal.transactions import discard
 
 log = logging.getLogger(__name__)
@@ -21,6 +24,9 @@ _PLAIN_500 = (
     "<main><h1>Something went wrong on our side</h1>"
     "<p>Please try again in a moment.</p></main></html>"
 )
+
+#: Seconds a client is asked to wait when the database cannot be reached.
+RETRY_AFTER = 5
 
 #: Translated when the page is drawn, in the reader's language.
 MESSAGES = {
@@ -63,6 +69,42 @@ def register(app: Flask) -> None:
             return exc
         title, message = MESSAGES[code]
         return render_template("errors/error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    def _database_unavailable(exc: Exception) -> Response:
+        """The database cannot be reached (stopped, restarting, out of connections): 503 and a
+        calm word, never a stack trace. The change's transaction rolled back with it, so
+        nothing was half-written; the pool's pre-ping finds the database again when it is back.
+        """
+        # The class only: a database error's text can quote the statement.
+        log.warning("database unavailable: %s", type(exc.__cause__ or exc).__name__)
+        # Nobody can be looked up now: the page's layout (and flask-login's template context)
+        # must show nobody as signed in instead of asking the database again.
+        g._login_user = login_manager.anonymous_user()
+        g.actor = None
+        try:
+            discard()
+        except Exception:  # noqa: BLE001 - the connection is already gone; nothing to undo
+            log.debug("rollback after a lost connection failed", exc_info=True)
+        if is_api_request():
+            response = problem(503, "The service is briefly unavailable. Please try again.")
+        else:
+            response = Response(
+                render_template(
+                    "errors/error.html",
+                    code=503,
+                    title=_("The portal is briefly unavailable"),
+                    message=_(
+                        "We could not reach our records just now, so nothing was saved. "
+                        "Please try again in a minute."
+                    ),
+                ),
+                status=503,
+            )
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
 
     @app.errorhandler(500)
     def _server(_exc: Exception) -> tuple[str, int] | Response:

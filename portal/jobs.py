@@ -24,7 +24,7 @@ from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from portal.audit import checkpoints
+from portal.audit import chain, checkpoints
 from portal.services import labs, mail, retention
 from portal.transactions import unit_of_work
 
@@ -50,6 +50,9 @@ def _send_mail(session: Session) -> int:
 
 
 JOBS: tuple[Job, ...] = (
+    # Entries are written unsealed (no page view waits for the chain's lock); this links and
+    # signs them into the chain within about a second of their commit.
+    Job("audit.seal", timedelta(seconds=1), lambda s: chain.seal(s, batch=5000)),
     Job("mail.outbox", timedelta(seconds=10), _send_mail),
     # A result due at 07:06 reaches the patient by 07:07 at the latest.
     Job("labs.release-due", timedelta(minutes=1), lambda s: labs.release_due(s)),
@@ -68,7 +71,8 @@ def run(job: Job) -> int | None:
         if postgres and not session.scalar(_CLAIM, {"key": job.lock_key}):
             return None
         done = job.run(session)
-    log.info("job %s: %d done", job.name, done)
+    # A run that did nothing is not news (the sealer runs every second).
+    log.log(logging.INFO if done else logging.DEBUG, "job %s: %d done", job.name, done)
     return done
 
 
@@ -77,10 +81,11 @@ def run_once() -> dict[str, int | None]:
     return {job.name: run(job) for job in JOBS}
 
 
-def run_forever(stop: threading.Event | None = None, tick: float = 5.0) -> None:
+def run_forever(stop: threading.Event | None = None, tick: float | None = None) -> None:
     """Run each job when it is due until `stop` is set; a failing run is logged and retried
     at its next turn, and never stops the others."""
     stop = stop or threading.Event()
+    tick = tick or min(job.every.total_seconds() for job in JOBS)
     due = {job.name: time.monotonic() for job in JOBS}
     while not stop.is_set():
         for job in JOBS:

@@ -83,13 +83,16 @@ as_pg "$PGBIN/initdb" -D "$PGROOT/data" -U postgres -A trust -E UTF8 --locale=C.
     exit 1
 }
 
+pg_options() {
+    echo "-p $PGPORT -k $PGROOT -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+}
+
 # Another process may take the port between choosing and binding it: try a few times.
 started=""
 for _ in 1 2 3; do
     PGPORT=$(free_port)
     if as_pg "$PGBIN/pg_ctl" -D "$PGROOT/data" -l "$PGROOT/server.log" -w -t 60 \
-        -o "-p $PGPORT -k $PGROOT -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-        start >/dev/null 2>&1; then
+        -o "$(pg_options)" start >/dev/null 2>&1; then
         started=1
         break
     fi
@@ -103,6 +106,11 @@ fi
 "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres portal_test
 
 export TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:$PGPORT/portal_test"
+# What a test needs to stop and start this server (the database outage test, bench/faults.py).
+export TEST_PG_CTL="$PGBIN/pg_ctl" TEST_PGDATA="$PGROOT/data"
+TEST_PG_OPTIONS=$(pg_options)
+export TEST_PG_OPTIONS
+if [ "$(id -u)" -eq 0 ]; then export TEST_PG_RUN_AS=postgres; fi
 echo "with-postgres: PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PGPORT" >&2
 
 # Not exec: the EXIT trap must run after the command to remove the cluster.

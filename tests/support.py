@@ -321,3 +321,43 @@ def procfile_layout(tmp: Path, label: str, *ws_args: str) -> Iterator[Layout]:
         for process in (web, ws):
             process.terminate()
             process.wait(timeout=30)
+
+
+# --- The PostgreSQL server itself (scripts/with-postgres.sh says how to reach it) -------------
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """Stop and start the throwaway PostgreSQL server the suite runs on: database outages."""
+
+    ctl: str
+    data: str
+    options: str
+    run_as: str | None
+
+    @classmethod
+    def from_environment(cls) -> PostgresServer | None:
+        env = os.environ
+        if "TEST_PG_CTL" not in env or not backend().startswith("postgresql"):
+            return None
+        return cls(
+            env["TEST_PG_CTL"],
+            env["TEST_PGDATA"],
+            env["TEST_PG_OPTIONS"],
+            env.get("TEST_PG_RUN_AS"),
+        )
+
+    def _ctl(self, *args: str) -> None:
+        command = [self.ctl, "-D", self.data, "-w", "-t", "60", *args]
+        if self.run_as:
+            command = ["runuser", "-u", self.run_as, "--", *command]
+        subprocess.run(command, check=True, cwd="/", capture_output=True)
+
+    def stop(self) -> None:
+        """Connections cut, open transactions rolled back. Not a crash (`-m immediate`): this
+        server runs with synchronous_commit off for speed, so a crash would also lose commits
+        it had already acknowledged; bench/faults.py crashes a durable one."""
+        self._ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        self._ctl("-o", self.options, "-l", f"{self.data}/../server.log", "start")

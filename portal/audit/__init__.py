@@ -3,7 +3,8 @@
 Writes call `record()` inside the service that makes the change, so the entry commits or rolls
 back with it. Reads are declared on the route with `@audited(...)`; `init_app` installs the
 hook that records them once the view has answered. The log is append-only: the ORM refuses to
-update or delete an entry here, and the database refuses it with triggers (initial migration).
+update or delete an entry here, and the database refuses it with triggers, which let an UPDATE
+do one thing only: fill an entry's empty seal, once (`chain.seal`, migration 0016).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
-from portal.audit import chain, keys
+from portal.audit import chain
 from portal.audit.declare import AuditSpec, audit_exempt, audit_spec_for, audited
 from portal.db import utcnow
 from portal.models import AuditAction, AuditEvent, AuditOutcome
@@ -109,15 +110,14 @@ def record(
     patient_id: int | None = None,
     outcome: AuditOutcome = AuditOutcome.SUCCESS,
     detail: dict[str, Any] | None = None,
-    key: keys.AuditKey | None = None,
 ) -> AuditEvent:
-    """Append one entry to the chain in `session`'s transaction; it commits with the change.
+    """Write one entry in `session`'s transaction; it commits with the change.
 
-    It is signed with `key` (default: the app's current audit key). If the entry cannot be
-    written this raises, and the caller's transaction (the change
-    included) must roll back: a change is never kept without its entry.
+    Unsealed: the worker's sealer links and signs it into the chain shortly after it commits
+    (`chain.seal`), so no writer waits for the chain. If the entry cannot be written this
+    raises, and the caller's transaction (the change included) must roll back: a change is
+    never kept without its entry.
     """
-    key = key or keys.configured().current
     event_ = AuditEvent(
         occurred_at=utcnow(),
         actor_id=actor_id,
@@ -128,11 +128,8 @@ def record(
         patient_id=patient_id,
         outcome=outcome,
         detail=json.dumps(_with_channel(detail), sort_keys=True, separators=(",", ":")),
-        key_id=key.id,
         **_request_context(),
     )
-    event_.prev_hash = chain.chain_head(session)
-    event_.hash = chain.entry_hash(event_.prev_hash, event_, key)
     session.add(event_)
     session.flush()
     return event_
@@ -208,9 +205,6 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
     detail: dict[str, Any] = {"via": str(actor.via), "channel": _channel()}
     if denied:
         detail.update(status=response.status_code, attempted=str(spec.action))
-    # The whole entry, and the JSON its hash covers, is ready before the lock is taken: inside
-    # it there is only the head read, one hash, one INSERT and the COMMIT (see `_append`).
-    key = keys.configured().current
     row: dict[str, Any] = {
         "occurred_at": utcnow(),
         "actor_id": actor.user_id,
@@ -221,21 +215,21 @@ def _record_view(spec: AuditSpec, response: Response) -> None:
         "patient_id": patient_id,
         "outcome": outcome,
         "detail": json.dumps(detail, sort_keys=True, separators=(",", ":")),
-        "key_id": key.id,
         **_request_context(),
     }
-    _append(db.session, row, chain.canonical_row(row), key)
+    _append(db.session, row)
 
 
-def _append(session: Session, row: dict[str, Any], content: str, key: keys.AuditKey) -> None:
-    """Commit the entry `row` (canonical JSON `content`, signed with `key`) in a short
-    transaction of its own.
+def _append(session: Session, row: dict[str, Any]) -> None:
+    """Commit the unsealed entry `row` in a short transaction of its own, before the response
+    leaves: no entry, no page.
 
     A unit of work of its own (whatever `session` had open was a read: on SQLite it ends first,
-    on PostgreSQL the entry's transaction carries on from it, see `unit_of_work`). On SQLite it
-    takes the write lock up front after queueing on the append lock
-    (`chain.append_lock`), so appenders wait their turn rather than fail; should SQLite still
-    report itself busy, this starts again a few times rather than refuse.
+    on PostgreSQL the entry's transaction carries on from it, see `unit_of_work`). No chain
+    lock: on PostgreSQL concurrent views insert side by side. On SQLite, whose writers take
+    turns anyway, it queues on a file lock (`chain.append_lock`), which wakes the next writer
+    sooner than SQLite's busy handler; should SQLite still report itself busy, this starts
+    again a few times rather than refuse.
     """
     from portal.transactions import unit_of_work
 
@@ -244,7 +238,7 @@ def _append(session: Session, row: dict[str, Any], content: str, key: keys.Audit
     for attempt in range(attempts):
         try:
             with chain.append_lock(engine), unit_of_work(session) as s:
-                chain.append(s.connection(), row, content, key)
+                chain.append(s.connection(), row)
             return
         except OperationalError:
             if attempt == attempts - 1 or engine.dialect.name != "sqlite":

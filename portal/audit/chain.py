@@ -1,4 +1,13 @@
-"""The hash chain that makes the audit log tamper-evident, and its verification."""
+"""The hash chain that makes the audit log tamper-evident: sealing entries into it, and
+verifying it.
+
+Entries are written unsealed, by whoever records them, with no lock: a page view never waits
+for another. The sealer (`seal`, the worker's `audit.seal` job, every second) takes the chain's
+lock, reads the head, and fills in each unsealed entry's position (`seq`), link and HMAC in
+the order the entries became visible, which is commit order; an entry that commits after a
+later id was sealed simply gets the next position. `verify` walks the chain by position and
+reports what is not sealed yet.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-import psycopg
-from sqlalchemy import Connection, Engine, Table, insert, select, text
-from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from portal.audit.checkpoints import Checkpoint
@@ -31,9 +38,9 @@ CHAIN_LOCK_KEY = 0x5041_5544  # "PAUD"
 
 
 #: Columns that are not content: the row's key and the chain links themselves.
-_LINKS = frozenset({"id", "prev_hash", "hash"})
-#: The columns an entry's hash covers: every column of `audit_event` but id, prev_hash and
-#: hash, read from the table so that a column added later is covered without anyone
+_LINKS = frozenset({"id", "seq", "prev_hash", "hash"})
+#: The columns an entry's hash covers: every column of `audit_event` but id, seq, prev_hash
+#: and hash, read from the table so that a column added later is covered without anyone
 #: remembering to list it here.
 CONTENT: tuple[str, ...] = tuple(
     c.name for c in cast(Table, AuditEvent.__table__).columns if c.name not in _LINKS
@@ -103,63 +110,75 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=CHAIN_LOCK_KEY)
 
 
 def hold_append_lock(session: Session) -> None:
-    """On PostgreSQL, take the append lock until the transaction ends (re-entrant). Other
-    orderings that must follow commit order (event ids) take this same lock, so no second
-    lock exists to deadlock against."""
+    """On PostgreSQL, take the chain's lock until the transaction ends (re-entrant): the sealer
+    holds it, and so do other orderings that must follow commit order (event ids), so no
+    second lock exists to deadlock against. SQLite serialises writers itself."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_LOCK)
 
 
-def chain_head(session: Session) -> str:
-    """The newest entry's hash, taking the append lock first where the database has one.
-
-    On PostgreSQL a transaction-scoped advisory lock serialises appends across workers and
-    hosts until commit, so two writers never link to the same predecessor. SQLite serialises
-    writers itself.
-    """
-    hold_append_lock(session)
-    last = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    return last or GENESIS
-
-
-# --- The read hook's append: one entry in a short transaction of its own ---------------------
-
 _TABLE = cast(Table, AuditEvent.__table__)
-_HEAD = select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
 _INSERT = insert(_TABLE)
 
 
-#: `_LOCK` and `_HEAD` as PostgreSQL text and parameters, for `_locked_head` (compiled once).
-_PG_LOCK, _PG_HEAD = (stmt.compile(dialect=psycopg_dialect()) for stmt in (_LOCK, _HEAD))
+def append(conn: Connection, row: dict[str, Any]) -> None:
+    """Insert the unsealed entry `row` on `conn`, in the caller's transaction."""
+    conn.execute(_INSERT, row)
 
 
-def append(conn: Connection, row: dict[str, Any], content: str, key: AuditKey) -> None:
-    """Link `row` (whose canonical JSON is `content`, its `key_id` `key`'s) to the chain head,
-    signed with `key`, and insert it on `conn`.
+# --- Sealing ------------------------------------------------------------------------------------
 
-    `conn` is in a transaction that holds the append lock until it commits: on PostgreSQL the
-    advisory lock taken here, on SQLite the write lock (`BEGIN IMMEDIATE`, see `append_lock`).
-    One Core statement each for the head and the row: no ORM unit of work inside the lock.
-    """
-    head = _locked_head(conn) if conn.dialect.name == "postgresql" else conn.scalar(_HEAD)
-    prev = head or GENESIS
-    conn.execute(_INSERT, {**row, "prev_hash": prev, "hash": entry_hash(prev, content, key)})
+_HEAD = select(_TABLE.c.seq, _TABLE.c.hash).where(_TABLE.c.seq.is_not(None))
+_HEAD = _HEAD.order_by(_TABLE.c.seq.desc()).limit(1)
+_SEAL = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("entry_id"), _TABLE.c.seq.is_(None))
+    .values(
+        seq=bindparam("seq"),
+        prev_hash=bindparam("prev_hash"),
+        hash=bindparam("hash"),
+        key_id=bindparam("key_id"),
+    )
+)
 
 
-def _locked_head(conn: Connection) -> str | None:
-    """PostgreSQL: take the advisory lock and read the chain head in one round trip.
+def head(session: Session) -> tuple[int, str] | None:
+    """The sealed chain's last position and hash; None while nothing is sealed."""
+    found = session.execute(_HEAD).first()
+    return None if found is None else (int(found.seq), str(found.hash))
 
-    psycopg's pipeline mode sends both statements at once; the server runs them in order, and
-    under READ COMMITTED (`portal.db`) the head's statement takes its snapshot only once the
-    lock is granted, exactly as when they were sent one after the other. They go through the
-    driver, so SQLAlchemy's statement events (and counts made with them) do not see them.
-    """
-    driver = cast(psycopg.Connection[Any], conn.connection.driver_connection)
-    with driver.pipeline():
-        driver.execute(str(_PG_LOCK), _PG_LOCK.params)
-        head = driver.execute(str(_PG_HEAD), _PG_HEAD.params)
-    found = head.fetchone()
-    return None if found is None else str(found[0])
+
+def unsealed(session: Session) -> int:
+    """How many entries are written but not yet sealed into the chain."""
+    return session.scalar(select(func.count()).where(_TABLE.c.seq.is_(None))) or 0
+
+
+def seal(session: Session, key: AuditKey | None = None, *, batch: int = 1000) -> int:
+    """Seal up to `batch` unsealed entries into the chain, in one transaction of the caller's
+    (commit it after); returns how many. Under the chain's lock (PostgreSQL: the advisory
+    lock; SQLite: its write lock, which the caller's unit of work holds), so sealers in
+    several processes take turns and never give two entries one position."""
+    key = key or configured().current
+    hold_append_lock(session)
+    top = head(session)
+    seq, prev = top if top is not None else (0, GENESIS)
+    columns = [_TABLE.c.id, *(_TABLE.c[name] for name in CONTENT if name != "key_id")]
+    waiting = session.execute(
+        select(*columns).where(_TABLE.c.seq.is_(None)).order_by(_TABLE.c.id).limit(batch)
+    ).all()
+    seals = []
+    for row in waiting:
+        seq += 1
+        values = {**row._mapping, "key_id": key.id}
+        link = entry_hash(prev, canonical_row(values), key)
+        seals.append(
+            {"entry_id": row.id, "seq": seq, "prev_hash": prev, "hash": link, "key_id": key.id}
+        )
+        prev = link
+    if seals:
+        # On the connection: the ORM refuses any change to audit entries, this one included.
+        session.connection().execute(_SEAL, seals)
+    return len(seals)
 
 
 def _lock_path(engine: Engine) -> str | None:
@@ -207,15 +226,16 @@ class ChainBreak:
 
 
 def _entries(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
-    last_id = 0
+    """The sealed entries in chain order."""
+    last = 0
     while True:
         # populate_existing: check what the database holds, not entries this session cached.
-        stmt = select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
+        stmt = select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq)
         rows = session.scalars(stmt.limit(batch).execution_options(populate_existing=True)).all()
         if not rows:
             return
         yield from rows
-        last_id = rows[-1].id
+        last = rows[-1].seq or 0
         # Keep memory flat on a long log, without detaching anything else the session holds.
         for row in rows:
             session.expunge(row)
@@ -245,7 +265,8 @@ def verify(
     keys: Keyring | None = None,
     checkpoints: Sequence[Checkpoint] | None = None,
 ) -> tuple[int, ChainBreak | None]:
-    """Recompute the chain in id order; return how many entries were checked and the first break.
+    """Recompute the sealed chain in position order; return how many entries were checked and
+    the first break (entries not sealed yet are not checked: see `unsealed`).
 
     Each entry must link to the one before, carry the signature of the key it names (or be an
     unkeyed entry from before keying) and, where a checkpoint was taken, be the entry it saw;
@@ -261,7 +282,7 @@ def verify(
     keyed = False
     for event in _entries(session):
         count += 1
-        if event.prev_hash != prev:
+        if event.prev_hash != prev or event.seq != count:
             return count, ChainBreak(
                 event.id, "does not link to the entry before it (an entry was removed or reordered)"
             )

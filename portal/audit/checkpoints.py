@@ -7,8 +7,8 @@ when it was seen) is appended at a steady interval (the worker's `audit.checkpoi
 only database access cannot touch. `chain.verify` then requires every checkpointed position to
 exist and to hold the checkpointed hash.
 
-The head read here is the newest entry of the chain as committed; when entries are sealed into
-the chain later than they are written (issue 13), `head` reads the sealed head instead.
+The head read here is the newest sealed entry: entries are sealed into the chain by the worker
+shortly after they are written (`chain.seal`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db import utcnow
@@ -54,14 +54,16 @@ def directory(config: Mapping[str, Any] | None = None) -> Path:
 
 
 def head(session: Session) -> Checkpoint | None:
-    """The chain's head as the database holds it now; None for an empty log."""
-    position = session.scalar(select(func.count(AuditEvent.id)))
+    """The sealed chain's head as the database holds it now; None while nothing is sealed."""
     newest = session.execute(
-        select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+        select(AuditEvent.seq, AuditEvent.id, AuditEvent.hash)
+        .where(AuditEvent.seq.is_not(None))
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
     ).first()
-    if not position or newest is None:
+    if newest is None or newest.hash is None:
         return None
-    return Checkpoint(position=position, entry_id=newest.id, hash=newest.hash, at=utcnow())
+    return Checkpoint(position=newest.seq, entry_id=newest.id, hash=newest.hash, at=utcnow())
 
 
 def _parse(text: str | bytes) -> Checkpoint:

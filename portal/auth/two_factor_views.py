@@ -3,7 +3,8 @@ recovery codes, turning it off, and the gate that sends staff who must use it to
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
@@ -18,7 +19,7 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.models import AuditAction, User
 from portal.services import accounts, two_factor
-from portal.web.forms import run, submit
+from portal.web.forms import Outcome, run, submit
 from portal.web.htmx import render
 
 
@@ -65,6 +66,8 @@ def login_code() -> Page:
         return page, 422
     return redirect(waiting.get("next") or home_for(attempt.user.role), code=303)
 
+
+T = TypeVar("T")
 
 # --- One's own account -----------------------------------------------------------------------
 
@@ -161,22 +164,19 @@ def two_factor_confirm() -> Page:
     return _two_factor_page(confirm=form, status=422)
 
 
+def _checked_code(form: AppCodeForm | TurnOffForm, verb: Callable[..., T]) -> Outcome[T]:
+    """`verb` of the signed-in account with the form's code, counted toward the sign-in pause
+    from this client's address when wrong."""
+    actor, limits = identity.current_actor(), identity.sign_in_limits()
+    code, address = form.code.data or "", request.remote_addr
+    return submit(form, lambda s: verb(s, actor, code, limits=limits, client_address=address))
+
+
 @bp.post("/account/two-factor/recovery-codes")
 @audited(AuditAction.VIEW, "user_account")  # a wrong code re-renders the page
 def two_factor_recovery_codes() -> Page:
-    actor = identity.current_actor()
     form = AppCodeForm(prefix="renew")
-    limits = identity.sign_in_limits()
-    done = submit(
-        form,
-        lambda s: two_factor.regenerate(
-            s,
-            actor,
-            form.code.data or "",
-            limits=limits,
-            client_address=request.remote_addr,
-        ),
-    )
+    done = _checked_code(form, two_factor.regenerate)
     if done.ok and done.value:
         flash(_("You have new recovery codes; the old ones no longer work."), "success")
         return _two_factor_page(codes=done.value)
@@ -186,20 +186,8 @@ def two_factor_recovery_codes() -> Page:
 @bp.post("/account/two-factor/off")
 @audited(AuditAction.VIEW, "user_account")  # a wrong code re-renders the page
 def two_factor_off() -> Page:
-    actor = identity.current_actor()
     form = TurnOffForm(prefix="off")
-    limits = identity.sign_in_limits()
-    done = submit(
-        form,
-        lambda s: two_factor.turn_off(
-            s,
-            actor,
-            form.code.data or "",
-            limits=limits,
-            client_address=request.remote_addr,
-        ),
-    )
-    if done.ok:
+    if _checked_code(form, two_factor.turn_off).ok:
         flash(_("Two-step sign-in is off. Other devices have been signed out."), "success")
         return redirect(url_for("auth.account_two_factor"), code=303)
     return _two_factor_page(off=form, status=422)

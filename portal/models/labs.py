@@ -121,6 +121,8 @@ class LabResultVersion(PatientOwned, Base):
 write_once(
     LabResultVersion,
     settable=frozenset({"released_at", "reviewed_by_id", "reviewed_at"}),
+    # When the timer may release it: follows the category's policy as it changes.
+    mutable=frozenset({"release_due_at"}),
 )
 
 

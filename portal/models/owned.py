@@ -19,14 +19,17 @@ class ImmutableRowError(RuntimeError):
     """Something tried to change a row that is written once (a version, an audit entry)."""
 
 
-def write_once(cls: type, *, settable: frozenset[str] = frozenset()) -> None:
-    """Refuse ORM updates of `cls` rows, except first writes of the `settable` columns."""
+def write_once(
+    cls: type, *, settable: frozenset[str] = frozenset(), mutable: frozenset[str] = frozenset()
+) -> None:
+    """Refuse ORM updates of `cls` rows, except first writes of the `settable` columns and any
+    write of the `mutable` ones (bookkeeping about the row, never what it says)."""
 
     def check(_mapper: Any, _conn: Any, target: Any) -> None:
         state = inspect(target)
         for attr in state.attrs:
             history = attr.load_history()
-            if not history.has_changes():
+            if not history.has_changes() or attr.key in mutable:
                 continue
             first_write = attr.key in settable and not any(v is not None for v in history.deleted)
             if not first_write:

@@ -10,11 +10,12 @@ htmx partial request, the block the page names (portal.web.htmx.render).
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
 
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import Response, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import NotFound
@@ -22,7 +23,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms.fields.choices import SelectChoice
 
 from portal import zones
-from portal.access import get_or_404
+from portal.access import Actor, get_or_404
 from portal.audit import audit_exempt, audited, report
 from portal.auth.identity import current_account, current_actor
 from portal.auth.views import change_own_password
@@ -58,17 +59,18 @@ from portal.services import (
     paging,
     plans,
     profiles,
+    record_export,
     trends,
 )
 from portal.services import (
     dashboard as dashboards,
 )
 from portal.transactions import unit_of_work
-from portal.web.downloads import attachment_response
+from portal.web.downloads import attachment_response, content_disposition
 from portal.web.forms import flash_once, run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
-from portal.web.templating import format_datetime, slot_choices
+from portal.web.templating import format_datetime, local, slot_choices
 from portal.web.uploads import upload_of
 
 Page = str | tuple[str, int] | BaseResponse
@@ -141,6 +143,14 @@ def lab_results() -> Page:
     return (body, 422) if errors else body
 
 
+def _read_notifications(actor: Actor, type: EventType, entity_id: int | None = None) -> None:
+    """Mark the reader's unread notifications of `type` (about `entity_id`) read, taking the
+    write lock only when there is one: most views of a record have nothing to mark."""
+    if notifications.has_unread(db.session, actor, type=type, entity_id=entity_id):
+        with unit_of_work() as w:
+            notifications.mark_read(w, actor.user_id, type=type, entity_id=entity_id)
+
+
 @bp.get("/lab-results/<int:result_id>")
 @audited(AuditAction.VIEW, "lab_result", id_arg="result_id")
 def lab_result(result_id: int) -> str:
@@ -149,10 +159,7 @@ def lab_result(result_id: int) -> str:
     result = get_or_404(s, LabResult, result_id, actor)
     # Opening a result is reading it: its "new" notifications are read before the page (and
     # its navigation badge) is drawn.
-    with unit_of_work() as w:
-        notifications.mark_read(
-            w, actor.user_id, type=EventType.LAB_RESULT_PUBLISHED, entity_id=result.id
-        )
+    _read_notifications(actor, EventType.LAB_RESULT_PUBLISHED, result.id)
     versions = labs.versions_of(s, actor, result)
     if not versions:
         abort(404)
@@ -211,10 +218,7 @@ def treatment_plan(plan_id: int) -> str:
     awaiting = plan.status is PlanStatus.ACTIVE and current.id not in acks
     if not awaiting:
         # Nothing left to do about this plan: its notifications are read.
-        with unit_of_work() as w:
-            notifications.mark_read(
-                w, actor.user_id, type=EventType.TREATMENT_PLAN_UPDATED, entity_id=plan.id
-            )
+        _read_notifications(actor, EventType.TREATMENT_PLAN_UPDATED, plan.id)
     authors = messaging.users_by_id(s, {v.author_id for v in versions})
     return render(
         "patient/treatment_plan.html",
@@ -276,8 +280,9 @@ def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
     s = db.session
     conversation = get_or_404(s, Conversation, conversation_id, actor)
     # Showing the thread reads it: marked before the page and its badge are drawn.
-    with unit_of_work() as w:
-        messaging.mark_thread_read(w, actor, conversation.id)
+    if messaging.thread_unread(s, actor, conversation.id):
+        with unit_of_work() as w:
+            messaging.mark_thread_read(w, actor, conversation.id)
     thread = messaging.thread_messages(s, actor, conversation)
     # Who wrote, too: a clinician who handed the thread over still signs their messages.
     senders = {m.sender_id for m, _files in thread}
@@ -378,8 +383,7 @@ def _provider_label(p: Any) -> str:
 def _appointments_page(error: str | None = None, status: int = 200) -> Page:
     actor = current_actor()
     # Seeing the list is seeing its changes: marked read before the page and its badge.
-    with unit_of_work() as w:
-        notifications.mark_read(w, actor.user_id, type=EventType.APPOINTMENT_UPDATED)
+    _read_notifications(actor, EventType.APPOINTMENT_UPDATED)
     s = db.session
     upcoming, refused = page_of(
         lambda cursor: booking.list_for(s, actor, upcoming=True, cursor=cursor), "upcoming"
@@ -589,3 +593,24 @@ def change_password() -> Page:
     if change_own_password(form):  # this browser stays signed in; every other one is not
         return redirect(url_for("patient.profile"), code=303)
     return _profile_page(password=form, status=422)
+
+
+# --- The whole record: a printable summary and a FHIR download ----------------------------------
+
+
+@bp.get("/record")
+@audited(AuditAction.VIEW, record_export.ENTITY)
+def record_summary() -> str:
+    record = record_export.gather(db.session, current_actor())
+    return render("patient/record_summary.html", record=record)
+
+
+@bp.get("/record.json")
+@audited(AuditAction.EXPORT, record_export.ENTITY)
+def record_download() -> Response:
+    record = record_export.gather(db.session, current_actor())
+    bundle = record_export.to_fhir(record, str(current_app.config["PORTAL_URL"]))
+    response = Response(json.dumps(bundle, ensure_ascii=False), mimetype="application/fhir+json")
+    day = local(record.made_at).date().isoformat()
+    response.headers["Content-Disposition"] = content_disposition(f"health-record-{day}.json")
+    return response

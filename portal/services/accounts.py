@@ -326,6 +326,7 @@ def reset_patient_access(
         raise AccountError(None, N_("This patient has no account yet: send an activation code."))
     _mail_activation_code(session, actor, patient, portal_url=portal_url)
     user.password_hash = None
+    two_factor.clear(session, user)  # a lost phone is as likely as a lost mailbox
     sessions.end_all(session, user.id, "access_reset")
     session.execute(
         update(PasswordReset)
@@ -342,7 +343,10 @@ def reset_patient_access(
         entity_type="user_account",
         entity_id=user.id,
         patient_id=patient.id,
-        detail={"access": "reset", "ended": ["password", "sessions", "tokens", "reset_links"]},
+        detail={
+            "access": "reset",
+            "ended": ["password", "two_step_sign_in", "sessions", "tokens", "reset_links"],
+        },
     )
     session.flush()
 

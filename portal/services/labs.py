@@ -512,6 +512,31 @@ def release_due(session: Session, now: datetime | None = None) -> int:
     return released
 
 
+def reschedule_held(session: Session, category: str) -> int:
+    """After `category`'s policy changed: each of its held results gets the release time the
+    policy and the patient's preference give it now, or none (it waits for a review), so what
+    staff read ("released automatically on ...") is what will happen; returns how many
+    changed. `release_due` still checks again when the time comes."""
+    stmt = (
+        select(LabResultVersion, PatientProfile.release_preference)
+        .join(LabResult, LabResult.id == LabResultVersion.lab_result_id)
+        .join(PatientProfile, PatientProfile.id == LabResultVersion.patient_id)
+        .where(awaiting_release(), LabResult.category == category)
+    )
+    policy = release_policy_for(session, category)
+    changed = 0
+    for version, preference in session.execute(unscoped(stmt, "release timer")).all():
+        delay = _auto_release_delay(policy, preference)
+        due = (
+            None if delay is None or version.published_at is None else version.published_at + delay
+        )
+        if due != version.release_due_at:
+            version.release_due_at = due
+            changed += 1
+    session.flush()
+    return changed
+
+
 @dataclass(frozen=True, slots=True)
 class LabRow:
     result: LabResult

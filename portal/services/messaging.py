@@ -355,6 +355,27 @@ def reply(
     return _post(session, actor, conversation, recipient, body, uploads or [], idempotency_key)
 
 
+def _unread_in_thread_stmt(rs: RoleScope) -> Select[int]:
+    """One of the reader's received, unread messages in conversation `:conversation_id`."""
+    stmt = select(Message.id).where(
+        Message.conversation_id == bindparam("conversation_id", type_=Integer),
+        Message.recipient_id == bindparam("reader_user_id", type_=Integer),
+        Message.status != MessageStatus.READ,
+    )
+    return rs.scope(stmt.limit(1), Message)
+
+
+def thread_unread(session: Session, actor: Actor, conversation_id: int) -> bool:
+    """Whether opening the thread has anything to mark read (a message or its notification):
+    a read, so that opening a read thread takes no write lock."""
+    stmt = scoped(_unread_in_thread_stmt, actor)
+    if session.scalar(stmt, reader(actor, conversation_id=conversation_id)) is not None:
+        return True
+    return notifications.has_unread(
+        session, actor, type=EventType.MESSAGE_CREATED, entity_id=conversation_id
+    )
+
+
 def mark_thread_read(session: Session, actor: Actor, conversation_id: int) -> int:
     """Mark the actor's received messages in a thread read; returns how many changed."""
     conversation = get_or_404(session, Conversation, conversation_id, actor)

@@ -87,6 +87,25 @@ def unread_counts(session: Session, actor: Actor) -> dict[EventType, int]:
     return {t: n for t, n in session.execute(stmt, reader(actor))}
 
 
+def _unread_of_type_stmt(rs: RoleScope, about_one: bool) -> Select[int]:
+    stmt = select(Notification.id).where(
+        Notification.read_at.is_(None), Notification.type == bindparam("type")
+    )
+    if about_one:
+        stmt = stmt.where(Notification.entity_id == bindparam("entity_id"))
+    return rs.own(stmt.limit(1))
+
+
+def has_unread(
+    session: Session, actor: Actor, *, type: EventType, entity_id: int | None = None
+) -> bool:
+    """Whether the reader has an unread notification of `type` (about `entity_id`): a read,
+    so that a page with nothing to mark read takes no write lock to find that out."""
+    stmt = scoped(_unread_of_type_stmt, actor, entity_id is not None)
+    found = session.scalar(stmt, reader(actor, type=type, entity_id=entity_id))
+    return found is not None
+
+
 def mark_read(
     session: Session,
     user_id: int,

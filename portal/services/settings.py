@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.access import Actor, Permission, require
 from portal.models import AuditAction, ClinicSetting, ReleaseMode, ReleasePolicy
+from portal.services import labs
 from portal.services.catalog import CATALOG
 from portal.services.errors import ServiceError
 
@@ -120,6 +121,7 @@ def set_release_policy(
     row.delay_hours = delay_hours
     row.never_auto_release = never_auto_release
     session.flush()
+    rescheduled = labs.reschedule_held(session, category)
     audit.record(
         session,
         actor_id=actor.user_id,
@@ -132,6 +134,7 @@ def set_release_policy(
             "mode": str(mode),
             "delay_hours": delay_hours,
             "never_auto_release": never_auto_release,
+            "held_results_rescheduled": rescheduled,
         },
     )
     return row

@@ -252,12 +252,7 @@ def turn_off(
     if current_app.config["TWO_FACTOR_REQUIRED"] and user.role in REQUIRED_ROLES:
         raise TwoFactorError(None, N_("Your clinic requires two-step sign-in for your account."))
     _check(session, actor, user, code, limits, client_address, recovery=True)
-    user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
-    session.execute(
-        update(RecoveryCode)
-        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-        .values(used_at=utcnow())
-    )
+    clear(session, user)
     _changed(
         session,
         actor,
@@ -314,6 +309,18 @@ def _check(
 
     message = throttle.paused_message(wait) if wait is not None else WRONG_CODE
     raise TwoFactorError("code", message, record=record)
+
+
+def clear(session: Session, user: User) -> None:
+    """Two-step sign-in off for `user`, its secret and unused recovery codes gone (turned off
+    by its owner, or the clinic resetting the access of someone who lost phone and codes);
+    the caller records why."""
+    user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
+    session.execute(
+        update(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
 
 
 def remaining_recovery_codes(session: Session, user_id: int) -> int:

@@ -487,8 +487,9 @@ def _thread_page(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
 def conversation(conversation_id: int) -> Page:
     actor = current_actor()
     # Opening a thread reads it: that change commits first, so the page shows it as read.
-    with unit_of_work() as s:
-        messaging.mark_thread_read(s, actor, conversation_id)
+    if messaging.thread_unread(db.session, actor, conversation_id):
+        with unit_of_work() as s:
+            messaging.mark_thread_read(s, actor, conversation_id)
     return _thread_page(conversation_id, ReplyForm(formdata=None))
 
 

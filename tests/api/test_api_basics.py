@@ -324,7 +324,7 @@ def test_an_answer_whose_audit_entry_cannot_be_written_is_a_problem_without_phi(
     def broken(*_args: object) -> str:
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(chain, "entry_hash", broken)
+    monkeypatch.setattr(chain, "append", broken)
     response = alice.get(f"/patients/{pid}/lab-results")
     monkeypatch.undo()
 

@@ -16,6 +16,7 @@ PAGES = {
         "/my/messages",
         "/my/appointments",
         "/my/profile",
+        "/my/record",
         "/account",
     ],
     "dr.chen@example.org": [

@@ -8,7 +8,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.audit import AuditLogImmutableError
+from portal.audit import AuditLogImmutableError, chain
 from portal.models import AuditAction, AuditEvent
 from portal.models.owned import ImmutableRowError
 
@@ -92,6 +92,7 @@ def test_an_insert_and_select_only_role_can_append_but_not_alter(
         "CREATE ROLE portal_app_probe NOLOGIN",
         "GRANT USAGE ON SCHEMA public TO portal_app_probe",
         "GRANT SELECT, INSERT ON audit_event TO portal_app_probe",
+        "GRANT UPDATE (seq, prev_hash, hash, key_id) ON audit_event TO portal_app_probe",
         "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO portal_app_probe",
         "GRANT SELECT ON user_account, patient_profile TO portal_app_probe",
         "SET LOCAL ROLE portal_app_probe",
@@ -99,7 +100,7 @@ def test_an_insert_and_select_only_role_can_append_but_not_alter(
         # On the connection: DDL naming patient_profile is no read of it (the ORM guard would
         # judge the text as one).
         session.connection().execute(text(statement))
-    # Act / Assert: appending works ...
+    # Act / Assert: appending and sealing work ...
     with session.begin_nested():
         audit.record(
             session,
@@ -108,6 +109,7 @@ def test_an_insert_and_select_only_role_can_append_but_not_alter(
             action=AuditAction.EXPORT,
             entity_type="audit_log",
         )
+        chain.seal(session)
     # ... changing, removing or lifting the triggers does not.
     for sql in (
         "UPDATE audit_event SET entity_id = 'forged' WHERE id = :id",

@@ -1,19 +1,31 @@
-"""The audit log is a hash chain: `audit verify` names the first entry altered, removed or moved."""
+"""The audit log is a hash chain: `audit verify` names the first entry altered, removed or moved.
+
+Entries are written unsealed and sealed into the chain afterwards (the worker's job); these
+tests seal what they wrote themselves."""
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.audit import keys
+from portal.audit import chain, keys
 from portal.audit.chain import GENESIS, canonical, entry_hash, verify
 from portal.models import AuditAction, AuditEvent, AuditOutcome
 
 
+def sealed(session: Session) -> int:
+    """Seal what is unsealed, as the worker would, and let the session see the seals."""
+    done = chain.seal(session)
+    session.expire_all()
+    return done
+
+
 def _record(session: Session, n: int, actor_id: int | None = None) -> list[AuditEvent]:
-    return [
+    entries = [
         audit.record(
             session,
             actor_id=actor_id,
@@ -25,6 +37,8 @@ def _record(session: Session, n: int, actor_id: int | None = None) -> list[Audit
         )
         for i in range(n)
     ]
+    sealed(session)
+    return entries
 
 
 def disable_append_only_triggers(session: Session) -> None:
@@ -32,7 +46,7 @@ def disable_append_only_triggers(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
     else:
-        session.execute(text("DROP TRIGGER audit_event_no_update"))
+        session.execute(text("DROP TRIGGER audit_event_seal_once"))
         session.execute(text("DROP TRIGGER audit_event_no_delete"))
 
 
@@ -62,6 +76,7 @@ def test_verify_passes_on_an_intact_log(app_ctx: Flask, session: Session) -> Non
     count, problem = verify(session)
     assert problem is None
     assert count == session.scalar(select(func.count(AuditEvent.id)))
+    assert chain.unsealed(session) == 0
 
     code, output = run_verify(app_ctx)
 
@@ -102,24 +117,58 @@ def test_verify_names_the_entry_after_a_removed_one(app_ctx: Flask, session: Ses
 def test_verify_names_the_first_of_two_reordered_entries(app_ctx: Flask, session: Session) -> None:
     entries = _record(session, 4)
     session.commit()
-    a, b = entries[1].id, entries[2].id
+    a, b = entries[1], entries[2]
     disable_append_only_triggers(session)
 
-    # Swap the two rows' positions in the log.
-    for old, new in ((a, -1), (b, a), (-1, b)):
+    # Swap the two entries' positions in the chain.
+    for entry_id, seq in ((a.id, -1), (b.id, a.seq), (a.id, b.seq)):
         session.execute(
-            text("UPDATE audit_event SET id = :new WHERE id = :old"), {"new": new, "old": old}
+            text("UPDATE audit_event SET seq = :seq WHERE id = :id"), {"seq": seq, "id": entry_id}
         )
     code, output = run_verify(app_ctx)
 
     assert code != 0
-    assert f"entry {a}:" in output
+    assert f"entry {b.id}:" in output
+
+
+def test_entries_are_chained_in_the_order_they_are_sealed_not_by_id(session: Session) -> None:
+    # An entry whose transaction commits after a later id was sealed takes the next position.
+    first, second = _record(session, 2)
+    late = audit.record(
+        session, actor_id=None, actor_role=None, action=AuditAction.VIEW, entity_type="x"
+    )
+    assert late.seq is None
+    assert late.hash is None
+    sealed(session)
+    assert late.seq == second.seq + 1
+    assert late.prev_hash == second.hash
+    assert verify(session)[1] is None
+
+
+def test_the_database_lets_a_seal_be_filled_once_and_nothing_else(session: Session) -> None:
+    (entry,) = _record(session, 1)
+    unsealed_entry = audit.record(
+        session, actor_id=None, actor_role=None, action=AuditAction.VIEW, entity_type="x"
+    )
+    session.flush()
+    for sql in (
+        "UPDATE audit_event SET hash = 'f' WHERE id = :id",  # a sealed entry: resealed
+        "UPDATE audit_event SET entity_type = 'y' WHERE id = :id",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
+            session.execute(text(sql), {"id": entry.id})
+    # Filling an empty seal is allowed, but only together with nothing else
+    with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
+        session.execute(
+            text("UPDATE audit_event SET seq = 999999, entity_type = 'y' WHERE id = :id"),
+            {"id": unsealed_entry.id},
+        )
 
 
 def test_verify_starts_the_chain_at_the_genesis_hash(session: Session) -> None:
-    first = session.scalar(select(AuditEvent).order_by(AuditEvent.id).limit(1))
-    if first is None:
-        (first,) = _record(session, 1)
+    _record(session, 1)
+    first = session.scalar(select(AuditEvent).where(AuditEvent.seq == 1))
+    assert first is not None
     assert first.prev_hash == GENESIS
 
 
@@ -132,6 +181,6 @@ def test_denied_outcomes_are_part_of_the_chain(session: Session) -> None:
         entity_type="user_account",
         outcome=AuditOutcome.DENIED,
     )
-    session.flush()
+    sealed(session)
     assert verify(session)[1] is None
     assert '"denied"' in canonical(entry)

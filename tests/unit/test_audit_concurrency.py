@@ -1,6 +1,7 @@
-"""Concurrent writers keep the chain whole: changes appending through `record()` (PostgreSQL:
-the advisory lock in `chain_head`) and page reads through the read hook's own transaction
-(the advisory lock in `chain.append`; on SQLite the write lock, queued on `append_lock`)."""
+"""Concurrent writers and sealers keep the chain whole: changes writing entries through
+`record()` and page reads through the read hook's own transaction, with no lock between them,
+while two sealers (as two workers would) seal them into the chain under its lock (PostgreSQL:
+the advisory lock; SQLite: the write lock `unit_of_work` takes up front)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal import audit, create_app
-from portal.audit import keys
-from portal.audit.chain import canonical_row, verify
+from portal.audit.chain import seal, unsealed, verify
 from portal.cli import upgrade_database
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import AuditAction, AuditEvent, AuditOutcome
-from tests.support import app_config, backend, new_database
+from portal.transactions import unit_of_work
+from tests.support import app_config, new_database
 
 WRITERS = 8
+SEALERS = 2
 ENTRIES_EACH = 15
 
 
@@ -31,25 +33,44 @@ def _append_concurrently(tmp_path, label: str, append) -> int:  # type: ignore[n
     upgrade_database(app)
     with app.app_context():
         engine = db.engine
-    start = threading.Barrier(WRITERS)
+    start = threading.Barrier(WRITERS + SEALERS)
+    writing = threading.Event()
+    writing.set()
     failures: list[BaseException] = []
 
     def writer(n: int) -> None:
         try:
             start.wait()
-            with app.app_context():  # the app's audit key
+            with app.app_context():
                 for i in range(ENTRIES_EACH):
                     append(engine, n, i)
         except BaseException as exc:  # reported below, with the thread's own traceback
             failures.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
-    for t in threads:
+    def sealer() -> None:
+        try:
+            start.wait()
+            with app.app_context(), Session(engine) as session:  # the app's audit key
+                while writing.is_set():
+                    with unit_of_work(session):
+                        seal(session, batch=7)
+        except BaseException as exc:
+            failures.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    sealers = [threading.Thread(target=sealer) for _ in range(SEALERS)]
+    for t in writers + sealers:
         t.start()
-    for t in threads:
+    for t in writers:
+        t.join(timeout=60)
+    writing.clear()
+    for t in sealers:
         t.join(timeout=60)
     assert failures == []
     with app.app_context(), Session(engine) as session:
+        with unit_of_work(session):
+            seal(session)  # what the writers wrote after the sealers' last turn
+        assert unsealed(session) == 0
         count, problem = verify(session)
         assert problem is None
         assert count == session.scalar(select(func.count(AuditEvent.id)))
@@ -57,7 +78,6 @@ def _append_concurrently(tmp_path, label: str, append) -> int:  # type: ignore[n
     return count
 
 
-@pytest.mark.skipif(backend() != "postgresql", reason="SQLite serialises writers itself")
 def test_concurrent_writers_keep_the_chain_intact(tmp_path) -> None:
     def change(engine, n: int, i: int) -> None:  # type: ignore[no-untyped-def]
         with Session(engine) as session:
@@ -91,14 +111,13 @@ def test_concurrent_page_reads_keep_the_chain_intact(tmp_path, reads_first: bool
             "request_id": None,
             "client_addr": None,
             "user_agent": None,
-            "key_id": keys.configured().current.id,
         }
         with Session(engine) as session:
             if reads_first:
                 # As in a request (the token check, the page): on PostgreSQL the entry carries
                 # on in the transaction they opened (`unit_of_work`).
                 session.scalar(select(func.count(AuditEvent.id)))
-            audit._append(session, row, canonical_row(row), keys.configured().current)
+            audit._append(session, row)
 
     label = "audit_read_after_reads" if reads_first else "audit_read_fresh"
     count = _append_concurrently(tmp_path, label, page_read)

@@ -204,6 +204,8 @@ def test_entries_from_before_the_keyed_chain_still_verify(tmp_path: Path) -> Non
             entity_type="lab_result",
         )
         db.session.commit()
+        chain.seal(db.session)
+        db.session.commit()
         count, problem = chain.verify(db.session)
         kinds = list(db.session.scalars(select(AuditEvent.key_id).order_by(AuditEvent.id)))
     app.extensions["portal.db"]["engine"].dispose()

@@ -64,3 +64,38 @@ def records_of(session, people, name: str) -> Records:
             Appointment, Appointment.start_at > utcnow(), order=Appointment.start_at
         ).id,
     )
+
+
+def visible_record_ids(session, actor) -> tuple[set[str], set[str]]:  # type: ignore[no-untyped-def]
+    """The FHIR ids a patient's exported record must hold, read through the services the
+    portal's own pages use (the lab list with each result's versions, the plan list with each
+    plan's history): (Observation ids, CarePlan ids)."""
+    from portal.services import labs, plans
+
+    observations: set[str] = set()
+    cursor = None
+    while True:
+        page = labs.latest_page(session, actor, labs.LabFilter(), cursor=cursor, limit=100)
+        for row in page.rows:
+            for v in labs.versions_of(session, actor, row.result):
+                observations.add(f"lab-result-{row.result.id}-{v.version}")
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    care_plans = {
+        f"treatment-plan-{plan.id}-{v.version}"
+        for plan in plans.list_for(session, actor, None, limit=100).rows
+        for v, _ack in plans.history(session, actor, plan)
+    }
+    return observations, care_plans
+
+
+def held_result_id(session, people, name: str) -> int:  # type: ignore[no-untyped-def]
+    """The patient's genetic result, held for review (read as their provider)."""
+    chen = people.actor("dr_chen")
+    stmt = select(LabResult.id).where(
+        LabResult.patient_id == people.user(name).patient.id, LabResult.test_code == "21636-6"
+    )
+    found = session.scalar(RoleScope(chen.role).scope(stmt, LabResult), reader(chen))
+    assert found is not None
+    return int(found)

@@ -114,7 +114,7 @@ def test_a_page_whose_entry_cannot_be_written_is_not_delivered(
     def broken(*_args: object) -> str:
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(chain, "entry_hash", broken)
+    monkeypatch.setattr(chain, "append", broken)
     # Act
     response = client.get(f"/my/lab-results/{result.id}")
     # Assert: fail closed, with no PHI in the body and nothing cached.
@@ -144,7 +144,7 @@ def test_a_download_whose_entry_cannot_be_written_is_not_delivered(
     def broken(*_args: object) -> str:
         raise OSError("audit disk full")
 
-    monkeypatch.setattr(chain, "entry_hash", broken)
+    monkeypatch.setattr(chain, "append", broken)
     response = client.get(url)
 
     assert response.status_code == 500

@@ -19,7 +19,7 @@ def _get_urls(app: Flask, prefix: str, records: dict[str, object]) -> list[str]:
         for rule in app.url_map.iter_rules():
             if not rule.endpoint.startswith(prefix) or "GET" not in rule.methods:
                 continue
-            if rule.rule.endswith(".csv"):
+            if rule.rule.endswith((".csv", ".json")):
                 continue  # a download, not a page
             args = {name: records[name] for name in rule.arguments if name in records}
             if set(args) != set(rule.arguments):

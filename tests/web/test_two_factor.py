@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from portal.access import unscoped
 from portal.db import set_clock
-from portal.models import AuditEvent, OutboxMail, User
-from portal.services import two_factor
-from tests.conftest import csrf_token, login, post
+from portal.models import AuditEvent, OutboxMail, RecoveryCode, User
+from portal.services import accounts, two_factor
+from tests.conftest import Demo, csrf_token, login, post
 
 ALICE = "alice@example.org"
 CHEN = "dr.chen@example.org"
@@ -278,3 +278,27 @@ def test_a_secret_moved_to_another_account_opens_nothing(
     session.commit()
     with pytest.raises(two_factor.TwoFactorError):
         two_factor._secret_of(session, bob.id)
+
+
+@pytest.mark.usefixtures("session")
+def test_the_clinic_resetting_a_patients_access_clears_two_step_sign_in(
+    app: Flask, client: FlaskClient, session: Session, clock: list[datetime], people: Demo
+) -> None:
+    # A patient who lost phone and recovery codes along with their mailbox
+    login(client, ALICE)
+    _enrol(client, clock)
+    alice = people.user("alice")
+    session.refresh(alice)  # enrolled through the pages since it was loaded
+    assert alice.patient is not None
+    assert alice.totp_enabled_at is not None
+    accounts.reset_patient_access(
+        session, people.actor("admin"), alice.patient, portal_url="http://portal.test"
+    )
+    session.commit()
+    session.refresh(alice)
+    assert alice.totp_enabled_at is None
+    assert alice.totp_secret is None
+    unused = select(RecoveryCode).where(
+        RecoveryCode.user_id == alice.id, RecoveryCode.used_at.is_(None)
+    )
+    assert session.scalars(unused).all() == []

@@ -19,10 +19,10 @@ from portal import audit
 from portal.audit import chain
 from portal.models import AuditAction, AuditEvent, AuditOutcome
 from tests.conftest import Demo
-from tests.unit.test_audit_chain import disable_append_only_triggers
+from tests.unit.test_audit_chain import disable_append_only_triggers, sealed
 
 TABLE = cast(Table, AuditEvent.__table__)
-NOT_CONTENT = {"id", "prev_hash", "hash"}
+NOT_CONTENT = {"id", "seq", "prev_hash", "hash"}
 COLUMNS = [c.name for c in TABLE.columns if c.name not in NOT_CONTENT]
 
 
@@ -51,7 +51,7 @@ def entry(app_ctx: Flask, session: Session, people: Demo) -> AuditEvent:
         )
     # A second entry after it: an altered entry is named, not the last one by default.
     audit.record(session, actor_id=None, actor_role=None, action=AuditAction.VIEW, entity_type="x")
-    session.flush()
+    sealed(session)
     assert chain.verify(session)[1] is None
     return row
 

@@ -257,6 +257,19 @@ def test_the_timer_keeps_to_a_longer_delay_set_after_publishing(world: World) ->
     assert version.released_at is not None
 
 
+def test_a_policy_change_clears_or_moves_the_timers_of_held_results(world: World) -> None:
+    # What staff read ("released automatically on ...") follows the policy as it is now.
+    version = _wbc_due_in_two_hours(world)
+    published = version.published_at
+    assert published is not None
+    _policy(world, "hematology", ReleaseMode.HOLD_FOR_REVIEW, never=True, hours=None)
+    assert version.release_due_at is None
+    assert labs.release_state(version) is ReleaseState.HELD
+    _policy(world, "hematology", ReleaseMode.AUTO_AFTER_DELAY, never=False, hours=48)
+    assert version.release_due_at == published + timedelta(hours=48)
+    assert labs.release_state(version) is ReleaseState.SCHEDULED
+
+
 def _result_of(world: World, version: LabResultVersion) -> LabResult:
     return get_or_404(world.session, LabResult, version.lab_result_id, world.actor("dr_chen"))
 

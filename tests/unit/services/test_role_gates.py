@@ -53,6 +53,7 @@ from portal.services import (
     patients,
     plans,
     profiles,
+    record_export,
     recovery,
     schedule,
     sessions,
@@ -416,6 +417,8 @@ VERBS: tuple[Verb, ...] = (
     Verb(plans.complete, PM.PLAN_WRITE, lambda w, a: call(w.active_plan_id)),
     Verb(plans.acknowledge, PM.PLAN_ACKNOWLEDGE, lambda w, a: call(w.active_plan_id)),
     Verb(plans.list_for, PM.PLAN_READ, lambda w, a: call(patient_id=w.patient_id)),
+    # the patient's own record, to take away
+    Verb(record_export.gather, PM.READ_OWN_RECORDS, lambda w, a: call()),
 )
 
 
