@@ -237,3 +237,10 @@ def test_a_status_word_is_chosen_per_kind_of_record(app) -> None:
         assert status_text(AppointmentStatus.COMPLETED) == "Realizada"
         assert status_text(ResultStatus.CANCELLED) == "Anulado"
         assert status_text(AppointmentStatus.CANCELLED) == "Cancelada"
+
+
+def test_the_printable_summary_is_in_her_language(alice_in_chinese) -> None:
+    page = alice_in_chinese.get("/my/record").get_data(as_text=True)
+    assert _lang(page) == "zh-Hant"
+    assert "<h1>我的病歷</h1>" in page
+    assert "已更正" in page  # a corrected result's status, the value as the clinic wrote it
