@@ -9,7 +9,7 @@ FLASK := $(BIN)/flask --app wsgi
 # The stamp is newer than pyproject.toml once the project and its dev extras are installed.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint format
+.PHONY: help install run test lint format messages
 
 help: ## Show this help
 	@echo "Usage: make <target>"
@@ -48,3 +48,12 @@ lint: $(INSTALLED) ## ruff check, ruff format --check, mypy
 format: $(INSTALLED) ## Apply ruff's fixes, then format (fixes can leave code to reformat)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The options besides babel.cfg are portal.i18n.EXTRACT_OPTIONS (the catalog test uses them).
+messages: $(INSTALLED) ## Extract the strings to translate and merge them into portal/translations (then fill the empty msgstr)
+	@pot=$$(mktemp --suffix=.pot); trap 'rm -f $$pot' EXIT; set -o pipefail; \
+	$(BIN)/pybabel extract -F babel.cfg --ignore-dirs=".* __pycache__" \
+		-k lazy_gettext -k _l -k lazy_pgettext:1c,2 -k _p:1c,2 \
+		--no-location --sort-output --omit-header -o $$pot . 2>&1 | { grep -v "^extracting" || true; } && \
+	$(BIN)/pybabel update -i $$pot -d portal/translations --no-fuzzy-matching --ignore-obsolete \
+		-w 100 2>&1 | { grep -v "^updating" || true; }

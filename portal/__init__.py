@@ -39,7 +39,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     ids.init_app(app)  # before any blueprint adds its `<int:...>` routes
 
-    from portal import api, audit, cli, errors, health, realtime
+    from portal import api, audit, cli, errors, health, i18n, realtime
     from portal.admin import bp as admin_bp
     from portal.auth import (
         identity,
@@ -57,6 +57,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     identity.init_app(app)
     audit.init_app(app)
     htmx.init_app(app)
+    i18n.init_app(app)
     templating.init_app(app)
     for bp in (auth_bp, patient_bp, staff_bp, admin_bp, health.bp):
         app.register_blueprint(bp)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, render_template
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -26,22 +28,25 @@ _PLAIN_500 = (
 #: Seconds a client is asked to wait when the database cannot be reached.
 RETRY_AFTER = 5
 
+#: Translated when the page is drawn, in the reader's language.
 MESSAGES = {
-    400: ("Something was wrong with that request", "Please go back and try again."),
-    403: ("You cannot open this page", "Your account does not give access to this page."),
-    404: ("Page not found", "There is nothing here, or it is not yours to see."),
-    405: ("That did not work", "This page cannot be used that way."),
+    400: (_l("Something was wrong with that request"), _l("Please go back and try again.")),
+    403: (_l("You cannot open this page"), _l("Your account does not give access to this page.")),
+    404: (_l("Page not found"), _l("There is nothing here, or it is not yours to see.")),
+    405: (_l("That did not work"), _l("This page cannot be used that way.")),
     409: (
-        "That was just done",
-        "Someone (perhaps you, in another tab) just did this. Please reload the page.",
+        _l("That was just done"),
+        _l("Someone (perhaps you, in another tab) just did this. Please reload the page."),
     ),
     413: (
-        "That was too much to send at once",
-        "The server stopped reading it. Go back with your browser: what you typed is usually "
-        "still there. Attach fewer or smaller files (the form says how many and how large).",
+        _l("That was too much to send at once"),
+        _l(
+            "The server stopped reading it. Go back with your browser: what you typed is usually "
+            "still there. Attach fewer or smaller files (the form says how many and how large)."
+        ),
     ),
-    422: ("Please check what you entered", "Some of it could not be accepted."),
-    429: ("Too many attempts", "Please wait a few minutes and try again."),
+    422: (_l("Please check what you entered"), _l("Some of it could not be accepted.")),
+    429: (_l("Too many attempts"), _l("Please wait a few minutes and try again.")),
 }
 
 
@@ -51,8 +56,8 @@ def register(app: Flask) -> None:
         return render_template(
             "errors/error.html",
             code=400,
-            title="This form has expired",
-            message="Please reload the page and submit it again.",
+            title=_("This form has expired"),
+            message=_("Please reload the page and submit it again."),
         ), 400
 
     @app.errorhandler(HTTPException)
@@ -90,9 +95,11 @@ def register(app: Flask) -> None:
                 render_template(
                     "errors/error.html",
                     code=503,
-                    title="The portal is briefly unavailable",
-                    message="We could not reach our records just now, so nothing was saved. "
-                    "Please try again in a minute.",
+                    title=_("The portal is briefly unavailable"),
+                    message=_(
+                        "We could not reach our records just now, so nothing was saved. "
+                        "Please try again in a minute."
+                    ),
                 ),
                 status=503,
             )
@@ -113,8 +120,8 @@ def register(app: Flask) -> None:
             return render_template(
                 "errors/error.html",
                 code=500,
-                title="Something went wrong on our side",
-                message="Nothing you entered was lost on purpose; please try again in a moment.",
+                title=_("Something went wrong on our side"),
+                message=_("Nothing you entered was lost on purpose; please try again in a moment."),
             ), 500
         except Exception:  # never a second failure in place of the error page
             log.warning("the error page could not be rendered", exc_info=True)

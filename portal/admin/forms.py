@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, EmailField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -11,78 +12,87 @@ from portal.models import ReleaseMode
 
 
 class NewStaffForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
     display_name = StringField(
-        "Name shown in the portal", validators=[DataRequired(), Length(max=200)]
+        _l("Name shown in the portal"), validators=[DataRequired(), Length(max=200)]
     )
     role = SelectField(
-        "Role",
-        choices=[SelectChoice("provider", "Provider"), SelectChoice("admin", "Administrator")],
+        _l("Role"),
+        choices=[
+            SelectChoice("provider", _l("Provider")),
+            SelectChoice("admin", _l("Administrator")),
+        ],
         default="provider",
     )
-    specialty = StringField("Specialty (providers)", validators=[Optional(), Length(max=120)])
-    clinic = StringField("Clinic (providers)", validators=[Optional(), Length(max=200)])
+    specialty = StringField(_l("Specialty (providers)"), validators=[Optional(), Length(max=120)])
+    clinic = StringField(_l("Clinic (providers)"), validators=[Optional(), Length(max=200)])
 
 
 class NewPatientForm(FlaskForm):
     medical_record_number = StringField(
-        "Medical record number (MRN)", validators=[DataRequired(), Length(max=32)]
+        _l("Medical record number (MRN)"), validators=[DataRequired(), Length(max=32)]
     )
-    display_name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
+    display_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
     date_of_birth = DateField(
-        "Date of birth",
+        _l("Date of birth"),
         validators=[Optional()],
-        description="The patient confirms it when they activate their account.",
+        description=_l("The patient confirms it when they activate their account."),
     )
-    primary_clinic = StringField("Clinic", validators=[Optional(), Length(max=200)])
-    contact_email = EmailField("Contact email", validators=[Optional(), Email(), Length(max=254)])
+    primary_clinic = StringField(_l("Clinic"), validators=[Optional(), Length(max=200)])
+    contact_email = EmailField(
+        _l("Contact email"), validators=[Optional(), Email(), Length(max=254)]
+    )
 
 
 class AssignForm(FlaskForm):
-    provider_id = SelectField("Provider", coerce=int, validators=[DataRequired()])
+    provider_id = SelectField(_l("Provider"), coerce=int, validators=[DataRequired()])
 
 
 class RetentionForm(FlaskForm):
     retention_days = IntegerField(
-        "Keep messages for (days)",
+        _l("Keep messages for (days)"),
         validators=[Optional(), NumberRange(min=1)],
-        description="Leave empty to keep messages for good.",
+        description=_l("Leave empty to keep messages for good."),
     )
 
 
 class PolicyForm(FlaskForm):
-    category = SelectField("Test category")
+    category = SelectField(_l("Test category"))
     mode = SelectField(
-        "When results reach the patient",
+        _l("When results reach the patient"),
         choices=[
-            SelectChoice(ReleaseMode.ON_PUBLISH.value, "As soon as they are published"),
-            SelectChoice(ReleaseMode.HOLD_FOR_REVIEW.value, "Held until a provider reviews them"),
-            SelectChoice(ReleaseMode.AUTO_AFTER_DELAY.value, "Automatically after a delay"),
+            SelectChoice(ReleaseMode.ON_PUBLISH.value, _l("As soon as they are published")),
+            SelectChoice(
+                ReleaseMode.HOLD_FOR_REVIEW.value, _l("Held until a provider reviews them")
+            ),
+            SelectChoice(ReleaseMode.AUTO_AFTER_DELAY.value, _l("Automatically after a delay")),
         ],
     )
-    delay_hours = IntegerField("Delay (hours)", validators=[Optional()])
-    never_auto_release = BooleanField("Sensitive: never release automatically")
+    delay_hours = IntegerField(_l("Delay (hours)"), validators=[Optional()])
+    never_auto_release = BooleanField(_l("Sensitive: never release automatically"))
 
 
 class EditUserForm(FlaskForm):
     email = EmailField(
-        "Email (signs in with it)", validators=[DataRequired(), Email(), Length(max=254)]
+        _l("Email (signs in with it)"), validators=[DataRequired(), Email(), Length(max=254)]
     )
-    display_name = StringField("Name shown in the portal", validators=[Optional(), Length(max=200)])
-    specialty = StringField("Specialty", validators=[Optional(), Length(max=120)])
-    clinic = StringField("Clinic", validators=[Optional(), Length(max=200)])
+    display_name = StringField(
+        _l("Name shown in the portal"), validators=[Optional(), Length(max=200)]
+    )
+    specialty = StringField(_l("Specialty"), validators=[Optional(), Length(max=120)])
+    clinic = StringField(_l("Clinic"), validators=[Optional(), Length(max=200)])
 
 
 class EditPatientForm(FlaskForm):
     medical_record_number = StringField(
-        "Medical record number (MRN)", validators=[DataRequired(), Length(max=32)]
+        _l("Medical record number (MRN)"), validators=[DataRequired(), Length(max=32)]
     )
-    display_name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
-    date_of_birth = DateField("Date of birth", validators=[Optional()])
-    primary_clinic = StringField("Clinic", validators=[Optional(), Length(max=200)])
+    display_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
+    date_of_birth = DateField(_l("Date of birth"), validators=[Optional()])
+    primary_clinic = StringField(_l("Clinic"), validators=[Optional(), Length(max=200)])
     contact_email = EmailField(
-        "Contact email",
+        _l("Contact email"),
         validators=[Optional(), Email(), Length(max=254)],
-        description="Activation codes and notices go here.",
+        description=_l("Activation codes and notices go here."),
     )
-    contact_phone = StringField("Contact phone", validators=[Optional(), Length(max=40)])
+    contact_phone = StringField(_l("Contact phone"), validators=[Optional(), Length(max=40)])

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
@@ -145,7 +146,7 @@ def edit_patient(patient_id: int) -> Page:
     )
     if not done.ok:
         return _patient_form_page(patient_id, form, 422)
-    flash("The patient's details are saved.", "success")
+    flash(_("The patient's details are saved."), "success")
     return _see_other("admin.care_team", patient_id=patient_id)
 
 
@@ -160,8 +161,10 @@ def reset_access(patient_id: int) -> Response:
 
     if run(reset).ok:
         flash(
-            "Their password, sessions and apps have ended; a new activation code was emailed "
-            "to their contact address.",
+            _(
+                "Their password, sessions and apps have ended; a new activation code was emailed "
+                "to their contact address."
+            ),
             "success",
         )
     return _see_other("admin.care_team", patient_id=patient_id)
@@ -209,12 +212,14 @@ def assign(patient_id: int) -> Page:
         return _care_team_page(patient_id, form, 422)
     if isinstance(done.value, CareAssignmentRequest):
         flash(
-            "You brought this provider's account in, so another administrator must confirm "
-            "the assignment. It waits below.",
+            _(
+                "You brought this provider's account in, so another administrator must confirm "
+                "the assignment. It waits below."
+            ),
             "info",
         )
     else:
-        flash("The provider was added to the care team.", "success")
+        flash(_("The provider was added to the care team."), "success")
     return _see_other("admin.care_team", patient_id=patient_id)
 
 
@@ -228,7 +233,7 @@ def _decide(patient_id: int, request_id: int, *, confirm: bool) -> Page:
         )
 
     if run(decide).ok:
-        done = "The provider was added to the care team." if confirm else "It is cancelled."
+        done = _("The provider was added to the care team.") if confirm else _("It is cancelled.")
         flash(done, "success")
     return _see_other("admin.care_team", patient_id=patient_id)
 
@@ -255,7 +260,7 @@ def unassign(patient_id: int, provider_id: int) -> Page:
         accounts.unassign_provider(s, actor, patient_id=patient.id, provider_id=provider_id)
 
     if run(remove).ok:
-        flash("The provider was removed from the care team.", "success")
+        flash(_("The provider was removed from the care team."), "success")
     return _see_other("admin.care_team", patient_id=patient_id)
 
 
@@ -314,7 +319,7 @@ def edit_user(user_id: int) -> Page:
     )
     if not done.ok:
         return _account_page(user_id, form, 422)
-    flash("The account is saved.", "success")
+    flash(_("The account is saved."), "success")
     return _see_other("admin.user", user_id=user_id)
 
 
@@ -334,7 +339,7 @@ def send_password_reset(user_id: int) -> Response:
         user = account_admin.user_or_404(s, actor, user_id)
         recovery.send_reset(s, actor, user, portal_url=portal_url)
 
-    return _on_account(user_id, send, "A link to set a new password was emailed to them.")
+    return _on_account(user_id, send, _("A link to set a new password was emailed to them."))
 
 
 @bp.post("/users/<int:user_id>/invitation")
@@ -346,7 +351,7 @@ def resend_invitation(user_id: int) -> Response:
         user = account_admin.user_or_404(s, actor, user_id)
         accounts.resend_invitation(s, actor, user, portal_url=portal_url)
 
-    return _on_account(user_id, send, "A new invitation was emailed; the earlier link ended.")
+    return _on_account(user_id, send, _("A new invitation was emailed; the earlier link ended."))
 
 
 @bp.post("/users/<int:user_id>/unlock")
@@ -356,7 +361,7 @@ def unlock_user(user_id: int) -> Response:
     return _on_account(
         user_id,
         lambda s: account_admin.clear_pause(s, actor, user_id),
-        "The sign-in pause is cleared.",
+        _("The sign-in pause is cleared."),
     )
 
 
@@ -367,7 +372,7 @@ def end_user_session(user_id: int, session_id: int) -> Response:
     return _on_account(
         user_id,
         lambda s: account_admin.end_sessions(s, actor, user_id, session_id),
-        "That session is ended.",
+        _("That session is ended."),
     )
 
 
@@ -378,7 +383,7 @@ def end_user_sessions(user_id: int) -> Response:
     return _on_account(
         user_id,
         lambda s: account_admin.end_sessions(s, actor, user_id, None),
-        "Every session and app of this account is signed out.",
+        _("Every session and app of this account is signed out."),
     )
 
 
@@ -434,7 +439,7 @@ def _set_active(user_id: int, *, active: bool) -> str | None:
 def deactivate_user(user_id: int) -> Page:
     email = _set_active(user_id, active=False)
     if email is not None:
-        flash(f"{email} is deactivated; their sessions have ended.", "success")
+        flash(_("%(email)s is deactivated; their sessions have ended.", email=email), "success")
     return _see_other("admin.users")
 
 
@@ -443,7 +448,7 @@ def deactivate_user(user_id: int) -> Page:
 def reactivate_user(user_id: int) -> Page:
     email = _set_active(user_id, active=True)
     if email is not None:
-        flash(f"{email} is active again.", "success")
+        flash(_("%(email)s is active again.", email=email), "success")
     return _see_other("admin.users")
 
 
@@ -464,7 +469,7 @@ def clinic_settings() -> Page:
     )
     if not done.ok:
         return render("admin/settings.html", form=form), 422
-    flash("The message retention period is saved.", "success")
+    flash(_("The message retention period is saved."), "success")
     return _see_other("admin.clinic_settings")
 
 
@@ -488,7 +493,13 @@ def release_policy() -> Page:
             ),
         )
         if done.ok:
-            flash(f"The release policy for {form.category.data} results is saved.", "success")
+            flash(
+                _(
+                    "The release policy for %(category)s results is saved.",
+                    category=form.category.data,
+                ),
+                "success",
+            )
             return _see_other("admin.release_policy")
         status = 422
     policies = settings.release_policies(db.session)

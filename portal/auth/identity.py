@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Flask, Request, current_app, g, request, session
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import Unauthorized
 
@@ -113,8 +114,12 @@ def begin(user: User) -> None:
         method=AuthMethod.SESSION,
         client=sessions.describe_client(request.user_agent.string or ""),
     )
-    # Nothing from the anonymous session survives (its CSRF token included).
+    # Nothing from the anonymous session survives (its CSRF token included) but the language
+    # the visitor chose to read in.
+    language = session.get("language")
     session.clear()
+    if language:
+        session["language"] = language
     session.permanent = True
     session[SESSION_KEY] = token
     g.pop("actor", None)
@@ -122,13 +127,17 @@ def begin(user: User) -> None:
 
 def forget() -> None:
     """Drop the cookie's session (the server-side row is ended by `sessions.sign_out`)."""
+    language = session.get("language")  # the reader's language outlives the sign-in
     session.clear()
+    if language:
+        session["language"] = language
     g.actor = None
 
 
 def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message = _l("Please sign in to continue.")
+    login_manager.localize_callback = str  # translated when flashed, in the reader's language
     login_manager.login_message_category = "info"
     # The server-side session row does this job, revocably.
     login_manager.session_protection = None

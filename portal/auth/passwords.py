@@ -8,6 +8,7 @@ from importlib.resources import files
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
+from flask_babel import gettext
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256
@@ -63,15 +64,15 @@ def password_problems(password: str, *, email: str | None = None) -> list[str]:
     """What is wrong with a new password, as messages for the form (empty when it is fine)."""
     problems = []
     if len(password) < MIN_LENGTH:
-        problems.append(f"Use at least {MIN_LENGTH} characters.")
+        problems.append(gettext("Use at least %(count)d characters.", count=MIN_LENGTH))
     if len(password) > MAX_LENGTH:
-        problems.append(f"Use at most {MAX_LENGTH} characters.")
+        problems.append(gettext("Use at most %(count)d characters.", count=MAX_LENGTH))
     lowered = password.lower()
     stripped = lowered.rstrip("0123456789!@#$%^&*?.")
     if lowered in _common_passwords() or stripped in _common_passwords():
-        problems.append("This password is too common; choose one that is hard to guess.")
+        problems.append(gettext("This password is too common; choose one that is hard to guess."))
     elif len(set(password)) < 4:
-        problems.append("Use more than a few different characters.")
+        problems.append(gettext("Use more than a few different characters."))
     if email and len(email.split("@")[0]) >= 4 and email.split("@")[0].lower() in lowered:
-        problems.append("Do not include your email address in your password.")
+        problems.append(gettext("Do not include your email address in your password."))
     return problems

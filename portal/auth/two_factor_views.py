@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -35,7 +36,7 @@ def login_code() -> Page:
     waiting = _pending()
     if waiting is None:
         session.pop(PENDING_KEY, None)
-        flash("Please sign in again.", "info")
+        flash(_("Please sign in again."), "info")
         return redirect(url_for("auth.login"), code=303)
     form = SignInCodeForm()
     if not form.validate_on_submit():
@@ -56,7 +57,7 @@ def login_code() -> Page:
 
     attempt = run(second_step).value
     if attempt is None or attempt.user is None:
-        form.code.errors = [attempt.refusal if attempt and attempt.refusal else "Try again."]
+        form.code.errors = [_(attempt.refusal) if attempt and attempt.refusal else _("Try again.")]
         page = render("auth/login_code.html", form=form)
         if attempt is not None and attempt.retry_after is not None:
             paused = Response(page, status=429, mimetype="text/html")
@@ -99,7 +100,9 @@ def _enrol_first() -> Response | None:
         from portal.api.errors import problem
 
         return problem(403, "Set up two-step sign-in in the portal first.")
-    flash("Your clinic requires two-step sign-in for your account. Set it up to continue.", "info")
+    flash(
+        _("Your clinic requires two-step sign-in for your account. Set it up to continue."), "info"
+    )
     return redirect(url_for("auth.account_two_factor"), code=303)
 
 
@@ -156,7 +159,7 @@ def two_factor_confirm() -> Page:
     form = AppCodeForm(prefix="confirm")
     done = submit(form, lambda s: two_factor.confirm(s, actor, form.code.data or ""))
     if done.ok and done.value:
-        flash("Two-step sign-in is on. Other devices have been signed out.", "success")
+        flash(_("Two-step sign-in is on. Other devices have been signed out."), "success")
         return _two_factor_page(codes=done.value)
     return _two_factor_page(confirm=form, status=422)
 
@@ -175,7 +178,7 @@ def two_factor_recovery_codes() -> Page:
     form = AppCodeForm(prefix="renew")
     done = _checked_code(form, two_factor.regenerate)
     if done.ok and done.value:
-        flash("You have new recovery codes; the old ones no longer work.", "success")
+        flash(_("You have new recovery codes; the old ones no longer work."), "success")
         return _two_factor_page(codes=done.value)
     return _two_factor_page(renew=form, status=422)
 
@@ -185,6 +188,6 @@ def two_factor_recovery_codes() -> Page:
 def two_factor_off() -> Page:
     form = TurnOffForm(prefix="off")
     if _checked_code(form, two_factor.turn_off).ok:
-        flash("Two-step sign-in is off. Other devices have been signed out.", "success")
+        flash(_("Two-step sign-in is off. Other devices have been signed out."), "success")
         return redirect(url_for("auth.account_two_factor"), code=303)
     return _two_factor_page(off=form, status=422)

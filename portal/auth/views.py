@@ -6,6 +6,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, g, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -82,7 +84,7 @@ def login() -> Page:
         return redirect(home_for(actor.role))
     form = LoginForm()
     if session.pop("expired", False):
-        flash("You were signed out after a period of inactivity. Please sign in again.", "info")
+        flash(_("You were signed out after a period of inactivity. Please sign in again."), "info")
     if not form.validate_on_submit():
         return render("auth/login.html", form=form), 422 if request.method == "POST" else 200
     limits = identity.sign_in_limits()
@@ -101,7 +103,8 @@ def login() -> Page:
 
     attempt = run(sign_in).value
     if attempt is None or attempt.user is None:
-        form.password.errors = [attempt.refusal if attempt else accounts.FAILED_SIGN_IN]
+        refusal = attempt.refusal if attempt and attempt.refusal else accounts.FAILED_SIGN_IN
+        form.password.errors = [_(refusal)]
         page = render("auth/login.html", form=form)
         if attempt is not None and attempt.retry_after is not None:
             paused = Response(page, status=429, mimetype="text/html")
@@ -120,7 +123,7 @@ def logout() -> Response:
     if actor is not None:
         run(lambda s: sessions.sign_out(s, actor))
     identity.forget()
-    flash("You are signed out.", "success")
+    flash(_("You are signed out."), "success")
     response = redirect(url_for("auth.login"), code=303)
     response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response
@@ -144,7 +147,7 @@ def activate() -> Page:
         ),
     )
     if done.ok:
-        flash("Your account is ready. Please sign in.", "success")
+        flash(_("Your account is ready. Please sign in."), "success")
         return redirect(url_for("auth.login"), code=303)
     return render("auth/activate.html", form=form), 422 if request.method == "POST" else 200
 
@@ -158,13 +161,13 @@ def invitation(token: str) -> Page:
         lambda s: accounts.accept_invitation(s, token=token, password=form.password.data or ""),
     )
     if done.ok:
-        flash("Your password is set. Please sign in.", "success")
+        flash(_("Your password is set. Please sign in."), "success")
         return redirect(url_for("auth.login"), code=303)
     return render("auth/invitation.html", form=form), 422 if request.method == "POST" else 200
 
 
 #: The same answer whether or not the address has an account: it must not tell which.
-RESET_SENT = (
+RESET_SENT = _l(
     "If an account uses that address, we have emailed it a link to set a new password. "
     "The link works once, for 30 minutes."
 )
@@ -180,7 +183,7 @@ def forgot_password() -> Page:
         lambda s: recovery.request_reset(s, email=form.email.data or "", portal_url=portal_url),
     )
     if done.ok:
-        flash(RESET_SENT, "success")
+        flash(str(RESET_SENT), "success")
         return redirect(url_for("auth.login"), code=303)
     return render("auth/forgot_password.html", form=form), 422 if request.method == "POST" else 200
 
@@ -195,7 +198,8 @@ def reset_password(token: str) -> Page:
     )
     if done.ok:
         flash(
-            "Your new password is set and every device was signed out. Please sign in.", "success"
+            _("Your new password is set and every device was signed out. Please sign in."),
+            "success",
         )
         return redirect(url_for("auth.login"), code=303)
     return render("auth/reset_password.html", form=form), 422 if request.method == "POST" else 200
@@ -256,7 +260,7 @@ def account_mail() -> Response:
     if submit(
         form, lambda s: profiles.set_provider_mail(s, actor, messages=bool(form.mail_messages.data))
     ).ok:
-        flash("Your email choice is saved.", "success")
+        flash(_("Your email choice is saved."), "success")
     return redirect(url_for("auth.account") + "#mail-heading", code=303)
 
 
@@ -266,7 +270,7 @@ def account_time_zone() -> Page:
     form = TimeZoneForm()
     actor = identity.current_actor()
     if submit(form, lambda s: profiles.set_time_zone(s, actor, form.time_zone.data)).ok:
-        flash("Your time zone is saved.", "success")
+        flash(_("Your time zone is saved."), "success")
         back = "patient.profile" if actor.role is Role.PATIENT else "auth.account"
         return redirect(url_for(back) + "#time-zone", code=303)
     g.time_zone_form = form  # shown with its error on the page (portal.web.templating)
@@ -290,7 +294,7 @@ def change_own_password(form: ChangePasswordForm) -> bool:
         ),
     )
     if done.ok:
-        flash("Your password is changed. Other devices have been signed out.", "success")
+        flash(_("Your password is changed. Other devices have been signed out."), "success")
     return done.ok
 
 
@@ -301,7 +305,7 @@ def account_end_device(session_id: int) -> Response:
     if session_id == actor.session_id:
         return logout()
     if run(lambda s: sessions.end_one(s, actor, session_id)).ok:
-        flash("That device is signed out.", "success")
+        flash(_("That device is signed out."), "success")
     return redirect(url_for("auth.account") + "#devices", code=303)
 
 
@@ -311,7 +315,7 @@ def account_end_others() -> Response:
     actor = identity.current_actor()
     ended = run(lambda s: sessions.end_others(s, actor)).value or 0
     flash(
-        "Every other device is signed out." if ended else "No other device was signed in.",
+        _("Every other device is signed out.") if ended else _("No other device was signed in."),
         "success",
     )
     return redirect(url_for("auth.account") + "#devices", code=303)

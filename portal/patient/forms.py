@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import (
@@ -34,7 +35,7 @@ __all__ = [
     "ReplyForm",
 ]
 
-ATTACH_HINT = "Optional."  # the limits are added where the form is drawn (attachment_limits)
+ATTACH_HINT = _l("Optional.")  # the limits are added where the form is drawn (attachment_limits)
 
 
 _ID = re.compile(r"[0-9]{1,18}")
@@ -57,18 +58,20 @@ def optional_int(value: object) -> int | None:
 
 class ReplyForm(FlaskForm):
     body = TextAreaField(
-        "Your message", validators=[DataRequired("Write a message."), Length(max=MAX_BODY)]
+        _l("Your message"), validators=[DataRequired(_l("Write a message.")), Length(max=MAX_BODY)]
     )
-    attachment = MultipleFileField("Attach files", description=ATTACH_HINT)
+    attachment = MultipleFileField(_l("Attach files"), description=ATTACH_HINT)
     #: Generated per rendering: a double-click or a retried post sends one message.
     idempotency_key = HiddenField(default=new_key, validators=[Length(max=64)])
 
 
 class NewMessageForm(ReplyForm):
     to = SelectField(
-        "To", coerce=optional_int, validators=[DataRequired("Choose who to write to.")]
+        _l("To"), coerce=optional_int, validators=[DataRequired(_l("Choose who to write to."))]
     )
-    subject = StringField("Subject", validators=[DataRequired("Enter a subject."), Length(max=200)])
+    subject = StringField(
+        _l("Subject"), validators=[DataRequired(_l("Enter a subject.")), Length(max=200)]
+    )
 
     field_order = ("to", "subject", "body", "attachment")
 
@@ -76,55 +79,58 @@ class NewMessageForm(ReplyForm):
 class RescheduleForm(FlaskForm):
     # As on the booking form: `reschedule` checks the time posted against the open slots.
     start_at = SelectField(
-        "New time",
-        validators=[DataRequired("Choose a time.")],
-        description="Times are shown in your time zone (see your profile).",
+        _l("New time"),
+        validators=[DataRequired(_l("Choose a time."))],
+        description=_l("Times are shown in your time zone (see your profile)."),
         validate_choice=False,
     )
 
 
 class AppointmentForm(FlaskForm):
     provider_id = SelectField(
-        "With", coerce=optional_int, validators=[DataRequired("Choose who you want to see.")]
+        _l("With"),
+        coerce=optional_int,
+        validators=[DataRequired(_l("Choose who you want to see."))],
     )
     # Not checked against the times offered: one taken since the form was shown must reach
     # `book`, which says so ("That time was just taken") and checks every start anyway.
     start_at = SelectField(
-        "Time",
-        validators=[DataRequired("Choose a time.")],
-        description="Times are shown in your time zone (see your profile).",
+        _l("Time"),
+        validators=[DataRequired(_l("Choose a time."))],
+        description=_l("Times are shown in your time zone (see your profile)."),
         validate_choice=False,
     )
     reason = TextAreaField(
-        "Reason for the visit",
+        _l("Reason for the visit"),
         validators=[Optional(), Length(max=500)],
-        description="Optional. A few words help your care team prepare.",
+        description=_l("Optional. A few words help your care team prepare."),
     )
 
 
 class PreferencesForm(FlaskForm):
-    contact_phone = TelField("Phone", validators=[Optional(), Length(max=40)])
+    contact_phone = TelField(_l("Phone"), validators=[Optional(), Length(max=40)])
     contact_email = EmailField(
-        "Contact email",
-        validators=[Optional(), Email("Enter a valid email address."), Length(max=254)],
+        _l("Contact email"),
+        validators=[Optional(), Email(_l("Enter a valid email address.")), Length(max=254)],
     )
     # "Email me when there is": the notices say only that something is new, never what.
-    mail_lab_results = BooleanField("A new lab result")
-    mail_messages = BooleanField("A new message")
-    mail_appointments = BooleanField("A change to an appointment")
-    mail_plans = BooleanField("An update to my treatment plan")
+    mail_lab_results = BooleanField(_l("A new lab result"))
+    mail_messages = BooleanField(_l("A new message"))
+    mail_appointments = BooleanField(_l("A change to an appointment"))
+    mail_plans = BooleanField(_l("An update to my treatment plan"))
     preferred_language = SelectField(
-        "Preferred language", choices=[SelectChoice(k, v) for k, v in LANGUAGES.items()]
+        _l("Preferred language"), choices=[SelectChoice(k, v) for k, v in LANGUAGES.items()]
     )
     release_preference = RadioField(
-        "When should new results appear here?",
+        _l("When should new results appear here?"),
         choices=[
             SelectChoice(
-                ReleasePreference.AS_SOON_AS_ALLOWED.value, "As soon as the clinic's policy allows"
+                ReleasePreference.AS_SOON_AS_ALLOWED.value,
+                _l("As soon as the clinic's policy allows"),
             ),
             SelectChoice(
-                ReleasePreference.AFTER_REVIEW.value, "After my clinician has reviewed them"
+                ReleasePreference.AFTER_REVIEW.value, _l("After my clinician has reviewed them")
             ),
         ],
-        validators=[DataRequired()],
+        validators=[DataRequired(_l("Choose when new results should appear."))],
     )

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
@@ -117,7 +118,7 @@ def lab_results() -> Page:
         page = labs.latest_page(db.session, actor, filters, cursor=cursor)
     except paging.InvalidCursor as exc:
         # A page link that was edited or cut short: show the first page and say so.
-        errors["cursor"] = exc.message
+        errors["cursor"] = _(exc.message)
         cursor = None
         page = labs.latest_page(db.session, actor, filters)
     new_ids = dashboards.unread_entity_ids(
@@ -254,7 +255,7 @@ def acknowledge_plan(plan_id: int) -> BaseResponse:
     # (a refusal is flashed by `run`), so no response of this route shows the plan.
     actor = current_actor()
     if run(lambda s: plans.acknowledge(s, actor, plan_id)).ok:
-        flash("Thank you. We recorded that you have read this plan.", "success")
+        flash(_("Thank you. We recorded that you have read this plan."), "success")
     return redirect(url_for("patient.treatment_plan", plan_id=plan_id), code=303)
 
 
@@ -292,7 +293,7 @@ def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
         thread=thread,
         people=people,
         form=form,
-        closed_notice=messaging.CLOSED_NOTICE,
+        closed_notice=_(messaging.CLOSED_NOTICE),
     )
     return (body, status) if status != 200 else body
 
@@ -323,7 +324,7 @@ def reply(conversation_id: int) -> Page:
         ),
     )
     if done.ok:
-        flash_once("Message sent.")
+        flash_once(_("Message sent."))
         anchor = f"#message-{done.value.id}" if done.value is not None else ""
         return redirect(
             url_for("patient.conversation", conversation_id=conversation_id) + anchor, code=303
@@ -361,7 +362,7 @@ def new_message() -> Page:
         ),
     )
     if done.ok:
-        flash_once("Message sent.")
+        flash_once(_("Message sent."))
         if done.value is None:
             return redirect(url_for("patient.messages"), code=303)
         return redirect(
@@ -445,9 +446,9 @@ def request_appointment() -> Page:
     )
     if done.value is not None:
         if done.value.status is AppointmentStatus.SCHEDULED:
-            flash("Your appointment is booked.", "success")
+            flash(_("Your appointment is booked."), "success")
         else:
-            flash("Your request was sent. The clinic will confirm the appointment.", "success")
+            flash(_("Your request was sent. The clinic will confirm the appointment."), "success")
         return redirect(url_for("patient.appointments"), code=303)
     status = 422 if request.method == "POST" else 200
     body = render(
@@ -487,7 +488,8 @@ def reschedule_appointment(appointment_id: int) -> Page:
         ),
     )
     if done.value is not None:
-        flash(f"Your appointment is moved to {format_datetime(done.value.start_at)}.", "success")
+        when = format_datetime(done.value.start_at)
+        flash(_("Your appointment is moved to %(when)s.", when=when), "success")
         return redirect(url_for("patient.appointments"), code=303)
     body = render(
         "patient/reschedule_appointment.html",
@@ -512,8 +514,8 @@ def cancel_appointment(appointment_id: int) -> Page:
             booking.cancel(s, actor, appointment_id)
     except booking.AppointmentError as exc:
         # Shown as the page's alert, next to the list it is about (not as a form field).
-        return _appointments_page(error=exc.message, status=422)
-    flash("The appointment is cancelled.", "success")
+        return _appointments_page(error=_(exc.message), status=422)
+    flash(_("The appointment is cancelled."), "success")
     return redirect(url_for("patient.appointments"), code=303)
 
 
@@ -579,7 +581,7 @@ def update_profile() -> Page:
         ),
     )
     if done.ok:
-        flash("Your details are saved.", "success")
+        flash(_("Your details are saved."), "success")
         return redirect(url_for("patient.profile"), code=303)
     return _profile_page(prefs=form, status=422)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import Select, String, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
@@ -284,11 +285,15 @@ def _tell_old_address(session: Session, old: str, user_id: int | None) -> None:
         old,
         user_id=user_id,
         kind="account.email_changed",
-        subject="Your patient portal address was changed",
+        subject=gettext("Your patient portal address was changed"),
         body=(
-            "A clinic administrator changed the email address of your patient portal "
-            "account; mail about it no longer comes here.\n\n"
-            "If you did not ask for this, call the clinic at once.\n"
+            gettext(
+                "A clinic administrator changed the email address of your patient portal "
+                "account; mail about it no longer comes here."
+            )
+            + "\n\n"
+            + gettext("If you did not ask for this, call the clinic at once.")
+            + "\n"
         ),
     )
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import Select, String, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -39,7 +40,7 @@ from portal.models import (
     User,
 )
 from portal.services import mail, messaging, sessions, throttle, two_factor
-from portal.services.errors import ServiceError
+from portal.services.errors import N_, ServiceError
 
 ACTIVATION_VALIDITY = timedelta(days=14)
 INVITATION_VALIDITY = timedelta(days=7)
@@ -61,7 +62,7 @@ def find_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
-FAILED_SIGN_IN = "That email and password do not match an active account."
+FAILED_SIGN_IN = N_("That email and password do not match an active account.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +176,7 @@ def _signed_in(
 def check_new_email(session: Session, email: str) -> str:
     email = normalise_email(email)
     if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
-        raise AccountError("email", "An account with this email already exists.")
+        raise AccountError("email", N_("An account with this email already exists."))
     return email
 
 
@@ -228,7 +229,7 @@ def register_patient(
     require(actor, Permission.ACCOUNTS_MANAGE)
     mrn = medical_record_number.strip().upper()
     if mrn_taken(session, actor, mrn):
-        raise AccountError("medical_record_number", "A patient with this MRN already exists.")
+        raise AccountError("medical_record_number", N_("A patient with this MRN already exists."))
     patient = PatientProfile(
         medical_record_number=mrn,
         display_name=display_name.strip(),
@@ -266,8 +267,10 @@ def check_not_introduced_by(
     if changed:
         raise AccountError(
             None,
-            "You changed this address yourself: another administrator must send this, "
-            "so that no one person alone opens an account.",
+            N_(
+                "You changed this address yourself: another administrator must send this, "
+                "so that no one person alone opens an account."
+            ),
         )
 
 
@@ -306,7 +309,7 @@ def issue_activation_code(
     """
     require(actor, Permission.ACCOUNTS_MANAGE)
     if patient.user_id is not None:
-        raise AccountError(None, "This patient has already activated their account.")
+        raise AccountError(None, N_("This patient has already activated their account."))
     return _mail_activation_code(session, actor, patient, portal_url=portal_url)
 
 
@@ -320,7 +323,7 @@ def reset_patient_access(
     require(actor, Permission.ACCOUNTS_MANAGE)
     user = session.get(User, patient.user_id) if patient.user_id is not None else None
     if user is None:
-        raise AccountError(None, "This patient has no account yet: send an activation code.")
+        raise AccountError(None, N_("This patient has no account yet: send an activation code."))
     _mail_activation_code(session, actor, patient, portal_url=portal_url)
     user.password_hash = None
     two_factor.clear(session, user)  # a lost phone is as likely as a lost mailbox
@@ -353,7 +356,8 @@ def _mail_activation_code(
 ) -> str:
     if not patient.contact_email:
         raise AccountError(
-            "contact_email", "Add the patient's email address: the activation code is sent there."
+            "contact_email",
+            N_("Add the patient's email address: the activation code is sent there."),
         )
     check_not_introduced_by(session, actor, CONTACT_EMAIL_CHANGE, patient.id)
     now = utcnow()
@@ -378,13 +382,20 @@ def _mail_activation_code(
         patient.contact_email,
         user_id=patient.user_id,
         kind="account.activation_code",
-        subject="Your activation code for the patient portal",
+        subject=gettext("Your activation code for the patient portal"),
         body=(
-            "Your clinic has opened a patient portal account for you. Your activation code is\n\n"
-            f"    {code}\n\n"
-            f"Enter it at {portal_url.rstrip('/')}/activate within 14 days"
-            " (with your date of birth, if the clinic asked for it).\n\n"
-            "If you did not expect this, ignore this email or call the clinic.\n"
+            gettext(
+                "Your clinic has opened a patient portal account for you. Your activation code is"
+            )
+            + f"\n\n    {code}\n\n"
+            + gettext(
+                "Enter it at %(url)s within 14 days (with your date of birth, if the clinic asked "
+                "for it).",
+                url=portal_url.rstrip("/") + "/activate",
+            )
+            + "\n\n"
+            + gettext("If you did not expect this, ignore this email or call the clinic.")
+            + "\n"
         ),
     )
     audit.record(
@@ -401,7 +412,7 @@ def _mail_activation_code(
     return code
 
 
-INVALID_CODE = "This activation code is not valid. Ask the clinic for a new one."
+INVALID_CODE = N_("This activation code is not valid. Ask the clinic for a new one.")
 
 
 def _refused_activation(
@@ -530,7 +541,7 @@ def create_staff(
     if actor is not None:
         require(actor, Permission.ACCOUNTS_MANAGE)
     if role is Role.PATIENT:
-        raise AccountError("role", "Patients join with an activation code.")
+        raise AccountError("role", N_("Patients join with an activation code."))
     user = create_user(session, email=email, role=role, password=password)
     if role is Role.PROVIDER:
         session.add(
@@ -575,12 +586,15 @@ def _invite(session: Session, actor: Actor | None, user: User, portal_url: str |
             session,
             user,
             kind="account.invitation",
-            subject="Your invitation to the patient portal",
+            subject=gettext("Your invitation to the patient portal"),
             body=(
-                "An administrator has opened a staff account for you in the patient portal. "
-                "Set your password with this link, which works once, for 7 days:\n\n"
-                f"{portal_url.rstrip('/')}/invitation/{token}\n\n"
-                "If you did not expect this, ignore this email and tell the clinic.\n"
+                gettext(
+                    "An administrator has opened a staff account for you in the patient portal. "
+                    "Set your password with this link, which works once, for 7 days:"
+                )
+                + f"\n\n{portal_url.rstrip('/')}/invitation/{token}\n\n"
+                + gettext("If you did not expect this, ignore this email and tell the clinic.")
+                + "\n"
             ),
         )
     audit.record(
@@ -600,13 +614,15 @@ def resend_invitation(session: Session, actor: Actor, user: User, *, portal_url:
     sent before stops working. Refused to the administrator who set the account's address."""
     require(actor, Permission.ACCOUNTS_MANAGE)
     if user.role is Role.PATIENT or user.password_hash is not None or not user.is_active:
-        raise AccountError(None, "Only an active staff account still waiting to join is invited.")
+        raise AccountError(
+            None, N_("Only an active staff account still waiting to join is invited.")
+        )
     check_not_introduced_by(session, actor, USER_EMAIL_CHANGE, user.id)
     _invite(session, actor, user, portal_url)
     session.flush()
 
 
-INVALID_INVITATION = "This invitation link is not valid. Ask an administrator."
+INVALID_INVITATION = N_("This invitation link is not valid. Ask an administrator.")
 
 
 def accept_invitation(session: Session, *, token: str, password: str) -> User:
@@ -672,7 +688,7 @@ def change_password(
         message = (
             throttle.paused_message(wait)
             if wait is not None
-            else "That is not your current password."
+            else N_("That is not your current password.")
         )
         raise AccountError(
             "current_password",
@@ -734,7 +750,7 @@ def set_active(session: Session, actor: Actor, user: User, *, active: bool) -> N
     """
     require(actor, Permission.ACCOUNTS_MANAGE)
     if not active and user.id == actor.user_id:
-        raise AccountError(None, "You cannot deactivate your own account.")
+        raise AccountError(None, N_("You cannot deactivate your own account."))
     user.is_active = active
     if not active:
         sessions.end_all(session, user.id, "deactivated")
@@ -857,7 +873,7 @@ def assign_provider(
         require(actor, Permission.CARE_TEAMS_MANAGE)
     provider = session.scalar(_active_providers().where(ProviderProfile.id == provider_id))
     if provider is None:
-        raise AccountError("provider_id", "Choose an active provider.")
+        raise AccountError("provider_id", N_("Choose an active provider."))
     if actor is not None and _brought_in_by(session, actor.user_id, provider.user_id):
         return _request_assignment(session, actor, patient_id, provider)
     return _assign(session, actor, patient_id=patient_id, provider_id=provider_id)
@@ -936,13 +952,13 @@ def decide_assignment(
         )
     )
     if row is None:
-        raise AccountError(None, "That assignment was already decided.")
+        raise AccountError(None, N_("That assignment was already decided."))
     provider = session.scalar(_active_providers().where(ProviderProfile.id == row.provider_id))
     if confirm and provider is None:
-        raise AccountError(None, "That provider's account is no longer active.")
+        raise AccountError(None, N_("That provider's account is no longer active."))
     if confirm and provider is not None and not _may_confirm(session, actor, row, provider):
         raise AccountError(
-            None, "Another administrator must confirm this: you brought this account in."
+            None, N_("Another administrator must confirm this: you brought this account in.")
         )
     outcome = "confirmed" if confirm else "cancelled"
     claimed = session.execute(
@@ -952,7 +968,7 @@ def decide_assignment(
         .execution_options(synchronize_session=False)
     )
     if getattr(claimed, "rowcount", 0) != 1:
-        raise AccountError(None, "That assignment was already decided.")
+        raise AccountError(None, N_("That assignment was already decided."))
     if not confirm:
         audit.record(
             session,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -39,12 +40,12 @@ from portal.models import (
     User,
 )
 from portal.services import accounts, messaging, notifications, paging
-from portal.services.errors import ServiceError
+from portal.services.errors import N_, ServiceError
 from portal.transactions import is_unique_violation
 
 #: Patients cancel online until the same time on the clinic's clocks the day before the visit
 #: (24 hours, or 23/25 when the clocks change in between): `cancel_deadline`.
-CUTOFF_TEXT = "Appointments within 24 hours cannot be cancelled online. Please call the clinic."
+CUTOFF_TEXT = N_("Appointments within 24 hours cannot be cancelled online. Please call the clinic.")
 ACTIVE = HOLDS_SLOT
 #: What a visit came to: recorded only once it has started.
 OUTCOMES = (AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW)
@@ -59,7 +60,7 @@ class AppointmentError(ServiceError):
     """A booking, cancellation or status change that cannot be made."""
 
 
-TAKEN = "That time was just taken; choose another."
+TAKEN = N_("That time was just taken; choose another.")
 
 
 class SlotTaken(AppointmentError):
@@ -139,7 +140,7 @@ def _hours_on(
     return []
 
 
-UNAVAILABLE = "This time is no longer available; choose another."
+UNAVAILABLE = N_("This time is no longer available; choose another.")
 
 
 def slot_at(
@@ -226,7 +227,7 @@ def slots_for(
     if not 1 <= days <= MAX_SLOT_DAYS:
         raise AppointmentError("to", f"Ask for 1 to {MAX_SLOT_DAYS} days of open slots.")
     if start > date.max - timedelta(days=days + 1):  # the window's end must be a date
-        raise AppointmentError("from", "Choose an earlier date.")
+        raise AppointmentError("from", N_("Choose an earlier date."))
     provider = accounts.active_provider_for_user(session, provider_user_id)
     if provider is None:
         raise NotFound()
@@ -243,7 +244,7 @@ def confirm_slot(visit: Appointment, *, end_at: datetime | None, location: str |
         ends = visit.end_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         raise AppointmentError("end_at", f"The slot at this time ends at {ends}.")
     if location is not None and location != visit.location:
-        raise AppointmentError("location", "The slot at this time has another location.")
+        raise AppointmentError("location", N_("The slot at this time has another location."))
 
 
 def book(
@@ -267,11 +268,11 @@ def book(
     require(actor, Permission.APPOINTMENT_BOOK)
     if patient_id is None:
         if actor.patient_id is None:
-            raise AppointmentError("patient_id", "Choose the patient the visit is for.")
+            raise AppointmentError("patient_id", N_("Choose the patient the visit is for."))
         patient_id = actor.patient_id
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     if not _on_care_team(session, patient.id, provider_id):
-        raise AppointmentError("provider_id", "Choose someone from the care team.")
+        raise AppointmentError("provider_id", N_("Choose someone from the care team."))
     status = AppointmentStatus.SCHEDULED
     if actor.role is Role.PATIENT:
         status = _patient_booking_status(session, provider_id)
@@ -290,7 +291,9 @@ def book(
     session.add(appointment)
     _flush_holding(session)
     text = (
-        "Appointment requested" if status is AppointmentStatus.REQUESTED else "Appointment booked"
+        N_("Appointment requested")
+        if status is AppointmentStatus.REQUESTED
+        else N_("Appointment booked")
     )
     _changed(session, actor, appointment, AuditAction.CREATE, text)
     return appointment
@@ -323,7 +326,7 @@ def _flush_holding(session: Session) -> None:
 #: How many upcoming visits a patient may hold that they booked online themself (stated on
 #: the booking form): one patient cannot take every free time of a provider.
 MAX_OPEN_REQUESTS = 3
-VIEW_ONLY = "Appointments with this provider are made by phone. Please call the clinic."
+VIEW_ONLY = N_("Appointments with this provider are made by phone. Please call the clinic.")
 
 
 def _patient_booking_status(session: Session, provider_id: int) -> AppointmentStatus:
@@ -353,8 +356,11 @@ def _within_open_limit(session: Session, patient_id: int, user_id: int) -> None:
     if (held or 0) >= MAX_OPEN_REQUESTS:
         raise AppointmentError(
             "start_at",
-            f"You already have {MAX_OPEN_REQUESTS} upcoming appointments booked online. "
-            "Cancel or move one, or call the clinic.",
+            gettext(
+                "You already have %(count)d upcoming appointments booked online. "
+                "Cancel or move one, or call the clinic.",
+                count=MAX_OPEN_REQUESTS,
+            ),
         )
 
 
@@ -394,14 +400,14 @@ def cancel(
     """
     appointment = get_or_404(session, Appointment, appointment_id, actor)
     if appointment.status not in ACTIVE:
-        raise AppointmentError("status", "This appointment can no longer be cancelled.")
+        raise AppointmentError("status", N_("This appointment can no longer be cancelled."))
     if actor.role is not Role.PATIENT and not (reason or "").strip():
-        raise AppointmentError("reason", "Give the reason for cancelling.")
+        raise AppointmentError("reason", N_("Give the reason for cancelling."))
     if actor.role is Role.PATIENT and utcnow() > cancel_deadline(appointment):
         raise AppointmentError("status", CUTOFF_TEXT)
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = (reason or "").strip() or None
-    _changed(session, actor, appointment, AuditAction.CANCEL, "Appointment cancelled")
+    _changed(session, actor, appointment, AuditAction.CANCEL, N_("Appointment cancelled"))
     session.flush()
     return appointment
 
@@ -420,7 +426,7 @@ def set_status(
     if appointment.status not in allowed.get(status, set()):
         raise AppointmentError("status", f"A {appointment.status} visit cannot become {status}.")
     if status in OUTCOMES and appointment.start_at > utcnow():
-        raise AppointmentError("status", "A visit that has not started has no outcome yet.")
+        raise AppointmentError("status", N_("A visit that has not started has no outcome yet."))
     appointment.status = status
     _changed(session, actor, appointment, AuditAction.UPDATE, f"Appointment {status}")
     session.flush()
@@ -431,7 +437,7 @@ def _request_of(session: Session, actor: Actor, appointment_id: int) -> Appointm
     """The provider's own pending request (404 for anyone else's; refused once answered)."""
     appointment = get_or_404(session, Appointment, appointment_id, actor)
     if appointment.status is not AppointmentStatus.REQUESTED:
-        raise AppointmentError("status", "This request has already been answered.")
+        raise AppointmentError("status", N_("This request has already been answered."))
     return appointment
 
 
@@ -441,10 +447,10 @@ def decline(session: Session, actor: Actor, appointment_id: int, reason: str) ->
     appointment = _request_of(session, actor, appointment_id)
     reason = (reason or "").strip()
     if not reason:
-        raise AppointmentError("reason", "Give the reason the patient will read.")
+        raise AppointmentError("reason", N_("Give the reason the patient will read."))
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = reason[:500]
-    _changed(session, actor, appointment, AuditAction.CANCEL, "Appointment request declined")
+    _changed(session, actor, appointment, AuditAction.CANCEL, N_("Appointment request declined"))
     session.flush()
     return appointment
 
@@ -458,7 +464,7 @@ def propose(session: Session, actor: Actor, appointment_id: int, start_at: datet
     appointment.start_at, appointment.end_at, appointment.location = begin, end, location
     appointment.status = AppointmentStatus.SCHEDULED
     _flush_holding(session)
-    _changed(session, actor, appointment, AuditAction.UPDATE, "Another time was proposed")
+    _changed(session, actor, appointment, AuditAction.UPDATE, N_("Another time was proposed"))
     return appointment
 
 
@@ -480,7 +486,7 @@ def reschedule(
     )
 
 
-MOVED = "Moved to another time"
+MOVED = N_("Moved to another time")
 
 
 #: `list_for`'s filters: bind parameters; which of them a statement has is its shape.

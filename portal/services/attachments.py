@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
+from flask_babel import gettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from portal.models import Attachment
@@ -84,13 +85,16 @@ class Limits:
     @property
     def one_file(self) -> str:
         """For a form that takes one file (its label names the types)."""
-        return f"At most {_mb(self.file_bytes)}."
+        return gettext("At most %(size)s.", size=_mb(self.file_bytes))
 
     @property
     def wording(self) -> str:
-        return (
-            f"PDF, PNG or JPEG. Up to {self.files} files and {_mb(self.total_bytes)} in all "
-            f"per message, {_mb(self.file_bytes)} each."
+        return gettext(
+            "PDF, PNG or JPEG. Up to %(files)d files and %(total)s in all per message, "
+            "%(each)s each.",
+            files=self.files,
+            total=_mb(self.total_bytes),
+            each=_mb(self.file_bytes),
         )
 
 
@@ -115,25 +119,40 @@ def build_all(
     allowed = limits()
     if len(uploads) > allowed.files:
         raise AttachmentError(
-            f"Attach at most {allowed.files} files to one message ({len(uploads)} chosen)."
+            gettext(
+                "Attach at most %(most)d files to one message (%(chosen)d chosen).",
+                most=allowed.files,
+                chosen=len(uploads),
+            )
         )
     for upload in uploads:
         _check_size(upload, allowed.file_bytes)
     total = sum(u.size for u in uploads)
     if total > allowed.total_bytes:
         raise AttachmentError(
-            f"The files come to {_mb(total)}; one message can carry at most "
-            f"{_mb(allowed.total_bytes)}. Send the others in another message."
+            gettext(
+                "The files come to %(total)s; one message can carry at most %(most)s. "
+                "Send the others in another message.",
+                total=_mb(total),
+                most=_mb(allowed.total_bytes),
+            )
         )
     return [build(u, patient_id=patient_id, uploaded_by_id=uploaded_by_id) for u in uploads]
 
 
 def _check_size(upload: Upload, limit: int) -> None:
     if not upload.data:
-        raise AttachmentError("The file is empty.")
+        raise AttachmentError(gettext("The file is empty."))
     if upload.size > limit or len(upload.data) > limit:
         name = os.path.basename(upload.filename)[:80]
-        raise AttachmentError(f"{name} is {_mb(upload.size)}. Files can be at most {_mb(limit)}.")
+        raise AttachmentError(
+            gettext(
+                "%(name)s is %(size)s. Files can be at most %(most)s.",
+                name=name,
+                size=_mb(upload.size),
+                most=_mb(limit),
+            )
+        )
 
 
 def build(upload: Upload, *, patient_id: int, uploaded_by_id: int) -> Attachment:
@@ -141,7 +160,7 @@ def build(upload: Upload, *, patient_id: int, uploaded_by_id: int) -> Attachment
     _check_size(upload, limits().file_bytes)
     content_type = sniff(upload.data)
     if content_type is None:
-        raise AttachmentError("Only PDF, PNG and JPEG files can be attached.")
+        raise AttachmentError(gettext("Only PDF, PNG and JPEG files can be attached."))
     stem = os.path.splitext(os.path.basename(upload.filename or "file"))[0][:150] or "file"
     safe = "".join(c if c.isalnum() or c in "-_ ." else "_" for c in stem) + ALLOWED[content_type]
     digest = hashlib.sha256(upload.data).hexdigest()

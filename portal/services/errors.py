@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
+def N_(message: str) -> str:
+    """Mark `message` for the translation catalogs (pybabel's `N_` keyword) and return it as
+    it is: services speak English (the API, the logs); pages translate the message when they
+    show it (`web.forms.show_error`). A message built with values is translated where it is
+    made instead, with `flask_babel.gettext`."""
+    return message
+
+
 class ServiceError(ValueError):
     """Input or state a service verb refuses, with a message the person can act on.
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from flask_babel import gettext, ngettext
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -54,7 +55,7 @@ from portal.models import (
 )
 from portal.services import attachments, notifications, paging
 from portal.services.catalog import BY_CODE, TestDefinition
-from portal.services.errors import ServiceError
+from portal.services.errors import N_, ServiceError
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
 _RANGE = re.compile(rf"^\s*({_NUMBER})\s*[-–]\s*({_NUMBER})\s*$")
@@ -143,15 +144,16 @@ class ReleaseState(enum.Enum):
     `SCHEDULED` is shown followed by the version's `release_due_at`.
     """
 
-    CARE_TEAM_ONLY = "No: care team only"
-    RELEASED = "Yes"
-    PRELIMINARY = "No: preliminary"
-    SCHEDULED = "From"
-    HELD = "No: held for review"
+    CARE_TEAM_ONLY = N_("No: care team only")
+    RELEASED = N_("Yes")
+    PRELIMINARY = N_("No: preliminary")
+    SCHEDULED = "From"  # pages write "From <date>" themselves
+    HELD = N_("No: held for review")
 
     @property
     def wording(self) -> str:
-        return self.value
+        """The column's words in the reader's language (the value stays English)."""
+        return gettext(self.value)
 
     @property
     def awaiting_release(self) -> bool:
@@ -735,12 +737,17 @@ def describe_policy(policy: ReleasePolicy | None) -> str:
     """The release rule in words, for the result form and the patient's placeholder."""
     delay = _auto_release_delay(policy, ReleasePreference.AS_SOON_AS_ALLOWED)
     if delay is None:
-        return "Held until a provider has reviewed it with the patient in mind, then released."
+        return gettext(
+            "Held until a provider has reviewed it with the patient in mind, then released."
+        )
     if not delay:
-        return "Released to the patient as soon as it is published."
-    return (
-        f"Released to the patient {policy.delay_hours if policy else 0} hours after publishing, "
-        "or earlier when a provider reviews it."
+        return gettext("Released to the patient as soon as it is published.")
+    return ngettext(
+        "Released to the patient %(num)d hour after publishing, or earlier when a provider "
+        "reviews it.",
+        "Released to the patient %(num)d hours after publishing, or earlier when a provider "
+        "reviews it.",
+        policy.delay_hours if policy else 0,
     )
 
 

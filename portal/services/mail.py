@@ -24,30 +24,34 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from flask_babel import LazyString, force_locale, gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import null, select, union_all
 from sqlalchemy.orm import Session
 
 from portal.access import unscoped
 from portal.db import utcnow
 from portal.models import EventType, OutboxMail, PatientProfile, ProviderProfile, User
+from portal.services.profiles import LOCALES
 
-#: (subject, first line) per kind: no health information, by design.
-NOTICES: dict[EventType, tuple[str, str]] = {
+#: (subject, first line) per kind: no health information, by design. Translated for each
+#: recipient, in the language they chose (see `stage_notices`).
+NOTICES: dict[EventType, tuple[LazyString, LazyString]] = {
     EventType.LAB_RESULT_PUBLISHED: (
-        "A new result in your patient portal",
-        "A new lab result is ready for you in your patient portal.",
+        _l("A new result in your patient portal"),
+        _l("A new lab result is ready for you in your patient portal."),
     ),
     EventType.MESSAGE_CREATED: (
-        "A new message in your patient portal",
-        "You have a new message in your patient portal.",
+        _l("A new message in your patient portal"),
+        _l("You have a new message in your patient portal."),
     ),
     EventType.APPOINTMENT_UPDATED: (
-        "An appointment changed in your patient portal",
-        "One of your appointments was booked, changed or cancelled.",
+        _l("An appointment changed in your patient portal"),
+        _l("One of your appointments was booked, changed or cancelled."),
     ),
     EventType.TREATMENT_PLAN_UPDATED: (
-        "Your treatment plan was updated",
-        "Your care team updated your treatment plan. Please read it in your patient portal.",
+        _l("Your treatment plan was updated"),
+        _l("Your care team updated your treatment plan. Please read it in your patient portal."),
     ),
 }
 
@@ -66,17 +70,17 @@ _PATIENT_CHOICE = {
 
 
 def _recipients_stmt(kind: EventType) -> Any:
-    """(user id, sign-in address, contact address) of the users who want this kind: patients
-    by their choices, providers who asked to hear of patients' messages."""
+    """(user id, sign-in address, contact address, language) of the users who want this
+    kind: patients by their choices, providers who asked to hear of patients' messages."""
     patients = (
-        select(User.id, User.email, PatientProfile.contact_email)
+        select(User.id, User.email, PatientProfile.contact_email, PatientProfile.preferred_language)
         .join(PatientProfile, PatientProfile.user_id == User.id)
         .where(User.is_active.is_(True), _PATIENT_CHOICE[kind].is_(True))
     )
     if kind is not EventType.MESSAGE_CREATED:
         return patients
     providers = (
-        select(User.id, User.email, null())
+        select(User.id, User.email, null(), null())
         .join(ProviderProfile, ProviderProfile.user_id == User.id)
         .where(User.is_active.is_(True), ProviderProfile.mail_messages.is_(True))
     )
@@ -107,16 +111,20 @@ def stage_notices(
     )
     subject, line = NOTICES[kind]
     now = utcnow()
-    for user_id, email, contact in session.execute(wanted):
+    for user_id, email, contact, language in session.execute(wanted):
         if user_id in waiting:
             continue
+        # Each in the recipient's own language (the profile's; staff read English), whoever
+        # made the change and whatever language they read the portal in.
+        with force_locale(LOCALES.get(language or "", "en")):
+            text = (str(subject), _body(str(line), portal_url))
         session.add(
             OutboxMail(
                 user_id=user_id,
                 to_address=contact or email,
                 kind=str(kind),
-                subject=subject,
-                body=_body(line, portal_url),
+                subject=text[0],
+                body=text[1],
                 next_attempt_at=now,
             )
         )
@@ -148,11 +156,13 @@ def stage_mail(
 
 
 def _body(line: str, portal_url: str) -> str:
-    return (
-        f"{line}\n\nSign in to see it: {portal_url.rstrip('/')}/\n\n"
+    home = portal_url.rstrip("/") + "/"
+    link = gettext("Sign in to see it: %(url)s", url=home)
+    privacy = gettext(
         "For your privacy this email says nothing about your health. You can choose which "
-        "emails you get on your profile page in the portal.\n"
+        "emails you get on your profile page in the portal."
     )
+    return f"{line}\n\n{link}\n\n{privacy}\n"
 
 
 # --- Delivery ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from flask_babel import gettext
 from sqlalchemy import (
     BindParameter,
     Integer,
@@ -47,7 +48,7 @@ from portal.models import (
     User,
 )
 from portal.services import attachments, notifications, paging
-from portal.services.errors import ServiceError
+from portal.services.errors import N_, ServiceError
 
 MAX_BODY = 20_000
 
@@ -77,9 +78,12 @@ def care_team(session: Session, actor: Actor, patient_id: int) -> list[ProviderP
 
 def _check_body(body: str) -> str:
     if not body.strip():
-        raise MessageError("body", "Write a message.")
+        raise MessageError("body", N_("Write a message."))
     if len(body) > MAX_BODY:
-        raise MessageError("body", f"Messages can be at most {MAX_BODY:,} characters.")
+        raise MessageError(
+            "body",
+            gettext("Messages can be at most %(count)s characters.", count=format(MAX_BODY, ",")),
+        )
     return body
 
 
@@ -162,7 +166,7 @@ def start_conversation(
     require(actor, Permission.MESSAGE_SEND)
     if patient_id is None:
         if actor.patient_id is None:
-            raise MessageError("patient_id", "Choose the patient this conversation is about.")
+            raise MessageError("patient_id", N_("Choose the patient this conversation is about."))
         patient_id = actor.patient_id
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     # A retried "new message" form must not open a second, empty thread.
@@ -170,14 +174,14 @@ def start_conversation(
     if existing is not None:
         return existing
     if not subject.strip():
-        raise MessageError("subject", "Enter a subject.")
+        raise MessageError("subject", N_("Enter a subject."))
     body = _check_body(body)
     team_users = {p.user_id for p in care_team(session, actor, patient.id)}
     if actor.role is Role.PATIENT:
         if recipient_user_id not in team_users:
-            raise MessageError("to", "Choose someone from your care team.")
+            raise MessageError("to", N_("Choose someone from your care team."))
     elif recipient_user_id != patient.user_id or patient.user_id is None:
-        raise MessageError("to", "This patient has no portal account yet.")
+        raise MessageError("to", N_("This patient has no portal account yet."))
     conversation = Conversation(
         patient_id=patient.id,
         subject=subject.strip()[:200],
@@ -205,7 +209,7 @@ def start_conversation(
 
 
 #: What a patient (or a clinician) reads on a thread closed by a care-team change.
-CLOSED_NOTICE = (
+CLOSED_NOTICE = N_(
     "This conversation is closed for replies: nobody on your care team can read it since "
     "your care team changed. To write to your care team, start a new message."
 )
@@ -345,7 +349,8 @@ def reply(
         recipient = patient.user_id or others[0]
     if not session.scalar(select(User.is_active).where(User.id == recipient)):
         raise MessageError(
-            "body", "This person no longer uses the portal. Start a new message to your care team."
+            "body",
+            N_("This person no longer uses the portal. Start a new message to your care team."),
         )
     return _post(session, actor, conversation, recipient, body, uploads or [], idempotency_key)
 

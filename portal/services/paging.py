@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import BindParameter, ColumnElement, Integer, Select, and_, bindparam, or_
 from sqlalchemy.orm import Session
 
-from portal.services.errors import ServiceError
+from portal.services.errors import N_, ServiceError
 
 T = TypeVar("T")
 AnySelect = Select[*tuple[Any, ...]]
@@ -36,7 +36,7 @@ class InvalidCursor(ServiceError):
     """A cursor this module did not hand out (edited, truncated, or from another list)."""
 
     def __init__(self) -> None:
-        super().__init__("cursor", "This page link is not valid. Showing the first page.")
+        super().__init__("cursor", N_("This page link is not valid. Showing the first page."))
 
 
 def clamp(limit: int | str | None, default: int = DEFAULT_LIMIT) -> int:

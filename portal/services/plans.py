@@ -34,7 +34,7 @@ from portal.models import (
     TreatmentPlanVersion,
 )
 from portal.services import notifications, paging
-from portal.services.errors import ServiceError
+from portal.services.errors import N_, ServiceError
 
 
 class PlanError(ServiceError):
@@ -51,9 +51,9 @@ class PlanInput:
 
 def _check(data: PlanInput) -> None:
     if not data.summary.strip():
-        raise PlanError("summary", "Enter a summary.")
+        raise PlanError("summary", N_("Enter a summary."))
     if data.start_date and data.end_date and data.end_date < data.start_date:
-        raise PlanError("end_date", "The end date must be on or after the start date.")
+        raise PlanError("end_date", N_("The end date must be on or after the start date."))
 
 
 def _add_version(
@@ -127,7 +127,7 @@ def revise(
     require(actor, Permission.PLAN_WRITE)
     plan = get_or_404(session, TreatmentPlan, plan_id, actor)
     if plan.status is PlanStatus.COMPLETED:
-        raise PlanError("summary", "A completed plan cannot be changed.")
+        raise PlanError("summary", N_("A completed plan cannot be changed."))
     _check(data)
     plan.current_version += 1
     plan.summary = data.summary.strip()
@@ -135,7 +135,7 @@ def revise(
     _add_version(session, actor, plan, data, note)
     _audit(session, actor, plan, AuditAction.UPDATE)
     if plan.status is PlanStatus.ACTIVE:
-        _announce(session, plan, "Your treatment plan was updated")
+        _announce(session, plan, N_("Your treatment plan was updated"))
     return plan
 
 
@@ -178,7 +178,7 @@ def activate(
     require(actor, Permission.PLAN_WRITE)
     plan = get_or_404(session, TreatmentPlan, plan_id, actor)
     if plan.status is not PlanStatus.DRAFT:
-        raise PlanError("status", "Only a draft can be activated.")
+        raise PlanError("status", N_("Only a draft can be activated."))
     now = utcnow()
     if complete_others:
         params = reader(actor, patient_id=plan.patient_id)
@@ -192,7 +192,7 @@ def activate(
     plan.current_version += 1
     _add_version(session, actor, plan, content, "Approved and activated")
     _audit(session, actor, plan, AuditAction.ACTIVATE)
-    _announce(session, plan, "You have a new treatment plan to read")
+    _announce(session, plan, N_("You have a new treatment plan to read"))
     return plan
 
 
@@ -200,14 +200,14 @@ def complete(session: Session, actor: Actor, plan_id: int) -> TreatmentPlan:
     require(actor, Permission.PLAN_WRITE)
     plan = get_or_404(session, TreatmentPlan, plan_id, actor)
     if plan.status is not PlanStatus.ACTIVE:
-        raise PlanError("status", "Only an active plan can be completed.")
+        raise PlanError("status", N_("Only an active plan can be completed."))
     content = _current_content(session, actor, plan)
     plan.status = PlanStatus.COMPLETED
     plan.completed_at = utcnow()
     plan.current_version += 1
     _add_version(session, actor, plan, content, "Completed")
     _audit(session, actor, plan, AuditAction.COMPLETE)
-    _announce(session, plan, "A treatment plan was completed")
+    _announce(session, plan, N_("A treatment plan was completed"))
     return plan
 
 
@@ -223,7 +223,7 @@ def acknowledge(session: Session, actor: Actor, plan_id: int) -> PlanAcknowledge
     require(actor, Permission.PLAN_ACKNOWLEDGE)
     plan = get_or_404(session, TreatmentPlan, plan_id, actor)
     if plan.status is not PlanStatus.ACTIVE:
-        raise PlanError("status", "Only an active plan can be acknowledged.")
+        raise PlanError("status", N_("Only an active plan can be acknowledged."))
     version = _current_version(session, actor, plan)
     params = reader(actor, version_ids=[version.id])
     existing = session.scalar(scoped(_acknowledgements_stmt, actor), params)
@@ -452,7 +452,7 @@ def parse_version(raw: str | None) -> int | None:
     if not text:
         return None
     if not text.isascii() or not text.isdigit() or len(text) > 9:
-        raise PlanError("versions", "Choose the versions from the lists.")
+        raise PlanError("versions", N_("Choose the versions from the lists."))
     return int(text)
 
 
@@ -483,12 +483,12 @@ def compare(
     else:
         old = by_number[older]
     if old.version >= new.version and len(seen) > 1:
-        raise PlanError("versions", "Choose an earlier version first, then a later one.")
+        raise PlanError("versions", N_("Choose an earlier version first, then a later one."))
     fields = [
-        FieldChange("Summary", _segments(old.summary, new.summary)),
-        FieldChange("Details", _segments(old.details or "", new.details or "")),
-        FieldChange("Start date", _days(old.start_date, new.start_date)),
-        FieldChange("End date", _days(old.end_date, new.end_date)),
+        FieldChange(N_("Summary"), _segments(old.summary, new.summary)),
+        FieldChange(N_("Details"), _segments(old.details or "", new.details or "")),
+        FieldChange(N_("Start date"), _days(old.start_date, new.start_date)),
+        FieldChange(N_("End date"), _days(old.end_date, new.end_date)),
     ]
     return PlanComparison(old, new, [v for v, _ack in seen], fields)
 

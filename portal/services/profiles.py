@@ -10,9 +10,14 @@ from sqlalchemy.orm import Session
 from portal import audit, zones
 from portal.access import Actor, Permission, get_or_404, require
 from portal.models import AuditAction, PatientProfile, ProviderProfile, ReleasePreference, User
-from portal.services.errors import ServiceError
+from portal.services.errors import N_, ServiceError
 
-LANGUAGES = {"en": "English", "fr": "Français", "es": "Español", "de": "Deutsch", "pt": "Português"}
+#: The languages the portal is written in, by BCP 47 tag (the stored value, `<html lang>`),
+#: each named in itself: a reader looks for their language written in it. Profiles that chose
+#: one the portal does not speak (fr, de, pt, offered before) read in the browser's language.
+LANGUAGES = {"en": "English", "zh-Hant": "繁體中文", "es": "Español"}
+#: The Babel locale (catalog directory under portal/translations) of each language.
+LOCALES = {"en": "en", "zh-Hant": "zh_Hant", "es": "es"}
 
 
 class ProfileError(ServiceError):
@@ -47,13 +52,34 @@ def own_profile(session: Session, actor: Actor) -> PatientProfile:
     return get_or_404(session, PatientProfile, actor.patient_id or 0, actor)
 
 
+def set_language(session: Session, actor: Actor, tag: str) -> None:
+    """The patient's language, from the switcher on any page; audited like their preferences."""
+    if tag not in LANGUAGES:
+        raise ProfileError("language", N_("Choose a language from the list."))
+    profile = own_profile(session, actor)
+    if profile.preferred_language == tag:
+        return
+    profile.preferred_language = tag
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.UPDATE,
+        entity_type="patient_profile",
+        entity_id=profile.id,
+        patient_id=profile.id,
+        detail={"fields": ["preferred_language"]},
+    )
+    session.flush()
+
+
 def update_preferences(session: Session, actor: Actor, data: Preferences) -> PatientProfile:
     """Save contact details and preferences; the audit entry names the fields, not the values."""
     profile = own_profile(session, actor)
     if data.preferred_language not in LANGUAGES:
-        raise ProfileError("preferred_language", "Choose a language from the list.")
+        raise ProfileError("preferred_language", N_("Choose a language from the list."))
     if data.mail.any() and not (data.contact_email or "").strip():
-        raise ProfileError("contact_email", "Enter an email address to be notified by email.")
+        raise ProfileError("contact_email", N_("Enter an email address to be notified by email."))
     changes = {
         "contact_phone": (data.contact_phone or "").strip() or None,
         "contact_email": (data.contact_email or "").strip().lower() or None,
@@ -88,7 +114,7 @@ def set_time_zone(session: Session, actor: Actor, name: str | None) -> None:
     require(actor, Permission.OWN_ACCOUNT)
     name = (name or "").strip() or None
     if name is not None and zones.zone_named(name) is None:
-        raise ProfileError("time_zone", "Choose a time zone from the list.")
+        raise ProfileError("time_zone", N_("Choose a time zone from the list."))
     user = session.get(User, actor.user_id)
     if user is None or user.time_zone == name:
         return

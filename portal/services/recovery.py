@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,7 @@ from portal.services.accounts import (
     record_password_change,
     set_password,
 )
+from portal.services.errors import N_
 from portal.services.sessions import token_hash
 
 LINK_LIFETIME = timedelta(minutes=30)
@@ -56,10 +58,10 @@ def send_reset(session: Session, actor: Actor, user: User, *, portal_url: str) -
     waiting, and to the administrator who set the account's address."""
     require(actor, Permission.ACCOUNTS_MANAGE)
     if not user.is_active or user.password_hash is None:
-        raise AccountError(None, "This account has no password to reset yet.")
+        raise AccountError(None, N_("This account has no password to reset yet."))
     check_not_introduced_by(session, actor, USER_EMAIL_CHANGE, user.id)
     if not _mail_link(session, user, portal_url, actor=actor):
-        raise AccountError(None, "Three reset links are already waiting in their mailbox.")
+        raise AccountError(None, N_("Three reset links are already waiting in their mailbox."))
 
 
 def _mail_link(session: Session, user: User, portal_url: str, *, actor: Actor | None) -> bool:
@@ -81,12 +83,15 @@ def _mail_link(session: Session, user: User, portal_url: str, *, actor: Actor | 
         session,
         user,
         kind="account.password_reset",
-        subject="Set a new password for your patient portal",
+        subject=gettext("Set a new password for your patient portal"),
         body=(
-            "Someone, hopefully you, asked to set a new password for your patient portal "
-            f"account. This link works once, for 30 minutes:\n\n"
-            f"{portal_url.rstrip('/')}/reset-password/{token}\n\n"
-            "If it was not you, ignore this email: your password stays as it is.\n"
+            gettext(
+                "Someone, hopefully you, asked to set a new password for your patient portal "
+                "account. This link works once, for 30 minutes:"
+            )
+            + f"\n\n{portal_url.rstrip('/')}/reset-password/{token}\n\n"
+            + gettext("If it was not you, ignore this email: your password stays as it is.")
+            + "\n"
         ),
     )
     audit.record(
@@ -115,7 +120,9 @@ def reset_password(session: Session, *, token: str, password: str) -> User:
     )
     user = session.get(User, link.user_id) if link is not None else None
     if link is None or user is None or not user.is_active:
-        raise AccountError("token", "This link has expired or was already used. Ask for a new one.")
+        raise AccountError(
+            "token", N_("This link has expired or was already used. Ask for a new one.")
+        )
     check_new_password(password, user.email)
     # One statement claims the link: of two requests racing with it, one sets the password.
     claimed = session.execute(
@@ -125,17 +132,24 @@ def reset_password(session: Session, *, token: str, password: str) -> User:
         .execution_options(synchronize_session=False)
     )
     if getattr(claimed, "rowcount", 0) != 1:
-        raise AccountError("token", "This link has expired or was already used. Ask for a new one.")
+        raise AccountError(
+            "token", N_("This link has expired or was already used. Ask for a new one.")
+        )
     set_password(session, user, password, ended="password_reset")
     record_password_change(session, user, AuditOutcome.SUCCESS, {"by": "reset_link"})
     mail.stage_account_notice(
         session,
         user,
         kind="account.password_changed",
-        subject="Your patient portal password was changed",
+        subject=gettext("Your patient portal password was changed"),
         body=(
-            "The password of your patient portal account was just changed with a reset link, "
-            "and every device was signed out.\n\nIf it was not you, call the clinic at once.\n"
+            gettext(
+                "The password of your patient portal account was just changed with a reset link, "
+                "and every device was signed out."
+            )
+            + "\n\n"
+            + gettext("If it was not you, call the clinic at once.")
+            + "\n"
         ),
     )
     session.flush()

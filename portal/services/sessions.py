@@ -21,7 +21,7 @@ from portal import audit
 from portal.access import Actor, Permission, require
 from portal.db import utcnow
 from portal.models import AuditAction, AuthMethod, User, UserSession
-from portal.services.errors import ServiceError
+from portal.services.errors import N_, ServiceError
 
 #: Don't write `last_seen_at` on every request: once a minute is precise enough for a 30 min
 #: idle timeout, and most requests then stay read-only.
@@ -188,7 +188,7 @@ def end_one(session: Session, actor: Actor, session_id: int) -> None:
     """Sign out one of the actor's own devices; another person's session is simply not there."""
     require(actor, Permission.OWN_ACCOUNT)
     if not _revoke(session, actor.user_id, "signed_out_elsewhere", only=session_id):
-        raise ServiceError(None, "That device is already signed out.")
+        raise ServiceError(None, N_("That device is already signed out."))
     _record(session, actor, AuditAction.SIGN_OUT, {"session_id": session_id})
 
 

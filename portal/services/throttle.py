@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import ngettext
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -52,9 +53,12 @@ def keys_for(email: str, address: str | None, limits: Limits) -> list[tuple[str,
 def paused_message(seconds: int) -> str:
     """What a paused person reads: how long to wait, and the way round it."""
     minutes = max(1, -(-seconds // 60))
-    return (
-        f"Too many attempts to sign in. Please wait {minutes} minute{'s' if minutes != 1 else ''}"
-        ' and try again, or set a new password with "Forgot your password?".'
+    return ngettext(
+        "Too many attempts to sign in. Please wait %(num)d minute and try again, or set a new "
+        'password with "Forgot your password?".',
+        "Too many attempts to sign in. Please wait %(num)d minutes and try again, or set a new "
+        'password with "Forgot your password?".',
+        minutes,
     )
 
 

@@ -11,10 +11,12 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flask_babel import gettext, ngettext
 from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from portal.access import Actor, RoleScope, reader, scoped
+from portal.i18n import day_text, month_text
 from portal.models import Flag, LabResult, LabResultVersion, ResultStatus
 from portal.services.catalog import human_units
 from portal.services.labs import list_latest
@@ -150,11 +152,18 @@ def trend_for(
 def _summary(points: list[TrendPoint]) -> str:
     judged = [p for p in points if p.flag is not Flag.UNKNOWN]
     if not judged:
-        return "There is no reference range to compare these values with."
+        return gettext("There is no reference range to compare these values with.")
     within = sum(1 for p in judged if p.flag is Flag.NORMAL)
     if len(judged) == 1:
-        return "The only value is " + ("within range." if within else "outside the range.")
-    return f"{within} of the last {len(judged)} within range."
+        if within:
+            return gettext("The only value is within range.")
+        return gettext("The only value is outside the range.")
+    return ngettext(
+        "%(within)d of the last %(num)d within range.",
+        "%(within)d of the last %(num)d within range.",
+        len(judged),
+        within=within,
+    )
 
 
 def _description(test_name: str, s: Series) -> str:
@@ -162,24 +171,37 @@ def _description(test_name: str, s: Series) -> str:
     if not pts:
         return ""
     units = f" {human_units(s.units)}" if s.units else ""
+    # Sentences for the chart's description, in the reader's language; values as measured.
     parts = [
-        f"{len(pts)} {test_name} value{'s' if len(pts) != 1 else ''}{units} from "
-        f"{pts[0].when:%-d %b %Y} to {pts[-1].when:%-d %b %Y}.",
+        ngettext(
+            "%(num)d %(test)s value%(units)s from %(start)s to %(end)s.",
+            "%(num)d %(test)s values%(units)s from %(start)s to %(end)s.",
+            len(pts),
+            test=test_name,
+            units=units,
+            start=day_text(pts[0].when),
+            end=day_text(pts[-1].when),
+        ),
     ]
     if s.low is not None or s.high is not None:
-        parts.append(f"Reference range {_range_text(s.low, s.high)}{units}.")
-    values = ", ".join(p.value_text + (" (corrected)" if p.corrected_version else "") for p in pts)
-    parts.append(f"Values, oldest first: {values}.")
+        parts.append(
+            gettext(
+                "Reference range %(range)s%(units)s.", range=_range_text(s.low, s.high), units=units
+            )
+        )
+    corrected = gettext(" (corrected)")
+    values = ", ".join(p.value_text + (corrected if p.corrected_version else "") for p in pts)
+    parts.append(gettext("Values, oldest first: %(values)s.", values=values))
     parts.append(s.summary)
     return " ".join(parts)
 
 
 def _range_text(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
-        return f"{_num(low)} to {_num(high)}"
+        return gettext("%(low)s to %(high)s", low=_num(low), high=_num(high))
     if high is not None:
-        return f"below {_num(high)}"
-    return f"above {_num(low or 0)}"
+        return gettext("below %(high)s", high=_num(high))
+    return gettext("above %(low)s", low=_num(low or 0))
 
 
 def _num(value: float) -> str:
@@ -285,5 +307,5 @@ def _layout(s: Series) -> None:
     chosen = [charted[0], charted[-1]] if len(charted) > 1 else [charted[0]]
     if len(charted) > 2:
         chosen.insert(1, charted[len(charted) // 2])
-    s.x_ticks = [(p.x, f"{p.when:%b %Y}") for p in chosen]
+    s.x_ticks = [(p.x, month_text(p.when)) for p in chosen]
     s.drawn = True

@@ -25,6 +25,7 @@ import segno
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -33,7 +34,7 @@ from portal.access import Actor, Permission, require
 from portal.db import utcnow
 from portal.models import AuditAction, AuditOutcome, RecoveryCode, Role, User
 from portal.services import mail, sessions, throttle
-from portal.services.errors import ServiceError
+from portal.services.errors import N_, ServiceError
 
 STEP_SECONDS = 30
 DIGITS = 6
@@ -43,7 +44,7 @@ RECOVERY_CODES = 10
 #: Roles that must use two-step sign-in when TWO_FACTOR_REQUIRED is on: they see many patients.
 REQUIRED_ROLES = frozenset({Role.PROVIDER, Role.ADMIN})
 ISSUER = "Patient portal"
-WRONG_CODE = "That code is not right. Use the newest code from your app, or a recovery code."
+WRONG_CODE = N_("That code is not right. Use the newest code from your app, or a recovery code.")
 # Recovery codes: 16 characters (80 bits) from an alphabet without look-alikes (0/O, 1/I).
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -107,7 +108,7 @@ def _unseal(blob: bytes, user_id: int) -> str:
         return _aead().decrypt(blob[:12], blob[12:], str(user_id).encode()).decode()
     except InvalidTag as exc:  # a wrong key or a secret moved between rows: fail closed
         raise TwoFactorError(
-            "code", "Two-step sign-in cannot be checked. Call your clinic."
+            "code", N_("Two-step sign-in cannot be checked. Call your clinic.")
         ) from exc
 
 
@@ -162,7 +163,7 @@ def start(session: Session, actor: Actor) -> Enrolment:
     require(actor, Permission.OWN_ACCOUNT)
     user = session.get_one(User, actor.user_id)
     if is_on(user):
-        raise TwoFactorError(None, "Two-step sign-in is already on.")
+        raise TwoFactorError(None, N_("Two-step sign-in is already on."))
     secret = new_secret()
     user.totp_secret = _seal(secret, user.id)
     user.totp_last_step = None
@@ -185,13 +186,25 @@ def confirm(session: Session, actor: Actor, code: str) -> list[str]:
     user = session.get_one(User, actor.user_id)
     secret = _secret_of(session, user.id)
     if secret is None or is_on(user):
-        raise TwoFactorError(None, "Start setting up two-step sign-in again.")
+        raise TwoFactorError(None, N_("Start setting up two-step sign-in again."))
     step = _matching_step(secret, _normalise(code), utcnow())
     if step is None or not _claim_step(session, user.id, step):
         raise TwoFactorError("code", WRONG_CODE)
     user.totp_enabled_at = utcnow()
     codes = _new_recovery_codes(session, user.id)
-    _changed(session, actor, user, AuditAction.ACTIVATE, "Two-step sign-in was turned on")
+    _changed(
+        session,
+        actor,
+        user,
+        AuditAction.ACTIVATE,
+        (
+            gettext("Two-step sign-in was turned on for your patient portal account"),
+            gettext(
+                "Two-step sign-in was turned on for your patient portal account; other devices "
+                "were signed out."
+            ),
+        ),
+    )
     return codes
 
 
@@ -208,7 +221,19 @@ def regenerate(
     user = session.get_one(User, actor.user_id)
     _check(session, actor, user, code, limits, client_address, recovery=False)
     codes = _new_recovery_codes(session, user.id)
-    _changed(session, actor, user, AuditAction.UPDATE, "New recovery codes were made")
+    _changed(
+        session,
+        actor,
+        user,
+        AuditAction.UPDATE,
+        (
+            gettext("New recovery codes were made for your patient portal account"),
+            gettext(
+                "New recovery codes were made for your patient portal account; other devices were "
+                "signed out."
+            ),
+        ),
+    )
     return codes
 
 
@@ -225,10 +250,22 @@ def turn_off(
     require(actor, Permission.OWN_ACCOUNT)
     user = session.get_one(User, actor.user_id)
     if current_app.config["TWO_FACTOR_REQUIRED"] and user.role in REQUIRED_ROLES:
-        raise TwoFactorError(None, "Your clinic requires two-step sign-in for your account.")
+        raise TwoFactorError(None, N_("Your clinic requires two-step sign-in for your account."))
     _check(session, actor, user, code, limits, client_address, recovery=True)
     clear(session, user)
-    _changed(session, actor, user, AuditAction.DEACTIVATE, "Two-step sign-in was turned off")
+    _changed(
+        session,
+        actor,
+        user,
+        AuditAction.DEACTIVATE,
+        (
+            gettext("Two-step sign-in was turned off for your patient portal account"),
+            gettext(
+                "Two-step sign-in was turned off for your patient portal account; other devices "
+                "were signed out."
+            ),
+        ),
+    )
 
 
 def _check(
@@ -245,7 +282,7 @@ def _check(
     failure counted toward the sign-in pause and recorded even though the change rolls back:
     an open session cannot be used to guess codes at leisure."""
     if not is_on(user):
-        raise TwoFactorError(None, "Two-step sign-in is not on.")
+        raise TwoFactorError(None, N_("Two-step sign-in is not on."))
     now = utcnow()
     keys = throttle.keys_for(user.email, client_address, limits)
     wait = throttle.wait_seconds(session, keys, now)
@@ -316,10 +353,12 @@ def check_sign_in_code(session: Session, user: User, code: str) -> str | None:
             session,
             user,
             kind="two_factor",
-            subject="A recovery code was used to sign in to your patient portal",
+            subject=gettext("A recovery code was used to sign in to your patient portal"),
             body=_notice(
-                "A recovery code was just used to sign in to your patient portal account, and "
-                "every other device was signed out."
+                gettext(
+                    "A recovery code was just used to sign in to your patient portal account, "
+                    "and every other device was signed out."
+                )
             ),
         )
         return Factor.RECOVERY_CODE
@@ -387,13 +426,16 @@ def _use_recovery_code(session: Session, user_id: int, code: str) -> bool:
 
 
 def _notice(line: str) -> str:
-    return (
-        f'{line}\n\nIf this was not you, set a new password with "Forgot your password?" on '
-        "the sign-in page and call your clinic.\n"
+    advice = gettext(
+        'If this was not you, set a new password with "Forgot your password?" on the sign-in '
+        "page and call your clinic."
     )
+    return f"{line}\n\n{advice}\n"
 
 
-def _changed(session: Session, actor: Actor, user: User, action: AuditAction, line: str) -> None:
+def _changed(
+    session: Session, actor: Actor, user: User, action: AuditAction, words: tuple[str, str]
+) -> None:
     """Audit a change to the account's factors, end its other sessions and tell its owner."""
     sessions.end_all(session, user.id, "two_factor_change", keep=actor.session_id)
     audit.record(
@@ -410,7 +452,7 @@ def _changed(session: Session, actor: Actor, user: User, action: AuditAction, li
         session,
         user,
         kind="two_factor",
-        subject=f"{line} for your patient portal account",
-        body=_notice(f"{line} for your patient portal account; other devices were signed out."),
+        subject=words[0],  # (subject, first line), whole sentences for the translators
+        body=_notice(words[1]),
     )
     session.flush()

@@ -4,6 +4,7 @@ and notification list: HTTP in, one service verb, a page or a redirect out."""
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal import zones
@@ -63,7 +64,7 @@ def confirm_request(appointment_id: int) -> Page:
     done = run(lambda s: booking.set_status(s, actor, appointment_id, AppointmentStatus.SCHEDULED))
     if not done.ok:
         return _queue(status=422)
-    flash("The appointment is confirmed; the patient is told.", "success")
+    flash(_("The appointment is confirmed; the patient is told."), "success")
     return redirect(url_for("staff.appointment_requests"), code=303)
 
 
@@ -74,7 +75,7 @@ def decline_request(appointment_id: int) -> Page:
     get_or_404(db.session, Appointment, appointment_id, actor)
     form = DeclineForm()
     if submit(form, lambda s: booking.decline(s, actor, appointment_id, form.reason.data or "")).ok:
-        flash("The request is declined; the patient sees your reason.", "success")
+        flash(_("The request is declined; the patient sees your reason."), "success")
         return redirect(url_for("staff.appointment_requests"), code=303)
     body = render("staff/decline_request.html", form=form, appointment_id=appointment_id)
     return body, 422
@@ -99,7 +100,7 @@ def propose_time(appointment_id: int) -> Page:
         ),
     )
     if done.ok:
-        flash("The new time is scheduled; the patient is told.", "success")
+        flash(_("The new time is scheduled; the patient is told."), "success")
         return redirect(url_for("staff.appointment_requests"), code=303)
     body = render("staff/propose_time.html", form=form, visit=visit, patient=patient, slots=slots)
     return (body, 422) if request.method == "POST" else body
@@ -113,7 +114,7 @@ def booking_mode() -> BaseResponse:
     if submit(
         form, lambda s: schedule.set_booking_mode(s, actor, BookingMode(form.booking_mode.data))
     ).ok:
-        flash("How patients book with you is saved.", "success")
+        flash(_("How patients book with you is saved."), "success")
     return redirect(url_for("staff.appointments") + "#booking-mode-heading", code=303)
 
 
@@ -159,5 +160,5 @@ def open_notification(event_id: int) -> BaseResponse:
 def read_all_notifications() -> BaseResponse:
     actor = current_actor()
     run(lambda s: notifications.mark_read(s, actor.user_id))
-    flash("All notifications are marked read.", "success")
+    flash(_("All notifications are marked read."), "success")
     return redirect(url_for("staff.notifications_list"), code=303)

@@ -24,6 +24,7 @@ from portal.audit import audit_exempt, audited
 from portal.auth.identity import current_actor
 from portal.db import utcnow
 from portal.extensions import db
+from portal.i18n import weekday_name
 from portal.models import (
     Appointment,
     AppointmentStatus,
@@ -560,7 +561,7 @@ def _schedule_page(
         rule_form=rule_form or RuleForm(formdata=None),
         exception_form=exception_form or ExceptionForm(formdata=None),
         cancel_form=CancelForm(formdata=None),
-        weekdays=schedule.WEEKDAYS,
+        weekdays=[weekday_name(i) for i in range(len(schedule.WEEKDAYS))],
         hhmm=schedule.minutes_text,
         today=today,
         now=utcnow(),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from flask import flash, session
+from flask_babel import gettext
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 
@@ -37,12 +38,14 @@ def flash_once(message: str, category: str = "success") -> None:
 
 
 def show_error(form: FlaskForm | None, exc: ServiceError) -> None:
-    """Put a service's refusal next to the field it names, or above the page."""
+    """Put a service's refusal next to the field it names, or above the page, in the
+    reader's language (services say it in English, marked with `N_`)."""
+    message = gettext(exc.message)
     target = getattr(form, exc.field, None) if form is not None and exc.field else None
     if target is None or exc.field == "csrf_token":
-        flash(exc.message, "error")
+        flash(message, "error")
         return
-    target.errors = [*target.errors, exc.message]
+    target.errors = [*target.errors, message]
 
 
 @dataclass(frozen=True, slots=True)

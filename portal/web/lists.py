@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import request
+from flask_babel import gettext
 
 from portal.services import paging
 
@@ -20,4 +21,4 @@ def page_of(
     try:
         return read(request.args.get(param) or None), None
     except paging.InvalidCursor as exc:
-        return read(None), exc.message
+        return read(None), gettext(exc.message)

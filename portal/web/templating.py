@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import get_datetime_format
 from flask import Flask, g, has_request_context, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
@@ -16,43 +22,100 @@ from portal import zones
 from portal.auth.forms import TimeZoneForm
 from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
-from portal.models import Flag, Role
+from portal.i18n import day_text, time_text
+from portal.models import AppointmentStatus, Flag, PlanStatus, ResultStatus, Role
 from portal.services import attachments, notifications
 from portal.services.catalog import human_units
 
-NAV: dict[Role, list[tuple[str, str]]] = {
+#: The nav's labels are translated when shown; `endpoint` is what the template keys on.
+NAV: dict[Role, list[tuple[Any, str]]] = {
     Role.PATIENT: [
-        ("Dashboard", "patient.dashboard"),
-        ("Lab results", "patient.lab_results"),
-        ("Treatment plans", "patient.treatment_plans"),
-        ("Messages", "patient.messages"),
-        ("Appointments", "patient.appointments"),
-        ("Profile", "patient.profile"),
+        (_l("Dashboard"), "patient.dashboard"),
+        (_l("Lab results"), "patient.lab_results"),
+        (_l("Treatment plans"), "patient.treatment_plans"),
+        (_l("Messages"), "patient.messages"),
+        (_l("Appointments"), "patient.appointments"),
+        (_l("Profile"), "patient.profile"),
     ],
     Role.PROVIDER: [
-        ("Patients", "staff.patients"),
-        ("Messages", "staff.messages"),
-        ("Appointments", "staff.appointments"),
-        ("Notifications", "staff.notifications_list"),
-        ("Profile", "auth.account"),
+        (_l("Patients"), "staff.patients"),
+        (_l("Messages"), "staff.messages"),
+        (_l("Appointments"), "staff.appointments"),
+        (_l("Notifications"), "staff.notifications_list"),
+        (_l("Profile"), "auth.account"),
     ],
     Role.ADMIN: [
-        ("Patients", "admin.patients"),
-        ("Audit log", "admin.audit_log"),
-        ("Users", "admin.users"),
-        ("Profile", "auth.account"),
+        (_l("Patients"), "admin.patients"),
+        (_l("Audit log"), "admin.audit_log"),
+        (_l("Users"), "admin.users"),
+        (_l("Profile"), "auth.account"),
     ],
 }
 
-FLAG_TEXT = {
-    Flag.NORMAL: "Normal",
-    Flag.LOW: "Low",
-    Flag.HIGH: "High",
-    Flag.CRITICAL_LOW: "Critically low",
-    Flag.CRITICAL_HIGH: "Critically high",
-    Flag.ABNORMAL: "Abnormal",
+#: A flag in words, for patients first: the word says what the colour only reinforces.
+FLAG_TEXT: dict[Flag, Any] = {
+    Flag.NORMAL: _l("Normal"),
+    Flag.LOW: _l("Low"),
+    Flag.HIGH: _l("High"),
+    Flag.CRITICAL_LOW: _l("Critically low"),
+    Flag.CRITICAL_HIGH: _l("Critically high"),
+    Flag.ABNORMAL: _l("Abnormal"),
     Flag.UNKNOWN: "",
 }
+
+
+#: A record's status in words, per kind of record: in Spanish a cancelled result and a
+#: cancelled appointment do not take the same ending, so each word has its context.
+STATUS_TEXT: dict[tuple[type[enum.Enum], str], Any] = {
+    (ResultStatus, ResultStatus.PRELIMINARY.value): _p("lab result", "Preliminary"),
+    (ResultStatus, ResultStatus.FINAL.value): _p("lab result", "Final"),
+    (ResultStatus, ResultStatus.CORRECTED.value): _p("lab result", "Corrected"),
+    (ResultStatus, ResultStatus.AMENDED.value): _p("lab result", "Amended"),
+    (ResultStatus, ResultStatus.CANCELLED.value): _p("lab result", "Cancelled"),
+    (PlanStatus, PlanStatus.DRAFT.value): _p("treatment plan", "Draft"),
+    (PlanStatus, PlanStatus.ACTIVE.value): _p("treatment plan", "Active"),
+    (PlanStatus, PlanStatus.COMPLETED.value): _p("treatment plan", "Completed"),
+    (AppointmentStatus, AppointmentStatus.REQUESTED.value): _p("appointment", "Requested"),
+    (AppointmentStatus, AppointmentStatus.SCHEDULED.value): _p("appointment", "Scheduled"),
+    (AppointmentStatus, AppointmentStatus.CANCELLED.value): _p("appointment", "Cancelled"),
+    (AppointmentStatus, AppointmentStatus.COMPLETED.value): _p("appointment", "Completed"),
+    (AppointmentStatus, AppointmentStatus.NO_SHOW.value): _p("appointment", "Did not attend"),
+}
+
+
+def status_text(status: enum.Enum) -> str:
+    """A status (of a lab result version, a plan or an appointment) in the reader's language."""
+    # Keyed by class and value: the members of these StrEnums equal their values, so
+    # PlanStatus.COMPLETED and AppointmentStatus.COMPLETED would be one key.
+    text = STATUS_TEXT.get((type(status), str(status.value)))
+    return str(text) if text is not None else str(status.value).replace("_", " ").capitalize()
+
+
+#: A role in words.
+ROLE_TEXT: dict[Role, Any] = {
+    Role.PATIENT: _l("Patient"),
+    Role.PROVIDER: _l("Provider"),
+    Role.ADMIN: _l("Administrator"),
+}
+
+
+#: The words a notification starts with (services store "New message: <subject>"), as a
+#: sentence for the reader; what follows the colon is the record's own name, shown as written.
+NOTICE_TEXT: dict[str, Any] = {
+    "New lab result": _l("New lab result: %(name)s"),
+    "Corrected lab result": _l("Corrected lab result: %(name)s"),
+    "New message": _l("New message: %(name)s"),
+    "Handed to you": _l("Handed to you: %(name)s"),
+}
+
+
+def notice_text(text: str) -> str:
+    """A notification's stored text in the reader's language (its named record as entered)."""
+    kind, colon, name = text.partition(": ")
+    found = NOTICE_TEXT.get(kind) if colon else None
+    if found is None:  # a whole sentence the service marked (N_), or words as written
+        return _(text)
+    return str(found) % {"name": name}
 
 
 def _badge(flag: Flag) -> Markup:
@@ -63,16 +126,23 @@ def _badge(flag: Flag) -> Markup:
     return Markup('<span class="flag flag-{}">{}</span>').format(kind, text)
 
 
-#: The flag as words in a span (colour and shape only reinforce), built once per flag: the
-#: lists show one per row, and an include per row costs more than the rest of the row.
-FLAG_BADGE = {flag: _badge(flag) for flag in Flag}
+#: The flag as words in a span (colour and shape only reinforce), built once per flag and
+#: language: the lists show one per row, and an include per row costs more than the rest.
+_FLAG_BADGES: dict[tuple[str, Flag], Markup] = {}
+
+
+def flag_badge(flag: Flag) -> Markup:
+    key = (str(get_locale()), flag)
+    if key not in _FLAG_BADGES:
+        _FLAG_BADGES[key] = _badge(flag)
+    return _FLAG_BADGES[key]
 
 
 def init_app(app: Flask) -> None:
     # The nav links of each role, per script root (URLs don't change while the app runs).
-    nav_cache: dict[tuple[Role, str], list[tuple[str, str, str]]] = {}
+    nav_cache: dict[tuple[Role, str], list[tuple[Any, str, str]]] = {}
 
-    def nav_for(role: Role) -> list[tuple[str, str, str]]:
+    def nav_for(role: Role) -> list[tuple[Any, str, str]]:
         key = (role, request.script_root)
         if key not in nav_cache:
             nav_cache[key] = [
@@ -89,7 +159,9 @@ def init_app(app: Flask) -> None:
             return {"viewer": None, "actor": None, "nav_items": [], "unread": {}}
         items = nav_for(actor.role)
         # The section is the nav link whose path is the longest prefix of this page's path.
-        matches = [url for _l, _e, url in items if request.path.startswith(url.rstrip("/") or "/")]
+        matches = [
+            url for _label, _e, url in items if request.path.startswith(url.rstrip("/") or "/")
+        ]
         return {
             "viewer": current_account(),
             "actor": actor,
@@ -116,8 +188,15 @@ def init_app(app: Flask) -> None:
     # Where a page's socket starts: the stream's position when the page was read.
     app.jinja_env.globals["events_position"] = lambda: notifications.latest_event_id(db.session)
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
-    app.jinja_env.filters["flag_text"] = lambda flag: FLAG_TEXT.get(flag, "")
-    app.jinja_env.filters["flag_badge"] = lambda flag: FLAG_BADGE[flag]
+    app.jinja_env.filters["flag_text"] = lambda flag: str(FLAG_TEXT.get(flag, ""))
+    app.jinja_env.filters["flag_badge"] = flag_badge
+    app.jinja_env.filters["status_text"] = status_text
+    app.jinja_env.filters["notice_text"] = notice_text
+    app.jinja_env.filters["role_text"] = lambda role: str(ROLE_TEXT.get(role, role))
+    app.jinja_env.filters["result_status_text"] = lambda value: status_text(ResultStatus(value))
+    # Words the portal itself stored (a reason it wrote, such as "Moved to another time"),
+    # looked up in the catalogs; anything a person typed has no entry and shows as typed.
+    app.jinja_env.filters["tr"] = lambda text: _(text) if text else text
     app.jinja_env.filters["units"] = human_units
     app.jinja_env.filters["dt"] = format_datetime
     app.jinja_env.filters["d"] = _format_date
@@ -155,7 +234,7 @@ def time_zone_form() -> TimeZoneForm:
         account = current_account()
         chosen = account.time_zone if account is not None else None
         form = TimeZoneForm(formdata=None, time_zone=chosen or "")
-    clinic = f"The clinic's time zone ({zones.clinic_zone().key})"
+    clinic = _("The clinic's time zone (%(zone)s)", zone=zones.clinic_zone().key)
     form.time_zone.choices = [("", clinic), *((n, n.replace("_", " ")) for n in zones.zone_names())]
     return form
 
@@ -166,29 +245,39 @@ def local(value: datetime) -> datetime:
 
 
 def format_datetime(value: datetime | None) -> str:
-    """`5 Dec 2026, 09:00 CET`: the reader's zone, with its abbreviation."""
-    return "" if value is None else local(value).strftime("%-d %b %Y, %H:%M %Z")
+    """`5 Dec 2026, 09:00 CET` (`2026年12月5日 09:00 CET`, `5 dic 2026, 9:00 CET`): the
+    reader's zone, with its abbreviation, in the reader's language."""
+    if value is None:
+        return ""
+    moment = local(value)
+    pattern = get_datetime_format("medium", locale=get_locale() or "en")
+    joined = str(pattern).replace("{1}", day_text(moment.date(), "yMMMd"))
+    return joined.replace("{0}", time_text(moment)) + moment.strftime(" %Z")
 
 
 def _format_time(value: datetime | None, zone: bool = True) -> str:
     """`09:00 CET`: the time of day in the reader's zone, with its abbreviation (`zone=False`
     leaves it to the end of a range: `09:00–09:30 CET`)."""
-    return "" if value is None else local(value).strftime("%H:%M %Z" if zone else "%H:%M")
+    if value is None:
+        return ""
+    moment = local(value)
+    return time_text(moment) + (moment.strftime(" %Z") if zone else "")
 
 
 def _format_date(value: date | datetime | None) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):  # a moment: the reader's day
-        value = local(value)
-    return value.strftime("%-d %b %Y")
+        value = local(value).date()
+    return day_text(value, "yMMMd")
 
 
 def slot_choices(slots: list[tuple[datetime, datetime, str | None]]) -> list[SelectChoice]:
     """Open slots for a <select>, one <optgroup> per day, on the reader's clocks (the value
     is the moment with its offset, which `appointments.chosen_start` reads back)."""
-    choices = [SelectChoice("", "Choose a time…")]
+    choices = [SelectChoice("", _("Choose a time…"))]
     for begin, end in ((local(b), local(e)) for b, e, _where in slots):
-        label = f"{begin:%H:%M}–{end:%H:%M} {begin:%Z}"
-        choices.append(SelectChoice(begin.isoformat(), label, optgroup=f"{begin:%A %-d %B %Y}"))
+        label = f"{time_text(begin)}–{time_text(end)} {begin:%Z}"
+        day = day_text(begin.date(), "full")
+        choices.append(SelectChoice(begin.isoformat(), label, optgroup=day))
     return choices

@@ -215,7 +215,7 @@ def test_saving_contact_details_and_the_release_preference(as_user, people, sess
             "contact_phone": "+44 20 7946 0000",
             "contact_email": "alice.home@example.org",
             "mail_messages": "y",
-            "preferred_language": "fr",
+            "preferred_language": "es",
             "release_preference": "after_review",
         },
     )

@@ -1,0 +1,184 @@
+"""The portal's languages: which one a request reads in, the switcher, and the catalogs.
+
+English is the source language (the msgids); Traditional Chinese and Spanish have gettext
+catalogs in `portal/translations/<locale>/LC_MESSAGES/messages.po`, compiled to `.mo` when the
+app starts (a clean clone has only the `.po`). The language is, in order: a signed-in
+patient's profile choice, the choice this browser made with the switcher (kept in the
+session, for visitors and staff), the browser's `Accept-Language`, English.
+Clinical content (test names, plan text, messages) is shown as entered, in no catalog.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from babel import support
+from babel.dates import format_date as babel_date
+from babel.dates import format_skeleton, get_day_names
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Blueprint, Flask, has_request_context, redirect, request, session
+from flask_babel import Babel, get_locale
+from werkzeug.wrappers.response import Response
+from wtforms.i18n import messages_path
+
+from portal.audit.declare import audit_exempt
+from portal.auth.identity import current_account, signed_in_actor
+from portal.models import Role
+from portal.services import profiles
+from portal.services.profiles import LANGUAGES, LOCALES
+from portal.web.forms import run
+
+DEFAULT = "en"
+SESSION_KEY = "language"
+#: `pybabel extract` options besides babel.cfg (`make messages` and the catalog test pass the
+#: same): the lazy keywords module-level strings use, besides the defaults (gettext, ngettext,
+#: pgettext, N_, ...), and only hidden directories skipped (the default also skips
+#: `templates/_macros`).
+EXTRACT_OPTIONS = (
+    "--ignore-dirs=.* __pycache__",
+    *("-k", "lazy_gettext", "-k", "_l", "-k", "lazy_pgettext:1c,2", "-k", "_p:1c,2"),
+)
+TRANSLATIONS = Path(__file__).parent / "translations"
+
+bp = Blueprint("i18n", __name__)
+babel = Babel()
+
+
+def tag_for(value: str | None) -> str | None:
+    """The offered tag a language tag stands for, or None: `zh-TW`, `zh-HK` and plain `zh`
+    read Traditional Chinese here (the only Chinese we have), `es-MX` Spanish, `en-GB` English."""
+    if not value:
+        return None
+    parts = value.replace("_", "-").lower().split("-")
+    if parts[0] == "zh":
+        return "zh-Hant"
+    return next((tag for tag in LANGUAGES if tag.lower() == parts[0]), None)
+
+
+def current_tag() -> str:
+    """The tag of the language this request reads in (for `<html lang>`)."""
+    locale = str(get_locale() or DEFAULT)
+    return next((tag for tag, name in LOCALES.items() if name == locale), DEFAULT)
+
+
+def _select_locale() -> str:
+    """Worked out once per request, on the first translated string; outside a request (the
+    worker, the command line) English, unless the caller forces a recipient's language."""
+    return LOCALES[_chosen_tag()] if has_request_context() else LOCALES[DEFAULT]
+
+
+def _chosen_tag() -> str:
+    if request.path.startswith("/api/"):
+        return DEFAULT  # the API is read by programs: its words stay the documented English
+    # The patient's own profile row came with their account (joined): no query of its own.
+    account = current_account()
+    if account is not None and account.patient is not None:
+        own = tag_for(account.patient.preferred_language)
+        if own is not None:
+            return own
+    chosen = tag_for(session.get(SESSION_KEY))
+    if chosen is not None:
+        return chosen
+    for value, _quality in request.accept_languages:
+        found = tag_for(value)
+        if found is not None:
+            return found
+    return DEFAULT
+
+
+#: Date patterns kept for English (the portal's look since before it spoke other languages);
+#: other languages use their own CLDR forms of the same skeletons.
+_ENGLISH = {"yMMMd": "d MMM y", "full": "EEEE d MMMM y"}
+
+
+def day_text(value: date, form: str = "yMMMd") -> str:
+    """A day in the reader's language; `form` is a CLDR skeleton, or `full` (the day with its
+    weekday, written out)."""
+    locale = get_locale() or "en"
+    if str(locale) == "en":
+        return babel_date(value, _ENGLISH[form], locale="en")
+    if form == "full":
+        return babel_date(value, "full", locale=locale)
+    return format_skeleton(form, value, locale=locale)
+
+
+def time_text(value: datetime) -> str:
+    """The time of day as the reader's language writes it (24-hour)."""
+    # Formatted from the wall-clock time: the zone was applied by `local`, and its
+    # abbreviation (CET, EST) is added by the callers as the portal always showed it.
+    return format_skeleton("Hm", value.replace(tzinfo=None), locale=get_locale() or "en")
+
+
+def month_text(value: date) -> str:
+    """A month and year (`Dec 2026`, `2026年12月`, `dic 2026`), for a chart's axis."""
+    locale = get_locale() or "en"
+    if str(locale) == "en":
+        return babel_date(value, "MMM y", locale="en")
+    return format_skeleton("yMMM", value, locale=locale)
+
+
+def weekday_name(index: int) -> str:
+    """Monday (0) to Sunday (6), written out in the reader's language (Babel's CLDR names)."""
+    return str(get_day_names("wide", locale=get_locale() or DEFAULT)[index])
+
+
+def compile_catalogs(directory: Path = TRANSLATIONS) -> None:
+    """Compile each `.po` whose `.mo` is missing or older. Written to a temporary file and
+    renamed, so two processes starting at once never read half a catalog."""
+    for po in directory.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as source:
+            catalog = read_po(source)
+        fd, temporary = tempfile.mkstemp(dir=po.parent, suffix=".mo.tmp")
+        with os.fdopen(fd, "wb") as target:
+            write_mo(target, catalog)
+        os.replace(temporary, mo)
+
+
+def _back_to(target: str | None) -> str:
+    """Where the switcher returns to: a path on this site, never another site."""
+    parts = urlsplit(target or "")
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return "/"
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@bp.post("/language")
+@audit_exempt  # shows nothing; a patient's change is recorded by the service
+def switch_language() -> Response:
+    """The switcher on every page (a plain form: it works without JavaScript). A patient's
+    choice goes to their profile; anyone else's stays with this browser's session."""
+    tag = tag_for(request.form.get("language")) or DEFAULT
+    actor = signed_in_actor()
+    if actor is not None and actor.role is Role.PATIENT:
+        run(lambda s: profiles.set_language(s, actor, tag))
+    session[SESSION_KEY] = tag
+    return redirect(_back_to(request.form.get("next")), code=303)
+
+
+def init_app(app: Flask) -> None:
+    compile_catalogs()
+    # WTForms' own messages ("Not a valid choice."): Babel would fall back from zh_Hant to
+    # WTForms' Simplified Chinese catalog; its Taiwan catalog is the Traditional one.
+    traditional = support.Translations.load(messages_path(), ["zh_TW"], domain="wtforms")
+
+    @app.before_request
+    def _wtforms_language() -> None:
+        if request.endpoint in (None, "static") or request.path.startswith("/api/"):
+            return
+        if str(get_locale()) == LOCALES["zh-Hant"]:
+            request.wtforms_translations = traditional  # type: ignore[attr-defined]
+
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    babel.init_app(app, locale_selector=_select_locale)
+    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.globals["current_language"] = current_tag
+    app.register_blueprint(bp)
