@@ -85,35 +85,49 @@ sqlite_status=$?
 # No test may depend on the weekday or hour it runs: the non-browser suite runs again with the
 # clock pinned (TEST_CLOCK, tests/conftest.py) to each day of one week, at an hour in clinic
 # hours and one outside them. The browser journeys already ran on today's clock.
+#
+# Each day's run is one process on one core, so the days run two at a time, each into its own
+# log and temporary folder, printed in order afterwards. The tests against a served app
+# (`served`: sockets, concurrent writers, real HTTP) take most of a day's time and are the ones
+# timing matters to, so they are not run side by side: they run alone, on three of the moments
+# (a weekday in clinic hours, Saturday night, just past Sunday midnight, where the slot and
+# cut-off rules have broken before).
 echo
 echo "== pytest on SQLite, clock pinned to each day of a week =="
-# Each day's run is one process on one core, so days run side by side, one per core (at most
-# two: the timing tests want some room), each into its own log, printed in order afterwards.
 week_dir=$(mktemp -d "${TMPDIR:-/tmp}/portal-week.XXXXXX")
 side_by_side=$(( $(nproc) >= 2 ? 2 : 1 ))
-run_day() {  # $1: the moment; the rest go to pytest
-    local moment=$1
-    shift
-    (unset TEST_DATABASE_URL; TEST_CLOCK=$moment run_pytest -q -m "not browser" \
-        --basetemp "$week_dir/$moment.tmp" "$@" >"$week_dir/$moment.log" 2>&1
-        echo $? >"$week_dir/$moment.rc")
+run_day() {  # $1: the moment, $2: the marker expression; the rest go to pytest
+    local moment=$1 marks=$2 name
+    shift 2
+    name="$moment.$([ "$marks" = "$SERVED" ] && echo served || echo rest)"
+    (unset TEST_DATABASE_URL; TEST_CLOCK=$moment run_pytest -q -m "$marks" \
+        --basetemp "$week_dir/$name.tmp" "$@" >"$week_dir/$name.log" 2>&1
+        echo $? >"$week_dir/$name.rc")
 }
+REST="not browser and not served"
+SERVED="served and not browser"
 days=(2026-12-07T08:30 2026-12-08T13:00 2026-12-09T17:45 2026-12-10T07:15
       2026-12-11T11:00 2026-12-12T23:30 2026-12-13T00:05)
-week_status=0
+served_days=(2026-12-07T08:30 2026-12-12T23:30 2026-12-13T00:05)
 for i in "${!days[@]}"; do
-    run_day "${days[$i]}" "$@" &
+    run_day "${days[$i]}" "$REST" "$@" &
     if [ $(( (i + 1) % side_by_side )) -eq 0 ]; then wait; fi
 done
 wait
-for moment in "${days[@]}"; do
-    echo "-- TEST_CLOCK=$moment ($(date -u -d "$moment" +%A))"
-    if [ "$(cat "$week_dir/$moment.rc" 2>/dev/null)" = 0 ]; then
-        tail -n 3 "$week_dir/$moment.log"
+for moment in "${served_days[@]}"; do
+    run_day "$moment" "$SERVED" "$@"
+done
+week_status=0
+for log in "$week_dir"/*.log; do
+    name=$(basename "$log" .log)
+    moment=${name%.*}
+    echo "-- TEST_CLOCK=$moment ($(date -u -d "$moment" +%A)), ${name##*.} of the suite"
+    if [ "$(cat "$week_dir/$name.rc" 2>/dev/null)" = 0 ]; then
+        tail -n 3 "$log"
     else
         # A failure is shown whole: which test, and why.
-        awk '/= (FAILURES|ERRORS) =/ {shown = 1} shown' "$week_dir/$moment.log" | tail -n 200
-        tail -n 3 "$week_dir/$moment.log"
+        awk '/= (FAILURES|ERRORS) =/ {shown = 1} shown' "$log" | tail -n 200
+        tail -n 3 "$log"
         week_status=1
     fi
 done
