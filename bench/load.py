@@ -17,7 +17,8 @@ opens `/ws` on the `ws` process as the page does; then, with 1 to 3 s between st
   session and CSRF token) and reply in their patients' threads.
 
 At the end (exit status 1 if any fails): no failed request (a booking that lost its slot to
-another user at the same moment, 409, is counted apart: the right answer to a race), p95 of
+another user at the same moment, 409, is counted apart: the right answer to a race; so is a
+422 for a patient who already holds the most open online bookings, who then stops booking), p95 of
 every request at most 500 ms, every acknowledged message stored exactly once (and none stored
 that was not sent), and every socket got exactly the events the database holds for its user
 since it opened, including one for each acknowledged reply and published result; and the
@@ -162,6 +163,9 @@ class Tally:
     #: (user id, event type, entity id) each acknowledged change must reach, with counts.
     expected: Counter[tuple[int, str, int]] = field(default_factory=Counter)
     slot_races: int = 0
+    #: Bookings refused because the patient already holds the most open online bookings
+    #: allowed (a 422 naming the limit): the rule's answer, after which they stop booking.
+    at_limit: int = 0
     sockets: list[Listener] = field(default_factory=list)
     #: Users whose socket is open: a change made before it opened is not theirs to get live.
     listening: set[int] = field(default_factory=set)
@@ -311,6 +315,8 @@ class Patient(PortalUser):
     @task(1)
     def book(self) -> None:
         a = self.account
+        if getattr(self, "at_booking_limit", False):
+            return  # as a patient who read the limit would: no more online bookings
         start = datetime.now(UTC).date() + timedelta(days=random.randint(1, 20))
         slots = self.client.get(
             f"/api/v1/providers/{a.provider_user_id}/slots",
@@ -332,6 +338,10 @@ class Patient(PortalUser):
         ) as r:
             if r.status_code == 409:  # another patient took the slot at the same moment
                 TALLY.slot_races += 1
+                r.success()
+            elif r.status_code == 422 and "booked online" in r.text:
+                TALLY.at_limit += 1
+                self.at_booking_limit = True
                 r.success()
             elif r.status_code != 201:
                 r.failure(f"booking answered {r.status_code}: {r.text[:200]}")
@@ -458,7 +468,8 @@ def check(env: Environment, url: str) -> list[str]:
         f"RESULT requests {total.num_requests}, failed {total.num_failures}, "
         f"{total.total_rps:.1f} req/s, p50 {total.get_response_time_percentile(0.5):.0f} ms, "
         f"p95 {p95:.0f} ms, p99 {total.get_response_time_percentile(0.99):.0f} ms, "
-        f"max {total.max_response_time:.0f} ms; booking races (409) {TALLY.slot_races}"
+        f"max {total.max_response_time:.0f} ms; booking races (409) {TALLY.slot_races}, "
+        f"bookings refused at the open-booking limit (422) {TALLY.at_limit}"
     )
     if total.num_failures:
         failures.append(f"{total.num_failures} failed requests")
