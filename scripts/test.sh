@@ -99,7 +99,7 @@ side_by_side=$(( $(nproc) >= 2 ? 2 : 1 ))
 run_day() {  # $1: the moment, $2: the marker expression; the rest go to pytest
     local moment=$1 marks=$2 name
     shift 2
-    name="$moment.$([ "$marks" = "$SERVED" ] && echo served || echo rest)"
+    name="$moment.$([ "$marks" = "$SERVED" ] && echo served-app-tests || echo rest-of-the-suite)"
     (unset TEST_DATABASE_URL; TEST_CLOCK=$moment run_pytest -q -m "$marks" \
         --basetemp "$week_dir/$name.tmp" "$@" >"$week_dir/$name.log" 2>&1
         echo $? >"$week_dir/$name.rc")
@@ -121,7 +121,7 @@ week_status=0
 for log in "$week_dir"/*.log; do
     name=$(basename "$log" .log)
     moment=${name%.*}
-    echo "-- TEST_CLOCK=$moment ($(date -u -d "$moment" +%A)), ${name##*.} of the suite"
+    echo "-- TEST_CLOCK=$moment ($(date -u -d "$moment" +%A)), the ${name##*.}"
     if [ "$(cat "$week_dir/$name.rc" 2>/dev/null)" = 0 ]; then
         tail -n 3 "$log"
     else
