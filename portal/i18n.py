@@ -14,7 +14,6 @@ import os
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from babel import support
 from babel.dates import format_date as babel_date
@@ -32,6 +31,7 @@ from portal.models import Role
 from portal.services import profiles
 from portal.services.profiles import LANGUAGES, LOCALES
 from portal.web.forms import run
+from portal.web.redirects import local_path
 
 DEFAULT = "en"
 SESSION_KEY = "language"
@@ -142,14 +142,6 @@ def compile_catalogs(directory: Path = TRANSLATIONS) -> None:
         os.replace(temporary, mo)
 
 
-def _back_to(target: str | None) -> str:
-    """Where the switcher returns to: a path on this site, never another site."""
-    parts = urlsplit(target or "")
-    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
-        return "/"
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
 @bp.post("/language")
 @audit_exempt  # shows nothing; a patient's change is recorded by the service
 def switch_language() -> Response:
@@ -160,7 +152,7 @@ def switch_language() -> Response:
     if actor is not None and actor.role is Role.PATIENT:
         run(lambda s: profiles.set_language(s, actor, tag))
     session[SESSION_KEY] = tag
-    return redirect(_back_to(request.form.get("next")), code=303)
+    return redirect(local_path(request.form.get("next")) or "/", code=303)
 
 
 def init_app(app: Flask) -> None:

@@ -119,7 +119,13 @@ def test_the_switcher_refuses_a_post_without_its_csrf_token(client) -> None:
 
 def test_the_switcher_only_returns_to_a_page_of_this_site(client) -> None:
     token = csrf_token(client)
-    for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+    for target in (
+        "https://evil.example/",
+        "//evil.example/x",
+        "javascript:alert(1)",
+        "/\\evil.example/x",  # a browser reads /\ as //
+        "/\t/evil.example",  # a tab browsers drop
+    ):
         response = client.post(
             "/language", data={"language": "es", "next": target, "csrf_token": token}
         )
