@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumulative)")
+    parser.add_argument("--callers", help="with --profile: who calls the functions matching this")
+    parser.add_argument("--callees", help="with --profile: what the functions matching this call")
     parser.add_argument("--dump", type=Path, help="write each page's HTML into this folder")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the statements")
     parser.add_argument(
@@ -106,7 +108,13 @@ def main() -> None:
                 inside[name].append(sum(calls))
         if args.profile:
             profiler.disable()
-            pstats.Stats(profiler).sort_stats(args.sort).print_stats(60)
+            stats = pstats.Stats(profiler)
+            if args.callers:
+                stats.sort_stats(args.sort).print_callers(args.callers)
+            elif args.callees:
+                stats.sort_stats(args.sort).print_callees(args.callees)
+            else:
+                stats.sort_stats(args.sort).print_stats(60)
         print(
             f"{path:<24} {statistics.median(times) * 1000:6.2f} ms median  "
             f"{min(times) * 1000:6.2f} ms min  {len(sample):3d} statements"

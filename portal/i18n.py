@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 
-from babel import support
+from babel import Locale, support
 from babel.dates import format_date as babel_date
 from babel.dates import format_skeleton, get_day_names
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Blueprint, Flask, has_request_context, redirect, request, session
-from flask_babel import Babel, get_locale
+from flask import Blueprint, Flask, g, has_request_context, redirect, request, session
+from flask_babel import Babel, get_locale, get_translations
 from werkzeug.wrappers.response import Response
 from wtforms.i18n import messages_path
 
@@ -62,7 +63,7 @@ def tag_for(value: str | None) -> str | None:
 
 def current_tag() -> str:
     """The tag of the language this request reads in (for `<html lang>`)."""
-    locale = str(get_locale() or DEFAULT)
+    locale = str(reading())
     return next((tag for tag, name in LOCALES.items() if name == locale), DEFAULT)
 
 
@@ -91,6 +92,31 @@ def _chosen_tag() -> str:
     return DEFAULT
 
 
+def reading() -> Locale:
+    """The locale this request (or a `force_locale` block) reads in. The same answer as
+    Flask-Babel's `get_locale`, which a page asks ~70 times (every string, date and flag) and
+    which walks three context proxies each time: here one lookup of what it keeps in `g`."""
+    try:
+        found: Locale | None = g._flask_babel.babel_locale
+    except (AttributeError, RuntimeError):  # not chosen yet, or outside an app context
+        found = None
+    return found if found is not None else (get_locale() or _ENGLISH_LOCALE)
+
+
+_ENGLISH_LOCALE = Locale.parse(DEFAULT)
+#: The catalog of each locale, taken from Flask-Babel once (it keeps them for the process too).
+_CATALOGS: dict[Locale, support.NullTranslations] = {}
+
+
+def catalog() -> support.NullTranslations:
+    """The reader's translations (the templates' `_`, `ngettext` and `pgettext` read them)."""
+    locale = reading()
+    found = _CATALOGS.get(locale)
+    if found is None:
+        found = _CATALOGS[locale] = get_translations()
+    return found
+
+
 #: Date patterns kept for English (the portal's look since before it spoke other languages);
 #: other languages use their own CLDR forms of the same skeletons.
 _ENGLISH = {"yMMMd": "d MMM y", "full": "EEEE d MMMM y"}
@@ -99,32 +125,40 @@ _ENGLISH = {"yMMMd": "d MMM y", "full": "EEEE d MMMM y"}
 def day_text(value: date, form: str = "yMMMd") -> str:
     """A day in the reader's language; `form` is a CLDR skeleton, or `full` (the day with its
     weekday, written out)."""
-    locale = get_locale() or "en"
-    if str(locale) == "en":
-        return babel_date(value, _ENGLISH[form], locale="en")
-    if form == "full":
-        return babel_date(value, "full", locale=locale)
-    return format_skeleton(form, value, locale=locale)
+    return _day_text(reading(), form, value)
 
 
 def time_text(value: datetime) -> str:
     """The time of day as the reader's language writes it (24-hour)."""
     # Formatted from the wall-clock time: the zone was applied by `local`, and its
     # abbreviation (CET, EST) is added by the callers as the portal always showed it.
-    return format_skeleton("Hm", value.replace(tzinfo=None), locale=get_locale() or "en")
+    return _time_text(reading(), value.hour, value.minute)
 
 
 def month_text(value: date) -> str:
     """A month and year (`Dec 2026`, `2026年12月`, `dic 2026`), for a chart's axis."""
-    locale = get_locale() or "en"
+    return _day_text(reading(), "yMMM", date(value.year, value.month, 1))
+
+
+# Babel matches the skeleton and parses the pattern on every call; a list page writes the same
+# few days and times many times over, so each text is made once per language.
+@lru_cache(maxsize=8192)
+def _day_text(locale: Locale, form: str, value: date) -> str:
     if str(locale) == "en":
-        return babel_date(value, "MMM y", locale="en")
-    return format_skeleton("yMMM", value, locale=locale)
+        return babel_date(value, "MMM y" if form == "yMMM" else _ENGLISH[form], locale="en")
+    if form == "full":
+        return babel_date(value, "full", locale=locale)
+    return format_skeleton(form, value, locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _time_text(locale: Locale, hour: int, minute: int) -> str:
+    return format_skeleton("Hm", datetime(2000, 1, 1, hour, minute, tzinfo=UTC), locale=locale)
 
 
 def weekday_name(index: int) -> str:
     """Monday (0) to Sunday (6), written out in the reader's language (Babel's CLDR names)."""
-    return str(get_day_names("wide", locale=get_locale() or DEFAULT)[index])
+    return str(get_day_names("wide", locale=reading())[index])
 
 
 def compile_catalogs(directory: Path = TRANSLATIONS) -> None:
@@ -165,12 +199,20 @@ def init_app(app: Flask) -> None:
     def _wtforms_language() -> None:
         if request.endpoint in (None, "static") or request.path.startswith("/api/"):
             return
-        if str(get_locale()) == LOCALES["zh-Hant"]:
+        if str(reading()) == LOCALES["zh-Hant"]:
             request.wtforms_translations = traditional  # type: ignore[attr-defined]
 
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     babel.init_app(app, locale_selector=_select_locale)
+    # The templates' gettext callables, as Flask-Babel installs them but through `catalog`.
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: catalog().ugettext(s),
+        ngettext=lambda s, p, n: catalog().ungettext(s, p, n),
+        pgettext=lambda c, s: catalog().upgettext(c, s),
+        npgettext=lambda c, s, p, n: catalog().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["current_language"] = current_tag
     app.register_blueprint(bp)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import get_datetime_format
 from flask import Flask, g, has_request_context, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
@@ -22,8 +23,15 @@ from portal import zones
 from portal.auth.forms import TimeZoneForm
 from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
-from portal.i18n import day_text, time_text
-from portal.models import AppointmentStatus, Flag, PlanStatus, ResultStatus, Role
+from portal.i18n import day_text, reading, time_text
+from portal.models import (
+    AppointmentStatus,
+    Flag,
+    LabResultVersion,
+    PlanStatus,
+    ResultStatus,
+    Role,
+)
 from portal.services import attachments, notifications
 from portal.services.catalog import human_units
 
@@ -87,8 +95,26 @@ def status_text(status: enum.Enum) -> str:
     """A status (of a lab result version, a plan or an appointment) in the reader's language."""
     # Keyed by class and value: the members of these StrEnums equal their values, so
     # PlanStatus.COMPLETED and AppointmentStatus.COMPLETED would be one key.
-    text = STATUS_TEXT.get((type(status), str(status.value)))
-    return str(text) if text is not None else str(status.value).replace("_", " ").capitalize()
+    key = (type(status), str(status.value))
+    cached = (reading(), *key)  # a list shows one per row: each word is looked up once
+    if cached not in _STATUS_WORDS:
+        text = STATUS_TEXT.get(key)
+        _STATUS_WORDS[cached] = (
+            str(text) if text is not None else key[1].replace("_", " ").capitalize()
+        )
+    return _STATUS_WORDS[cached]
+
+
+_STATUS_WORDS: dict[tuple[Locale, type[enum.Enum], str], str] = {}
+
+
+def version_status(version: LabResultVersion) -> str:
+    """A version's status; a correction or amendment says when it was made (its place in a
+    list stays its sample's)."""
+    text = status_text(version.status)
+    if version.version > 1 and version.status in (ResultStatus.CORRECTED, ResultStatus.AMENDED):
+        return f"{text} {_format_date(version.published_at)}"
+    return text
 
 
 #: A role in words.
@@ -132,7 +158,7 @@ _FLAG_BADGES: dict[tuple[str, Flag], Markup] = {}
 
 
 def flag_badge(flag: Flag) -> Markup:
-    key = (str(get_locale()), flag)
+    key = (str(reading()), flag)
     if key not in _FLAG_BADGES:
         _FLAG_BADGES[key] = _badge(flag)
     return _FLAG_BADGES[key]
@@ -191,6 +217,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["flag_text"] = lambda flag: str(FLAG_TEXT.get(flag, ""))
     app.jinja_env.filters["flag_badge"] = flag_badge
     app.jinja_env.filters["status_text"] = status_text
+    app.jinja_env.filters["version_status"] = version_status
     app.jinja_env.filters["notice_text"] = notice_text
     app.jinja_env.filters["role_text"] = lambda role: str(ROLE_TEXT.get(role, role))
     app.jinja_env.filters["result_status_text"] = lambda value: status_text(ResultStatus(value))
@@ -250,9 +277,14 @@ def format_datetime(value: datetime | None) -> str:
     if value is None:
         return ""
     moment = local(value)
-    pattern = get_datetime_format("medium", locale=get_locale() or "en")
-    joined = str(pattern).replace("{1}", day_text(moment.date(), "yMMMd"))
+    joined = _joined(reading()).replace("{1}", day_text(moment.date(), "yMMMd"))
     return joined.replace("{0}", time_text(moment)) + moment.strftime(" %Z")
+
+
+@lru_cache(maxsize=8)
+def _joined(locale: Locale) -> str:
+    """How the language joins a day and a time (`{1}, {0}`, `{1} {0}`)."""
+    return str(get_datetime_format("medium", locale=locale))
 
 
 def _format_time(value: datetime | None, zone: bool = True) -> str:

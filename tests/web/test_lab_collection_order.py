@@ -93,11 +93,12 @@ def test_a_corrected_older_result_does_not_top_the_lists(
     as_user, session, people, alice: FlaskClient
 ) -> None:
     older, newest = _correct_the_older_one(as_user, session, people)
-    listed = [
-        int(i)
-        for i, _name in _ROW_LINK.findall(alice.get("/my/lab-results").get_data(as_text=True))
-    ]
+    page = alice.get("/my/lab-results").get_data(as_text=True)
+    listed = [int(i) for i, _name in _ROW_LINK.findall(page)]
     assert listed.index(newest) < listed.index(older)
+    # Its row says it was corrected, and when (the place in the list is its sample's).
+    row = page[page.index(f'/my/lab-results/{older}"') :].split("</tr>")[0]
+    assert re.search(r"Corrected \d{1,2} \w{3} \d{4}", row), row
     dashboard = alice.get("/my/").get_data(as_text=True)
     recent = dashboard[dashboard.index("Recent lab results") :]
     recent_ids = [int(i) for i, _name in _ROW_LINK.findall(recent)]
