@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +22,16 @@ from babel.dates import format_date as babel_date
 from babel.dates import format_skeleton, get_day_names
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Blueprint, Flask, g, has_request_context, redirect, request, session
+from flask import (
+    Blueprint,
+    Flask,
+    g,
+    has_app_context,
+    has_request_context,
+    redirect,
+    request,
+    session,
+)
 from flask_babel import Babel, get_locale, get_translations
 from werkzeug.wrappers.response import Response
 from wtforms.i18n import messages_path
@@ -92,29 +102,51 @@ def _chosen_tag() -> str:
     return DEFAULT
 
 
-def reading() -> Locale:
-    """The locale this request (or a `force_locale` block) reads in. The same answer as
-    Flask-Babel's `get_locale`, which a page asks ~70 times (every string, date and flag) and
-    which walks three context proxies each time: here one lookup of what it keeps in `g`."""
+@dataclass(frozen=True)
+class Reader:
+    """The language a request reads in, worked out once: its Babel locale, that locale's
+    name (`en`, `zh_Hant`, `es`: the key of the caches below) and its catalog."""
+
+    locale: Locale
+    name: str
+    catalog: support.NullTranslations
+
+
+def reader() -> Reader:
+    """The reader of this request (or of a `force_locale` block). The same answer as
+    Flask-Babel's `get_locale` and `get_translations`, which a page asks ~150 times (every
+    string, date and flag) and which walk three context proxies each time: kept here beside
+    the locale Flask-Babel keeps in `g`, and made again when that locale changes."""
     try:
-        found: Locale | None = g._flask_babel.babel_locale
-    except (AttributeError, RuntimeError):  # not chosen yet, or outside an app context
-        found = None
-    return found if found is not None else (get_locale() or _ENGLISH_LOCALE)
+        state = g._flask_babel
+        kept: Reader = state.portal_reader
+        if kept.locale is state.babel_locale:
+            return kept
+    except (AttributeError, RuntimeError):  # not worked out yet, or outside an app context
+        pass
+    locale = get_locale() or _ENGLISH_LOCALE
+    name = str(locale)
+    if name not in _CATALOGS:
+        _CATALOGS[name] = get_translations()
+    made = Reader(locale, name, _CATALOGS[name])
+    if has_app_context() and locale is getattr(g.get("_flask_babel"), "babel_locale", None):
+        g._flask_babel.portal_reader = made
+    return made
+
+
+def reading() -> Locale:
+    """The locale this request reads in (see `reader`)."""
+    return reader().locale
 
 
 _ENGLISH_LOCALE = Locale.parse(DEFAULT)
 #: The catalog of each locale, taken from Flask-Babel once (it keeps them for the process too).
-_CATALOGS: dict[Locale, support.NullTranslations] = {}
+_CATALOGS: dict[str, support.NullTranslations] = {}
 
 
 def catalog() -> support.NullTranslations:
     """The reader's translations (the templates' `_`, `ngettext` and `pgettext` read them)."""
-    locale = reading()
-    found = _CATALOGS.get(locale)
-    if found is None:
-        found = _CATALOGS[locale] = get_translations()
-    return found
+    return reader().catalog
 
 
 #: Date patterns kept for English (the portal's look since before it spoke other languages);
@@ -125,26 +157,26 @@ _ENGLISH = {"yMMMd": "d MMM y", "full": "EEEE d MMMM y"}
 def day_text(value: date, form: str = "yMMMd") -> str:
     """A day in the reader's language; `form` is a CLDR skeleton, or `full` (the day with its
     weekday, written out)."""
-    return _day_text(reading(), form, value)
+    return _day_text(reader().name, form, value)
 
 
 def time_text(value: datetime) -> str:
     """The time of day as the reader's language writes it (24-hour)."""
     # Formatted from the wall-clock time: the zone was applied by `local`, and its
     # abbreviation (CET, EST) is added by the callers as the portal always showed it.
-    return _time_text(reading(), value.hour, value.minute)
+    return _time_text(reader().name, value.hour, value.minute)
 
 
 def month_text(value: date) -> str:
     """A month and year (`Dec 2026`, `2026年12月`, `dic 2026`), for a chart's axis."""
-    return _day_text(reading(), "yMMM", date(value.year, value.month, 1))
+    return _day_text(reader().name, "yMMM", date(value.year, value.month, 1))
 
 
 # Babel matches the skeleton and parses the pattern on every call; a list page writes the same
 # few days and times many times over, so each text is made once per language.
 @lru_cache(maxsize=8192)
-def _day_text(locale: Locale, form: str, value: date) -> str:
-    if str(locale) == "en":
+def _day_text(locale: str, form: str, value: date) -> str:
+    if locale == "en":
         return babel_date(value, "MMM y" if form == "yMMM" else _ENGLISH[form], locale="en")
     if form == "full":
         return babel_date(value, "full", locale=locale)
@@ -152,7 +184,7 @@ def _day_text(locale: Locale, form: str, value: date) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _time_text(locale: Locale, hour: int, minute: int) -> str:
+def _time_text(locale: str, hour: int, minute: int) -> str:
     return format_skeleton("Hm", datetime(2000, 1, 1, hour, minute, tzinfo=UTC), locale=locale)
 
 

@@ -12,7 +12,22 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import Connection, Integer, Select, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    cast,
+    func,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
@@ -70,21 +85,37 @@ def patient_user_id(session: Session, patient_id: int) -> int | None:
     return session.scalar(unscoped(stmt, "notification fan-out"))
 
 
-def _unread_counts_stmt(rs: RoleScope) -> Select[EventType, int]:
-    """The reader's own unread notifications, counted by type."""
-    stmt = (
-        select(Notification.type, func.count())
+def _nav_stmt(rs: RoleScope) -> CompoundSelect:
+    """The reader's own unread notifications counted by type, and a row with no type holding
+    the newest event id of anyone (ids carry no content): the nav's badges and the page's
+    socket position in one round trip."""
+    counts = rs.own(
+        select(cast(Notification.type, String), func.count())
         .where(Notification.read_at.is_(None))
         .group_by(Notification.type)
     )
-    return rs.own(stmt)
+    position = select(null().cast(String), func.coalesce(func.max(Notification.id), 0))
+    return union_all(counts, position).execution_options(portal_scoped=True)
 
 
-def unread_counts(session: Session, actor: Actor) -> dict[EventType, int]:
-    """The actor's unread notifications by type: the badge and the dashboard's "new" read
-    this. Every signed-in page runs it (for the nav badge): its statement is built once."""
-    stmt = scoped(_unread_counts_stmt, actor)
-    return {t: n for t, n in session.execute(stmt, reader(actor))}
+@dataclass(frozen=True)
+class Nav:
+    unread: dict[EventType, int]
+    position: int
+
+
+def nav_state(session: Session, actor: Actor) -> Nav:
+    """The actor's unread notifications by type (the badge and the dashboard's "new" read
+    this) and the stream's position (see `latest_event_id`). Every signed-in page runs it:
+    its statement is built once."""
+    unread: dict[EventType, int] = {}
+    position = 0
+    for kind, n in session.execute(scoped(_nav_stmt, actor), reader(actor)):
+        if kind is None:
+            position = int(n)
+        else:
+            unread[EventType(kind)] = int(n)
+    return Nav(unread, position)
 
 
 def _unread_of_type_stmt(rs: RoleScope, about_one: bool) -> Select[int]:

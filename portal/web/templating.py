@@ -8,7 +8,6 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel import Locale
 from babel.dates import get_datetime_format
 from flask import Flask, g, has_request_context, request, url_for
 from flask_babel import gettext as _
@@ -23,7 +22,7 @@ from portal import zones
 from portal.auth.forms import TimeZoneForm
 from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
-from portal.i18n import day_text, reading, time_text
+from portal.i18n import day_text, reader, time_text
 from portal.models import (
     AppointmentStatus,
     Flag,
@@ -96,7 +95,7 @@ def status_text(status: enum.Enum) -> str:
     # Keyed by class and value: the members of these StrEnums equal their values, so
     # PlanStatus.COMPLETED and AppointmentStatus.COMPLETED would be one key.
     key = (type(status), str(status.value))
-    cached = (reading(), *key)  # a list shows one per row: each word is looked up once
+    cached = (reader().name, *key)  # a list shows one per row: each word is looked up once
     if cached not in _STATUS_WORDS:
         text = STATUS_TEXT.get(key)
         _STATUS_WORDS[cached] = (
@@ -105,7 +104,7 @@ def status_text(status: enum.Enum) -> str:
     return _STATUS_WORDS[cached]
 
 
-_STATUS_WORDS: dict[tuple[Locale, type[enum.Enum], str], str] = {}
+_STATUS_WORDS: dict[tuple[str, type[enum.Enum], str], str] = {}
 
 
 def version_status(version: LabResultVersion) -> str:
@@ -158,7 +157,7 @@ _FLAG_BADGES: dict[tuple[str, Flag], Markup] = {}
 
 
 def flag_badge(flag: Flag) -> Markup:
-    key = (str(reading()), flag)
+    key = (reader().name, flag)
     if key not in _FLAG_BADGES:
         _FLAG_BADGES[key] = _badge(flag)
     return _FLAG_BADGES[key]
@@ -188,12 +187,14 @@ def init_app(app: Flask) -> None:
         matches = [
             url for _label, _e, url in items if request.path.startswith(url.rstrip("/") or "/")
         ]
+        nav = notifications.nav_state(db.session, actor)
         return {
             "viewer": current_account(),
             "actor": actor,
             "nav_items": items,
             "nav_current": max(matches, key=len) if matches else None,
-            "unread": notifications.unread_counts(db.session, actor),
+            "unread": nav.unread,
+            "events_position": nav.position,
         }
 
     # Shared macros are globals, so a fragment rendered alone (render_block skips a page's
@@ -212,7 +213,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["attachment_limits"] = attachments.limits
     app.jinja_env.globals["FLAG_TEXT"] = FLAG_TEXT
     # Where a page's socket starts: the stream's position when the page was read.
-    app.jinja_env.globals["events_position"] = lambda: notifications.latest_event_id(db.session)
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
     app.jinja_env.filters["flag_text"] = lambda flag: str(FLAG_TEXT.get(flag, ""))
     app.jinja_env.filters["flag_badge"] = flag_badge
@@ -277,12 +277,12 @@ def format_datetime(value: datetime | None) -> str:
     if value is None:
         return ""
     moment = local(value)
-    joined = _joined(reading()).replace("{1}", day_text(moment.date(), "yMMMd"))
+    joined = _joined(reader().name).replace("{1}", day_text(moment.date(), "yMMMd"))
     return joined.replace("{0}", time_text(moment)) + moment.strftime(" %Z")
 
 
 @lru_cache(maxsize=8)
-def _joined(locale: Locale) -> str:
+def _joined(locale: str) -> str:
     """How the language joins a day and a time (`{1}, {0}`, `{1} {0}`)."""
     return str(get_datetime_format("medium", locale=locale))
 

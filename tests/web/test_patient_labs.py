@@ -204,14 +204,14 @@ def test_opening_a_result_marks_its_notification_read_everywhere(as_user, sessio
     mine = records_of(session, people, "alice")
     alice = people.actor("alice")
     client = as_user("alice")
-    before = notifications.unread_counts(session, alice)[EventType.LAB_RESULT_PUBLISHED]
+    before = notifications.nav_state(session, alice).unread[EventType.LAB_RESULT_PUBLISHED]
     listed = client.get("/my/lab-results?test=2823-3").get_data(as_text=True)
     assert 'class="status status-new">New<' in listed
     # Act
     client.get(f"/my/lab-results/{mine.potassium_id}")
     # Assert: both potassium notifications (new, then corrected) are read
     session.expire_all()
-    after = notifications.unread_counts(session, alice)[EventType.LAB_RESULT_PUBLISHED]
+    after = notifications.nav_state(session, alice).unread[EventType.LAB_RESULT_PUBLISHED]
     assert after == before - 2
     listed = client.get("/my/lab-results?test=2823-3").get_data(as_text=True)
     assert 'class="status status-new">New<' not in listed

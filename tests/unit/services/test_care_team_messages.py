@@ -61,7 +61,7 @@ def test_a_thread_goes_to_the_remaining_care_team_member(session: Session, peopl
         session, people.actor("admin"), patient_id=patient_id, provider_id=okafor.provider.id
     )
     session.commit()
-    okafor_before = notifications.unread_counts(session, people.actor("dr_okafor"))
+    okafor_before = notifications.nav_state(session, people.actor("dr_okafor")).unread
     assert _unread_about(session, chen.id, patient_id) >= 1
     # Act
     _leave(session, people, "dr_chen")
@@ -82,7 +82,7 @@ def test_a_thread_goes_to_the_remaining_care_team_member(session: Session, peopl
         == okafor.id
     )
     assert _unread_about(session, chen.id, patient_id) == 0
-    okafor_after = notifications.unread_counts(session, people.actor("dr_okafor"))
+    okafor_after = notifications.nav_state(session, people.actor("dr_okafor")).unread
     created = EventType.MESSAGE_CREATED
     assert okafor_after.get(created, 0) == okafor_before.get(created, 0) + 1
     okafor_inbox = messaging.team_inbox(session, people.actor("dr_okafor"), limit=100).rows
