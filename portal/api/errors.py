@@ -24,6 +24,7 @@ TITLES = {
     429: "Too many requests",
     500: "Server error",
     503: "Service unavailable",
+    507: "Insufficient storage",
 }
 
 DETAILS = {

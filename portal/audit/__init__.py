@@ -161,8 +161,10 @@ def init_app(app: Flask) -> None:
             return response
         try:
             _record_view(spec, response)
-        except Exception:
+        except Exception as exc:
             # Fail closed: a view whose reading could not be recorded is not delivered.
+            if _storage_full(exc):  # not a fault of the page: the operator's to fix, said so
+                return _refusal(response, full=True)
             log.exception("audit entry could not be written request_id=%s", g.get("request_id"))
             return _refusal(response)
         return response
@@ -246,12 +248,29 @@ def _append(session: Session, row: dict[str, Any]) -> None:
             time.sleep(0.01 * (attempt + 1))
 
 
-def _refusal(original: Response) -> Response:
-    """A 500 page (problem+json under /api/) in place of `original`, keeping its security
-    headers and none of its body."""
-    from portal.api.errors import is_api_request, problem
+def _storage_full(exc: Exception) -> bool:
+    """The entry found no room in the database (logged here, once, for the operator)."""
+    from portal.services.errors import StorageFull
+    from portal.transactions import is_storage_full, log_storage_full
 
-    refused = problem(500) if is_api_request() else _error_page()
+    if isinstance(exc, StorageFull):  # `unit_of_work` recognised and logged it
+        return True
+    if is_storage_full(exc):
+        log_storage_full(exc)
+        return True
+    return False
+
+
+def _refusal(original: Response, *, full: bool = False) -> Response:
+    """A 500 page (problem+json under /api/) in place of `original`, keeping its security
+    headers and none of its body; with `full`, the 507 of a database with no room."""
+    from portal.api.errors import is_api_request, problem
+    from portal.errors import storage_full_response
+
+    if full:
+        refused = storage_full_response()
+    else:
+        refused = problem(500) if is_api_request() else _error_page()
     for name in _KEPT_HEADERS:
         for value in original.headers.getlist(name):
             refused.headers.add(name, value)

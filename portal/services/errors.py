@@ -45,3 +45,21 @@ class ServiceError(ValueError):
         #: What must be kept of the refusal itself (its audit entry, a failure counted toward
         #: a pause): `unit_of_work` rolls the change back, then commits this on its own.
         self.record = record
+
+
+class StorageFull(ServiceError):
+    """The database could not grow (its disk, or its size limit, is full): the change rolled
+    back whole. Not the person's fault and not a broken rule: the API answers 507; pages show
+    it above the form they re-render, what was typed kept (status 422, the one htmx swaps in,
+    as for a conflict). Raised by `unit_of_work` (see `transactions.is_storage_full`)."""
+
+    status = 507
+
+    def __init__(self) -> None:
+        super().__init__(
+            None,
+            N_(
+                "The portal's storage is full, so nothing was saved: not the file, and "
+                "nothing else you sent. Please try again later, or let the clinic know."
+            ),
+        )
