@@ -33,6 +33,12 @@
     }, 100);
   }
 
+  /** One of the sentences the base template wrote on #live-region in the page's language. */
+  function said(name) {
+    var region = document.getElementById("live-region");
+    return region ? region.getAttribute("data-said-" + name) : "";
+  }
+
   // ---------------------------------------------------------------------------------------------
   // CSRF: every state-changing htmx request carries the token from <meta name="csrf-token">.
 
@@ -205,11 +211,22 @@
     announce(document.title);
   });
 
+  // The calm pages for "the database is away" (503) and "the storage is full" (507) are whole
+  // pages: a boosted link or form shows them as it would without JavaScript, instead of
+  // leaving the old page in place with only "something went wrong" said.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (event.detail.boosted && (status === 503 || status === 507)) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   document.addEventListener("htmx:responseError", function () {
-    announce("Something went wrong. Please try again.");
+    announce(said("error"));
   });
   document.addEventListener("htmx:sendError", function () {
-    announce("The portal could not be reached. Check your connection and try again.");
+    announce(said("offline"));
   });
 
   // ---------------------------------------------------------------------------------------------
@@ -292,7 +309,7 @@
       var changed = el.type === "checkbox" || el.type === "radio" ? el.checked !== el.defaultChecked
         : el.tagName !== "SELECT" && el.type !== "hidden" && el.value !== el.defaultValue;
       if (changed) {
-        announce("There are new updates. Reload the page to see them.");
+        announce(said("updates"));
         return;
       }
     }

@@ -174,6 +174,8 @@ def test_alice_reads_her_dashboard_in_traditional_chinese(alice_in_chinese) -> N
     assert "已更正的檢驗結果：Potassium" in page
     # Lab flags are words in her language.
     assert re.search(r'class="flag flag-(high|low|abnormal|critical)">(偏高|偏低|異常|危急)', page)
+    # What the page's script says by itself (a failed request, no connection) too.
+    assert 'data-said-error="出了點問題，請再試一次。"' in page
 
 
 def test_alice_reads_form_errors_in_traditional_chinese(alice_in_chinese) -> None:
