@@ -8,7 +8,8 @@
 #   scripts/with-postgres.sh bench/pages.sh     # PostgreSQL (uses TEST_DATABASE_URL)
 #
 # Knobs: PATIENTS=1000 LABS=50 DURATION=15 WARMUP=3 CONNECTIONS=16 WORKERS=2
-# Prints one line per page: "page req/s p50 p99 non-2xx". Loopback only; stops what it starts.
+# Prints one line per page, and one for the JSON API's lab list with alice's bearer token:
+# "page req/s p50 p99 non-2xx". Loopback only; stops what it starts.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -100,9 +101,14 @@ done
 ALICE=$("$BIN/python" bench/session_cookie.py "$BASE" alice@example.org)
 CHEN=$("$BIN/python" bench/session_cookie.py "$BASE" dr.chen@example.org)
 
-measure() {  # $1: cookie  $2: page -> "req/s p50 p99 non-2xx"
-    wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -H "Cookie: $1" "$BASE$2" >/dev/null 2>&1 || true
-    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s --latency -H "Cookie: $1" "$BASE$2" |
+# alice's bearer token, for the JSON API's lab list (the same list as /my/lab-results).
+TOKEN=$(curl -fsS -H 'Content-Type: application/json' \
+    -d '{"email": "alice@example.org", "password": "Demo-Portal-2026!"}' "$BASE/api/v1/auth/token" |
+    "$BIN/python" -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+
+measure() {  # $1: header ("Cookie: ..." or "Authorization: ...")  $2: path -> "req/s p50 p99 non-2xx"
+    wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -H "$1" "$BASE$2" >/dev/null 2>&1 || true
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s --latency -H "$1" "$BASE$2" |
         awk '/^Requests\/sec/ {rps=$2} $1 == "50%" {p50=$2} $1 == "99%" {p99=$2}
              /Non-2xx or 3xx/ {bad=$5}
              END {printf "%s %s %s %s\n", rps, p50, p99, (bad == "" ? 0 : bad)}'
@@ -111,10 +117,12 @@ measure() {  # $1: cookie  $2: page -> "req/s p50 p99 non-2xx"
 echo "bench: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $BACKEND, gunicorn sync x$WORKERS + worker, wrk -t1 -c$CONNECTIONS -d${DURATION}s" >&2
 printf '%-8s %-28s %10s %10s %10s %8s\n' backend page "req/s" p50 p99 non-2xx
 for page in /my/ /my/lab-results "/my/lab-results/$RESULT" "/my/messages/$THREAD"; do
-    printf '%-8s %-28s %10s %10s %10s %8s\n' "$BACKEND" "$page" $(measure "$ALICE" "$page")
+    printf '%-8s %-28s %10s %10s %10s %8s\n' "$BACKEND" "$page" $(measure "Cookie: $ALICE" "$page")
 done
 for page in /staff/patients "/staff/patients/$PATIENT"; do
-    printf '%-8s %-28s %10s %10s %10s %8s\n' "$BACKEND" "$page" $(measure "$CHEN" "$page")
+    printf '%-8s %-28s %10s %10s %10s %8s\n' "$BACKEND" "$page" $(measure "Cookie: $CHEN" "$page")
 done
+API="/api/v1/patients/$PATIENT/lab-results?limit=50"
+printf '%-8s %-28s %10s %10s %10s %8s\n' "$BACKEND" "API lab list (50)" $(measure "Authorization: Bearer $TOKEN" "$API")
 "$BIN/flask" --app wsgi audit seal >/dev/null
 "$BIN/flask" --app wsgi audit verify >&2
