@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from babel import Locale, support
 from babel.dates import format_date as babel_date
@@ -33,6 +34,9 @@ from flask import (
     session,
 )
 from flask_babel import Babel, get_locale, get_translations
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 from werkzeug.wrappers.response import Response
 from wtforms.i18n import messages_path
 
@@ -193,6 +197,16 @@ def weekday_name(index: int) -> str:
     return str(get_day_names("wide", locale=reading())[index])
 
 
+@pass_context
+def _template_gettext(context: Context, string: str, **variables: Any) -> str:
+    """Jinja's newstyle `gettext`: translated, marked safe where the template escapes (so
+    the variables are escaped as they go in), and formatted (`%%` reads `%`)."""
+    text: str = catalog().ugettext(string)
+    if context.eval_ctx.autoescape:
+        text = Markup(text)  # noqa: S704  (our own catalogs, as Jinja's wrapper trusts them)
+    return text % variables if variables or "%" in text else text
+
+
 def compile_catalogs(directory: Path = TRANSLATIONS) -> None:
     """Compile each `.po` whose `.mo` is missing or older. Written to a temporary file and
     renamed, so two processes starting at once never read half a catalog."""
@@ -245,6 +259,9 @@ def init_app(app: Flask) -> None:
         npgettext=lambda c, s, p, n: catalog().unpgettext(c, s, p, n),
         newstyle=True,
     )
+    # `_` itself, the templates' most called function (~50 a page): what the newstyle wrapper
+    # does, without its two indirections.
+    app.jinja_env.globals["_"] = app.jinja_env.globals["gettext"] = _template_gettext
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["current_language"] = current_tag
     app.register_blueprint(bp)
