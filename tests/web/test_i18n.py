@@ -250,3 +250,42 @@ def test_the_printable_summary_is_in_her_language(alice_in_chinese) -> None:
     assert _lang(page) == "zh-Hant"
     assert "<h1>我的病歷</h1>" in page
     assert "已更正" in page  # a corrected result's status, the value as the clinic wrote it
+
+
+def test_account_mails_are_in_the_recipients_language_whoever_sends_them(
+    app, as_user, session, people
+) -> None:
+    # Arrange: alice chose Traditional Chinese, bob Spanish; the admin reads Traditional
+    # Chinese, and someone asks for alice's reset link from an English browser.
+    alice, bob = people.user("alice"), people.user("bob")
+    alice.patient.preferred_language = "zh-Hant"
+    bob.patient.preferred_language = "es"
+    session.execute(unscoped(delete(OutboxMail), "test: only this test's mails"))
+    session.flush()
+    english = app.test_client()
+    token = csrf_token(english, "/forgot-password")
+    english.post(
+        "/forgot-password",
+        data={"email": alice.email, "csrf_token": token},
+        headers={"Accept-Language": "en"},
+    )
+    admin = as_user("admin")
+    assert _switch(admin, "zh-Hant", "/admin/users").status_code == 303
+    # Act
+    post(admin, f"/admin/users/{bob.id}/password-reset")
+    reset = post(admin, f"/admin/patients/{alice.patient.id}/access-reset")
+    post(admin, "/admin/users/new", {"email": "dr.new@example.org", "display_name": "Dr New"})
+    # Assert: each mail in its recipient's language, the admin's own page still in hers.
+    staged = session.execute(select(OutboxMail.to_address, OutboxMail.subject)).all()
+    assert sorted(staged) == sorted(
+        [
+            (alice.email, "設定您病人入口網站的新密碼"),
+            (bob.email, "Elija una contraseña nueva para su portal del paciente"),
+            (alice.patient.contact_email, "您的病人入口網站啟用碼"),
+            ("dr.new@example.org", "Your invitation to the patient portal"),
+        ]
+    )
+    bodies = session.scalars(select(OutboxMail.body).order_by(OutboxMail.id)).all()
+    assert "30 分鐘" in bodies[0] or "30分鐘" in bodies[0], bodies[0]
+    assert "30 minutos" in bodies[1], bodies[1]
+    assert _lang(admin.get(reset.location).get_data(as_text=True)) == "zh-Hant"
