@@ -176,6 +176,20 @@ def test_alice_reads_her_dashboard_in_traditional_chinese(alice_in_chinese) -> N
     assert re.search(r'class="flag flag-(high|low|abnormal|critical)">(偏高|偏低|異常|危急)', page)
 
 
+def test_alice_switches_from_chinese_to_spanish_and_back_without_javascript(
+    alice_in_chinese,
+) -> None:
+    # The switcher's plain form post and its 303, as a browser without JavaScript sends it.
+    assert _switch(alice_in_chinese, "es", "/my/lab-results").status_code == 303
+    page = alice_in_chinese.get("/my/lab-results").get_data(as_text=True)
+    assert _lang(page) == "es"
+    assert "<h1>Resultados de laboratorio</h1>" in page
+    assert _switch(alice_in_chinese, "zh-Hant", "/my/lab-results").status_code == 303
+    page = alice_in_chinese.get("/my/lab-results").get_data(as_text=True)
+    assert _lang(page) == "zh-Hant"
+    assert "<h1>檢驗結果</h1>" in page
+
+
 def test_alice_reads_form_errors_in_traditional_chinese(alice_in_chinese) -> None:
     # A field's own check, and a service's refusal shown on its field.
     bad_address = post(
