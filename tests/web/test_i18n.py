@@ -18,11 +18,13 @@ from flask_babel import force_locale
 from sqlalchemy import delete, select
 
 from portal.access import unscoped
+from portal.audit.report import access_log_for_patient
 from portal.i18n import EXTRACT_OPTIONS, TRANSLATIONS, compile_catalogs
 from portal.models import AppointmentStatus, EventType, OutboxMail, PlanStatus, ResultStatus
 from portal.services import mail
 from portal.web.templating import status_text
 from tests.conftest import DEMO_EMAILS, csrf_token, login, post
+from tests.web.audit_support import a_result_of
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ("zh_Hant", "es")
@@ -303,3 +305,33 @@ def test_account_mails_are_in_the_recipients_language_whoever_sends_them(
     assert "30 分鐘" in bodies[0] or "30分鐘" in bodies[0], bodies[0]
     assert "30 minutos" in bodies[1], bodies[1]
     assert _lang(admin.get(reset.location).get_data(as_text=True)) == "zh-Hant"
+
+
+def test_her_access_log_says_what_staff_did_in_her_language(
+    app, alice_in_chinese, session, people
+) -> None:
+    # Arrange: dr.chen opens one of alice's results.
+    chen = app.test_client()
+    login(chen, DEMO_EMAILS["dr_chen"])
+    assert chen.get(f"/staff/results/{a_result_of(session, people, 'alice').id}").status_code == 200
+    # Act
+    page = alice_in_chinese.get("/my/profile").get_data(as_text=True)
+    with app.test_request_context(), force_locale("es"):
+        newest = access_log_for_patient(session, people.actor("alice")).rows[0]
+    # Assert: one sentence in her language (the words joined as Chinese joins them).
+    assert "<td>醫師</td>" in page
+    assert "<td>查看了一項檢驗結果</td>" in page
+    assert (newest.role, newest.action, newest.record) == (
+        "Profesional",
+        "Consultó",
+        "un resultado de laboratorio",
+    )
+
+
+def test_the_audit_report_names_actions_and_outcomes_in_the_admins_language(as_user) -> None:
+    admin = as_user("admin")
+    assert _switch(admin, "es", "/admin/audit").status_code == 303
+    page = admin.get("/admin/audit?action=view").get_data(as_text=True)
+    assert '<option value="">Cualquier acción</option>' in page
+    assert "<td>Consulta</td>" in page
+    assert '<span class="status">Correcto</span>' in page
