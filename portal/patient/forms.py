@@ -118,8 +118,11 @@ class PreferencesForm(FlaskForm):
     mail_messages = BooleanField(_l("A new message"))
     mail_appointments = BooleanField(_l("A change to an appointment"))
     mail_plans = BooleanField(_l("An update to my treatment plan"))
+    # Empty (the first choice): the language the browser asks for, as before signing in.
     preferred_language = SelectField(
-        _l("Preferred language"), choices=[SelectChoice(k, v) for k, v in LANGUAGES.items()]
+        _l("Preferred language"),
+        choices=[SelectChoice("", _l("Same as my browser"))]
+        + [SelectChoice(k, v) for k, v in LANGUAGES.items()],
     )
     release_preference = RadioField(
         _l("When should new results appear here?"),

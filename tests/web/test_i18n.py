@@ -335,3 +335,30 @@ def test_the_audit_report_names_actions_and_outcomes_in_the_admins_language(as_u
     assert '<option value="">Cualquier acción</option>' in page
     assert "<td>Consulta</td>" in page
     assert '<span class="status">Correcto</span>' in page
+
+
+def test_a_patient_who_never_chose_reads_the_browsers_language_until_they_choose(
+    client, session, people
+) -> None:
+    # New accounts (the demo's too) choose nothing: the browser's language applies.
+    alice = people.user("alice").patient
+    assert alice.preferred_language is None
+    browser = client
+    login(browser, DEMO_EMAILS["alice"])
+    spanish = {"Accept-Language": "es-ES,es;q=0.9"}
+    page = browser.get("/my/", headers=spanish).get_data(as_text=True)
+    assert _lang(page) == "es"
+    assert '<option selected value="">Igual que mi navegador</option>' in browser.get(
+        "/my/profile", headers=spanish
+    ).get_data(as_text=True)
+    # A choice wins over the browser, and "Same as my browser" gives the browser back the word
+    # (also over the switch this browser's session remembers).
+    assert _switch(browser, "zh-Hant", "/my/").status_code == 303
+    assert _lang(browser.get("/my/", headers=spanish).get_data(as_text=True)) == "zh-Hant"
+    saved = post(
+        browser, "/my/profile", {"preferred_language": "", "release_preference": "after_review"}
+    )
+    assert saved.status_code == 303
+    session.expire_all()
+    assert people.user("alice").patient.preferred_language is None
+    assert _lang(browser.get("/my/", headers=spanish).get_data(as_text=True)) == "es"
