@@ -122,7 +122,8 @@ class PreferencesForm(FlaskForm):
     preferred_language = SelectField(
         _l("Preferred language"),
         choices=[SelectChoice("", _l("Same as my browser"))]
-        + [SelectChoice(k, v) for k, v in LANGUAGES.items()],
+        # Each name in its own language, marked so (as in the footer's switcher).
+        + [SelectChoice(k, v, render_kw={"lang": k}) for k, v in LANGUAGES.items()],
     )
     release_preference = RadioField(
         _l("When should new results appear here?"),
