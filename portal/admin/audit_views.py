@@ -8,6 +8,9 @@ import re
 from collections.abc import Iterator
 
 from flask import Response, abort, request, stream_with_context
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -20,7 +23,7 @@ from portal.audit.report import record_export as record_audit_export
 from portal.auth.identity import current_actor
 from portal.db import utcnow
 from portal.extensions import db
-from portal.models import AuditAction
+from portal.models import AuditAction, AuditOutcome
 from portal.transactions import unit_of_work
 from portal.web.htmx import render
 from portal.web.lists import page_of
@@ -45,6 +48,40 @@ CSV_COLUMNS = (
 )
 
 
+#: The page's words for each action and outcome, in the reader's language. The CSV keeps the
+#: stored names: programs read it, and exports are compared with each other.
+ACTION_NAMES: dict[AuditAction, LazyString] = {
+    AuditAction.VIEW: _p("audit action", "View"),
+    AuditAction.CREATE: _p("audit action", "Create"),
+    AuditAction.UPDATE: _p("audit action", "Update"),
+    AuditAction.PUBLISH: _p("audit action", "Publish"),
+    AuditAction.CORRECT: _p("audit action", "Correct"),
+    AuditAction.RELEASE: _p("audit action", "Release"),
+    AuditAction.REVIEW: _p("audit action", "Review"),
+    AuditAction.ACKNOWLEDGE: _p("audit action", "Acknowledge"),
+    AuditAction.DOWNLOAD: _p("audit action", "Download"),
+    AuditAction.SEND: _p("audit action", "Send"),
+    AuditAction.CANCEL: _p("audit action", "Cancel"),
+    AuditAction.ACTIVATE: _p("audit action", "Activate"),
+    AuditAction.COMPLETE: _p("audit action", "Complete"),
+    AuditAction.ASSIGN: _p("audit action", "Assign"),
+    AuditAction.UNASSIGN: _p("audit action", "Unassign"),
+    AuditAction.DEACTIVATE: _p("audit action", "Deactivate"),
+    AuditAction.EXPORT: _p("audit action", "Export"),
+    AuditAction.DELETE: _p("audit action", "Delete"),
+    AuditAction.SIGN_IN: _p("audit action", "Sign in"),
+    AuditAction.SIGN_IN_FAILED: _p("audit action", "Sign in failed"),
+    AuditAction.SIGN_OUT: _p("audit action", "Sign out"),
+    AuditAction.PASSWORD_CHANGE: _p("audit action", "Password change"),
+    AuditAction.ACCESS_DENIED: _p("audit action", "Access denied"),
+}
+OUTCOME_NAMES: dict[AuditOutcome, LazyString] = {
+    AuditOutcome.SUCCESS: _p("audit outcome", "Success"),
+    AuditOutcome.DENIED: _p("audit outcome", "Denied"),
+    AuditOutcome.FAILURE: _p("audit outcome", "Failure"),
+}
+
+
 class AuditFilterForm(FlaskForm):
     """The report's filters: a GET form, so no CSRF token (it changes nothing)."""
 
@@ -52,17 +89,17 @@ class AuditFilterForm(FlaskForm):
         csrf = False
 
     patient = StringField(
-        "Patient", validators=[Optional()], description="MRN, or part of the patient's name"
+        _l("Patient"), validators=[Optional()], description=_l("MRN, or part of the patient's name")
     )
-    actor = EmailField("Actor email", validators=[Optional(), Email()])
+    actor = EmailField(_l("Actor email"), validators=[Optional(), Email()])
     action = SelectField(
-        "Action",
-        choices=[SelectChoice("", "Any action")]
-        + [SelectChoice(a.value, a.value.replace("_", " ")) for a in AuditAction],
+        _l("Action"),
+        choices=[SelectChoice("", _l("Any action"))]
+        + [SelectChoice(a.value, ACTION_NAMES[a]) for a in AuditAction],
         validators=[Optional()],
     )
-    date_from = DateField("From (UTC)", validators=[Optional()])
-    date_to = DateField("To (UTC, inclusive)", validators=[Optional()])
+    date_from = DateField(_l("From (UTC)"), validators=[Optional()])
+    date_to = DateField(_l("To (UTC, inclusive)"), validators=[Optional()])
 
     def filters(self) -> AuditFilters:
         return AuditFilters(
@@ -112,6 +149,8 @@ def audit_log() -> tuple[str, int] | str:
         page=page,
         args=_query_args(form),
         cursor_error=cursor_error,
+        action_names=ACTION_NAMES,
+        outcome_names=OUTCOME_NAMES,
     )
     return body if valid and cursor_error is None else (body, 422)
 

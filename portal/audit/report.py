@@ -12,6 +12,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from flask_babel import LazyString, gettext, pgettext
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from sqlalchemy import Integer, Select, String, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
@@ -279,58 +282,64 @@ def record_export(session: Session, actor: Actor, filters: AuditFilters) -> None
 
 # --- A patient's access log ------------------------------------------------------------------
 
-#: What a patient reads for each action: plain words, no internal names.
-ACTION_WORDS: dict[AuditAction, str] = {
-    AuditAction.VIEW: "Viewed",
-    AuditAction.DOWNLOAD: "Downloaded",
-    AuditAction.CREATE: "Created",
-    AuditAction.UPDATE: "Changed",
-    AuditAction.PUBLISH: "Published",
-    AuditAction.CORRECT: "Corrected",
-    AuditAction.RELEASE: "Released",
-    AuditAction.REVIEW: "Reviewed",
-    AuditAction.ACKNOWLEDGE: "Acknowledged",
-    AuditAction.SEND: "Sent",
-    AuditAction.CANCEL: "Cancelled",
-    AuditAction.ACTIVATE: "Activated",
-    AuditAction.COMPLETE: "Completed",
-    AuditAction.ASSIGN: "Assigned to your care team",
-    AuditAction.UNASSIGN: "Removed from your care team",
-    AuditAction.DEACTIVATE: "Deactivated",
-    AuditAction.EXPORT: "Exported",
-    AuditAction.PASSWORD_CHANGE: "Changed the password",
+#: What a patient reads for each action: plain words, no internal names, in the reader's
+#: language. Each takes the record as its object ("Viewed" + "a lab result"); the page joins
+#: them with a pattern the translators may reorder (`_access_log.html`). A context of their
+#: own: "Cancelled" here is a verb, elsewhere a status.
+ACTION_WORDS: dict[AuditAction, LazyString] = {
+    AuditAction.VIEW: _p("access log", "Viewed"),
+    AuditAction.DOWNLOAD: _p("access log", "Downloaded"),
+    AuditAction.CREATE: _p("access log", "Created"),
+    AuditAction.UPDATE: _p("access log", "Changed"),
+    AuditAction.PUBLISH: _p("access log", "Published"),
+    AuditAction.CORRECT: _p("access log", "Corrected"),
+    AuditAction.RELEASE: _p("access log", "Released"),
+    AuditAction.REVIEW: _p("access log", "Reviewed"),
+    AuditAction.ACKNOWLEDGE: _p("access log", "Acknowledged"),
+    AuditAction.SEND: _p("access log", "Sent"),
+    AuditAction.CANCEL: _p("access log", "Cancelled"),
+    AuditAction.ACTIVATE: _p("access log", "Activated"),
+    AuditAction.COMPLETE: _p("access log", "Completed"),
+    AuditAction.ASSIGN: _p("access log", "Added a provider to"),
+    AuditAction.UNASSIGN: _p("access log", "Removed a provider from"),
+    AuditAction.DEACTIVATE: _p("access log", "Deactivated"),
+    AuditAction.EXPORT: _p("access log", "Exported"),
+    AuditAction.DELETE: _p("access log", "Deleted"),
+    AuditAction.PASSWORD_CHANGE: _p("access log", "Changed the password of"),
 }
 
 #: What a patient reads for each kind of record.
-ENTITY_WORDS: dict[str, str] = {
-    "dashboard": "your dashboard",
-    "patient_profile": "your profile",
-    "patient_list": "a patient list including you",
-    "lab_result": "a lab result",
-    "lab_result_version": "a lab result",
-    "lab_result_list": "your lab results",
-    "attachment": "an attachment",
-    "treatment_plan": "a treatment plan",
-    "treatment_plan_version": "a treatment plan",
-    "treatment_plan_list": "your treatment plans",
-    "conversation": "a message thread",
-    "conversation_list": "your messages",
-    "message": "a message",
-    "appointment": "an appointment",
-    "appointment_list": "your appointments",
-    "care_assignment": "your care team",
-    "care_team": "your care team",
-    "user_account": "your account",
-    "user_account.email": "your account's email address",
-    "patient_profile.contact_email": "your contact email address",
-    "care_assignment_request": "your care team (waiting for a second administrator)",
-    "activation_code": "an activation code for your account",
-    "password_reset": "a link to set a new password",
-    "sign_in_throttle": "your account's sign-in pause",
-    "user_session": "your signed-in devices",
+ENTITY_WORDS: dict[str, LazyString] = {
+    "dashboard": _l("your dashboard"),
+    "patient_profile": _l("your profile"),
+    "patient_list": _l("a patient list including you"),
+    "lab_result": _l("a lab result"),
+    "lab_result_version": _l("a lab result"),
+    "lab_result_list": _l("your lab results"),
+    "attachment": _l("an attachment"),
+    "treatment_plan": _l("a treatment plan"),
+    "treatment_plan_version": _l("a treatment plan"),
+    "treatment_plan_list": _l("your treatment plans"),
+    "conversation": _l("a message thread"),
+    "conversation_list": _l("your messages"),
+    "message": _l("a message"),
+    "appointment": _l("an appointment"),
+    "appointment_list": _l("your appointments"),
+    "care_assignment": _l("your care team"),
+    "care_team": _l("your care team"),
+    "user_account": _l("your account"),
+    "user_account.email": _l("your account's email address"),
+    "patient_profile.contact_email": _l("your contact email address"),
+    "care_assignment_request": _l("your care team (waiting for a second administrator)"),
+    "activation_code": _l("an activation code for your account"),
+    "password_reset": _l("a link to set a new password"),
+    "sign_in_throttle": _l("your account's sign-in pause"),
+    "user_session": _l("your signed-in devices"),
+    "patient_record": _l("your record"),
+    "notification": _l("a notification about your records"),
 }
 
-ROLE_WORDS = {"provider": "Provider", "admin": "Administrator", "patient": "You"}
+ROLE_WORDS = {"provider": _l("Provider"), "admin": _l("Administrator"), "patient": _l("You")}
 
 # Sign-ins, sign-outs and refused attempts are about the account, not about records.
 _NOT_RECORD_ACCESS = (
@@ -356,8 +365,8 @@ def _staff_name(role: str | None, provider_name: str | None) -> str:
     if provider_name:
         return provider_name
     if role == Role.ADMIN:
-        return "Portal administrator"
-    return "Portal staff"
+        return gettext("Portal administrator")
+    return gettext("Portal staff")
 
 
 #: Entries about these kinds of record name one the patient may not see (a draft plan, a held
@@ -413,9 +422,10 @@ def access_log_for_patient(
         AccessLogEntry(
             occurred_at=r.occurred_at,
             who=_staff_name(r.actor_role, r.display_name),
-            role=ROLE_WORDS.get(r.actor_role or "", "Staff"),
-            action=ACTION_WORDS.get(r.action, str(r.action).replace("_", " ").capitalize()),
-            record=ENTITY_WORDS.get(r.entity_type, "your records"),
+            # In the reader's language now (the API's stays English: see portal.i18n).
+            role=str(ROLE_WORDS.get(r.actor_role or "") or gettext("Staff")),
+            action=str(ACTION_WORDS.get(r.action) or pgettext("access log", "Changed")),
+            record=str(ENTITY_WORDS.get(r.entity_type) or gettext("your records")),
         )
         for r in page.rows
     ]

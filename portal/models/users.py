@@ -89,7 +89,8 @@ class PatientProfile(Timestamps, Base):
     primary_clinic: Mapped[str | None] = mapped_column(String(200))
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_phone: Mapped[str | None] = mapped_column(String(40))
-    preferred_language: Mapped[str] = mapped_column(String(16), default="en")
+    #: A tag of `profiles.LANGUAGES`; empty: the browser's language (`Accept-Language`).
+    preferred_language: Mapped[str | None] = mapped_column(String(16))
     #: Which email notices the patient wants (each says only that there is something new).
     mail_lab_results: Mapped[bool] = mapped_column(Boolean, default=True)
     mail_messages: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -118,8 +118,12 @@ class PreferencesForm(FlaskForm):
     mail_messages = BooleanField(_l("A new message"))
     mail_appointments = BooleanField(_l("A change to an appointment"))
     mail_plans = BooleanField(_l("An update to my treatment plan"))
+    # Empty (the first choice): the language the browser asks for, as before signing in.
     preferred_language = SelectField(
-        _l("Preferred language"), choices=[SelectChoice(k, v) for k, v in LANGUAGES.items()]
+        _l("Preferred language"),
+        choices=[SelectChoice("", _l("Same as my browser"))]
+        # Each name in its own language, marked so (as in the footer's switcher).
+        + [SelectChoice(k, v, render_kw={"lang": k}) for k, v in LANGUAGES.items()],
     )
     release_preference = RadioField(
         _l("When should new results appear here?"),

@@ -15,14 +15,14 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask import Response, abort, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.fields.choices import SelectChoice
 
-from portal import zones
+from portal import i18n, zones
 from portal.access import Actor, get_or_404
 from portal.audit import audit_exempt, audited, report
 from portal.auth.identity import current_account, current_actor
@@ -533,6 +533,7 @@ def _profile_page(
     if prefs is None:
         prefs = PreferencesForm(obj=profile)
         prefs.release_preference.data = profile.release_preference.value
+        prefs.preferred_language.data = profile.preferred_language or ""  # the browser's
     access_log, refused = page_of(
         lambda cursor: report.access_log_for_patient(s, actor, cursor=cursor), "access"
     )
@@ -575,12 +576,15 @@ def update_profile() -> Page:
                     appointments=bool(form.mail_appointments.data),
                     plans=bool(form.mail_plans.data),
                 ),
-                preferred_language=form.preferred_language.data or "en",
+                preferred_language=form.preferred_language.data or None,
                 release_preference=ReleasePreference(form.release_preference.data),
             ),
         ),
     )
     if done.ok:
+        # The profile's choice is the one: an earlier switch kept in this browser's session
+        # would otherwise stand in for "Same as my browser".
+        session.pop(i18n.SESSION_KEY, None)
         flash(_("Your details are saved."), "success")
         return redirect(url_for("patient.profile"), code=303)
     return _profile_page(prefs=form, status=422)

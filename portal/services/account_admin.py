@@ -274,26 +274,26 @@ def edit_user(
     )
     if moved:
         accounts.end_mailed_links(session, user.id)
-        _tell_old_address(session, str(before["email"]), user.id)
+        _tell_old_address(session, str(before["email"]), user)
     session.flush()
     return user
 
 
-def _tell_old_address(session: Session, old: str, user_id: int | None) -> None:
-    mail.stage_mail(
+def _tell_old_address(session: Session, old: str, holder: User | PatientProfile) -> None:
+    mail.stage_account_notice(
         session,
-        old,
-        user_id=user_id,
+        holder,
+        address=old,
         kind="account.email_changed",
-        subject=gettext("Your patient portal address was changed"),
-        body=(
+        compose=lambda: (
+            gettext("Your patient portal address was changed"),
             gettext(
                 "A clinic administrator changed the email address of your patient portal "
                 "account; mail about it no longer comes here."
             )
             + "\n\n"
             + gettext("If you did not ask for this, call the clinic at once.")
-            + "\n"
+            + "\n",
         ),
     )
 
@@ -353,7 +353,7 @@ def edit_patient(
         },
     )
     if moved and before["contact_email"]:
-        _tell_old_address(session, str(before["contact_email"]), patient.user_id)
+        _tell_old_address(session, str(before["contact_email"]), patient)
     session.flush()
     return patient
 

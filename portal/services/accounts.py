@@ -377,13 +377,13 @@ def _mail_activation_code(
             expires_at=now + ACTIVATION_VALIDITY,
         )
     )
-    mail.stage_mail(
+    url = portal_url.rstrip("/") + "/activate"
+    mail.stage_account_notice(
         session,
-        patient.contact_email,
-        user_id=patient.user_id,
+        patient,
         kind="account.activation_code",
-        subject=gettext("Your activation code for the patient portal"),
-        body=(
+        compose=lambda: (
+            gettext("Your activation code for the patient portal"),
             gettext(
                 "Your clinic has opened a patient portal account for you. Your activation code is"
             )
@@ -391,11 +391,11 @@ def _mail_activation_code(
             + gettext(
                 "Enter it at %(url)s within 14 days (with your date of birth, if the clinic asked "
                 "for it).",
-                url=portal_url.rstrip("/") + "/activate",
+                url=url,
             )
             + "\n\n"
             + gettext("If you did not expect this, ignore this email or call the clinic.")
-            + "\n"
+            + "\n",
         ),
     )
     audit.record(
@@ -582,19 +582,20 @@ def _invite(session: Session, actor: Actor | None, user: User, portal_url: str |
         )
     )
     if portal_url is not None:
+        link = f"{portal_url.rstrip('/')}/invitation/{token}"
         mail.stage_account_notice(
             session,
             user,
             kind="account.invitation",
-            subject=gettext("Your invitation to the patient portal"),
-            body=(
+            compose=lambda: (
+                gettext("Your invitation to the patient portal"),
                 gettext(
                     "An administrator has opened a staff account for you in the patient portal. "
                     "Set your password with this link, which works once, for 7 days:"
                 )
-                + f"\n\n{portal_url.rstrip('/')}/invitation/{token}\n\n"
+                + f"\n\n{link}\n\n"
                 + gettext("If you did not expect this, ignore this email and tell the clinic.")
-                + "\n"
+                + "\n",
             ),
         )
     audit.record(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -114,9 +114,9 @@ def stage_notices(
     for user_id, email, contact, language in session.execute(wanted):
         if user_id in waiting:
             continue
-        # Each in the recipient's own language (the profile's; staff read English), whoever
-        # made the change and whatever language they read the portal in.
-        with force_locale(LOCALES.get(language or "", "en")):
+        # Each in the recipient's own language (`recipient_locale`'s rule, from the row),
+        # whoever made the change and whatever language they read the portal in.
+        with force_locale(mail_locale(language)):
             text = (str(subject), _body(str(line), portal_url))
         session.add(
             OutboxMail(
@@ -130,19 +130,47 @@ def stage_notices(
         )
 
 
+#: Writes an account mail's (subject, body); `stage_account_notice` calls it in the recipient's
+#: language, so its `gettext` calls must run inside it.
+Compose = Callable[[], tuple[str, str]]
+
+
+def mail_locale(tag: str | None) -> str:
+    """The Babel locale of a mail to someone who chose `tag`: their language, else English (a
+    mail has no browser to ask, and a tag the portal no longer speaks reads as none)."""
+    return LOCALES.get(tag or "", LOCALES["en"])
+
+
+def recipient_locale(person: User | PatientProfile) -> str:
+    """The language every mail to `person` is written in: a patient's own choice; staff, and
+    patients who chose none, English. Never the language of whoever caused the mail."""
+    patient = person if isinstance(person, PatientProfile) else person.patient
+    return mail_locale(patient.preferred_language if patient is not None else None)
+
+
 def stage_account_notice(
-    session: Session, user: User, *, kind: str, subject: str, body: str
+    session: Session,
+    to: User | PatientProfile,
+    *,
+    kind: str,
+    compose: Compose,
+    address: str | None = None,
 ) -> None:
-    """A notice about the account itself (a reset link, a changed password), to its sign-in
-    address and whatever the notice preferences: the person must learn of it."""
-    stage_mail(session, user.email, user_id=user.id, kind=kind, subject=subject, body=body)
-
-
-def stage_mail(
-    session: Session, to_address: str, *, user_id: int | None, kind: str, subject: str, body: str
-) -> None:
-    """One mail to `to_address` (an account's, or a patient's contact address before they have
-    an account), sent by the worker once the change commits."""
+    """A mail about the account itself (a reset link, a changed password, an activation code),
+    whatever the notice preferences: the person must learn of it. Written in the recipient's
+    language (`recipient_locale`) whoever triggers it; sent to `address`, else an account's
+    sign-in address or a patient's contact address (the one they have before an account)."""
+    user_id: int | None
+    own_address: str | None
+    if isinstance(to, User):
+        user_id, own_address = to.id, to.email
+    else:
+        user_id, own_address = to.user_id, to.contact_email
+    to_address = address or own_address
+    if not to_address:
+        raise ValueError("an account mail needs an address")  # callers check it first
+    with force_locale(recipient_locale(to)):
+        subject, body = compose()
     session.add(
         OutboxMail(
             user_id=user_id,

@@ -42,7 +42,8 @@ class Preferences:
     contact_phone: str | None
     contact_email: str | None
     mail: MailChoices
-    preferred_language: str
+    #: None: the same as the browser's.
+    preferred_language: str | None
     release_preference: ReleasePreference
 
 
@@ -76,7 +77,7 @@ def set_language(session: Session, actor: Actor, tag: str) -> None:
 def update_preferences(session: Session, actor: Actor, data: Preferences) -> PatientProfile:
     """Save contact details and preferences; the audit entry names the fields, not the values."""
     profile = own_profile(session, actor)
-    if data.preferred_language not in LANGUAGES:
+    if data.preferred_language is not None and data.preferred_language not in LANGUAGES:
         raise ProfileError("preferred_language", N_("Choose a language from the list."))
     if data.mail.any() and not (data.contact_email or "").strip():
         raise ProfileError("contact_email", N_("Enter an email address to be notified by email."))

@@ -79,19 +79,20 @@ def _mail_link(session: Session, user: User, portal_url: str, *, actor: Actor | 
     token = secrets.token_urlsafe(32)
     expires_at = now + LINK_LIFETIME
     session.add(PasswordReset(user_id=user.id, token_hash=token_hash(token), expires_at=expires_at))
+    link = f"{portal_url.rstrip('/')}/reset-password/{token}"
     mail.stage_account_notice(
         session,
         user,
         kind="account.password_reset",
-        subject=gettext("Set a new password for your patient portal"),
-        body=(
+        compose=lambda: (
+            gettext("Set a new password for your patient portal"),
             gettext(
                 "Someone, hopefully you, asked to set a new password for your patient portal "
                 "account. This link works once, for 30 minutes:"
             )
-            + f"\n\n{portal_url.rstrip('/')}/reset-password/{token}\n\n"
+            + f"\n\n{link}\n\n"
             + gettext("If it was not you, ignore this email: your password stays as it is.")
-            + "\n"
+            + "\n",
         ),
     )
     audit.record(
@@ -141,15 +142,15 @@ def reset_password(session: Session, *, token: str, password: str) -> User:
         session,
         user,
         kind="account.password_changed",
-        subject=gettext("Your patient portal password was changed"),
-        body=(
+        compose=lambda: (
+            gettext("Your patient portal password was changed"),
             gettext(
                 "The password of your patient portal account was just changed with a reset link, "
                 "and every device was signed out."
             )
             + "\n\n"
             + gettext("If it was not you, call the clinic at once.")
-            + "\n"
+            + "\n",
         ),
     )
     session.flush()

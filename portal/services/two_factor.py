@@ -25,7 +25,8 @@ import segno
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
-from flask_babel import gettext
+from flask_babel import LazyString, gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -198,8 +199,8 @@ def confirm(session: Session, actor: Actor, code: str) -> list[str]:
         user,
         AuditAction.ACTIVATE,
         (
-            gettext("Two-step sign-in was turned on for your patient portal account"),
-            gettext(
+            _l("Two-step sign-in was turned on for your patient portal account"),
+            _l(
                 "Two-step sign-in was turned on for your patient portal account; other devices "
                 "were signed out."
             ),
@@ -227,8 +228,8 @@ def regenerate(
         user,
         AuditAction.UPDATE,
         (
-            gettext("New recovery codes were made for your patient portal account"),
-            gettext(
+            _l("New recovery codes were made for your patient portal account"),
+            _l(
                 "New recovery codes were made for your patient portal account; other devices were "
                 "signed out."
             ),
@@ -259,8 +260,8 @@ def turn_off(
         user,
         AuditAction.DEACTIVATE,
         (
-            gettext("Two-step sign-in was turned off for your patient portal account"),
-            gettext(
+            _l("Two-step sign-in was turned off for your patient portal account"),
+            _l(
                 "Two-step sign-in was turned off for your patient portal account; other devices "
                 "were signed out."
             ),
@@ -353,12 +354,14 @@ def check_sign_in_code(session: Session, user: User, code: str) -> str | None:
             session,
             user,
             kind="two_factor",
-            subject=gettext("A recovery code was used to sign in to your patient portal"),
-            body=_notice(
-                gettext(
-                    "A recovery code was just used to sign in to your patient portal account, "
-                    "and every other device was signed out."
-                )
+            compose=lambda: (
+                gettext("A recovery code was used to sign in to your patient portal"),
+                _notice(
+                    gettext(
+                        "A recovery code was just used to sign in to your patient portal account, "
+                        "and every other device was signed out."
+                    )
+                ),
             ),
         )
         return Factor.RECOVERY_CODE
@@ -434,7 +437,11 @@ def _notice(line: str) -> str:
 
 
 def _changed(
-    session: Session, actor: Actor, user: User, action: AuditAction, words: tuple[str, str]
+    session: Session,
+    actor: Actor,
+    user: User,
+    action: AuditAction,
+    words: tuple[LazyString, LazyString],
 ) -> None:
     """Audit a change to the account's factors, end its other sessions and tell its owner."""
     sessions.end_all(session, user.id, "two_factor_change", keep=actor.session_id)
@@ -452,7 +459,8 @@ def _changed(
         session,
         user,
         kind="two_factor",
-        subject=words[0],  # (subject, first line), whole sentences for the translators
-        body=_notice(words[1]),
+        # (subject, first line): whole sentences for the translators, lazy so that they are
+        # written in the account holder's language.
+        compose=lambda: (str(words[0]), _notice(str(words[1]))),
     )
     session.flush()

@@ -117,7 +117,7 @@ def test_the_admin_sees_who_did_what_to_which_patient(as_user, session, people) 
     assert viewed.headers["X-Request-ID"] in html
     assert alice.display_name in html
     assert alice.medical_record_number in html
-    assert "dr.chen@example.org (provider)" in html.replace('<span class="muted">', "").replace(
+    assert "dr.chen@example.org (Provider)" in html.replace('<span class="muted">', "").replace(
         "</span>", ""
     )
 

@@ -18,11 +18,13 @@ from flask_babel import force_locale
 from sqlalchemy import delete, select
 
 from portal.access import unscoped
+from portal.audit.report import access_log_for_patient
 from portal.i18n import EXTRACT_OPTIONS, TRANSLATIONS, compile_catalogs
 from portal.models import AppointmentStatus, EventType, OutboxMail, PlanStatus, ResultStatus
 from portal.services import mail
 from portal.web.templating import status_text
 from tests.conftest import DEMO_EMAILS, csrf_token, login, post
+from tests.web.audit_support import a_result_of
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ("zh_Hant", "es")
@@ -178,6 +180,20 @@ def test_alice_reads_her_dashboard_in_traditional_chinese(alice_in_chinese) -> N
     assert 'data-said-error="出了點問題，請再試一次。"' in page
 
 
+def test_alice_switches_from_chinese_to_spanish_and_back_without_javascript(
+    alice_in_chinese,
+) -> None:
+    # The switcher's plain form post and its 303, as a browser without JavaScript sends it.
+    assert _switch(alice_in_chinese, "es", "/my/lab-results").status_code == 303
+    page = alice_in_chinese.get("/my/lab-results").get_data(as_text=True)
+    assert _lang(page) == "es"
+    assert "<h1>Resultados de laboratorio</h1>" in page
+    assert _switch(alice_in_chinese, "zh-Hant", "/my/lab-results").status_code == 303
+    page = alice_in_chinese.get("/my/lab-results").get_data(as_text=True)
+    assert _lang(page) == "zh-Hant"
+    assert "<h1>檢驗結果</h1>" in page
+
+
 def test_alice_reads_form_errors_in_traditional_chinese(alice_in_chinese) -> None:
     # A field's own check, and a service's refusal shown on its field.
     bad_address = post(
@@ -252,3 +268,100 @@ def test_the_printable_summary_is_in_her_language(alice_in_chinese) -> None:
     assert _lang(page) == "zh-Hant"
     assert "<h1>我的病歷</h1>" in page
     assert "已更正" in page  # a corrected result's status, the value as the clinic wrote it
+
+
+def test_account_mails_are_in_the_recipients_language_whoever_sends_them(
+    app, as_user, session, people
+) -> None:
+    # Arrange: alice chose Traditional Chinese, bob Spanish; the admin reads Traditional
+    # Chinese, and someone asks for alice's reset link from an English browser.
+    alice, bob = people.user("alice"), people.user("bob")
+    alice.patient.preferred_language = "zh-Hant"
+    bob.patient.preferred_language = "es"
+    session.execute(unscoped(delete(OutboxMail), "test: only this test's mails"))
+    session.flush()
+    english = app.test_client()
+    token = csrf_token(english, "/forgot-password")
+    english.post(
+        "/forgot-password",
+        data={"email": alice.email, "csrf_token": token},
+        headers={"Accept-Language": "en"},
+    )
+    admin = as_user("admin")
+    assert _switch(admin, "zh-Hant", "/admin/users").status_code == 303
+    # Act
+    post(admin, f"/admin/users/{bob.id}/password-reset")
+    reset = post(admin, f"/admin/patients/{alice.patient.id}/access-reset")
+    post(admin, "/admin/users/new", {"email": "dr.new@example.org", "display_name": "Dr New"})
+    # Assert: each mail in its recipient's language, the admin's own page still in hers.
+    staged = session.execute(select(OutboxMail.to_address, OutboxMail.subject)).all()
+    assert sorted(staged) == sorted(
+        [
+            (alice.email, "設定您病人入口網站的新密碼"),
+            (bob.email, "Elija una contraseña nueva para su portal del paciente"),
+            (alice.patient.contact_email, "您的病人入口網站啟用碼"),
+            ("dr.new@example.org", "Your invitation to the patient portal"),
+        ]
+    )
+    bodies = session.scalars(select(OutboxMail.body).order_by(OutboxMail.id)).all()
+    assert "30 分鐘" in bodies[0] or "30分鐘" in bodies[0], bodies[0]
+    assert "30 minutos" in bodies[1], bodies[1]
+    assert _lang(admin.get(reset.location).get_data(as_text=True)) == "zh-Hant"
+
+
+def test_her_access_log_says_what_staff_did_in_her_language(
+    app, alice_in_chinese, session, people
+) -> None:
+    # Arrange: dr.chen opens one of alice's results.
+    chen = app.test_client()
+    login(chen, DEMO_EMAILS["dr_chen"])
+    assert chen.get(f"/staff/results/{a_result_of(session, people, 'alice').id}").status_code == 200
+    # Act
+    page = alice_in_chinese.get("/my/profile").get_data(as_text=True)
+    with app.test_request_context(), force_locale("es"):
+        newest = access_log_for_patient(session, people.actor("alice")).rows[0]
+    # Assert: one sentence in her language (the words joined as Chinese joins them).
+    assert "<td>醫師</td>" in page
+    assert "<td>查看了一項檢驗結果</td>" in page
+    assert (newest.role, newest.action, newest.record) == (
+        "Profesional",
+        "Consultó",
+        "un resultado de laboratorio",
+    )
+
+
+def test_the_audit_report_names_actions_and_outcomes_in_the_admins_language(as_user) -> None:
+    admin = as_user("admin")
+    assert _switch(admin, "es", "/admin/audit").status_code == 303
+    page = admin.get("/admin/audit?action=view").get_data(as_text=True)
+    assert '<option value="">Cualquier acción</option>' in page
+    assert "<td>Consulta</td>" in page
+    assert '<span class="status">Correcto</span>' in page
+
+
+def test_a_patient_who_never_chose_reads_the_browsers_language_until_they_choose(
+    client, session, people
+) -> None:
+    # New accounts (the demo's too) choose nothing: the browser's language applies.
+    alice = people.user("alice").patient
+    assert alice.preferred_language is None
+    browser = client
+    login(browser, DEMO_EMAILS["alice"])
+    spanish = {"Accept-Language": "es-ES,es;q=0.9"}
+    page = browser.get("/my/", headers=spanish).get_data(as_text=True)
+    assert _lang(page) == "es"
+    assert (
+        '<option selected value="">Igual que mi navegador</option><option lang="en" value="en">'
+        in browser.get("/my/profile", headers=spanish).get_data(as_text=True)
+    )
+    # A choice wins over the browser, and "Same as my browser" gives the browser back the word
+    # (also over the switch this browser's session remembers).
+    assert _switch(browser, "zh-Hant", "/my/").status_code == 303
+    assert _lang(browser.get("/my/", headers=spanish).get_data(as_text=True)) == "zh-Hant"
+    saved = post(
+        browser, "/my/profile", {"preferred_language": "", "release_preference": "after_review"}
+    )
+    assert saved.status_code == 303
+    session.expire_all()
+    assert people.user("alice").patient.preferred_language is None
+    assert _lang(browser.get("/my/", headers=spanish).get_data(as_text=True)) == "es"

@@ -103,6 +103,9 @@ def test_enrolment_needs_a_first_code_and_then_sign_in_needs_one(
     assert alice is not None
     session.refresh(alice)
     assert alice.totp_enabled_at is None
+    assert alice.patient is not None
+    alice.patient.preferred_language = "es"  # the notice of the change is written in hers
+    session.flush()
     secret, _codes = _enrol(client, clock)
     # Turning it on ended the other device's session, and was recorded
     assert phone.get("/my/").status_code in (302, 303)
@@ -111,7 +114,7 @@ def test_enrolment_needs_a_first_code_and_then_sign_in_needs_one(
         select(OutboxMail).where(OutboxMail.user_id == alice.id, OutboxMail.kind == "two_factor")
     )
     assert notice.to_address == ALICE
-    assert "turned on" in notice.subject
+    assert notice.subject.startswith("Se activó el inicio de sesión en dos pasos")
 
     fresh = app.test_client()
     r = _password(fresh, ALICE)

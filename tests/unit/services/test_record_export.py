@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal.models import Flag, LabResultVersion, ResultStatus
+from portal.models import Flag, LabResultVersion, PatientProfile, ResultStatus
 from portal.services import record_export
 
 
@@ -68,3 +68,13 @@ def test_a_value_is_a_ucum_quantity_when_it_is_a_number(
 
 def test_every_flag_but_unknown_has_an_interpretation_code() -> None:
     assert set(record_export.INTERPRETATIONS) == set(Flag) - {Flag.UNKNOWN}
+
+
+@pytest.mark.parametrize("tag", [None, "zh-Hant"])
+def test_the_patients_language_is_sent_only_when_they_chose_one(tag: str | None) -> None:
+    # None: "the same as my browser", which is no language to tell another system about.
+    patient = PatientProfile(id=1, medical_record_number="MRN-1", display_name="A", is_active=True)
+    patient.preferred_language = tag
+    resource = record_export._patient(record_export._Ids("https://p.test"), patient)
+    sent = [c["language"]["coding"][0]["code"] for c in resource.get("communication", [])]
+    assert sent == ([tag] if tag else [])
