@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    CompoundSelect,
     Integer,
     Select,
     String,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     false,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import visitors
@@ -378,6 +380,14 @@ def unscoped(stmt: S, reason: str) -> S:
 
 class UnscopedQueryError(RuntimeError):
     """A query read protected health information without going through `scope`."""
+
+
+def union_of(*parts: Select[*tuple[Any, ...]]) -> CompoundSelect:
+    """Statements answered in one round trip (UNION ALL): each is scoped, or unscoped by name,
+    on its own, and the union is only marked so when every part is."""
+    if not all(part.get_execution_options().get("portal_scoped") for part in parts):
+        raise UnscopedQueryError("every part of a union is scoped (or unscoped by name) first")
+    return union_all(*parts).execution_options(portal_scoped=True)
 
 
 def _guarded_table_names() -> frozenset[str]:

@@ -25,13 +25,12 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    union_all,
     update,
 )
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
-from portal.access import Actor, RoleScope, reader, scoped, unscoped
+from portal.access import Actor, RoleScope, reader, scoped, union_of, unscoped
 from portal.audit import chain
 from portal.db import utcnow
 from portal.models import EventType, Notification, PatientProfile
@@ -94,8 +93,11 @@ def _nav_stmt(rs: RoleScope) -> CompoundSelect:
         .where(Notification.read_at.is_(None))
         .group_by(Notification.type)
     )
-    position = select(null().cast(String), func.coalesce(func.max(Notification.id), 0))
-    return union_all(counts, position).execution_options(portal_scoped=True)
+    position = unscoped(
+        select(null().cast(String), func.coalesce(func.max(Notification.id), 0)),
+        "the stream's position, no rows",
+    )
+    return union_of(counts, position)
 
 
 @dataclass(frozen=True)
