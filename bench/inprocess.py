@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumulative)")
     parser.add_argument("--callers", help="with --profile: who calls the functions matching this")
     parser.add_argument("--callees", help="with --profile: what the functions matching this call")
+    parser.add_argument("--floor", action="store_true", help="serve bench/floor_app.py's app")
     parser.add_argument("--dump", type=Path, help="write each page's HTML into this folder")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the statements")
     parser.add_argument(
@@ -59,7 +60,11 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    app = create_app()
+    if args.floor:  # the portal's app with bench/floor_app.py's two routes
+        sys.path.insert(0, str(Path(__file__).parent))
+        app = importlib.import_module("floor_app").app
+    else:
+        app = create_app()
     client = app.test_client()
     if args.bearer:
         client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {args.bearer}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 13's pages under the anchors' load: each audited, scoped page at wrk -t1 -c16 against
 # gunicorn (sync x 2, like the anchors' minimal Flask) with the Procfile's worker beside it
-# (it seals the audit entries the pages write). Run `../shared/anchors/parse_reference.sh`
+# (it seals the audit entries the pages write). The app served is bench/floor_app.py: the
+# portal's own, with two bench-only routes measured last (the floor under the pages). Run `../shared/anchors/parse_reference.sh`
 # right before it and quote ratios to its minimal page, never the figures alone.
 #
 #   bench/pages.sh                              # SQLite in a temporary directory
@@ -89,7 +90,7 @@ EOF
 free_port() { "$BIN/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 "$BIN/gunicorn" --no-control-socket -w "$WORKERS" -k sync -b "127.0.0.1:$PORT" \
-    --log-level warning wsgi:app >"$WORK/gunicorn.log" 2>&1 &
+    --log-level warning --chdir "$PWD/bench" --pythonpath "$PWD" floor_app:app >"$WORK/gunicorn.log" 2>&1 &
 PIDS="$PIDS $!"
 "$BIN/flask" --app wsgi worker >"$WORK/worker.log" 2>&1 &
 PIDS="$PIDS $!"
@@ -124,5 +125,10 @@ for page in /staff/patients "/staff/patients/$PATIENT"; do
 done
 API="/api/v1/patients/$PATIENT/lab-results?limit=50"
 printf '%-8s %-28s %10s %10s %10s %8s\n' "$BACKEND" "API lab list (50)" $(measure "Authorization: Bearer $TOKEN" "$API")
+# The floor (bench/floor_app.py): the anchors' minimal page plus the signed-in scoped read,
+# then plus its audit entry.
+for page in /floor/signed-in /floor/audited; do
+    printf '%-8s %-28s %10s %10s %10s %8s\n' "$BACKEND" "$page" $(measure "Cookie: $ALICE" "$page")
+done
 "$BIN/flask" --app wsgi audit seal >/dev/null
 "$BIN/flask" --app wsgi audit verify >&2
