@@ -82,7 +82,17 @@ def main() -> None:
 
     engine = app.extensions["portal.db"]["engine"]
     statements: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    took: list[float] = []  # each statement's seconds, in the order of `statements`
+
+    def _before(*a: Any) -> None:
+        statements.append(a[2])
+        took.append(-time.perf_counter())
+
+    def _after(*_a: Any) -> None:
+        took[-1] += time.perf_counter()
+
+    event.listen(engine, "before_cursor_execute", _before)
+    event.listen(engine, "after_cursor_execute", _after)
 
     for path in args.pages:
         if args.dump:
@@ -95,9 +105,15 @@ def main() -> None:
         for _ in range(30):
             response = client.get(path)
             assert response.status_code == 200, (path, response.status_code)
-        statements.clear()
-        client.get(path)
+        # The statements of one request, each with its median time over 20 requests.
+        runs = []
+        for _ in range(20):
+            statements.clear()
+            took.clear()
+            client.get(path)
+            runs.append(list(took))
         sample = list(statements)
+        sample_ms = [statistics.median(r[i] for r in runs) * 1000 for i in range(len(sample))]
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
@@ -127,7 +143,8 @@ def main() -> None:
         for name, per_request in inside.items():
             print(f"    {statistics.median(per_request) * 1000:6.2f} ms median in {name}")
         if args.verbose:
-            print("\n".join("    " + s.split("\n")[0][:120] for s in sample))
+            for statement, ms in zip(sample, sample_ms, strict=True):
+                print(f"    {ms:6.3f} ms  {statement.split(chr(10))[0][:110]}")
 
 
 def _timed(name: str) -> list[float]:

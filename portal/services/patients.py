@@ -5,10 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, bindparam, case, func, or_, select
+from sqlalchemy import (
+    CompoundSelect,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
-from portal.access import Actor, Permission, RoleScope, get_or_404, reader, require, scoped
+from portal.access import (
+    Actor,
+    Permission,
+    RoleScope,
+    get_or_404,
+    reader,
+    require,
+    scoped,
+    union_of,
+)
 from portal.models import (
     Appointment,
     CareAssignment,
@@ -79,7 +101,10 @@ def _roster(rs: RoleScope, searching: bool) -> tuple[paging.KeysetStatements, Se
     keyset = paging.Keyset(
         "patients", ((PatientProfile.display_name, False), (PatientProfile.id, False))
     )
-    return keyset.statements(stmt), stmt.with_only_columns(func.count(PatientProfile.id))
+    count = stmt.with_only_columns(func.count(PatientProfile.id))
+    # The total rides along as a scalar subquery: one round trip for the page and its count.
+    shown = stmt.add_columns(count.scalar_subquery().correlate(None).label("total"))
+    return keyset.statements(shown), count
 
 
 def search(
@@ -92,8 +117,8 @@ def search(
 ) -> paging.Page[PatientRow]:
     """One page of the patients the actor may see, by name; with attention counts for providers.
 
-    A bounded number of queries whatever the page holds: the total, the page, and (providers)
-    one grouped query per kind of attention over the page's patient ids. 403 for a patient.
+    Two queries whatever the page holds: the page with its total, and (providers) the
+    attention counts over the page's patient ids. 403 for a patient.
     """
     require(actor, Permission.PATIENTS_LIST)
     q = (q or "").strip()[:100]
@@ -109,17 +134,20 @@ def search(
     patients = [row[0] for row in page.rows]
     counts = attention_for(session, actor, [p.id for p in patients])
     rows = [PatientRow(p, counts.get(p.id, Attention())) for p in patients]
-    return replace(page, rows=rows, total=session.scalar(count, params) or 0)
+    total = page.rows[0][-1] if page.rows else 0
+    if not page.rows and cursor:  # past the end: no row carries the total
+        total = session.scalar(count, params) or 0
+    return replace(page, rows=rows, total=total)
 
 
 #: The patients an attention query is about (a list, expanded at execution).
 _PATIENT_IDS = bindparam("patient_ids", type_=Integer, expanding=True)
 
 
-def _unread_stmt(rs: RoleScope) -> Select[int, int]:
+def _unread_stmt(rs: RoleScope) -> Select[str, int, int, int | None]:
     """Per patient of `:patient_ids`: messages to the reader not yet read."""
     stmt = (
-        select(Message.patient_id, func.count())
+        select(literal("unread"), Message.patient_id, func.count(), null().cast(Integer))
         .where(
             Message.patient_id.in_(_PATIENT_IDS),
             Message.recipient_id == rs.user_id,
@@ -130,10 +158,10 @@ def _unread_stmt(rs: RoleScope) -> Select[int, int]:
     return rs.scope(stmt, Message)
 
 
-def _unacknowledged_stmt(rs: RoleScope) -> Select[int, int]:
+def _unacknowledged_stmt(rs: RoleScope) -> Select[str, int, int, int | None]:
     """Per patient of `:patient_ids`: active plans whose current version is unacknowledged."""
     stmt = (
-        select(TreatmentPlan.patient_id, func.count())
+        select(literal("plans"), TreatmentPlan.patient_id, func.count(), null().cast(Integer))
         .join(
             TreatmentPlanVersion,
             and_(
@@ -155,12 +183,13 @@ def _unacknowledged_stmt(rs: RoleScope) -> Select[int, int]:
     return rs.scope(stmt, TreatmentPlan)
 
 
-def _results_waiting_stmt(rs: RoleScope) -> Select[int, int | None, int | None]:
+def _results_waiting_stmt(rs: RoleScope) -> Select[str, int, int | None, int | None]:
     """Per patient of `:patient_ids`: results whose current version is preliminary, and
     results whose current version awaits release."""
     preliminary = case((LabResultVersion.status == ResultStatus.PRELIMINARY, 1), else_=0)
     stmt = (
         select(
+            literal("results"),
             LabResult.patient_id,
             func.sum(preliminary),
             func.sum(case((labs.awaiting_release(), 1), else_=0)),
@@ -178,24 +207,26 @@ def _results_waiting_stmt(rs: RoleScope) -> Select[int, int | None, int | None]:
     return rs.scope(stmt, LabResult)
 
 
+def _attention_stmt(rs: RoleScope) -> CompoundSelect:
+    """The three kinds of attention in one round trip, each row led by its kind."""
+    return union_of(_unread_stmt(rs), _unacknowledged_stmt(rs), _results_waiting_stmt(rs))
+
+
 def attention_for(session: Session, actor: Actor, patient_ids: list[int]) -> dict[int, Attention]:
     """Per patient: unread messages to the actor, active plan versions the patient has not
-    acknowledged, preliminary results and results held for review. Three queries."""
+    acknowledged, preliminary results and results held for review. One statement."""
     if actor.role is not Role.PROVIDER or not patient_ids:
         return {}
-    params = reader(actor, patient_ids=patient_ids)
-    unread = dict(session.execute(scoped(_unread_stmt, actor), params).all())
-    unacknowledged = dict(session.execute(scoped(_unacknowledged_stmt, actor), params).all())
-    results = {
-        pid: (int(pre or 0), int(hold or 0))
-        for pid, pre, hold in session.execute(scoped(_results_waiting_stmt, actor), params)
-    }
+    found: dict[tuple[str, int], tuple[int, int]] = {}
+    rows = session.execute(scoped(_attention_stmt, actor), reader(actor, patient_ids=patient_ids))
+    for kind, pid, first, second in rows:
+        found[kind, pid] = (int(first or 0), int(second or 0))
     return {
         pid: Attention(
-            unread_messages=int(unread.get(pid, 0)),
-            unacknowledged_plans=int(unacknowledged.get(pid, 0)),
-            preliminary_results=results.get(pid, (0, 0))[0],
-            held_results=results.get(pid, (0, 0))[1],
+            unread_messages=found.get(("unread", pid), (0, 0))[0],
+            unacknowledged_plans=found.get(("plans", pid), (0, 0))[0],
+            preliminary_results=found.get(("results", pid), (0, 0))[0],
+            held_results=found.get(("results", pid), (0, 0))[1],
         )
         for pid in patient_ids
     }

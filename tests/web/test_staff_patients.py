@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 from flask import Flask
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.access import Actor
-from portal.models import Role
-from portal.services import accounts, messaging
+from portal.access import Actor, unscoped
+from portal.models import CareAssignment, Role
+from portal.services import accounts, messaging, paging
 from portal.services import patients as roster
 from tests.conftest import Demo, count_queries
 
@@ -46,22 +47,24 @@ def test_the_list_answers_htmx_with_the_list_block_only(as_user) -> None:
 
 
 def test_the_list_shows_what_needs_attention(session: Session, people: Demo) -> None:
-    # Arrange: alice writes to dr.chen
+    # Arrange: alice writes to dr.chen twice (each count differs from the others)
     alice = people.actor("alice")
-    messaging.start_conversation(
-        session,
-        alice,
-        patient_id=alice.patient_id or 0,
-        recipient_user_id=people.user("dr_chen").id,
-        subject="Test",
-        body="Hello",
-    )
+    for subject in ("Test", "Another"):
+        messaging.start_conversation(
+            session,
+            alice,
+            patient_id=alice.patient_id or 0,
+            recipient_user_id=people.user("dr_chen").id,
+            subject=subject,
+            body="Hello",
+        )
     # Act
     page = roster.search(session, people.actor("dr_chen"), "alice")
     # Assert: the new message; the demo's revised plan not yet acknowledged, the preliminary
     # glucose and the held genetic test
     [row] = page.rows
-    assert row.attention.unread_messages == 1
+    assert page.total == 1
+    assert row.attention.unread_messages == 2
     assert row.attention.unacknowledged_plans == 1
     assert row.attention.preliminary_results == 1
     assert row.attention.held_results == 1
@@ -73,7 +76,7 @@ def test_the_list_costs_the_same_number_of_queries_for_many_patients(
     chen = people.actor("dr_chen")
     admin = people.actor("admin")
     with count_queries(app) as few:
-        roster.search(session, chen)
+        before = roster.search(session, chen)
     for i in range(25):
         patient = accounts.register_patient(
             session, admin, medical_record_number=f"MRN-9{i:05d}", display_name=f"Zed {i}"
@@ -84,7 +87,15 @@ def test_the_list_costs_the_same_number_of_queries_for_many_patients(
     with count_queries(app) as many:
         page = roster.search(session, chen)
     assert len(page.rows) == roster.PER_PAGE
-    assert len(many) == len(few) <= 6
+    assert page.total == before.total + 25
+    # Counted in the reader's scope: his current care assignments, not every patient.
+    his = select(func.count(func.distinct(CareAssignment.patient_id))).where(
+        CareAssignment.provider_id == chen.provider_id, CareAssignment.ended_at.is_(None)
+    )
+    assert page.total == session.scalar(unscoped(his, "test: the expected count"))
+    past_the_end = roster.search(session, chen, cursor=paging.encode("patients", ("~", 2**31 - 1)))
+    assert (past_the_end.rows, past_the_end.total) == ([], page.total)
+    assert len(many) == len(few) <= 2  # the page with its total, and its attention
 
 
 def test_pages_link_to_each_other_with_plain_links(session: Session, people: Demo, as_user) -> None:
