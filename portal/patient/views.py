@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms.fields.choices import SelectChoice
 
 from portal import i18n, zones
-from portal.access import Actor, get_or_404
+from portal.access import get_or_404
 from portal.audit import audit_exempt, audited, report
 from portal.auth.identity import current_account, current_actor
 from portal.auth.views import change_own_password
@@ -55,7 +55,6 @@ from portal.services import (
     attachments,
     labs,
     messaging,
-    notifications,
     paging,
     plans,
     profiles,
@@ -67,7 +66,7 @@ from portal.services import (
 )
 from portal.transactions import unit_of_work
 from portal.web.downloads import attachment_response, content_disposition
-from portal.web.forms import flash_once, run, submit
+from portal.web.forms import flash_once, read_notifications, run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
 from portal.web.templating import format_datetime, local, slot_choices
@@ -143,14 +142,6 @@ def lab_results() -> Page:
     return (body, 422) if errors else body
 
 
-def _read_notifications(actor: Actor, type: EventType, entity_id: int | None = None) -> None:
-    """Mark the reader's unread notifications of `type` (about `entity_id`) read, taking the
-    write lock only when there is one: most views of a record have nothing to mark."""
-    if notifications.has_unread(db.session, actor, type=type, entity_id=entity_id):
-        with unit_of_work() as w:
-            notifications.mark_read(w, actor.user_id, type=type, entity_id=entity_id)
-
-
 @bp.get("/lab-results/<int:result_id>")
 @audited(AuditAction.VIEW, "lab_result", id_arg="result_id")
 def lab_result(result_id: int) -> str:
@@ -159,7 +150,7 @@ def lab_result(result_id: int) -> str:
     result = get_or_404(s, LabResult, result_id, actor)
     # Opening a result is reading it: its "new" notifications are read before the page (and
     # its navigation badge) is drawn.
-    _read_notifications(actor, EventType.LAB_RESULT_PUBLISHED, result.id)
+    read_notifications(actor, EventType.LAB_RESULT_PUBLISHED, result.id)
     versions = labs.versions_of(s, actor, result)
     if not versions:
         abort(404)
@@ -218,7 +209,7 @@ def treatment_plan(plan_id: int) -> str:
     awaiting = plan.status is PlanStatus.ACTIVE and current.id not in acks
     if not awaiting:
         # Nothing left to do about this plan: its notifications are read.
-        _read_notifications(actor, EventType.TREATMENT_PLAN_UPDATED, plan.id)
+        read_notifications(actor, EventType.TREATMENT_PLAN_UPDATED, plan.id)
     authors = messaging.users_by_id(s, {v.author_id for v in versions})
     return render(
         "patient/treatment_plan.html",
@@ -383,7 +374,7 @@ def _provider_label(p: Any) -> str:
 def _appointments_page(error: str | None = None, status: int = 200) -> Page:
     actor = current_actor()
     # Seeing the list is seeing its changes: marked read before the page and its badge.
-    _read_notifications(actor, EventType.APPOINTMENT_UPDATED)
+    read_notifications(actor, EventType.APPOINTMENT_UPDATED)
     s = db.session
     upcoming, refused = page_of(
         lambda cursor: booking.list_for(s, actor, upcoming=True, cursor=cursor), "upcoming"

@@ -168,6 +168,16 @@ def start(session: Session, actor: Actor) -> Enrolment:
     secret = new_secret()
     user.totp_secret = _seal(secret, user.id)
     user.totp_last_step = None
+    # A new key was issued (not yet on): recorded, as every change to how an account signs in.
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=AuditAction.CREATE,
+        entity_type="two_factor",
+        entity_id=user.id,
+        patient_id=actor.patient_id,
+    )
     session.flush()
     return _enrolment(secret, user.email)
 

@@ -26,7 +26,7 @@ from portal.services import notifications, schedule
 from portal.staff import bp
 from portal.staff.forms import BookingModeForm, DeclineForm, ProposeForm
 from portal.transactions import unit_of_work
-from portal.web.forms import run, submit
+from portal.web.forms import read_notifications, run, submit
 from portal.web.htmx import render
 from portal.web.lists import page_of
 from portal.web.templating import slot_choices
@@ -39,8 +39,7 @@ PROPOSE_DAYS = 14
 def _queue(status: int = 200, error: str | None = None) -> Page:
     actor = current_actor()
     # Opening the queue is seeing the requests announced: their notifications are read.
-    with unit_of_work() as w:
-        notifications.mark_read(w, actor.user_id, type=EventType.APPOINTMENT_UPDATED)
+    read_notifications(actor, EventType.APPOINTMENT_UPDATED)
     queue, refused = page_of(lambda cursor: schedule.requests(db.session, actor, cursor=cursor))
     body = render(
         "staff/requests.html",

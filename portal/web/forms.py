@@ -17,6 +17,10 @@ from flask_babel import gettext
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 
+from portal.access import Actor
+from portal.extensions import db
+from portal.models import EventType
+from portal.services import notifications
 from portal.services.errors import ServiceError
 from portal.transactions import unit_of_work
 
@@ -64,6 +68,15 @@ def run(change: Callable[[Session], T], form: FlaskForm | None = None) -> Outcom
     except ServiceError as exc:
         show_error(form, exc)
         return Outcome(False)
+
+
+def read_notifications(actor: Actor, type: EventType, entity_id: int | None = None) -> None:
+    """Mark the reader's unread notifications of `type` (about `entity_id`) read as the page
+    that shows them opens, taking the write lock only when there is one: most openings have
+    nothing to mark."""
+    if notifications.has_unread(db.session, actor, type=type, entity_id=entity_id):
+        with unit_of_work() as w:
+            notifications.mark_read(w, actor.user_id, type=type, entity_id=entity_id)
 
 
 def submit(form: FlaskForm, change: Callable[[Session], T]) -> Outcome[T]:

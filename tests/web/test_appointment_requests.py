@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,7 @@ from portal.access import unscoped
 from portal.db import set_clock
 from portal.models import Appointment, AppointmentStatus, EventType, Notification
 from portal.services import accounts, appointments
-from tests.conftest import Demo, post
+from tests.conftest import Demo, count_queries, post
 
 TUESDAY_1000 = datetime(2030, 1, 8, 10, tzinfo=UTC)
 
@@ -53,16 +54,21 @@ def _unread(session: Session, user_id: int) -> int:
 
 
 def test_the_queue_shows_the_request_and_reads_its_notifications(
-    as_user, requested: Appointment, session: Session, people: Demo
+    app: Flask, as_user, requested: Appointment, session: Session, people: Demo
 ) -> None:
     chen = people.user("dr_chen").id
     assert _unread(session, chen) > 0
-    page = as_user("dr_chen").get("/staff/appointments/requests").get_data(as_text=True)
+    client = as_user("dr_chen")
+    page = client.get("/staff/appointments/requests").get_data(as_text=True)
 
     assert f'id="request-{requested.id}"' in page
     assert "Alice Martin" in page
     assert "Knee pain" in page
     assert _unread(session, chen) == 0
+    # Opened again with nothing unread: it looks, and takes no write lock to mark nothing.
+    with count_queries(app) as statements:
+        assert client.get("/staff/appointments/requests").status_code == 200
+    assert not [s for s in statements if s.lstrip().upper().startswith("UPDATE NOTIFICATION")]
 
 
 def test_confirming_from_the_queue(as_user, requested: Appointment, session: Session) -> None:

@@ -109,7 +109,12 @@ def test_enrolment_needs_a_first_code_and_then_sign_in_needs_one(
     secret, _codes = _enrol(client, clock)
     # Turning it on ended the other device's session, and was recorded
     assert phone.get("/my/").status_code in (302, 303)
-    assert [e.action for e in _entries(session, alice.id, "two_factor")] == ["activate"]
+    # Each key issued (started twice here) and the turning on were recorded
+    assert [e.action for e in _entries(session, alice.id, "two_factor")] == [
+        "create",
+        "create",
+        "activate",
+    ]
     [notice] = session.scalars(
         select(OutboxMail).where(OutboxMail.user_id == alice.id, OutboxMail.kind == "two_factor")
     )
@@ -210,6 +215,7 @@ def test_new_recovery_codes_replace_the_old_and_turning_off_needs_a_code(
     assert alice is not None
     actions = [(e.action, e.outcome) for e in _entries(session, alice.id, "two_factor")]
     assert actions == [
+        ("create", "success"),
         ("activate", "success"),
         ("update", "success"),
         ("update", "denied"),
