@@ -26,6 +26,7 @@ from babel.messages.pofile import read_po
 from flask import (
     Blueprint,
     Flask,
+    current_app,
     g,
     has_app_context,
     has_request_context,
@@ -130,9 +131,11 @@ def reader() -> Reader:
         pass
     locale = get_locale() or _ENGLISH_LOCALE
     name = str(locale)
-    if name not in _CATALOGS:
-        _CATALOGS[name] = get_translations()
-    made = Reader(locale, name, _CATALOGS[name])
+    # Each app's catalogs (its translation directories), taken from Flask-Babel once.
+    catalogs = current_app.extensions.setdefault("portal.catalogs", {}) if has_app_context() else {}
+    if name not in catalogs:
+        catalogs[name] = get_translations()
+    made = Reader(locale, name, catalogs[name])
     if has_app_context() and locale is getattr(g.get("_flask_babel"), "babel_locale", None):
         g._flask_babel.portal_reader = made
     return made
@@ -144,8 +147,6 @@ def reading() -> Locale:
 
 
 _ENGLISH_LOCALE = Locale.parse(DEFAULT)
-#: The catalog of each locale, taken from Flask-Babel once (it keeps them for the process too).
-_CATALOGS: dict[str, support.NullTranslations] = {}
 
 
 def catalog() -> support.NullTranslations:

@@ -102,6 +102,8 @@ def _nav_stmt(rs: RoleScope) -> CompoundSelect:
 
 @dataclass(frozen=True)
 class Nav:
+    """What every signed-in page's layout shows of notifications (see `nav_state`)."""
+
     unread: dict[EventType, int]
     position: int
 

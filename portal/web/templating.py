@@ -194,6 +194,7 @@ def init_app(app: Flask) -> None:
             "nav_items": items,
             "nav_current": max(matches, key=len) if matches else None,
             "unread": nav.unread,
+            # Where the page's socket starts: the stream's position when the page was read.
             "events_position": nav.position,
         }
 
@@ -212,7 +213,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["person"] = _person
     app.jinja_env.globals["attachment_limits"] = attachments.limits
     app.jinja_env.globals["FLAG_TEXT"] = FLAG_TEXT
-    # Where a page's socket starts: the stream's position when the page was read.
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
     app.jinja_env.filters["flag_text"] = lambda flag: str(FLAG_TEXT.get(flag, ""))
     app.jinja_env.filters["flag_badge"] = flag_badge
