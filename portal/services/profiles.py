@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -53,25 +54,39 @@ def own_profile(session: Session, actor: Actor) -> PatientProfile:
     return get_or_404(session, PatientProfile, actor.patient_id or 0, actor)
 
 
+def _change_own(
+    session: Session,
+    actor: Actor,
+    row: PatientProfile | ProviderProfile | User,
+    changes: Mapping[str, object],
+    *,
+    patient_id: int | None = None,
+) -> None:
+    """Apply `changes` to the actor's own `row`; when any value differs, one audit entry names
+    the changed fields (never their values)."""
+    changed = sorted(k for k, v in changes.items() if getattr(row, k) != v)
+    for key in changed:
+        setattr(row, key, changes[key])
+    if changed:
+        audit.record(
+            session,
+            actor_id=actor.user_id,
+            actor_role=actor.role,
+            action=AuditAction.UPDATE,
+            entity_type=row.__tablename__,
+            entity_id=row.id,
+            patient_id=patient_id,
+            detail={"fields": changed},
+        )
+    session.flush()
+
+
 def set_language(session: Session, actor: Actor, tag: str) -> None:
     """The patient's language, from the switcher on any page; audited like their preferences."""
     if tag not in LANGUAGES:
         raise ProfileError("language", N_("Choose a language from the list."))
     profile = own_profile(session, actor)
-    if profile.preferred_language == tag:
-        return
-    profile.preferred_language = tag
-    audit.record(
-        session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.UPDATE,
-        entity_type="patient_profile",
-        entity_id=profile.id,
-        patient_id=profile.id,
-        detail={"fields": ["preferred_language"]},
-    )
-    session.flush()
+    _change_own(session, actor, profile, {"preferred_language": tag}, patient_id=profile.id)
 
 
 def update_preferences(session: Session, actor: Actor, data: Preferences) -> PatientProfile:
@@ -91,21 +106,7 @@ def update_preferences(session: Session, actor: Actor, data: Preferences) -> Pat
         "preferred_language": data.preferred_language,
         "release_preference": data.release_preference,
     }
-    changed = sorted(k for k, v in changes.items() if getattr(profile, k) != v)
-    for key, value in changes.items():
-        setattr(profile, key, value)
-    if changed:
-        audit.record(
-            session,
-            actor_id=actor.user_id,
-            actor_role=actor.role,
-            action=AuditAction.UPDATE,
-            entity_type="patient_profile",
-            entity_id=profile.id,
-            patient_id=profile.id,
-            detail={"fields": changed},
-        )
-    session.flush()
+    _change_own(session, actor, profile, changes, patient_id=profile.id)
     return profile
 
 
@@ -117,19 +118,8 @@ def set_time_zone(session: Session, actor: Actor, name: str | None) -> None:
     if name is not None and zones.zone_named(name) is None:
         raise ProfileError("time_zone", N_("Choose a time zone from the list."))
     user = session.get(User, actor.user_id)
-    if user is None or user.time_zone == name:
-        return
-    user.time_zone = name
-    audit.record(
-        session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.UPDATE,
-        entity_type="user_account",
-        entity_id=actor.user_id,
-        detail={"fields": ["time_zone"]},
-    )
-    session.flush()
+    if user is not None:
+        _change_own(session, actor, user, {"time_zone": name})
 
 
 def set_provider_mail(session: Session, actor: Actor, *, messages: bool) -> None:
@@ -139,17 +129,5 @@ def set_provider_mail(session: Session, actor: Actor, *, messages: bool) -> None
     profile = session.scalar(
         select(ProviderProfile).where(ProviderProfile.user_id == actor.user_id)
     )
-    if profile is None:
-        return
-    if profile.mail_messages != messages:
-        profile.mail_messages = messages
-        audit.record(
-            session,
-            actor_id=actor.user_id,
-            actor_role=actor.role,
-            action=AuditAction.UPDATE,
-            entity_type="provider_profile",
-            entity_id=profile.id,
-            detail={"fields": ["mail_messages"]},
-        )
-    session.flush()
+    if profile is not None:
+        _change_own(session, actor, profile, {"mail_messages": messages})
