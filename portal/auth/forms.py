@@ -38,6 +38,14 @@ class NewPasswordMixin:
     )
 
 
+#: An address someone signs in with: required, an email address, at most 254 characters.
+_SIGN_IN_ADDRESS = [
+    DataRequired(_l("Enter your email address.")),
+    Email(_l("Enter a valid email address.")),
+    Length(max=254),
+]
+
+
 class ActivateForm(NewPasswordMixin, FlaskForm):
     code = StringField(
         _l("Activation code"),
@@ -45,14 +53,7 @@ class ActivateForm(NewPasswordMixin, FlaskForm):
         description=_l("The code the clinic gave you, for example 1A2B-3C4D-5E6F-7A8B."),
     )
     date_of_birth = DateField(_l("Date of birth"), validators=[Optional()])
-    email = EmailField(
-        _l("Email"),
-        validators=[
-            DataRequired(_l("Enter your email address.")),
-            Email(_l("Enter a valid email address.")),
-            Length(max=254),
-        ],
-    )
+    email = EmailField(_l("Email"), validators=_SIGN_IN_ADDRESS)
 
 
 class InvitationForm(NewPasswordMixin, FlaskForm):
@@ -62,11 +63,7 @@ class InvitationForm(NewPasswordMixin, FlaskForm):
 class ForgotPasswordForm(FlaskForm):
     email = EmailField(
         _l("Email"),
-        validators=[
-            DataRequired(_l("Enter your email address.")),
-            Email(_l("Enter a valid email address.")),
-            Length(max=254),
-        ],
+        validators=_SIGN_IN_ADDRESS,
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
         description=_l("The address you sign in with."),
     )
