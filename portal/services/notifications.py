@@ -84,6 +84,10 @@ def patient_user_id(session: Session, patient_id: int) -> int | None:
     return session.scalar(unscoped(stmt, "notification fan-out"))
 
 
+#: The newest event id of anyone (0 before the first): where a stream starts.
+_POSITION = func.coalesce(func.max(Notification.id), 0)
+
+
 def _nav_stmt(rs: RoleScope) -> CompoundSelect:
     """The reader's own unread notifications counted by type, and a row with no type holding
     the newest event id of anyone (ids carry no content): the nav's badges and the page's
@@ -93,10 +97,7 @@ def _nav_stmt(rs: RoleScope) -> CompoundSelect:
         .where(Notification.read_at.is_(None))
         .group_by(Notification.type)
     )
-    position = unscoped(
-        select(null().cast(String), func.coalesce(func.max(Notification.id), 0)),
-        "the stream's position, no rows",
-    )
+    position = unscoped(select(null().cast(String), _POSITION), "the stream's position, no rows")
     return union_of(counts, position)
 
 
@@ -255,9 +256,7 @@ def events_after(session: Session, actor: Actor, after: int, *, limit: int) -> l
     return [Event(id_, type_, entity, patient, at) for id_, type_, entity, patient, at in rows]
 
 
-_LATEST = unscoped(
-    select(func.coalesce(func.max(Notification.id), 0)), "the stream's position, no rows"
-)
+_LATEST = unscoped(select(_POSITION), "the stream's position, no rows")
 
 
 def latest_event_id(session: Session | Connection) -> int:
