@@ -10,6 +10,7 @@ seeded (`flask --app wsgi db upgrade && flask --app wsgi demo seed --patients 20
     python bench/inprocess.py --email dr.chen@example.org /staff/patients
     python bench/inprocess.py --bearer TOKEN /api/v1/patients/5/lab-results?limit=50   # the API
     python bench/inprocess.py --time portal.services.labs:latest_page ...   # ms inside it
+    python bench/inprocess.py --explain /staff/patients    # PostgreSQL: each SELECT's plan
 
 Knobs: --requests N (default 300 per page after 30 warm-up requests), --email.
 """
@@ -52,6 +53,11 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, help="write each page's HTML into this folder")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the statements")
     parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="PostgreSQL: EXPLAIN ANALYZE each SELECT of a request",
+    )
+    parser.add_argument(
         "--time",
         action="append",
         default=[],
@@ -84,8 +90,11 @@ def main() -> None:
     statements: list[str] = []
     took: list[float] = []  # each statement's seconds, in the order of `statements`
 
+    bound: list[Any] = []  # each statement's parameters, for --explain
+
     def _before(*a: Any) -> None:
         statements.append(a[2])
+        bound.append(a[3])
         took.append(-time.perf_counter())
 
     def _after(*_a: Any) -> None:
@@ -110,9 +119,12 @@ def main() -> None:
         for _ in range(20):
             statements.clear()
             took.clear()
+            bound.clear()
             client.get(path)
             runs.append(list(took))
         sample = list(statements)
+        if args.explain:
+            _explain(engine, sample, list(bound))
         sample_ms = [statistics.median(r[i] for r in runs) * 1000 for i in range(len(sample))]
         if args.profile:
             profiler = cProfile.Profile()
@@ -145,6 +157,20 @@ def main() -> None:
         if args.verbose:
             for statement, ms in zip(sample, sample_ms, strict=True):
                 print(f"    {ms:6.3f} ms  {statement.split(chr(10))[0][:110]}")
+
+
+def _explain(engine: Any, statements: list[str], parameters: list[Any]) -> None:
+    """Each SELECT's plan with its actual times (run again, outside the request)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, params in zip(statements, parameters, strict=True):
+            if not statement.lstrip().upper().startswith(("SELECT", "WITH", "(SELECT")):
+                continue
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)
+            print("\n".join(row[0] for row in cursor.fetchall()), end="\n\n")
+    finally:
+        raw.close()
 
 
 def _timed(name: str) -> list[float]:
