@@ -144,7 +144,46 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.close()
             dbapi_conn.commit()
 
+        # Whether the transaction in progress may have written (see `finish`): anything but a
+        # SELECT counts, so an unusual statement is rolled back, never committed by mistake.
+        @event.listens_for(engine, "begin")
+        def _nothing_written(conn: Any) -> None:
+            conn.info[_WROTE] = False
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _note_write(conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+            if not statement.startswith("SELECT"):
+                conn.info[_WROTE] = True
+
     return engine
+
+
+_WROTE = "portal.wrote"
+
+
+def finish(session: Session) -> None:
+    """End what `session` has open and give its connection back to the pool.
+
+    On PostgreSQL a transaction that only read ends with COMMIT rather than ROLLBACK: psycopg
+    forgets every statement it prepared on the connection at each ROLLBACK (and sends
+    DEALLOCATE ALL), so every statement of the next requests on it would be parsed and planned
+    again (measured: a signed-in page's reads took 0.4-0.5 ms each instead of 0.15-0.2). For a
+    transaction that wrote nothing the two end it alike. Pending objects, a flush or any
+    statement but a SELECT since the transaction began, and a transaction an error left
+    broken, are rolled back as before.
+    """
+    try:
+        if (
+            session.in_transaction()
+            and not (session.new or session.dirty or session.deleted)
+            and session.get_bind().dialect.name == "postgresql"
+            and session.connection().info.get(_WROTE) is False
+        ):
+            session.commit()
+    except Exception:  # noqa: S110  (a transaction that cannot commit is rolled back below)
+        pass
+    finally:
+        session.close()
 
 
 class Database:
@@ -159,9 +198,13 @@ class Database:
         app.teardown_appcontext(self._close)
 
     @staticmethod
-    def _close(_exc: BaseException | None) -> None:
+    def _close(exc: BaseException | None) -> None:
         session: Session | None = g.pop("_db_session", None)
-        if session is not None:
+        if session is None:
+            return
+        if exc is None:
+            finish(session)
+        else:
             session.close()
 
     @property
@@ -180,6 +223,7 @@ __all__ = [
     "Database",
     "Timestamps",
     "UTCDateTime",
+    "finish",
     "func",
     "get_clock",
     "set_clock",

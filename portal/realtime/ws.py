@@ -21,6 +21,7 @@ from werkzeug.exceptions import Forbidden
 from portal.access import MAX_ID, Actor
 from portal.audit import audit_exempt
 from portal.auth import identity
+from portal.db import finish
 from portal.extensions import db
 from portal.realtime.bus import Bus, Subscription
 from portal.services import notifications
@@ -74,7 +75,7 @@ def events_socket(ws: Any) -> None:
     try:
         after = _catch_up(ws, actor, after, replay_max)
         while ws.connected:
-            db.session.close()  # no connection held while waiting
+            finish(db.session)  # no connection held while waiting
             woke = sub.wait(recheck)
             if sub.ended:
                 ws.close(reason=SESSION_ENDED, message="signed out")
@@ -90,7 +91,7 @@ def events_socket(ws: Any) -> None:
         ws.close(reason=INTERNAL_ERROR, message="server error")
     finally:
         bus().unsubscribe(sub)
-        db.session.close()
+        finish(db.session)
 
 
 def _catch_up(ws: Any, actor: Actor, after: int, replay_max: int) -> int:
