@@ -11,6 +11,7 @@ seeded (`flask --app wsgi db upgrade && flask --app wsgi demo seed --patients 20
     python bench/inprocess.py --bearer TOKEN /api/v1/patients/5/lab-results?limit=50   # the API
     python bench/inprocess.py --time portal.services.labs:latest_page ...   # ms inside it
     python bench/inprocess.py --explain /staff/patients    # PostgreSQL: each SELECT's plan
+    (with -v on PostgreSQL: how often each prepared statement was planned afresh or reused)
 
 Knobs: --requests N (default 300 per page after 30 warm-up requests), --email.
 """
@@ -157,6 +158,22 @@ def main() -> None:
         if args.verbose:
             for statement, ms in zip(sample, sample_ms, strict=True):
                 print(f"    {ms:6.3f} ms  {statement.split(chr(10))[0][:110]}")
+            if engine.dialect.name == "postgresql":
+                _plan_cache(engine)
+
+
+def _plan_cache(engine: Any) -> None:
+    """PostgreSQL: the statements psycopg prepared on the (one) pooled connection, and how
+    often the server planned each afresh (custom) or reused its generic plan. A statement
+    planned afresh on every run pays its planning time each time."""
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT generic_plans, custom_plans, statement FROM pg_prepared_statements"
+            " ORDER BY custom_plans DESC"
+        ).all()
+    for generic, custom, statement in rows:
+        text = " ".join(statement.split())[:90]
+        print(f"    plans: {generic:5d} generic {custom:5d} custom  {text}")
 
 
 def _explain(engine: Any, statements: list[str], parameters: list[Any]) -> None:
