@@ -25,7 +25,7 @@ from portal.models import (
     TreatmentPlan,
     TreatmentPlanVersion,
 )
-from portal.services import labs, paging
+from portal.services import labs
 
 SHOWN = 5
 
@@ -118,7 +118,7 @@ def _active_plan_stmt(rs: RoleScope) -> Select[TreatmentPlan]:
         select(TreatmentPlan)
         .where(TreatmentPlan.status == PlanStatus.ACTIVE)
         .order_by(TreatmentPlan.activated_at.desc(), TreatmentPlan.id.desc())
-        .limit(paging.limit_of(1)),
+        .limit(1),
         TreatmentPlan,
     )
 
@@ -160,7 +160,7 @@ def _upcoming_stmt(rs: RoleScope) -> Select[Appointment, ProviderProfile]:
             Appointment.status.in_(HOLDS_SLOT),
         )
         .order_by(Appointment.start_at)
-        .limit(paging.limit_of(3))
+        .limit(3)
     )
     return rs.scope(stmt, Appointment)
 

@@ -601,7 +601,7 @@ def _latest_stmt(
         stmt = stmt.where(LabResult.patient_id == bindparam("patient_id", type_=Integer))
     if by_test:
         stmt = stmt.where(LabResult.test_code == bindparam("test_code", type_=String))
-    stmt = rs.scope(stmt, LabResult).limit(paging.limit_of("limit"))
+    stmt = rs.scope(stmt, LabResult).limit(bindparam("limit", type_=Integer))
     if skip:
         stmt = stmt.offset(bindparam("offset", type_=Integer))
     return stmt
@@ -669,7 +669,7 @@ def _held_version_stmt(rs: RoleScope) -> Select[LabResultVersion]:
             awaiting_release(),
         )
         .order_by(LabResultVersion.version.desc())
-        .limit(paging.limit_of(1))
+        .limit(1)
     )
     return rs.scope(stmt, LabResultVersion)
 

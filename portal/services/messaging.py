@@ -362,7 +362,7 @@ def _unread_in_thread_stmt(rs: RoleScope) -> Select[int]:
         Message.recipient_id == bindparam("reader_user_id", type_=Integer),
         Message.status != MessageStatus.READ,
     )
-    return rs.scope(stmt.limit(paging.limit_of(1)), Message)
+    return rs.scope(stmt.limit(1), Message)
 
 
 def thread_unread(session: Session, actor: Actor, conversation_id: int) -> bool:

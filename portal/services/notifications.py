@@ -129,7 +129,7 @@ def _unread_of_type_stmt(rs: RoleScope, about_one: bool) -> Select[int]:
     )
     if about_one:
         stmt = stmt.where(Notification.entity_id == bindparam("entity_id"))
-    return rs.own(stmt.limit(paging.limit_of(1)))
+    return rs.own(stmt.limit(1))
 
 
 def has_unread(
@@ -244,7 +244,7 @@ def _events_after_stmt(rs: RoleScope) -> Select[int, EventType, int, int | None,
             or_(Notification.patient_id.is_(None), Notification.patient_id.in_(visible)),
         )
         .order_by(Notification.id)
-        .limit(paging.limit_of("limit"))
+        .limit(bindparam("limit", type_=Integer))
     )
     return rs.own(stmt)
 

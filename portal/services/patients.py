@@ -247,7 +247,7 @@ class Chart:
 
 #: The patient whose chart is read, and how many of the newest records of a kind it shows.
 _CHART_PATIENT = bindparam("patient_id", type_=Integer)
-_RECENT = paging.limit_of("recent")
+_RECENT = bindparam("recent", type_=Integer)
 
 
 def _chart_plans_stmt(rs: RoleScope) -> Select[TreatmentPlan]:

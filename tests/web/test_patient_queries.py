@@ -3,8 +3,6 @@ of results or hundreds."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -98,29 +96,3 @@ def test_the_hot_pages_build_no_statement_per_request(app, as_user, path) -> Non
     assert len(first) == len(second)
     rebuilt = [str(b) for a, b in zip(first, second, strict=True) if a is not b]
     assert rebuilt == []
-
-
-@pytest.mark.parametrize(
-    ("who", "path"),
-    [
-        ("alice", "/my/"),
-        ("alice", "/my/lab-results"),
-        ("alice", "/my/messages"),
-        ("dr_chen", "/staff/patients"),
-    ],
-)
-def test_the_hot_pages_limit_their_rows_by_a_number_written_in_the_statement(
-    app, as_user, who, path
-) -> None:
-    # A LIMIT sent as a parameter makes PostgreSQL's plan for any patient (the one a prepared
-    # statement keeps) look twice as costly as the plan for this patient, so with 100 results
-    # a patient it planned every statement again on every visit (the dashboard lost 14 % from
-    # 50 k to 1 M results). The number is written into the statement (`literal_execute`).
-    client = as_user(who)
-    client.get(path)
-    with count_queries(app) as statements:
-        assert client.get(path).status_code == 200
-    limited = [s for s in statements if " LIMIT " in s]
-    assert limited
-    bound = [s for s in limited if re.search(r"LIMIT (\?|%\(|:|\$)", s)]
-    assert bound == [], bound
