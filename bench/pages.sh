@@ -153,18 +153,16 @@ measure() {  # $1: base URL  $2: header  $3: path -> "req/s p50 p99 non-2xx"
 # One page on one backend; its line is printed and kept for the summary. $1: backend, $2: name
 # of the page (the same on both backends), $3: who ("alice", "chen", "token").
 page() {
-    local backend=$1 name=$2 who=$3 base path header result thread patient
-    base=BASE_$backend
-    base=${!base}
-    read -r result thread patient <<<"$(eval echo "\$RECORDS_$backend")"
+    local backend=$1 name=$2 who=$3 var base path header result thread patient
+    var=BASE_$backend
+    base=${!var}
+    var=RECORDS_$backend
+    read -r result thread patient <<<"${!var}"
     path=${name//<result>/$result}
     path=${path//<thread>/$thread}
     path=${path//<patient>/$patient}
-    case $who in
-        alice) header="Cookie: $(eval echo "\"\$ALICE_$backend\"")" ;;
-        chen) header="Cookie: $(eval echo "\"\$CHEN_$backend\"")" ;;
-        token) header="Authorization: Bearer $(eval echo "\$TOKEN_$backend")" ;;
-    esac
+    var=${who^^}_$backend  # ALICE_, CHEN_ or TOKEN_ of this backend (set by `serve`)
+    if [ "$who" = token ]; then header="Authorization: Bearer ${!var}"; else header="Cookie: ${!var}"; fi
     local line
     line=$(printf '%-8s %-28s %10s %10s %10s %8s' "$backend" "$name" $(measure "$base" "$header" "$path"))
     echo "$line"
