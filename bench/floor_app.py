@@ -14,10 +14,10 @@ is what no template or query work on the real pages can win back.
 from __future__ import annotations
 
 from flask import Blueprint, render_template
+from portal.auth.identity import current_actor
 
 from portal import create_app
 from portal.audit.declare import audit_exempt, audited
-from portal.auth.identity import current_actor
 from portal.extensions import db
 from portal.models import AuditAction
 from portal.services import labs

@@ -39,23 +39,20 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     ids.init_app(app)  # before any blueprint adds its `<int:...>` routes
 
-    from portal import api, audit, cli, errors, health, i18n, realtime
+    from portal import api, cli, errors, health, i18n, realtime
     from portal.admin import bp as admin_bp
-    from portal.auth import (
-        identity,
-        two_factor_views,  # noqa: F401  (its routes are on auth_bp)
-    )
+    from portal.auth import two_factor_views  # noqa: F401  (its routes are on auth_bp)
     from portal.auth.views import bp as auth_bp
     from portal.extensions import csrf, db, login_manager
     from portal.patient import bp as patient_bp
     from portal.staff import bp as staff_bp
-    from portal.web import htmx, templating
+    from portal.web import audit_reads, htmx, identity, templating
 
     db.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)
     identity.init_app(app)
-    audit.init_app(app)
+    audit_reads.init_app(app)
     htmx.init_app(app)
     i18n.init_app(app)
     templating.init_app(app)

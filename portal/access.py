@@ -35,7 +35,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnClause, TextClause
 from werkzeug.exceptions import Forbidden, NotFound
 
-from portal.audit import note_subject
+from portal.actor import Actor
 from portal.db import Base
 from portal.models import (
     Attachment,
@@ -50,39 +50,11 @@ from portal.models import (
     Role,
     TreatmentPlan,
     TreatmentPlanVersion,
-    User,
     Visibility,
 )
 
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 M = TypeVar("M")
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """The person a request acts for, reduced to what authorization needs."""
-
-    user_id: int
-    role: Role
-    patient_id: int | None = None
-    provider_id: int | None = None
-    #: How this caller signed in; `require` limits what each way may do (METHOD_PERMISSIONS).
-    via: AuthMethod = AuthMethod.SESSION
-    #: The server-side session (or token) in use, when there is one.
-    session_id: int | None = None
-
-    @classmethod
-    def of(
-        cls, user: User, via: AuthMethod = AuthMethod.SESSION, session_id: int | None = None
-    ) -> Actor:
-        return cls(
-            user_id=user.id,
-            role=user.role,
-            patient_id=user.patient.id if user.patient is not None else None,
-            provider_id=user.provider.id if user.provider is not None else None,
-            via=via,
-            session_id=session_id,
-        )
 
 
 class Permission(enum.StrEnum):
@@ -355,6 +327,9 @@ def reader(actor: Actor, **params: Any) -> dict[str, Any]:
 def get_or_404(session: Session, model: type[M], record_id: int, actor: Actor) -> M:
     """One record the actor may read; a record that isn't theirs is exactly a missing one.
 
+    A read and nothing else: what a response showed is declared by its route or named by the
+    screen's read model (`web.audit_reads`), never by which record was fetched first.
+
     So is an id no row can have (a URL's `<int:...>` takes any number of digits, which the
     database driver would refuse to bind as a 64-bit integer).
     """
@@ -363,9 +338,24 @@ def get_or_404(session: Session, model: type[M], record_id: int, actor: Actor) -
     row = session.scalar(scoped(_one_by_id, actor, model), reader(actor, record_id=record_id))
     if row is None:
         raise NotFound()
-    patient_id = record_id if model is PatientProfile else getattr(row, "patient_id", None)
-    note_subject(getattr(model, "__tablename__", "record"), record_id, patient_id)
     return row
+
+
+def require_visible(session: Session, actor: Actor, patient_id: int) -> None:
+    """404 unless the actor may see patient `patient_id` at all (a list of their records is
+    then theirs to ask for, however empty); an id no row can have is a missing patient."""
+    if not 0 < patient_id <= MAX_ID:
+        raise NotFound()
+    params = reader(actor, record_id=patient_id)
+    if session.scalar(scoped(_patient_by_id, actor), params) is None:
+        raise NotFound()
+
+
+def _patient_by_id(rs: RoleScope) -> Select[int]:
+    by_id = select(PatientProfile.id).where(
+        PatientProfile.id == bindparam("record_id", type_=Integer)
+    )
+    return rs.patients(by_id)
 
 
 def _one_by_id(rs: RoleScope, model: Any) -> Any:

@@ -16,6 +16,7 @@ from portal.api.errors import from_http, is_api_request, problem
 from portal.extensions import login_manager
 from portal.services.errors import StorageFull
 from portal.transactions import discard, is_storage_full, log_storage_full
+from portal.web import doors
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(StorageFull)
     def _storage_full(_exc: StorageFull) -> Response:
         # A change refused by a full disk where no form shows it (`unit_of_work` logged it).
-        return storage_full_response()
+        return doors.storage_full_refusal()
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
@@ -87,7 +88,7 @@ def register(app: Flask) -> None:
         """
         if is_storage_full(exc):
             log_storage_full(exc)
-            return storage_full_response()
+            return doors.storage_full_refusal()
         # The class only: a database error's text can quote the statement.
         log.warning("database unavailable: %s", type(exc.__cause__ or exc).__name__)
         # Nobody can be looked up now: the page's layout (and flask-login's template context)
@@ -136,30 +137,3 @@ def register(app: Flask) -> None:
         except Exception:  # never a second failure in place of the error page
             log.warning("the error page could not be rendered", exc_info=True)
             return _PLAIN_500, 500
-
-
-def storage_full_response() -> Response:
-    """507 for a change the database had no room for: problem+json under /api/, else a calm
-    page. Nothing was saved (the transaction rolled back whole) and nothing more is written
-    to say so: this response records no audit entry (it shows no record)."""
-    try:
-        discard()  # a failed flush outside a unit of work leaves the session refusing reads
-    except Exception:  # noqa: BLE001 - nothing of the failed change is kept either way
-        log.debug("rollback after a full disk failed", exc_info=True)
-    refused = StorageFull()
-    if is_api_request():
-        return problem(refused.status, refused.message)
-    if "_login_user" not in g:
-        # Resolving who is signed in wrote (a session's "last seen") and failed: the page's
-        # layout must not try again.
-        g._login_user = login_manager.anonymous_user()
-        g.actor = None
-    return Response(
-        render_template(
-            "errors/error.html",
-            code=refused.status,
-            title=_("The portal's storage is full"),
-            message=_(refused.message),
-        ),
-        status=refused.status,
-    )

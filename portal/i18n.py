@@ -42,11 +42,12 @@ from werkzeug.wrappers.response import Response
 from wtforms.i18n import messages_path
 
 from portal.audit.declare import audit_exempt
-from portal.auth.identity import current_account, signed_in_actor
 from portal.models import Role
 from portal.services import profiles
 from portal.services.profiles import LANGUAGES, LOCALES
+from portal.web import doors
 from portal.web.forms import run
+from portal.web.identity import current_account, signed_in_actor
 from portal.web.redirects import local_path
 
 DEFAULT = "en"
@@ -89,7 +90,7 @@ def _select_locale() -> str:
 
 
 def _chosen_tag() -> str:
-    if request.path.startswith("/api/"):
+    if doors.speaks_json():
         return DEFAULT  # the API is read by programs: its words stay the documented English
     # The patient's own profile row came with their account (joined): no query of its own.
     account = current_account()
@@ -244,7 +245,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _wtforms_language() -> None:
-        if request.endpoint in (None, "static") or request.path.startswith("/api/"):
+        if request.endpoint in (None, "static") or doors.speaks_json():
             return
         if str(reading()) == LOCALES["zh-Hant"]:
             request.wtforms_translations = traditional  # type: ignore[attr-defined]

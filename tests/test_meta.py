@@ -217,9 +217,9 @@ def test_only_the_transaction_owner_commits_or_rolls_back() -> None:
 
 
 def test_only_the_identity_module_reads_flask_logins_current_user() -> None:
-    # Every door (a page, the API, the socket) gets its actor from portal.auth.identity, which
+    # Every door (a page, the API, the socket) gets its actor from portal.web.identity, which
     # knows how the caller signed in; templates get `viewer` and `actor` from it.
-    assert _uses(r"\bcurrent_user\b") == ["portal/auth/identity.py"]
+    assert _uses(r"\bcurrent_user\b") == ["portal/web/identity.py"]
     templates = sorted(
         p.name for p in TEMPLATES.rglob("*.html") if "current_user" in p.read_text("utf-8")
     )
@@ -254,3 +254,25 @@ def test_the_license_file_is_the_apache_2_text_pyproject_names() -> None:
     assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
     assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
     assert text.rstrip().endswith("limitations under the License.")
+
+
+DOOR_BY_PATH = r"""\bpath\b[^\n]*["'](/api|/ws|/fhir)"""
+
+
+def test_only_the_doors_module_tells_the_door_from_the_path() -> None:
+    # Which door a request came through (a page, the API, the socket, FHIR) is decided once, in
+    # portal/web/doors.py; everything else asks `doors.current()` or the actor's `door`.
+    assert set(_uses(DOOR_BY_PATH)) <= {"portal/web/doors.py"}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'api = req.path.startswith("/api/")',
+        'if request.path.startswith("/api/") or request.path == "/ws":',
+        "return 'api' if request.path.startswith('/api/') else 'page'",
+        'if request.path.startswith("/fhir/"):',
+    ],
+)
+def test_the_door_check_notices_a_path_test(line: str) -> None:
+    assert re.search(DOOR_BY_PATH, line)

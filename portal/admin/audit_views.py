@@ -20,12 +20,12 @@ from portal.admin import bp
 from portal.audit import audit_exempt, audited
 from portal.audit.report import AuditFilters, audit_events, iter_audit_events
 from portal.audit.report import record_export as record_audit_export
-from portal.auth.identity import current_actor
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import AuditAction, AuditOutcome
 from portal.transactions import unit_of_work
 from portal.web.htmx import render
+from portal.web.identity import current_actor
 from portal.web.lists import page_of
 
 # ASCII digits only: `"²".isdigit()` is True but `int("²")` raises.

@@ -30,7 +30,6 @@ from portal.admin.forms import (
     RetentionForm,
 )
 from portal.audit import audit_exempt, audited
-from portal.auth.identity import current_actor
 from portal.extensions import db
 from portal.models import (
     AuditAction,
@@ -44,6 +43,7 @@ from portal.services import account_admin, accounts, recovery, settings
 from portal.services import patients as roster
 from portal.web.forms import run, submit
 from portal.web.htmx import render
+from portal.web.identity import current_actor
 from portal.web.lists import page_of
 
 Page = str | tuple[str, int] | Response

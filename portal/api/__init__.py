@@ -10,10 +10,10 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from portal.api import errors
-from portal.auth.identity import signed_in_actor
 from portal.extensions import csrf
 from portal.models import AuthMethod
 from portal.services.errors import ServiceError
+from portal.web.identity import signed_in_actor
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens are not sent by browsers on their own; cookies: see below

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from portal.access import Actor
+from portal.access import Actor, get_or_404
 from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import (
@@ -23,8 +23,9 @@ from portal.api.schemas import (
     Schema,
     with_example,
 )
-from portal.models import Attachment, AuditAction, Message, MessageStatus
+from portal.models import Attachment, AuditAction, Conversation, Message, MessageStatus
 from portal.services import messaging
+from portal.web.audit_reads import shown
 
 TAG = "Messages"
 
@@ -230,6 +231,7 @@ def list_messages(
 ) -> PageOut[MessageOut]:
     """Oldest first, each with its attachments. Reading them marks nothing read: see
     `POST /messages/{id}/read`."""
+    shown(get_or_404(session, Conversation, conversation_id, actor))
     page = messaging.thread_page(
         session, actor, conversation_id, cursor=query.cursor, limit=query.limit
     )
@@ -268,7 +270,7 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, body: ReplyIn
 )
 def mark_read(session: Session, actor: Actor, message_id: int) -> MessageOut:
     """Only the recipient may (404 for anyone else); marking it again changes nothing."""
-    return _one(session, actor, messaging.mark_message_read(session, actor, message_id))
+    return _one(session, actor, shown(messaging.mark_message_read(session, actor, message_id)))
 
 
 __all__ = ["AttachmentOut", "ConversationIn", "ConversationOut", "MessageOut", "ReplyIn"]

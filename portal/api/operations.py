@@ -26,11 +26,11 @@ from portal.access import Actor
 from portal.api.errors import invalid, problem
 from portal.api.schemas import Problem, dump
 from portal.audit import audit_exempt, audited
-from portal.auth.identity import current_actor
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import AuditAction, IdempotentRequest
 from portal.transactions import unit_of_work
+from portal.web.identity import current_actor
 
 #: Idempotency keys are the client's: any printable ASCII, bounded.
 MAX_KEY = 255

@@ -39,6 +39,7 @@ from portal.models import (
 )
 from portal.services import labs, paging
 from portal.services import patients as roster
+from portal.web.audit_reads import shows_patient
 
 PATIENTS = "Patients"
 RESULTS = "Lab results"
@@ -422,6 +423,7 @@ def create_lab_result(
 def get_lab_result(session: Session, actor: Actor, result_id: int) -> LabResultDetailOut:
     """The newest version the caller may see, and every version they may see, newest first."""
     result, versions = labs.result_history(session, actor, result_id)
+    shows_patient(result.patient_id)
     return _detail_out(result, versions)
 
 
@@ -444,4 +446,5 @@ def add_lab_result_version(
     patient is told when the new one reaches them."""
     labs.add_version(session, actor, result_id, _input(body, body.visibility), reason=body.reason)
     result, versions = labs.result_history(session, actor, result_id)
+    shows_patient(result.patient_id)
     return _detail_out(result, versions)

@@ -19,6 +19,7 @@ from portal.api.operations import operation
 from portal.api.schemas import Instant, Schema, with_example
 from portal.models import AuditAction
 from portal.services import record_export
+from portal.web.audit_reads import shows
 
 _BASE = "https://portal.example.org/fhir"
 
@@ -155,5 +156,6 @@ def my_record(session: Session, actor: Actor) -> RecordBundleOut:
     treatment plans, visits and the care team. Held, unreleased and provider-only results and
     draft plans are never in it. Patients only."""
     record = record_export.gather(session, actor)
+    shows(record.subject)
     bundle = record_export.to_fhir(record, str(current_app.config["PORTAL_URL"]))
     return RecordBundleOut.model_validate(bundle)

@@ -11,9 +11,9 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from portal.access import MAX_ID
-from portal.api.errors import TITLES
 from portal.api.operations import OPERATIONS, Operation
 from portal.api.schemas import Problem, example_of
+from portal.web.problems import TITLES
 
 REF = "#/components/schemas/{model}"
 _PATH_ARG = re.compile(r"<(?:(\w+):)?(\w+)>")

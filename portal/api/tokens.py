@@ -16,10 +16,10 @@ from portal.api import bp
 from portal.api.errors import problem
 from portal.api.operations import operation
 from portal.api.schemas import Instant, Schema, example_of, with_example
-from portal.auth.identity import limits, sign_in_limits
 from portal.db import utcnow
 from portal.models import AuthMethod
 from portal.services import accounts, sessions, two_factor
+from portal.web.identity import limits, sign_in_limits
 
 
 class TokenRequest(Schema):

@@ -8,8 +8,8 @@ from portal.access import Actor
 from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import Instant, PatientOut, ProviderOut, Schema, example_of, with_example
-from portal.auth.identity import current_account
 from portal.models import AuditAction
+from portal.web.identity import current_account
 
 
 class MeOut(Schema):

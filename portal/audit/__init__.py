@@ -1,10 +1,11 @@
 """Audit: one entry for every sensitive view and change, in the same transaction as the change.
 
 Writes call `record()` inside the service that makes the change, so the entry commits or rolls
-back with it. Reads are declared on the route with `@audited(...)`; `init_app` installs the
-hook that records them once the view has answered. The log is append-only: the ORM refuses to
-update or delete an entry here, and the database refuses it with triggers, which let an UPDATE
-do one thing only: fill an entry's empty seal, once (`chain.seal`, migration 0016).
+back with it. Reads are declared on the route with `@audited(...)`; the read hook
+(`portal.web.audit_reads`) decides, once the view has answered, whether and what it showed,
+and commits the entry with `commit_read()` before the response leaves. The log is append-only:
+the ORM refuses to update or delete an entry here, and the database refuses it with triggers,
+which let an UPDATE do one thing only: fill an entry's empty seal, once (`chain.seal`).
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from typing import Any
 
-from flask import Flask, Response, current_app, g, has_request_context, render_template, request
+from flask import g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
+from portal.actor import Actor
 from portal.audit import chain
-from portal.audit.declare import AuditSpec, audit_exempt, audit_spec_for, audited
+from portal.audit.declare import AuditSpec, Subject, audit_exempt, audit_spec_for, audited
 from portal.db import utcnow
 from portal.models import AuditAction, AuditEvent, AuditOutcome
 from portal.models.owned import ImmutableRowError
@@ -31,24 +32,14 @@ log = logging.getLogger("portal.audit")
 __all__ = [
     "AuditLogImmutableError",
     "AuditSpec",
+    "Subject",
     "audit_exempt",
+    "audit_spec_for",
     "audited",
-    "init_app",
-    "note_subject",
+    "commit_entry",
+    "commit_read",
     "record",
 ]
-
-#: Headers the error response keeps from the response it replaces (security, caching, tracing).
-_KEPT_HEADERS = (
-    "Content-Security-Policy",
-    "X-Content-Type-Options",
-    "Referrer-Policy",
-    "X-Frame-Options",
-    "Permissions-Policy",
-    "Strict-Transport-Security",
-    "Vary",
-    "X-Request-ID",
-)
 
 
 class AuditLogImmutableError(ImmutableRowError):
@@ -84,18 +75,13 @@ def _request_context() -> dict[str, Any]:
     }
 
 
-def _channel() -> str:
-    """Which door the request came through: the pages or the JSON API."""
-    return "api" if request.path.startswith("/api/") else "page"
-
-
 def _with_channel(detail: dict[str, Any] | None) -> dict[str, Any]:
     """`detail` plus the door and how the caller signed in (a browser session, an API token)."""
     detail = dict(detail or {})
     actor = g.get("actor") if has_request_context() else None
     if actor is not None:
         detail.setdefault("via", str(actor.via))
-        detail.setdefault("channel", _channel())
+        detail.setdefault("channel", str(actor.door))
     return detail
 
 
@@ -135,103 +121,50 @@ def record(
     return event_
 
 
-def note_subject(entity_type: str, entity_id: int, patient_id: int | None) -> None:
-    """Tell the read hook which record this request showed (called by the access layer)."""
-    if has_request_context() and "audit_subject" not in g:
-        g.audit_subject = (entity_type, entity_id, patient_id)
+def commit_read(
+    session: Session,
+    actor: Actor,
+    action: AuditAction,
+    subject: Subject,
+    *,
+    outcome: AuditOutcome = AuditOutcome.SUCCESS,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Commit the entry of a response that showed (or refused) `subject` (`commit_entry`)."""
+    origin = actor.origin
+    commit_entry(
+        session,
+        {
+            "occurred_at": utcnow(),
+            "actor_id": actor.user_id,
+            "actor_role": str(actor.role),
+            "action": action,
+            "entity_type": subject.entity_type,
+            "entity_id": None if subject.entity_id is None else str(subject.entity_id),
+            "patient_id": subject.patient_id,
+            "outcome": outcome,
+            "detail": json.dumps(
+                {"via": str(actor.via), "channel": str(actor.door), **(detail or {})},
+                sort_keys=True,
+                separators=(",", ":"),
+            ),
+            "request_id": origin.request_id if origin else None,
+            "client_addr": origin.client_addr if origin else None,
+            "user_agent": origin.user_agent if origin else None,
+        },
+    )
 
 
-def init_app(app: Flask) -> None:
-    @app.before_request
-    def _request_id() -> None:
-        # Always the server's own id: a client's X-Request-ID could forge or collide with
-        # another request's entries. The client's value is only logged beside ours.
-        g.request_id = uuid.uuid4().hex
-        incoming = request.headers.get("X-Request-ID", "")
-        if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum():
-            log.debug("request_id=%s client_request_id=%s", g.request_id, incoming)
+def commit_entry(session: Session, row: dict[str, Any]) -> None:
+    """Commit the entry `row` in a short transaction of its own, before the response leaves:
+    no entry, no page.
 
-    @app.after_request
-    def _record_read(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        spec = audit_spec_for(app, request.endpoint)
-        if spec is None or not current_app.config.get("AUDIT_ENABLED", True):
-            return response
-        if request.method not in _SHOWING_METHODS:
-            return response
-        try:
-            _record_view(spec, response)
-        except Exception as exc:
-            # Fail closed: a view whose reading could not be recorded is not delivered.
-            if _storage_full(exc):  # not a fault of the page: the operator's to fix, said so
-                return _refusal(response, full=True)
-            log.exception("audit entry could not be written request_id=%s", g.get("request_id"))
-            return _refusal(response)
-        return response
-
-
-#: Requests whose response can show a record. OPTIONS and HEAD probes show nothing.
-_SHOWING_METHODS = frozenset({"GET", "POST"})
-
-
-def _outcome_for(status: int) -> AuditOutcome | None:
-    """Which responses showed (or refused) a record: 2xx and re-rendered forms show it,
-    403/404 refused it; redirects, other client errors and server errors show nothing."""
-    if 200 <= status < 300 or status == 422:
-        return AuditOutcome.SUCCESS
-    if status in (403, 404):
-        return AuditOutcome.DENIED
-    return None
-
-
-def _record_view(spec: AuditSpec, response: Response) -> None:
-    from portal.auth.identity import signed_in_actor
-    from portal.extensions import db
-
-    outcome = _outcome_for(response.status_code)
-    if outcome is AuditOutcome.SUCCESS and response.mimetype == "application/problem+json":
-        return  # an API refusal (422) shows no record: only which input was refused
-    actor = signed_in_actor() if outcome is not None else None
-    if outcome is None or actor is None:
-        return
-    denied = outcome is AuditOutcome.DENIED
-    subject = g.get("audit_subject")
-    entity_type, entity_id, patient_id = subject or (spec.entity_type, None, None)
-    if entity_id is None and spec.id_arg and request.view_args:
-        entity_id = request.view_args.get(spec.id_arg)
-    if patient_id is None and not denied:
-        if request.view_args and "patient_id" in request.view_args:
-            patient_id = request.view_args["patient_id"]
-        elif actor.patient_id is not None:
-            patient_id = actor.patient_id
-    detail: dict[str, Any] = {"via": str(actor.via), "channel": _channel()}
-    if denied:
-        detail.update(status=response.status_code, attempted=str(spec.action))
-    row: dict[str, Any] = {
-        "occurred_at": utcnow(),
-        "actor_id": actor.user_id,
-        "actor_role": str(actor.role),
-        "action": AuditAction.ACCESS_DENIED if denied else spec.action,
-        "entity_type": entity_type,
-        "entity_id": None if entity_id is None else str(entity_id),
-        "patient_id": patient_id,
-        "outcome": outcome,
-        "detail": json.dumps(detail, sort_keys=True, separators=(",", ":")),
-        **_request_context(),
-    }
-    _append(db.session, row)
-
-
-def _append(session: Session, row: dict[str, Any]) -> None:
-    """Commit the unsealed entry `row` in a short transaction of its own, before the response
-    leaves: no entry, no page.
-
-    A unit of work of its own (whatever `session` had open was a read: on SQLite it ends first,
-    on PostgreSQL the entry's transaction carries on from it, see `unit_of_work`). No chain
-    lock: on PostgreSQL concurrent views insert side by side. On SQLite, whose writers take
-    turns anyway, it queues on a file lock (`chain.append_lock`), which wakes the next writer
-    sooner than SQLite's busy handler; should SQLite still report itself busy, this starts
-    again a few times rather than refuse.
+    Unsealed, as `record` writes them. A unit of work of its own (whatever `session` had open
+    was a read: on SQLite it ends first, on PostgreSQL the entry's transaction carries on from
+    it, see `unit_of_work`). No chain lock: on PostgreSQL concurrent views insert side by side.
+    On SQLite, whose writers take turns anyway, it queues on a file lock (`chain.append_lock`),
+    which wakes the next writer sooner than SQLite's busy handler; should SQLite still report
+    itself busy, this starts again a few times rather than refuse.
     """
     from portal.transactions import unit_of_work
 
@@ -246,47 +179,3 @@ def _append(session: Session, row: dict[str, Any]) -> None:
             if attempt == attempts - 1 or engine.dialect.name != "sqlite":
                 raise
             time.sleep(0.01 * (attempt + 1))
-
-
-def _storage_full(exc: Exception) -> bool:
-    """The entry found no room in the database (logged here, once, for the operator)."""
-    from portal.services.errors import StorageFull
-    from portal.transactions import is_storage_full, log_storage_full
-
-    if isinstance(exc, StorageFull):  # `unit_of_work` recognised and logged it
-        return True
-    if is_storage_full(exc):
-        log_storage_full(exc)
-        return True
-    return False
-
-
-def _refusal(original: Response, *, full: bool = False) -> Response:
-    """A 500 page (problem+json under /api/) in place of `original`, keeping its security
-    headers and none of its body; with `full`, the 507 of a database with no room."""
-    from portal.api.errors import is_api_request, problem
-    from portal.errors import storage_full_response
-
-    if full:
-        refused = storage_full_response()
-    else:
-        refused = problem(500) if is_api_request() else _error_page()
-    for name in _KEPT_HEADERS:
-        for value in original.headers.getlist(name):
-            refused.headers.add(name, value)
-    refused.headers["Cache-Control"] = "no-store"
-    original.close()
-    return refused
-
-
-def _error_page() -> Response:
-    try:
-        body = render_template(
-            "errors/error.html",
-            code=500,
-            title="Something went wrong on our side",
-            message="This page could not be shown just now; please try again in a moment.",
-        )
-    except Exception:
-        body = "<!doctype html><title>Server error</title><p>Something went wrong.</p>"
-    return current_app.response_class(body, status=500, mimetype="text/html")

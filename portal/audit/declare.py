@@ -14,6 +14,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
+class Subject:
+    """The record a response showed: what kind, which one, and whose (the patient's profile)."""
+
+    entity_type: str
+    entity_id: int | str | None = None
+    patient_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSpec:
     action: AuditAction
     entity_type: str

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from portal.audit import audit_exempt, audited
-from portal.auth import identity
 from portal.auth.forms import AppCodeForm, SignInCodeForm, TurnOffForm
 from portal.auth.views import PENDING_KEY, Page, bp, home_for
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import AuditAction, User
 from portal.services import accounts, two_factor
+from portal.web import doors, identity
 from portal.web.forms import Outcome, run, submit
 from portal.web.htmx import render
 
@@ -96,10 +96,8 @@ def _enrol_first() -> Response | None:
     account = identity.current_account()
     if account is None or not two_factor.must_enrol(account):
         return None
-    if request.path.startswith("/api/") or request.path == "/ws":
-        from portal.api.errors import problem
-
-        return problem(403, "Set up two-step sign-in in the portal first.")
+    if doors.speaks_json():
+        return doors.refusal(403, "Set up two-step sign-in in the portal first.")
     flash(
         _("Your clinic requires two-step sign-in for your account. Set it up to continue."), "info"
     )

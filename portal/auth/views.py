@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from portal.audit import audit_exempt, audited
-from portal.auth import identity
 from portal.auth.forms import (
     ActivateForm,
     ChangePasswordForm,
@@ -26,6 +25,7 @@ from portal.db import utcnow
 from portal.extensions import db, login_manager
 from portal.models import AuditAction, Role, User
 from portal.services import accounts, profiles, recovery, sessions
+from portal.web import identity
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.redirects import local_path

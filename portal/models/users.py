@@ -57,7 +57,7 @@ class User(Timestamps, Base):
     patient: Mapped[PatientProfile | None] = relationship(back_populates="user", lazy="joined")
     provider: Mapped[ProviderProfile | None] = relationship(back_populates="user", lazy="joined")
 
-    # flask-login's protocol (portal.auth.identity loads users by their session, not this id)
+    # flask-login's protocol (portal.web.identity loads users by their session, not this id)
     @property
     def is_authenticated(self) -> bool:
         return True

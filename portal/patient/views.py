@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import Response, abort, current_app, flash, redirect, request, session, url_for
+from flask import Response, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import NotFound
@@ -24,8 +24,7 @@ from wtforms.fields.choices import SelectChoice
 
 from portal import i18n, zones
 from portal.access import get_or_404
-from portal.audit import audit_exempt, audited, report
-from portal.auth.identity import current_account, current_actor
+from portal.audit import Subject, audit_exempt, audited, report
 from portal.auth.views import change_own_password
 from portal.extensions import db
 from portal.models import (
@@ -35,10 +34,8 @@ from portal.models import (
     AuditAction,
     Conversation,
     EventType,
-    LabResult,
     PlanStatus,
     ReleasePreference,
-    TreatmentPlan,
 )
 from portal.patient import bp
 from portal.patient.forms import (
@@ -59,15 +56,17 @@ from portal.services import (
     plans,
     profiles,
     record_export,
-    trends,
+    screens,
 )
 from portal.services import (
     dashboard as dashboards,
 )
 from portal.transactions import unit_of_work
+from portal.web.audit_reads import shows
 from portal.web.downloads import attachment_response, content_disposition
 from portal.web.forms import flash_once, read_notifications, run, submit
 from portal.web.htmx import render
+from portal.web.identity import current_account, current_actor
 from portal.web.lists import page_of
 from portal.web.templating import format_datetime, local, slot_choices
 from portal.web.uploads import upload_of
@@ -146,29 +145,19 @@ def lab_results() -> Page:
 @audited(AuditAction.VIEW, "lab_result", id_arg="result_id")
 def lab_result(result_id: int) -> str:
     actor = current_actor()
-    s = db.session
-    result = get_or_404(s, LabResult, result_id, actor)
+    screen = screens.lab_result(db.session, actor, result_id)
+    shows(screen.subject)
     # Opening a result is reading it: its "new" notifications are read before the page (and
     # its navigation badge) is drawn.
-    read_notifications(actor, EventType.LAB_RESULT_PUBLISHED, result.id)
-    versions = labs.versions_of(s, actor, result)
-    if not versions:
-        abort(404)
-    current = versions[0]
-    people = messaging.users_by_id(
-        s, {u for u in (result.ordered_by_id, *(v.published_by_id for v in versions)) if u}
-    )
-    files = labs.attachments_of(s, actor, [v.id for v in versions])
-    trend = trends.trend_for(s, actor, result)
-    history = list(zip(versions, [*versions[1:], None], strict=True))
+    read_notifications(actor, EventType.LAB_RESULT_PUBLISHED, screen.result.id)
     return render(
         "patient/lab_result.html",
-        result=result,
-        current=current,
-        history=history,
-        people=people,
-        files=files,
-        trend=trend,
+        result=screen.result,
+        current=screen.current,
+        history=screen.history,
+        people=screen.people,
+        files=screen.files,
+        trend=screen.trend,
     )
 
 
@@ -200,25 +189,19 @@ def treatment_plans() -> Page:
 @audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
 def treatment_plan(plan_id: int) -> str:
     actor = current_actor()
-    s = db.session
-    plan = get_or_404(s, TreatmentPlan, plan_id, actor)
-    history = plans.history(s, actor, plan)
-    versions = [v for v, _ack in history]
-    acks = {v.id: ack for v, ack in history if ack is not None}
-    current = next((v for v in versions if v.version == plan.current_version), versions[0])
-    awaiting = plan.status is PlanStatus.ACTIVE and current.id not in acks
-    if not awaiting:
+    screen = screens.treatment_plan(db.session, actor, plan_id)
+    shows(screen.subject)
+    if not screen.awaiting_acknowledgement:
         # Nothing left to do about this plan: its notifications are read.
-        read_notifications(actor, EventType.TREATMENT_PLAN_UPDATED, plan.id)
-    authors = messaging.users_by_id(s, {v.author_id for v in versions})
+        read_notifications(actor, EventType.TREATMENT_PLAN_UPDATED, screen.plan.id)
     return render(
         "patient/treatment_plan.html",
-        plan=plan,
-        current=current,
-        versions=versions,
-        acks=acks,
-        awaiting=awaiting,
-        authors=authors,
+        plan=screen.plan,
+        current=screen.current,
+        versions=screen.versions,
+        acks=screen.acks,
+        awaiting=screen.awaiting_acknowledgement,
+        authors=screen.people,
         form=EmptyForm(),
     )
 
@@ -268,21 +251,17 @@ def _uploads(files: list[FileStorage]) -> list[attachments.Upload]:
 
 def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Page:
     actor = current_actor()
-    s = db.session
-    conversation = get_or_404(s, Conversation, conversation_id, actor)
     # Showing the thread reads it: marked before the page and its badge are drawn.
-    if messaging.thread_unread(s, actor, conversation.id):
+    if messaging.thread_unread(db.session, actor, conversation_id):
         with unit_of_work() as w:
-            messaging.mark_thread_read(w, actor, conversation.id)
-    thread = messaging.thread_messages(s, actor, conversation)
-    # Who wrote, too: a clinician who handed the thread over still signs their messages.
-    senders = {m.sender_id for m, _files in thread}
-    people = messaging.users_by_id(s, set(messaging.participants(s, conversation.id)) | senders)
+            messaging.mark_thread_read(w, actor, conversation_id)
+    screen = screens.conversation(db.session, actor, conversation_id)
+    shows(screen.subject)
     body = render(
         "patient/conversation.html",
-        conversation=conversation,
-        thread=thread,
-        people=people,
+        conversation=screen.conversation,
+        thread=screen.thread,
+        people=screen.people,
         form=form,
         closed_notice=_(messaging.CLOSED_NOTICE),
     )
@@ -519,6 +498,8 @@ def _profile_page(
     status: int = 200,
 ) -> Page:
     actor = current_actor()
+    # Her own profile: the route has no id to declare it by.
+    shows(Subject("patient_profile", actor.patient_id, actor.patient_id))
     s = db.session
     profile = profiles.own_profile(s, actor)
     if prefs is None:
@@ -597,6 +578,7 @@ def change_password() -> Page:
 @audited(AuditAction.VIEW, record_export.ENTITY)
 def record_summary() -> str:
     record = record_export.gather(db.session, current_actor())
+    shows(record.subject)
     return render("patient/record_summary.html", record=record)
 
 
@@ -604,6 +586,7 @@ def record_summary() -> str:
 @audited(AuditAction.EXPORT, record_export.ENTITY)
 def record_download() -> Response:
     record = record_export.gather(db.session, current_actor())
+    shows(record.subject)
     bundle = record_export.to_fhir(record, str(current_app.config["PORTAL_URL"]))
     response = Response(json.dumps(bundle, ensure_ascii=False), mimetype="application/fhir+json")
     day = local(record.made_at).date().isoformat()

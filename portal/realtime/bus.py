@@ -30,9 +30,9 @@ from sqlalchemy import Connection, Engine, Integer, bindparam, select
 from sqlalchemy.orm import Session
 
 from portal.access import unscoped
-from portal.auth import identity
 from portal.models import AuthMethod, Notification
 from portal.services import notifications, sessions
+from portal.web import identity
 
 log = logging.getLogger(__name__)
 

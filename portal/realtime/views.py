@@ -7,11 +7,12 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from werkzeug.exceptions import NotFound
 
-from portal.audit import audited, note_subject
-from portal.auth.identity import current_actor
+from portal.audit import Subject, audited
 from portal.extensions import db
 from portal.models import AuditAction
 from portal.services import notifications
+from portal.web.audit_reads import shows
+from portal.web.identity import current_actor
 
 bp = Blueprint("live", __name__)
 
@@ -23,5 +24,5 @@ def event_badge(event_id: int) -> str:
     found = notifications.own_event(db.session, actor, event_id)  # `<int:>` is bounded app-wide
     if found is None:
         raise NotFound()
-    note_subject("notification", found.id, found.patient_id)
+    shows(Subject("notification", found.id, found.patient_id))
     return render_template("_nav_badge.html", announce=found.text)

@@ -20,19 +20,19 @@ from werkzeug.exceptions import Forbidden
 
 from portal.access import MAX_ID, Actor
 from portal.audit import audit_exempt
-from portal.auth import identity
 from portal.db import finish
 from portal.extensions import db
 from portal.realtime.bus import Bus, Subscription
 from portal.services import notifications
+from portal.web import doors, identity
 
 bp = Blueprint("realtime", __name__)
 sock = Sock()
 
-#: Close codes the page's client understands: the session ended (don't reconnect), and a
-#: failure on the server (reconnect later).
-SESSION_ENDED = 4401
-INTERNAL_ERROR = 1011
+#: Close codes the page's client understands (`web.doors`): the session ended (don't
+#: reconnect), and a failure on the server (reconnect later).
+SESSION_ENDED = doors.close_code(401)
+INTERNAL_ERROR = doors.close_code(500)
 
 log = logging.getLogger(__name__)
 

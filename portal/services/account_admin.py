@@ -31,7 +31,6 @@ from portal.access import (
     require,
     scoped,
 )
-from portal.audit import note_subject
 from portal.db import utcnow
 from portal.models import (
     AuditAction,
@@ -134,13 +133,11 @@ class Account:
 
 
 def user_or_404(session: Session, actor: Actor, user_id: int) -> User:
-    """The account `user_id` (404 for an id no row has); a patient's account names its
-    patient as the subject of the request's audit entry."""
+    """The account `user_id` (404 for an id no row has)."""
     require(actor, Permission.ACCOUNTS_MANAGE)
     user = session.get(User, user_id) if 0 < user_id <= MAX_ID else None
     if user is None:
         raise NotFound()
-    note_subject("user_account", user.id, user.patient.id if user.patient else None)
     return user
 
 

@@ -33,6 +33,7 @@ from portal.access import (
     get_or_404,
     reader,
     require,
+    require_visible,
     scoped,
     unscoped,
 )
@@ -969,28 +970,13 @@ def _latest(
 
     page = pages.page(session, params, cursor=cursor, limit=paging.clamp(limit), key_of=key)
     if not page.rows and filters.patient_id is not None:
-        _visible_patient_or_404(session, actor, filters.patient_id)
+        require_visible(session, actor, filters.patient_id)
     if rows:
         return page
     total = page.rows[0][-1] if page.rows else 0
     if not page.rows and cursor:  # past the end: no row carries the total
         total = session.scalar(count, params) or 0
     return replace(page, total=total)
-
-
-def _patient_stmt(rs: RoleScope) -> Select[int]:
-    """Patient `:patient_id`, if the reader may see them."""
-    return rs.patients(
-        select(PatientProfile.id).where(PatientProfile.id == bindparam("patient_id", type_=Integer))
-    )
-
-
-def _visible_patient_or_404(session: Session, actor: Actor, patient_id: int) -> None:
-    # Not `get_or_404`: that names the patient's profile as what the request showed, and
-    # the audit entry of a list must stay the list's.
-    params = reader(actor, patient_id=patient_id)
-    if session.scalar(scoped(_patient_stmt, actor), params) is None:
-        raise NotFound()
 
 
 def result_history(

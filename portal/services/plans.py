@@ -14,13 +14,13 @@ from werkzeug.exceptions import NotFound
 
 from portal import audit
 from portal.access import (
-    MAX_ID,
     Actor,
     Permission,
     RoleScope,
     get_or_404,
     reader,
     require,
+    require_visible,
     scoped,
 )
 from portal.db import utcnow
@@ -298,24 +298,6 @@ def _plans(rs: RoleScope, status: PlanStatus | None, one_patient: bool) -> pagin
     return keyset.statements(rs.scope(stmt, TreatmentPlan))
 
 
-def _patient_stmt(rs: RoleScope) -> Select[int]:
-    """Patient `:patient_id`, if the reader may see them."""
-    stmt = select(PatientProfile.id).where(
-        PatientProfile.id == bindparam("patient_id", type_=Integer)
-    )
-    return rs.patients(stmt)
-
-
-def _require_patient(session: Session, actor: Actor, patient_id: int) -> None:
-    """404 unless the actor may see patient `patient_id`. Unlike `get_or_404`, the request's
-    audit entry stays about the list it shows, not the patient's profile."""
-    found = 0 < patient_id <= MAX_ID and session.scalar(
-        scoped(_patient_stmt, actor), reader(actor, patient_id=patient_id)
-    )
-    if not found:
-        raise NotFound()
-
-
 def list_for(
     session: Session,
     actor: Actor,
@@ -335,7 +317,7 @@ def list_for(
     require(actor, Permission.PLAN_READ)
     params = reader(actor)
     if patient_id is not None:
-        _require_patient(session, actor, patient_id)
+        require_visible(session, actor, patient_id)
         params["patient_id"] = patient_id
     listed_by = _LISTED_BY[status]
     page = scoped(_plans, actor, status, patient_id is not None).page(

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from portal import audit
 from portal.access import Actor, Permission, RoleScope, reader, require, scoped
+from portal.audit import Subject
 from portal.db import utcnow
 from portal.models import (
     Appointment,
@@ -89,6 +89,11 @@ class PatientRecord:
     providers: dict[int, ProviderProfile]
     made_at: datetime
 
+    @property
+    def subject(self) -> Subject:
+        """What a response showing it shows: the patient's whole record (`ENTITY`)."""
+        return Subject(ENTITY, self.patient.id, self.patient.id)
+
 
 def _visible_versions_stmt(rs: RoleScope) -> Select[LabResult, LabResultVersion]:
     """Each of the reader's own results with every version of it they may see, newest sample
@@ -127,10 +132,9 @@ def gather(session: Session, actor: Actor) -> PatientRecord:
     version of their results and plans, their visits and their care team.
 
     403 for anyone but a patient (a provider or an administrator exports no one's record
-    here). The request's audit entry names the record (`ENTITY`), not the profile it reads.
+    here). A response showing it names `subject` as what it shows.
     """
     require(actor, Permission.READ_OWN_RECORDS)
-    audit.note_subject(ENTITY, actor.patient_id or 0, actor.patient_id)
     patient = profiles.own_profile(session, actor)
     every_plan = _every_page(
         lambda c: plans.list_for(session, actor, None, cursor=c, limit=paging.MAX_LIMIT)

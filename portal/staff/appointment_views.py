@@ -10,7 +10,6 @@ from werkzeug.wrappers import Response as BaseResponse
 from portal import zones
 from portal.access import get_or_404
 from portal.audit import audit_exempt, audited
-from portal.auth.identity import current_actor
 from portal.extensions import db
 from portal.models import (
     Appointment,
@@ -26,8 +25,10 @@ from portal.services import notifications, schedule
 from portal.staff import bp
 from portal.staff.forms import BookingModeForm, DeclineForm, ProposeForm
 from portal.transactions import unit_of_work
+from portal.web.audit_reads import shown
 from portal.web.forms import read_notifications, run, submit
 from portal.web.htmx import render
+from portal.web.identity import current_actor
 from portal.web.lists import page_of
 from portal.web.templating import slot_choices
 
@@ -60,6 +61,7 @@ def appointment_requests() -> Page:
 @audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")  # refused: the queue
 def confirm_request(appointment_id: int) -> Page:
     actor = current_actor()
+    shown(get_or_404(db.session, Appointment, appointment_id, actor))
     done = run(lambda s: booking.set_status(s, actor, appointment_id, AppointmentStatus.SCHEDULED))
     if not done.ok:
         return _queue(status=422)
@@ -71,7 +73,7 @@ def confirm_request(appointment_id: int) -> Page:
 @audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")  # refused: its form
 def decline_request(appointment_id: int) -> Page:
     actor = current_actor()
-    get_or_404(db.session, Appointment, appointment_id, actor)
+    shown(get_or_404(db.session, Appointment, appointment_id, actor))
     form = DeclineForm()
     if submit(form, lambda s: booking.decline(s, actor, appointment_id, form.reason.data or "")).ok:
         flash(_("The request is declined; the patient sees your reason."), "success")
@@ -85,7 +87,7 @@ def decline_request(appointment_id: int) -> Page:
 def propose_time(appointment_id: int) -> Page:
     actor = current_actor()
     s = db.session
-    visit = get_or_404(s, Appointment, appointment_id, actor)
+    visit = shown(get_or_404(s, Appointment, appointment_id, actor))
     patient = get_or_404(s, PatientProfile, visit.patient_id, actor)
     form = ProposeForm()
     slots = booking.slots_for(

@@ -21,7 +21,6 @@ from werkzeug.wrappers import Response as BaseResponse
 from portal import zones
 from portal.access import get_or_404
 from portal.audit import audit_exempt, audited
-from portal.auth.identity import current_actor
 from portal.db import utcnow
 from portal.extensions import db
 from portal.i18n import weekday_name
@@ -31,7 +30,6 @@ from portal.models import (
     AuditAction,
     AvailabilityException,
     AvailabilityRule,
-    Conversation,
     LabResult,
     PatientProfile,
     ResultStatus,
@@ -39,7 +37,7 @@ from portal.models import (
     Visibility,
 )
 from portal.services import appointments as booking
-from portal.services import attachments, labs, messaging, plans, schedule, trends
+from portal.services import attachments, labs, messaging, plans, schedule, screens
 from portal.services import patients as roster
 from portal.services.catalog import BY_CODE
 from portal.staff import bp
@@ -57,9 +55,11 @@ from portal.staff.forms import (
     RuleForm,
 )
 from portal.transactions import unit_of_work
+from portal.web.audit_reads import shown, shows, shows_patient
 from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
+from portal.web.identity import current_actor
 from portal.web.lists import page_of
 from portal.web.templating import reader_zone
 from portal.web.uploads import upload_of
@@ -240,26 +240,20 @@ def patient_results(patient_id: int) -> Page:
 
 
 def _result_page(result_id: int, status: int = 200) -> Page:
-    actor = current_actor()
-    result = get_or_404(db.session, LabResult, result_id, actor)
-    versions = labs.versions_of(db.session, actor, result)
-    files = labs.attachments_of(db.session, actor, [v.id for v in versions])
-    links = {a.id: _download_link(a.id) for rows in files.values() for a in rows}
-    held = labs.held_version(db.session, actor, result)
-    user_ids = {u for v in versions for u in (v.published_by_id, v.reviewed_by_id) if u}
-    policy = labs.describe_policy(labs.release_policy_for(db.session, result.category))
-    patient = get_or_404(db.session, PatientProfile, result.patient_id, actor)
+    screen = screens.staff_lab_result(db.session, current_actor(), result_id)
+    shows(screen.subject)
+    links = {a.id: _download_link(a.id) for rows in screen.files.values() for a in rows}
     return render(
         "staff/result.html",
-        trend=trends.trend_for(db.session, actor, result),
-        result=result,
-        patient=patient,
-        versions=versions,
-        files=files,
+        trend=screen.trend,
+        result=screen.result,
+        patient=screen.patient,
+        versions=screen.versions,
+        files=screen.files,
         links=links,
-        held=held,
-        people=messaging.users_by_id(db.session, user_ids),
-        policy=policy,
+        held=screen.held,
+        people=screen.people,
+        policy=screen.policy,
     ), status
 
 
@@ -273,7 +267,7 @@ def result(result_id: int) -> Page:
 @audited(AuditAction.VIEW, "lab_result", id_arg="result_id")
 def correct_result(result_id: int) -> Page:
     actor = current_actor()
-    result = get_or_404(db.session, LabResult, result_id, actor)
+    result = shown(get_or_404(db.session, LabResult, result_id, actor))
     current = labs.versions_of(db.session, actor, result)[0]
     patient = get_or_404(db.session, PatientProfile, result.patient_id, actor)
     if request.method == "GET":
@@ -358,17 +352,14 @@ def new_plan(patient_id: int) -> Page:
 
 
 def _plan_page(plan_id: int, status: int = 200) -> Page:
-    actor = current_actor()
-    plan = get_or_404(db.session, TreatmentPlan, plan_id, actor)
-    patient = get_or_404(db.session, PatientProfile, plan.patient_id, actor)
-    history = plans.history(db.session, actor, plan)
-    user_ids = {v.author_id for v, _a in history} | {plan.author_id, plan.approver_id or 0}
+    screen = screens.staff_treatment_plan(db.session, current_actor(), plan_id)
+    shows(screen.subject)
     return render(
         "staff/plan.html",
-        plan=plan,
-        patient=patient,
-        history=history,
-        people=messaging.users_by_id(db.session, user_ids),
+        plan=screen.plan,
+        patient=screen.patient,
+        history=screen.history,
+        people=screen.people,
         activate_form=ActivatePlanForm(formdata=None),
     ), status
 
@@ -387,6 +378,7 @@ def compare_plan(plan_id: int) -> Page:
         db.session, current_actor(), plan_id, args.get("from"), args.get("to")
     )
     patient = get_or_404(db.session, PatientProfile, comparison.newer.patient_id, current_actor())
+    shows_patient(patient.id)
     body = render(
         "staff/plan_compare.html",
         comparison=comparison,
@@ -401,7 +393,7 @@ def compare_plan(plan_id: int) -> Page:
 @audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
 def edit_plan(plan_id: int) -> Page:
     actor = current_actor()
-    plan = get_or_404(db.session, TreatmentPlan, plan_id, actor)
+    plan = shown(get_or_404(db.session, TreatmentPlan, plan_id, actor))
     patient = get_or_404(db.session, PatientProfile, plan.patient_id, actor)
     if request.method == "GET":
         current = plans.history(db.session, actor, plan)[0][0]
@@ -463,19 +455,16 @@ def messages() -> Page:
 
 
 def _thread_page(conversation_id: int, form: ReplyForm, status: int = 200) -> Page:
-    actor = current_actor()
-    conversation = get_or_404(db.session, Conversation, conversation_id, actor)
-    patient = get_or_404(db.session, PatientProfile, conversation.patient_id, actor)
-    thread = messaging.thread_messages(db.session, actor, conversation)
-    user_ids = {u for m, _f in thread for u in (m.sender_id, m.recipient_id)}
-    links = {a.id: _download_link(a.id) for _m, files in thread for a in files}
+    screen = screens.staff_conversation(db.session, current_actor(), conversation_id)
+    shows(screen.subject)
+    links = {a.id: _download_link(a.id) for _m, files in screen.thread for a in files}
     return render(
         "staff/conversation.html",
         fragment="thread",
-        conversation=conversation,
-        patient=patient,
-        thread=thread,
-        people=messaging.users_by_id(db.session, user_ids),
+        conversation=screen.conversation,
+        patient=screen.patient,
+        thread=screen.thread,
+        people=screen.people,
         links=links,
         form=form,
         idempotency_key=secrets.token_urlsafe(16),
@@ -597,6 +586,7 @@ def appointment_status(appointment_id: int) -> Page:
     if wanted is None:
         abort(400)
     status: AppointmentStatus = wanted
+    shown(get_or_404(db.session, Appointment, appointment_id, actor))
     if run(lambda s: booking.set_status(s, actor, appointment_id, status)).ok:
         return _back_to(period)
     return _schedule_page(period, status=422)
@@ -607,7 +597,7 @@ def appointment_status(appointment_id: int) -> Page:
 def cancel_appointment(appointment_id: int) -> Page:
     actor = current_actor()
     period = _period(request.form)
-    get_or_404(db.session, Appointment, appointment_id, actor)
+    shown(get_or_404(db.session, Appointment, appointment_id, actor))
     form = CancelForm()
     if submit(form, lambda s: booking.cancel(s, actor, appointment_id, form.reason.data)).ok:
         return _back_to(period)

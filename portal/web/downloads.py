@@ -8,10 +8,12 @@ from urllib.parse import quote
 from flask import Response, abort
 
 from portal.access import get_or_404
-from portal.auth.identity import current_actor
+from portal.audit import Subject
 from portal.extensions import db
 from portal.models import Attachment
 from portal.services import attachments
+from portal.web.audit_reads import shows
+from portal.web.identity import current_actor
 
 
 def content_disposition(filename: str) -> str:
@@ -34,6 +36,7 @@ def attachment_response(token: str) -> Response:
     if attachment_id is None:
         abort(404)
     row = get_or_404(db.session, Attachment, attachment_id, actor)
+    shows(Subject("attachment", row.id, row.patient_id))
     try:
         data = attachments.decrypt(row)
     except attachments.TamperedAttachment:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Response, render_template, request
 from jinja2_fragments.flask import render_block
 
-from portal.auth.identity import signed_in_actor
+from portal.web.identity import signed_in_actor
 
 CSP = "; ".join(
     [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort
 
-from portal.auth.identity import signed_in_actor
 from portal.extensions import login_manager
 from portal.models import Role
+from portal.web.identity import signed_in_actor
 
 
 def restrict_blueprint(bp: Blueprint, *roles: Role) -> None:

@@ -20,7 +20,6 @@ from wtforms.fields.choices import SelectChoice
 
 from portal import zones
 from portal.auth.forms import TimeZoneForm
-from portal.auth.identity import current_account, signed_in_actor
 from portal.extensions import db
 from portal.i18n import day_text, reader, time_text
 from portal.models import (
@@ -33,6 +32,7 @@ from portal.models import (
 )
 from portal.services import attachments, notifications
 from portal.services.catalog import human_units
+from portal.web.identity import current_account, signed_in_actor
 
 #: The nav's labels are translated when shown; `endpoint` is what the template keys on.
 NAV: dict[Role, list[tuple[Any, str]]] = {

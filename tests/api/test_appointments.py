@@ -82,8 +82,8 @@ def test_a_patient_sees_their_care_team(session: Session, api: People, people: D
     assert chen["displayName"] == profile.display_name
     assert {"specialty", "clinic", "createdAt", "updatedAt"} <= chen.keys()
     (entry,) = entries_for(session, response)
-    # Declared "care_team"; as on the pages, the record read (her profile) names the entry.
-    assert (entry.action, entry.entity_type) == (AuditAction.VIEW, "patient_profile")
+    # What the route declares ("care_team"), whatever records answering it fetched.
+    assert (entry.action, entry.entity_type) == (AuditAction.VIEW, "care_team")
     assert entry.patient_id == _pid(people, "alice")
     assert '"via":"token"' in entry.detail
 

@@ -117,7 +117,7 @@ def test_concurrent_page_reads_keep_the_chain_intact(tmp_path, reads_first: bool
                 # As in a request (the token check, the page): on PostgreSQL the entry carries
                 # on in the transaction they opened (`unit_of_work`).
                 session.scalar(select(func.count(AuditEvent.id)))
-            audit._append(session, row)
+            audit.commit_entry(session, row)
 
     label = "audit_read_after_reads" if reads_first else "audit_read_fresh"
     count = _append_concurrently(tmp_path, label, page_read)

@@ -2,13 +2,16 @@
 
 A request is signed in by a server-side session whose secret is in the session cookie, or
 (the JSON API) by a bearer token kept in the same table under the same rules. The actor is
-resolved once per request and records how it signed in; the area gates, the audit hook,
-`no-store`, templates and services all read it from here. Nothing else reads flask-login's
-`current_user`.
+resolved once per request, in the app's first request hook (`init_app`), after the door and
+the request id: it records who, how they signed in, through which door and from where. The
+area gates, the language, the two-step gate, the audit, `no-store`, templates and services
+all read it from here. Nothing else reads flask-login's `current_user`.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from datetime import timedelta
 
 from flask import Flask, Request, current_app, g, request, session
@@ -16,11 +19,14 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import Unauthorized
 
-from portal.access import Actor
+from portal.actor import Actor, Door, Origin
 from portal.extensions import db, login_manager
 from portal.models import AuthMethod, User
 from portal.services import sessions, throttle
 from portal.transactions import unit_of_work
+from portal.web import doors
+
+log = logging.getLogger("portal.audit")
 
 #: The key under which the session cookie carries the server-side session's secret.
 SESSION_KEY = "sid"
@@ -56,7 +62,7 @@ def _load_from_request(req: Request) -> User | None:
     # A bearer token, when sent, is the only credential looked at: a request that names a
     # revoked token is not rescued by a cookie it also carries.
     # Only the API takes bearer tokens: pages are for browsers and their cookies.
-    api = req.path.startswith("/api/")
+    api = doors.door_of(req) is Door.API
     bearer = bearer_token(req) if api and "Authorization" in req.headers else None
     method = AuthMethod.TOKEN if bearer is not None else AuthMethod.SESSION
     token: object = bearer if bearer is not None else session.get(SESSION_KEY)
@@ -85,7 +91,9 @@ def signed_in_actor() -> Actor | None:
             g.actor = None
         else:
             method, session_id = g.get("auth", (AuthMethod.SESSION, None))
-            g.actor = Actor.of(user, via=method, session_id=session_id)
+            g.actor = Actor.of(
+                user, via=method, session_id=session_id, door=doors.current(), origin=origin()
+            )
     actor: Actor | None = g.actor
     return actor
 
@@ -134,7 +142,35 @@ def forget() -> None:
     g.actor = None
 
 
+def origin() -> Origin:
+    """Where this request came from, as its audit entries record it."""
+    return Origin(
+        request_id=g.get("request_id"),
+        client_addr=request.remote_addr,
+        user_agent=(request.user_agent.string or "")[:300] or None,
+    )
+
+
+#: Requests that need nobody's identity: files, and the probes a load balancer sends.
+_ANONYMOUS_ENDPOINTS = frozenset({"static", "health.healthz", "health.readyz"})
+
+
+def _begin_request() -> None:
+    """The first hook of every request: its id, its door, then who is asking (once)."""
+    # Always the server's own id: a client's X-Request-ID could forge or collide with another
+    # request's audit entries. The client's value is only logged beside ours.
+    g.request_id = uuid.uuid4().hex
+    incoming = request.headers.get("X-Request-ID", "")
+    if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum():
+        log.debug("request_id=%s client_request_id=%s", g.request_id, incoming)
+    g.door = doors.door_of(request)
+    if request.endpoint not in _ANONYMOUS_ENDPOINTS:
+        signed_in_actor()
+
+
 def init_app(app: Flask) -> None:
+    """Install the first request hook; call before anything else adds one."""
+    app.before_request_funcs.setdefault(None, []).insert(0, _begin_request)
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please sign in to continue.")
     login_manager.localize_callback = str  # translated when flashed, in the reader's language

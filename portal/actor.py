@@ -1,0 +1,75 @@
+"""Who acts, how they signed in, through which door and from where: the `Actor`.
+
+The types live here, below every layer that reads them (policy, services, the audit writer);
+what they hold for a request is decided in `portal.web`: the door by `web.doors`, the rest by
+`web.identity`, once, in the request's first hook. Acting for someone else (a proxy's grant,
+an app's authorization) is added here, as a narrowing of the same actor.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from portal.models import AuthMethod, Role, User
+
+
+class Door(enum.StrEnum):
+    """The way a request came in. Each door answers a refusal in its own form (`web.doors`)."""
+
+    PAGE = "page"
+    API = "api"
+    SOCKET = "socket"
+    #: Reserved for the FHIR read API for patients' apps (`/fhir`).
+    FHIR = "fhir"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from, as the audit records it: the server's own request id (never
+    the client's), the client's address (after trusted proxies) and its user agent."""
+
+    request_id: str | None = None
+    client_addr: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The person a request acts for, reduced to what authorization and the audit need."""
+
+    user_id: int
+    role: Role
+    patient_id: int | None = None
+    provider_id: int | None = None
+    #: How this caller signed in; `access.require` limits what each way may do.
+    via: AuthMethod = AuthMethod.SESSION
+    #: The server-side session (or token) in use, when there is one.
+    session_id: int | None = None
+    #: The door the request came through.
+    door: Door = Door.PAGE
+    #: Where the request came from; None outside a request (jobs, the command line, tests).
+    origin: Origin | None = None
+
+    @classmethod
+    def of(
+        cls,
+        user: User,
+        via: AuthMethod = AuthMethod.SESSION,
+        session_id: int | None = None,
+        door: Door = Door.PAGE,
+        origin: Origin | None = None,
+    ) -> Actor:
+        return cls(
+            user_id=user.id,
+            role=user.role,
+            patient_id=user.patient.id if user.patient is not None else None,
+            provider_id=user.provider.id if user.provider is not None else None,
+            via=via,
+            session_id=session_id,
+            door=door,
+            origin=origin,
+        )
+
+
+__all__ = ["Actor", "Door", "Origin"]
