@@ -39,14 +39,14 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     ids.init_app(app)  # before any blueprint adds its `<int:...>` routes
 
-    from portal import api, cli, errors, health, i18n, realtime
+    from portal import api, cli, errors, health, realtime
     from portal.admin import bp as admin_bp
     from portal.auth import two_factor_views  # noqa: F401  (its routes are on auth_bp)
     from portal.auth.views import bp as auth_bp
     from portal.extensions import csrf, db, login_manager
     from portal.patient import bp as patient_bp
     from portal.staff import bp as staff_bp
-    from portal.web import audit_reads, htmx, identity, templating
+    from portal.web import audit_reads, htmx, identity, language, templating
 
     db.init_app(app)
     login_manager.init_app(app)
@@ -54,7 +54,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     identity.init_app(app)
     audit_reads.init_app(app)
     htmx.init_app(app)
-    i18n.init_app(app)
+    language.init_app(app)
     templating.init_app(app)
     for bp in (auth_bp, patient_bp, staff_bp, admin_bp, health.bp):
         app.register_blueprint(bp)

@@ -1,10 +1,10 @@
-"""The portal's languages: which one a request reads in, the switcher, and the catalogs.
+"""The portal's languages: the offered tags, the reader's locale and catalog, dates and times
+written the reader's way, and compiling the catalogs. Which language a request reads in and
+the switcher are the web's (`portal.web.language`).
 
 English is the source language (the msgids); Traditional Chinese and Spanish have gettext
 catalogs in `portal/translations/<locale>/LC_MESSAGES/messages.po`, compiled to `.mo` when the
-app starts (a clean clone has only the `.po`). The language is, in order: a signed-in
-patient's profile choice, the choice this browser made with the switcher (kept in the
-session, for visitors and staff), the browser's `Accept-Language`, English.
+app starts (a clean clone has only the `.po`).
 Clinical content (test names, plan text, messages) is shown as entered, in no catalog.
 """
 
@@ -23,32 +23,13 @@ from babel.dates import format_date as babel_date
 from babel.dates import format_skeleton, get_day_names
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import (
-    Blueprint,
-    Flask,
-    current_app,
-    g,
-    has_app_context,
-    has_request_context,
-    redirect,
-    request,
-    session,
-)
+from flask import current_app, g, has_app_context
 from flask_babel import Babel, get_locale, get_translations
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
-from werkzeug.wrappers.response import Response
-from wtforms.i18n import messages_path
 
-from portal.audit.declare import audit_exempt
-from portal.models import Role
-from portal.services import profiles
 from portal.services.profiles import LANGUAGES, LOCALES
-from portal.web import doors
-from portal.web.forms import run
-from portal.web.identity import current_account, signed_in_actor
-from portal.web.redirects import local_path
 
 DEFAULT = "en"
 SESSION_KEY = "language"
@@ -62,7 +43,6 @@ EXTRACT_OPTIONS = (
 )
 TRANSLATIONS = Path(__file__).parent / "translations"
 
-bp = Blueprint("i18n", __name__)
 babel = Babel()
 
 
@@ -81,31 +61,6 @@ def current_tag() -> str:
     """The tag of the language this request reads in (for `<html lang>`)."""
     locale = str(reading())
     return next((tag for tag, name in LOCALES.items() if name == locale), DEFAULT)
-
-
-def _select_locale() -> str:
-    """Worked out once per request, on the first translated string; outside a request (the
-    worker, the command line) English, unless the caller forces a recipient's language."""
-    return LOCALES[_chosen_tag()] if has_request_context() else LOCALES[DEFAULT]
-
-
-def _chosen_tag() -> str:
-    if doors.speaks_json():
-        return DEFAULT  # the API is read by programs: its words stay the documented English
-    # The patient's own profile row came with their account (joined): no query of its own.
-    account = current_account()
-    if account is not None and account.patient is not None:
-        own = tag_for(account.patient.preferred_language)
-        if own is not None:
-            return own
-    chosen = tag_for(session.get(SESSION_KEY))
-    if chosen is not None:
-        return chosen
-    for value, _quality in request.accept_languages:
-        found = tag_for(value)
-        if found is not None:
-            return found
-    return DEFAULT
 
 
 @dataclass(frozen=True)
@@ -200,7 +155,7 @@ def weekday_name(index: int) -> str:
 
 
 @pass_context
-def _template_gettext(context: Context, string: str, **variables: Any) -> str:
+def template_gettext(context: Context, string: str, **variables: Any) -> str:
     """Jinja's newstyle `gettext`: translated, marked safe where the template escapes (so
     the variables are escaped as they go in), and formatted (`%%` reads `%`)."""
     text: str = catalog().ugettext(string)
@@ -222,48 +177,3 @@ def compile_catalogs(directory: Path = TRANSLATIONS) -> None:
         with os.fdopen(fd, "wb") as target:
             write_mo(target, catalog)
         os.replace(temporary, mo)
-
-
-@bp.post("/language")
-@audit_exempt  # shows nothing; a patient's change is recorded by the service
-def switch_language() -> Response:
-    """The switcher on every page (a plain form: it works without JavaScript). A patient's
-    choice goes to their profile; anyone else's stays with this browser's session."""
-    tag = tag_for(request.form.get("language")) or DEFAULT
-    actor = signed_in_actor()
-    if actor is not None and actor.role is Role.PATIENT:
-        run(lambda s: profiles.set_language(s, actor, tag))
-    session[SESSION_KEY] = tag
-    return redirect(local_path(request.form.get("next")) or "/", code=303)
-
-
-def init_app(app: Flask) -> None:
-    compile_catalogs()
-    # WTForms' own messages ("Not a valid choice."): Babel would fall back from zh_Hant to
-    # WTForms' Simplified Chinese catalog; its Taiwan catalog is the Traditional one.
-    traditional = support.Translations.load(messages_path(), ["zh_TW"], domain="wtforms")
-
-    @app.before_request
-    def _wtforms_language() -> None:
-        if request.endpoint in (None, "static") or doors.speaks_json():
-            return
-        if str(reading()) == LOCALES["zh-Hant"]:
-            request.wtforms_translations = traditional  # type: ignore[attr-defined]
-
-    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
-    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
-    babel.init_app(app, locale_selector=_select_locale)
-    # The templates' gettext callables, as Flask-Babel installs them but through `catalog`.
-    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext=lambda s: catalog().ugettext(s),
-        ngettext=lambda s, p, n: catalog().ungettext(s, p, n),
-        pgettext=lambda c, s: catalog().upgettext(c, s),
-        npgettext=lambda c, s, p, n: catalog().unpgettext(c, s, p, n),
-        newstyle=True,
-    )
-    # `_` itself, the templates' most called function (~50 a page): what the newstyle wrapper
-    # does, without its two indirections.
-    app.jinja_env.globals["_"] = app.jinja_env.globals["gettext"] = _template_gettext
-    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
-    app.jinja_env.globals["current_language"] = current_tag
-    app.register_blueprint(bp)
