@@ -30,6 +30,7 @@ from portal.api.schemas import (
     Schema,
     with_example,
 )
+from portal.audit import audited
 from portal.models import Appointment, AppointmentStatus, AuditAction
 from portal.services import accounts, appointments
 
@@ -213,8 +214,8 @@ def _visits(session: Session, visits: Sequence[Appointment]) -> list[Appointment
     summary="Providers the caller may book with",
     tag=TAG,
     response=PageOut[ProviderOut],
-    audit=(AuditAction.VIEW, "care_team", None),
 )
+@audited(AuditAction.VIEW, "care_team")
 def list_providers(session: Session, actor: Actor) -> PageOut[ProviderOut]:
     """A patient's care team; for a provider or an administrator, every active provider.
     By name; the list is short and comes whole (`nextCursor` is always null)."""
@@ -254,9 +255,9 @@ def provider_slots(
     tag=TAG,
     query=AppointmentsQuery,
     response=PageOut[AppointmentOut],
-    audit=(AuditAction.VIEW, "appointment_list", None),
     errors=(403,),
 )
+@audited(AuditAction.VIEW, "appointment_list")
 def list_appointments(
     session: Session, actor: Actor, *, query: AppointmentsQuery
 ) -> PageOut[AppointmentOut]:

@@ -17,7 +17,7 @@ from portal.access import Actor
 from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import Instant, PageOut, PageQuery, RecordId, Schema, with_example
-from portal.audit import report
+from portal.audit import audited, report
 from portal.models import AuditAction, AuditOutcome
 
 TAG = "Audit"
@@ -135,9 +135,9 @@ def _event(row: report.AuditRow) -> AuditEventOut:
     tag=TAG,
     query=AuditEventsQuery,
     response=PageOut[AuditEventOut],
-    audit=(AuditAction.VIEW, "audit_log", None),
     errors=(403,),
 )
+@audited(AuditAction.VIEW, "audit_log")
 def list_audit_events(
     session: Session, actor: Actor, *, query: AuditEventsQuery
 ) -> PageOut[AuditEventOut]:
@@ -163,9 +163,9 @@ def list_audit_events(
     tag=TAG,
     query=PageQuery,
     response=PageOut[AccessLogOut],
-    audit=(AuditAction.VIEW, "patient_profile", None),
     errors=(403,),
 )
+@audited(AuditAction.VIEW, "patient_profile")
 def my_access_log(session: Session, actor: Actor, *, query: PageQuery) -> PageOut[AccessLogOut]:
     """Staff and administrators who viewed or changed the caller's records, newest first (the
     caller's own actions are not listed). Patients only."""

@@ -23,6 +23,7 @@ from portal.api.schemas import (
     Schema,
     with_example,
 )
+from portal.audit import audited
 from portal.models import Attachment, AuditAction, Conversation, Message, MessageStatus
 from portal.services import messaging
 from portal.web.audit_reads import shown
@@ -178,9 +179,9 @@ def _one(session: Session, actor: Actor, message: Message) -> MessageOut:
     tag=TAG,
     query=PageQuery,
     response=PageOut[ConversationOut],
-    audit=(AuditAction.VIEW, "conversation_list", None),
     errors=(403,),
 )
+@audited(AuditAction.VIEW, "conversation_list")
 def list_conversations(
     session: Session, actor: Actor, *, query: PageQuery
 ) -> PageOut[ConversationOut]:
@@ -224,8 +225,8 @@ def start_conversation(session: Session, actor: Actor, *, body: ConversationIn) 
     tag=TAG,
     query=PageQuery,
     response=PageOut[MessageOut],
-    audit=(AuditAction.VIEW, "conversation", "conversation_id"),
 )
+@audited(AuditAction.VIEW, "conversation", id_arg="conversation_id")
 def list_messages(
     session: Session, actor: Actor, conversation_id: int, *, query: PageQuery
 ) -> PageOut[MessageOut]:
@@ -266,8 +267,8 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, body: ReplyIn
     tag=TAG,
     response=MessageOut,
     # The answer shows the message: recorded as a read of it, like opening the thread.
-    audit=(AuditAction.VIEW, "message", "message_id"),
 )
+@audited(AuditAction.VIEW, "message", id_arg="message_id")
 def mark_read(session: Session, actor: Actor, message_id: int) -> MessageOut:
     """Only the recipient may (404 for anyone else); marking it again changes nothing."""
     return _one(session, actor, shown(messaging.mark_message_read(session, actor, message_id)))

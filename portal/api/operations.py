@@ -25,10 +25,11 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from portal.access import Actor
 from portal.api.errors import invalid, problem
 from portal.api.schemas import Problem, dump
-from portal.audit import audit_exempt, audited
+from portal.audit import audit_exempt
+from portal.audit.declare import audit_spec_of
 from portal.db import utcnow
 from portal.extensions import db
-from portal.models import AuditAction, IdempotentRequest
+from portal.models import IdempotentRequest
 from portal.transactions import unit_of_work
 from portal.web.identity import current_actor
 
@@ -74,16 +75,16 @@ def operation(
     status: int = 200,
     query: type[BaseModel] | None = None,
     body: type[BaseModel] | None = None,
-    audit: tuple[AuditAction, str, str | None] | None = None,
     idempotent: bool = False,
     public: bool = False,
     errors: tuple[int, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Register `handler(session, actor, *path, query=, body=)` as `method rule` on `bp`.
 
-    `audit` is `(action, entity, id_arg)` for an operation whose answer shows a record (one
-    entry per response, as for pages); None for one that shows none (writes are recorded by
-    their service). `public` operations need no credentials (getting a token, the document).
+    A handler whose answer shows a record is declared with `@audited(action, entity, id_arg)`
+    beneath this, as a page is (one entry per response); one that shows none is exempt (its
+    writes are recorded by their service). `public` operations need no credentials (getting a
+    token, the document).
     """
 
     def register(handler: Callable[..., Any]) -> Callable[..., Response]:
@@ -99,10 +100,9 @@ def operation(
                 return _answer(status, handler(db.session, actor, **path, **kwargs))
             return _write(handler, actor, path, kwargs, status, idempotent)
 
-        declared = (
-            audited(audit[0], audit[1], id_arg=audit[2]) if audit is not None else audit_exempt
-        )
-        view = declared(view)
+        # `wraps` carried the handler's own `@audited` declaration over to the view.
+        if audit_spec_of(view) is None:
+            view = audit_exempt(view)
         bp.add_url_rule(rule, endpoint=handler.__name__, view_func=view, methods=[method])
         OPERATIONS.append(
             Operation(

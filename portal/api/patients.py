@@ -28,6 +28,7 @@ from portal.api.schemas import (
     Schema,
     with_example,
 )
+from portal.audit import audited
 from portal.models import (
     AuditAction,
     Flag,
@@ -324,9 +325,9 @@ def _input(
     tag=PATIENTS,
     query=PatientListQuery,
     response=PageOut[PatientOut],
-    audit=(AuditAction.VIEW, "patient_list", None),
     errors=(403,),
 )
+@audited(AuditAction.VIEW, "patient_list")
 def list_patients(
     session: Session, actor: Actor, *, query: PatientListQuery
 ) -> PageOut[PatientOut]:
@@ -345,8 +346,8 @@ def list_patients(
     summary="One patient",
     tag=PATIENTS,
     response=PatientOut,
-    audit=(AuditAction.VIEW, "patient_profile", "patient_id"),
 )
+@audited(AuditAction.VIEW, "patient_profile", id_arg="patient_id")
 def get_patient(session: Session, actor: Actor, patient_id: int) -> PatientOut:
     """The patient themself, an assigned provider or an admin; 404 for anyone else."""
     return PatientOut.model_validate(get_or_404(session, PatientProfile, patient_id, actor))
@@ -363,9 +364,9 @@ def get_patient(session: Session, actor: Actor, patient_id: int) -> PatientOut:
     tag=RESULTS,
     query=LabResultListQuery,
     response=PageOut[LabResultOut],
-    audit=(AuditAction.VIEW, "lab_result_list", None),
     errors=(403,),
 )
+@audited(AuditAction.VIEW, "lab_result_list")
 def list_lab_results(
     session: Session, actor: Actor, patient_id: int, *, query: LabResultListQuery
 ) -> PageOut[LabResultOut]:
@@ -417,9 +418,9 @@ def create_lab_result(
     summary="One lab result and its history",
     tag=RESULTS,
     response=LabResultDetailOut,
-    audit=(AuditAction.VIEW, "lab_result", "result_id"),
     errors=(403,),
 )
+@audited(AuditAction.VIEW, "lab_result", id_arg="result_id")
 def get_lab_result(session: Session, actor: Actor, result_id: int) -> LabResultDetailOut:
     """The newest version the caller may see, and every version they may see, newest first."""
     result, versions = labs.result_history(session, actor, result_id)

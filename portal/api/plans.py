@@ -16,6 +16,7 @@ from portal.access import Actor, get_or_404
 from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import Instant, PageOut, PageQuery, Record, Schema, with_example
+from portal.audit import audited
 from portal.models import AuditAction, PlanStatus, TreatmentPlan
 from portal.services import plans
 
@@ -118,9 +119,9 @@ def _one(session: Session, actor: Actor, plan: TreatmentPlan) -> PlanOut:
     tag=TAG,
     query=PlanListQuery,
     response=PageOut[PlanOut],
-    audit=(AuditAction.VIEW, "treatment_plan_list", None),
     errors=(403,),
 )
+@audited(AuditAction.VIEW, "treatment_plan_list")
 def list_treatment_plans(
     session: Session, actor: Actor, patient_id: int, *, query: PlanListQuery
 ) -> PageOut[PlanOut]:

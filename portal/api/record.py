@@ -17,6 +17,7 @@ from portal.access import Actor
 from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import Instant, Schema, with_example
+from portal.audit import audited
 from portal.models import AuditAction
 from portal.services import record_export
 from portal.web.audit_reads import shows
@@ -147,9 +148,9 @@ class RecordBundleOut(Schema):
     summary="My record as a FHIR R4 Bundle",
     tag="Record",
     response=RecordBundleOut,
-    audit=(AuditAction.EXPORT, record_export.ENTITY, None),
     errors=(403,),
 )
+@audited(AuditAction.EXPORT, record_export.ENTITY)
 def my_record(session: Session, actor: Actor) -> RecordBundleOut:
     """Everything the caller may see of their own record, to take elsewhere: results with
     every visible version (LOINC codes, UCUM units, reference ranges, interpretation flags),

@@ -8,6 +8,7 @@ from portal.access import Actor
 from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import Instant, PatientOut, ProviderOut, Schema, example_of, with_example
+from portal.audit import audited
 from portal.models import AuditAction
 from portal.web.identity import current_account
 
@@ -44,8 +45,8 @@ class MeOut(Schema):
     summary="The signed-in user",
     tag="Users",
     response=MeOut,
-    audit=(AuditAction.VIEW, "user_account", None),
 )
+@audited(AuditAction.VIEW, "user_account")
 def me(_s: Session, actor: Actor) -> MeOut:
     """The account, with its patient or provider profile."""
     user = current_account()

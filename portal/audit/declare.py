@@ -46,8 +46,12 @@ def audit_exempt(view: F) -> F:
     return view
 
 
+def audit_spec_of(view: Callable[..., Any] | None) -> AuditSpec | None:
+    """What `view` was declared to show (`@audited`), or None."""
+    return getattr(view, "audit", None)
+
+
 def audit_spec_for(app: Flask, endpoint: str | None) -> AuditSpec | None:
     if endpoint is None:
         return None
-    view = app.view_functions.get(endpoint)
-    return getattr(view, "audit", None)
+    return audit_spec_of(app.view_functions.get(endpoint))
