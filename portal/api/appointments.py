@@ -315,6 +315,7 @@ def book_appointment(session: Session, actor: Actor, *, body: AppointmentIn) -> 
     tag=TAG,
     body=CancelIn,
     response=AppointmentOut,
+    idempotent=True,
 )
 def cancel_appointment(
     session: Session, actor: Actor, appointment_id: int, *, body: CancelIn
@@ -355,6 +356,7 @@ def _one(session: Session, visit: Appointment) -> AppointmentOut:
     tag=TAG,
     response=AppointmentOut,
     errors=(403,),
+    idempotent=True,
 )
 def confirm_appointment(session: Session, actor: Actor, appointment_id: int) -> AppointmentOut:
     """The provider of a `requested` visit schedules it (422 on `status` once answered)."""
@@ -373,6 +375,7 @@ def confirm_appointment(session: Session, actor: Actor, appointment_id: int) -> 
     body=DeclineIn,
     response=AppointmentOut,
     errors=(403,),
+    idempotent=True,
 )
 def decline_appointment(
     session: Session, actor: Actor, appointment_id: int, *, body: DeclineIn
@@ -391,6 +394,7 @@ def decline_appointment(
     body=MoveIn,
     response=AppointmentOut,
     errors=(403, 409),
+    idempotent=True,
 )
 def propose_appointment(
     session: Session, actor: Actor, appointment_id: int, *, body: MoveIn
@@ -410,6 +414,7 @@ def propose_appointment(
     response=AppointmentOut,
     status=201,
     errors=(403, 409),
+    idempotent=True,
 )
 def reschedule_appointment(
     session: Session, actor: Actor, appointment_id: int, *, body: MoveIn

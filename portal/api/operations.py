@@ -59,6 +59,19 @@ OPERATIONS: list[Operation] = []
 
 #: What every operation may answer, besides its own errors.
 COMMON_ERRORS = (400, 401, 404, 422)
+#: POSTs that take no Idempotency-Key, and why. Every other POST takes one: a retry after a
+#: lost answer (same key, same request) gets the first answer back and changes nothing again,
+#: whether it creates something (a message, a booking, a result, a plan) or moves something
+#: on (activate, complete, acknowledge, confirm, decline, propose, cancel, reschedule). The
+#: pages get the same guarantee from the one-time key of their forms (a message's
+#: `idempotency_key`) and from answering a repeated transition with the page as it now is.
+NOT_IDEMPOTENT = {
+    # Answers a new secret each time; storing the answer would keep a usable token.
+    "issue_token": "answers a fresh token, which is never stored",
+    # Marking read again changes nothing and answers the same.
+    "mark_read": "idempotent by nature",
+}
+
 #: What an operation that reads a body may answer besides: a body over MAX_CONTENT_LENGTH, or
 #: one that is not application/json.
 BODY_ERRORS = (413, 415)

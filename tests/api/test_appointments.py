@@ -330,6 +330,21 @@ def test_a_provider_cancels_with_a_reason(session: Session, api: People, people:
     assert visit.cancel_reason == "Sick leave"
 
 
+def test_a_retried_cancellation_answers_as_the_first_did(api: People, people: Demo) -> None:
+    # A retry after a lost answer: the visit is cancelled once, and the retry is not refused
+    # as "already cancelled".
+    booked = _ok(_book(api, people), 201)
+    chen = api("dr_chen")
+    key = {"Idempotency-Key": "cancel-sick-leave"}
+    url = f"/appointments/{booked['id']}/cancel"
+
+    first = _ok(chen.post(url, json={"reason": "Sick leave"}, headers=key))
+    again = chen.post(url, json={"reason": "Sick leave"}, headers=key)
+
+    assert _ok(again) == first
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
 def test_only_the_visits_participants_may_cancel_it(api: People, people: Demo) -> None:
     booked = _ok(_book(api, people), 201)
 

@@ -142,3 +142,12 @@ def test_every_operation_as_a_provider(
     case: schemathesis.Case, served: Served, tokens: dict[str, str]
 ) -> None:
     _call(case, served, tokens["dr.chen"])
+
+
+def test_every_post_takes_an_idempotency_key_or_says_why_not() -> None:
+    from portal.api.operations import NOT_IDEMPOTENT, OPERATIONS
+
+    posts = {op.name: op.idempotent for op in OPERATIONS if op.method == "POST"}
+    assert posts
+    assert {name for name, idempotent in posts.items() if not idempotent} == set(NOT_IDEMPOTENT)
+    assert not any(posts[name] for name in NOT_IDEMPOTENT)
