@@ -276,3 +276,14 @@ def test_only_the_doors_module_tells_the_door_from_the_path() -> None:
 )
 def test_the_door_check_notices_a_path_test(line: str) -> None:
     assert re.search(DOOR_BY_PATH, line)
+
+
+def test_templates_ask_booleans_not_stored_status_strings() -> None:
+    # "Is this plan a draft?" is answered once, in Python (`plan.is_draft`), not by each
+    # template comparing the stored value: a renamed status would silently change a page.
+    compared = sorted(
+        str(p.relative_to(TEMPLATES))
+        for p in TEMPLATES.rglob("*.html")
+        if re.search(r"""\.value\s*[!=]=\s*['"]""", p.read_text("utf-8"))
+    )
+    assert compared == []

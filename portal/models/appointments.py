@@ -35,6 +35,15 @@ class Appointment(PatientOwned, Timestamps, Base):
     location: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[AppointmentStatus] = mapped_column(default=AppointmentStatus.REQUESTED)
+
+    @property
+    def is_requested(self) -> bool:
+        return self.status is AppointmentStatus.REQUESTED
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status is AppointmentStatus.CANCELLED
+
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     booked_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
 

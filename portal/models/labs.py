@@ -99,6 +99,19 @@ class LabResultVersion(PatientOwned, Base):
     reference_high: Mapped[float | None] = mapped_column(Float)
     flag: Mapped[Flag] = mapped_column(default=Flag.UNKNOWN)
     status: Mapped[ResultStatus]
+
+    @property
+    def is_preliminary(self) -> bool:
+        return self.status is ResultStatus.PRELIMINARY
+
+    @property
+    def is_corrected(self) -> bool:
+        return self.status is ResultStatus.CORRECTED
+
+    @property
+    def is_amended(self) -> bool:
+        return self.status is ResultStatus.AMENDED
+
     visibility: Mapped[Visibility] = mapped_column(default=Visibility.SHARED)
     #: Why this version exists, for corrections and amendments.
     change_reason: Mapped[str | None] = mapped_column(Text)

@@ -57,6 +57,11 @@ class Message(PatientOwned, Base):
     recipient_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[MessageStatus] = mapped_column(default=MessageStatus.SENT)
+
+    @property
+    def is_delivered(self) -> bool:
+        return self.status is MessageStatus.DELIVERED
+
     sent_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]

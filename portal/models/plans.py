@@ -27,6 +27,20 @@ class TreatmentPlan(PatientOwned, Timestamps, Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     approver_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     status: Mapped[PlanStatus] = mapped_column(default=PlanStatus.DRAFT)
+
+    # What templates ask of a plan's status, as booleans (never its stored string).
+    @property
+    def is_draft(self) -> bool:
+        return self.status is PlanStatus.DRAFT
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is PlanStatus.ACTIVE
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status is PlanStatus.COMPLETED
+
     current_version: Mapped[int] = mapped_column(Integer, default=1)
     summary: Mapped[str] = mapped_column(String(300))
     start_date: Mapped[date | None]
@@ -46,6 +60,11 @@ class TreatmentPlanVersion(PatientOwned, Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient_profile.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     status: Mapped[PlanStatus]
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status is PlanStatus.DRAFT
+
     summary: Mapped[str] = mapped_column(String(300))
     details: Mapped[str] = mapped_column(Text, default="")
     start_date: Mapped[date | None]

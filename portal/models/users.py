@@ -45,6 +45,7 @@ class User(Timestamps, Base):
     last_login_at: Mapped[datetime | None]
     #: The sign-in before the current one: "new since your last visit" starts here.
     previous_login_at: Mapped[datetime | None]
+
     #: Two-step sign-in (TOTP, RFC 6238): the shared secret, sealed with TOTP_KEY (set while
     #: enrolling, kept once on); on since `totp_enabled_at`; the newest time step a code was
     #: accepted for, so a code cannot be used twice (portal.services.two_factor).
@@ -56,6 +57,11 @@ class User(Timestamps, Base):
 
     patient: Mapped[PatientProfile | None] = relationship(back_populates="user", lazy="joined")
     provider: Mapped[ProviderProfile | None] = relationship(back_populates="user", lazy="joined")
+
+    @property
+    def is_staff(self) -> bool:
+        """A provider or an administrator (invited, not activated like a patient)."""
+        return self.role is not Role.PATIENT
 
     # flask-login's protocol (portal.web.identity loads users by their session, not this id)
     @property
@@ -99,6 +105,12 @@ class PatientProfile(Timestamps, Base):
     release_preference: Mapped[ReleasePreference] = mapped_column(
         default=ReleasePreference.AS_SOON_AS_ALLOWED
     )
+
+    @property
+    def waits_for_review(self) -> bool:
+        """Asked to see results only after a provider has reviewed them."""
+        return self.release_preference is ReleasePreference.AFTER_REVIEW
+
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     user: Mapped[User | None] = relationship(back_populates="patient")
@@ -125,6 +137,14 @@ class ProviderProfile(Timestamps, Base):
     #: An email when a patient writes (off unless the provider turns it on).
     mail_messages: Mapped[bool] = mapped_column(Boolean, default=False)
     booking_mode: Mapped[BookingMode] = mapped_column(default=BookingMode.REQUEST)
+
+    @property
+    def books_directly(self) -> bool:
+        return self.booking_mode is BookingMode.DIRECT
+
+    @property
+    def shows_times_only(self) -> bool:
+        return self.booking_mode is BookingMode.VIEW
 
     user: Mapped[User] = relationship(back_populates="provider")
 

@@ -59,6 +59,10 @@ class UserRow:
     #: False while a staff invitation or a patient's new activation code waits.
     has_password: bool
 
+    @property
+    def is_staff(self) -> bool:
+        return self.role is not Role.PATIENT
+
 
 _LIKE = bindparam("like", type_=String)
 

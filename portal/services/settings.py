@@ -78,6 +78,14 @@ class PolicyRow:
     delay_hours: int | None
     never_auto_release: bool
 
+    @property
+    def releases_on_publish(self) -> bool:
+        return self.mode is ReleaseMode.ON_PUBLISH
+
+    @property
+    def holds_for_review(self) -> bool:
+        return self.mode is ReleaseMode.HOLD_FOR_REVIEW
+
 
 def release_policies(session: Session) -> list[PolicyRow]:
     """The policy of each known category (categories without a row release on publish)."""

@@ -43,6 +43,12 @@ class TrendPoint:
     corrected_from: str | None = None
     reason: str | None = None
     is_current: bool = False
+
+    @property
+    def is_abnormal(self) -> bool:
+        """Judged outside its reference range (not normal, and not unjudged)."""
+        return self.flag not in (Flag.NORMAL, Flag.UNKNOWN)
+
     x: float = 0.0
     y: float = 0.0
     marker: int | None = None  # the number of its note under the chart
