@@ -22,7 +22,7 @@ from portal.audit.report import AuditFilters, audit_events, iter_audit_events
 from portal.audit.report import record_export as record_audit_export
 from portal.db import utcnow
 from portal.extensions import db
-from portal.models import AuditAction, AuditOutcome
+from portal.models import AuditAction, AuditOutcome, Entity
 from portal.transactions import unit_of_work
 from portal.web.htmx import render
 from portal.web.identity import current_actor
@@ -132,7 +132,7 @@ def _limit_arg() -> int | None:
 
 
 @bp.get("/audit")
-@audited(AuditAction.VIEW, "audit_log")
+@audited(AuditAction.VIEW, Entity.AUDIT_LOG)
 def audit_log() -> tuple[str, int] | str:
     form = _form()
     valid = form.validate()

@@ -34,6 +34,7 @@ from portal.extensions import db
 from portal.models import (
     AuditAction,
     CareAssignmentRequest,
+    Entity,
     PatientProfile,
     ReleaseMode,
     Role,
@@ -57,7 +58,7 @@ def _see_other(endpoint: str, **values: Any) -> Response:
 
 
 @bp.get("/patients")
-@audited(AuditAction.VIEW, "patient_list")
+@audited(AuditAction.VIEW, Entity.PATIENT_LIST)
 def patients() -> Page:
     actor, q = current_actor(), (request.args.get("q") or "").strip()[:100]
     page, refused = page_of(lambda cursor: roster.search(db.session, actor, q, cursor=cursor))
@@ -125,7 +126,7 @@ def _patient_form_page(patient_id: int, form: EditPatientForm | None, status: in
 
 
 @bp.route("/patients/<int:patient_id>/edit", methods=["GET", "POST"])
-@audited(AuditAction.VIEW, "patient_profile", id_arg="patient_id")
+@audited(AuditAction.VIEW, Entity.PATIENT_PROFILE, id_arg="patient_id")
 def edit_patient(patient_id: int) -> Page:
     if request.method == "GET":
         return _patient_form_page(patient_id, None, 200)
@@ -186,7 +187,7 @@ def _care_team_page(patient_id: int, form: AssignForm | None = None, status: int
 
 
 @bp.get("/patients/<int:patient_id>/care-team")
-@audited(AuditAction.VIEW, "care_team", id_arg="patient_id")
+@audited(AuditAction.VIEW, Entity.CARE_TEAM, id_arg="patient_id")
 def care_team(patient_id: int) -> Page:
     return _care_team_page(patient_id)
 
@@ -195,7 +196,7 @@ def care_team(patient_id: int) -> Page:
 # A refusal re-renders the care team page (the patient's name, MRN, date of birth) with 422:
 # that response is a read of the patient's record. A success redirects and records no read;
 # assign_provider records the change.
-@audited(AuditAction.VIEW, "care_team", id_arg="patient_id")
+@audited(AuditAction.VIEW, Entity.CARE_TEAM, id_arg="patient_id")
 def assign(patient_id: int) -> Page:
     actor = current_actor()
     form = AssignForm()
@@ -268,7 +269,7 @@ def unassign(patient_id: int, provider_id: int) -> Page:
 
 
 @bp.get("/users")
-@audited(AuditAction.VIEW, "user_list")  # patients' names and addresses
+@audited(AuditAction.VIEW, Entity.USER_LIST)  # patients' names and addresses
 def users() -> Page:
     actor, q = current_actor(), (request.args.get("q") or "").strip()[:100]
     page, refused = page_of(
@@ -295,14 +296,14 @@ def _account_page(user_id: int, form: EditUserForm | None = None, status: int = 
 
 
 @bp.get("/users/<int:user_id>")
-@audited(AuditAction.VIEW, "user_account", id_arg="user_id")
+@audited(AuditAction.VIEW, Entity.USER_ACCOUNT, id_arg="user_id")
 def user(user_id: int) -> Page:
     return _account_page(user_id)
 
 
 @bp.post("/users/<int:user_id>")
 # A refusal re-renders the account (a patient's name and address): a recorded read.
-@audited(AuditAction.VIEW, "user_account", id_arg="user_id")
+@audited(AuditAction.VIEW, Entity.USER_ACCOUNT, id_arg="user_id")
 def edit_user(user_id: int) -> Page:
     actor, form = current_actor(), EditUserForm()
     done = submit(

@@ -31,7 +31,7 @@ from portal.api.schemas import (
     with_example,
 )
 from portal.audit import audited
-from portal.models import Appointment, AppointmentStatus, AuditAction
+from portal.models import Appointment, AppointmentStatus, AuditAction, Entity
 from portal.services import accounts, appointments
 
 TAG = "Appointments"
@@ -215,7 +215,7 @@ def _visits(session: Session, visits: Sequence[Appointment]) -> list[Appointment
     tag=TAG,
     response=PageOut[ProviderOut],
 )
-@audited(AuditAction.VIEW, "care_team")
+@audited(AuditAction.VIEW, Entity.CARE_TEAM)
 def list_providers(session: Session, actor: Actor) -> PageOut[ProviderOut]:
     """A patient's care team; for a provider or an administrator, every active provider.
     By name; the list is short and comes whole (`nextCursor` is always null)."""
@@ -257,7 +257,7 @@ def provider_slots(
     response=PageOut[AppointmentOut],
     errors=(403,),
 )
-@audited(AuditAction.VIEW, "appointment_list")
+@audited(AuditAction.VIEW, Entity.APPOINTMENT_LIST)
 def list_appointments(
     session: Session, actor: Actor, *, query: AppointmentsQuery
 ) -> PageOut[AppointmentOut]:

@@ -18,7 +18,7 @@ from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import Instant, PageOut, PageQuery, RecordId, Schema, with_example
 from portal.audit import audited, report
-from portal.models import AuditAction, AuditOutcome
+from portal.models import AuditAction, AuditOutcome, Entity
 
 TAG = "Audit"
 
@@ -137,7 +137,7 @@ def _event(row: report.AuditRow) -> AuditEventOut:
     response=PageOut[AuditEventOut],
     errors=(403,),
 )
-@audited(AuditAction.VIEW, "audit_log")
+@audited(AuditAction.VIEW, Entity.AUDIT_LOG)
 def list_audit_events(
     session: Session, actor: Actor, *, query: AuditEventsQuery
 ) -> PageOut[AuditEventOut]:
@@ -165,7 +165,7 @@ def list_audit_events(
     response=PageOut[AccessLogOut],
     errors=(403,),
 )
-@audited(AuditAction.VIEW, "patient_profile")
+@audited(AuditAction.VIEW, Entity.PATIENT_PROFILE)
 def my_access_log(session: Session, actor: Actor, *, query: PageQuery) -> PageOut[AccessLogOut]:
     """Staff and administrators who viewed or changed the caller's records, newest first (the
     caller's own actions are not listed). Patients only."""

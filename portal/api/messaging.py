@@ -24,7 +24,7 @@ from portal.api.schemas import (
     with_example,
 )
 from portal.audit import audited
-from portal.models import Attachment, AuditAction, Conversation, Message, MessageStatus
+from portal.models import Attachment, AuditAction, Conversation, Entity, Message, MessageStatus
 from portal.services import messaging
 from portal.web.audit_reads import shown
 
@@ -181,7 +181,7 @@ def _one(session: Session, actor: Actor, message: Message) -> MessageOut:
     response=PageOut[ConversationOut],
     errors=(403,),
 )
-@audited(AuditAction.VIEW, "conversation_list")
+@audited(AuditAction.VIEW, Entity.CONVERSATION_LIST)
 def list_conversations(
     session: Session, actor: Actor, *, query: PageQuery
 ) -> PageOut[ConversationOut]:
@@ -226,7 +226,7 @@ def start_conversation(session: Session, actor: Actor, *, body: ConversationIn) 
     query=PageQuery,
     response=PageOut[MessageOut],
 )
-@audited(AuditAction.VIEW, "conversation", id_arg="conversation_id")
+@audited(AuditAction.VIEW, Entity.CONVERSATION, id_arg="conversation_id")
 def list_messages(
     session: Session, actor: Actor, conversation_id: int, *, query: PageQuery
 ) -> PageOut[MessageOut]:
@@ -268,7 +268,7 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, body: ReplyIn
     response=MessageOut,
     # The answer shows the message: recorded as a read of it, like opening the thread.
 )
-@audited(AuditAction.VIEW, "message", id_arg="message_id")
+@audited(AuditAction.VIEW, Entity.MESSAGE, id_arg="message_id")
 def mark_read(session: Session, actor: Actor, message_id: int) -> MessageOut:
     """Only the recipient may (404 for anyone else); marking it again changes nothing."""
     return _one(session, actor, shown(messaging.mark_message_read(session, actor, message_id)))

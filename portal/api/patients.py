@@ -31,6 +31,7 @@ from portal.api.schemas import (
 from portal.audit import audited
 from portal.models import (
     AuditAction,
+    Entity,
     Flag,
     LabResult,
     LabResultVersion,
@@ -327,7 +328,7 @@ def _input(
     response=PageOut[PatientOut],
     errors=(403,),
 )
-@audited(AuditAction.VIEW, "patient_list")
+@audited(AuditAction.VIEW, Entity.PATIENT_LIST)
 def list_patients(
     session: Session, actor: Actor, *, query: PatientListQuery
 ) -> PageOut[PatientOut]:
@@ -347,7 +348,7 @@ def list_patients(
     tag=PATIENTS,
     response=PatientOut,
 )
-@audited(AuditAction.VIEW, "patient_profile", id_arg="patient_id")
+@audited(AuditAction.VIEW, Entity.PATIENT_PROFILE, id_arg="patient_id")
 def get_patient(session: Session, actor: Actor, patient_id: int) -> PatientOut:
     """The patient themself, an assigned provider or an admin; 404 for anyone else."""
     return PatientOut.model_validate(get_or_404(session, PatientProfile, patient_id, actor))
@@ -366,7 +367,7 @@ def get_patient(session: Session, actor: Actor, patient_id: int) -> PatientOut:
     response=PageOut[LabResultOut],
     errors=(403,),
 )
-@audited(AuditAction.VIEW, "lab_result_list")
+@audited(AuditAction.VIEW, Entity.LAB_RESULT_LIST)
 def list_lab_results(
     session: Session, actor: Actor, patient_id: int, *, query: LabResultListQuery
 ) -> PageOut[LabResultOut]:
@@ -420,7 +421,7 @@ def create_lab_result(
     response=LabResultDetailOut,
     errors=(403,),
 )
-@audited(AuditAction.VIEW, "lab_result", id_arg="result_id")
+@audited(AuditAction.VIEW, Entity.LAB_RESULT, id_arg="result_id")
 def get_lab_result(session: Session, actor: Actor, result_id: int) -> LabResultDetailOut:
     """The newest version the caller may see, and every version they may see, newest first."""
     result, versions = labs.result_history(session, actor, result_id)

@@ -17,7 +17,7 @@ from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import Instant, PageOut, PageQuery, Record, Schema, with_example
 from portal.audit import audited
-from portal.models import AuditAction, PlanStatus, TreatmentPlan
+from portal.models import AuditAction, Entity, PlanStatus, TreatmentPlan
 from portal.services import plans
 
 TAG = "Treatment plans"
@@ -121,7 +121,7 @@ def _one(session: Session, actor: Actor, plan: TreatmentPlan) -> PlanOut:
     response=PageOut[PlanOut],
     errors=(403,),
 )
-@audited(AuditAction.VIEW, "treatment_plan_list")
+@audited(AuditAction.VIEW, Entity.TREATMENT_PLAN_LIST)
 def list_treatment_plans(
     session: Session, actor: Actor, patient_id: int, *, query: PlanListQuery
 ) -> PageOut[PlanOut]:

@@ -9,7 +9,7 @@ from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import Instant, PatientOut, ProviderOut, Schema, example_of, with_example
 from portal.audit import audited
-from portal.models import AuditAction
+from portal.models import AuditAction, Entity
 from portal.web.identity import current_account
 
 
@@ -46,7 +46,7 @@ class MeOut(Schema):
     tag="Users",
     response=MeOut,
 )
-@audited(AuditAction.VIEW, "user_account")
+@audited(AuditAction.VIEW, Entity.USER_ACCOUNT)
 def me(_s: Session, actor: Actor) -> MeOut:
     """The account, with its patient or provider profile."""
     user = current_account()

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import Flask
 
-from portal.models import AuditAction
+from portal.models import AuditAction, Entity
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -17,7 +17,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Subject:
     """The record a response showed: what kind, which one, and whose (the patient's profile)."""
 
-    entity_type: str
+    entity_type: Entity
     entity_id: int | str | None = None
     patient_id: int | None = None
 
@@ -25,12 +25,14 @@ class Subject:
 @dataclass(frozen=True, slots=True)
 class AuditSpec:
     action: AuditAction
-    entity_type: str
+    entity_type: Entity
     #: The view argument that names the record shown, e.g. "result_id".
     id_arg: str | None = None
 
 
-def audited(action: AuditAction, entity_type: str, id_arg: str | None = None) -> Callable[[F], F]:
+def audited(
+    action: AuditAction, entity_type: Entity, id_arg: str | None = None
+) -> Callable[[F], F]:
     """Mark a view as showing PHI: each request it answers records one audit entry."""
 
     def mark(view: F) -> F:

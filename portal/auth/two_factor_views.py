@@ -16,7 +16,7 @@ from portal.auth.forms import AppCodeForm, SignInCodeForm, TurnOffForm
 from portal.auth.views import PENDING_KEY, Page, bp, home_for
 from portal.db import utcnow
 from portal.extensions import db
-from portal.models import AuditAction, User
+from portal.models import AuditAction, Entity, User
 from portal.services import accounts, two_factor
 from portal.web import doors, identity
 from portal.web.forms import Outcome, run, submit
@@ -137,7 +137,7 @@ def _required_for(account: User) -> bool:
 
 
 @bp.get("/account/two-factor")
-@audited(AuditAction.VIEW, "user_account")  # shows the sign-in email
+@audited(AuditAction.VIEW, Entity.USER_ACCOUNT)  # shows the sign-in email
 def account_two_factor() -> Page:
     return _two_factor_page()
 
@@ -151,7 +151,7 @@ def two_factor_start() -> Response:
 
 
 @bp.post("/account/two-factor/confirm")
-@audited(AuditAction.VIEW, "user_account")  # a wrong code re-renders the page
+@audited(AuditAction.VIEW, Entity.USER_ACCOUNT)  # a wrong code re-renders the page
 def two_factor_confirm() -> Page:
     actor = identity.current_actor()
     form = AppCodeForm(prefix="confirm")
@@ -171,7 +171,7 @@ def _checked_code(form: AppCodeForm | TurnOffForm, verb: Callable[..., T]) -> Ou
 
 
 @bp.post("/account/two-factor/recovery-codes")
-@audited(AuditAction.VIEW, "user_account")  # a wrong code re-renders the page
+@audited(AuditAction.VIEW, Entity.USER_ACCOUNT)  # a wrong code re-renders the page
 def two_factor_recovery_codes() -> Page:
     form = AppCodeForm(prefix="renew")
     done = _checked_code(form, two_factor.regenerate)
@@ -182,7 +182,7 @@ def two_factor_recovery_codes() -> Page:
 
 
 @bp.post("/account/two-factor/off")
-@audited(AuditAction.VIEW, "user_account")  # a wrong code re-renders the page
+@audited(AuditAction.VIEW, Entity.USER_ACCOUNT)  # a wrong code re-renders the page
 def two_factor_off() -> Page:
     form = TurnOffForm(prefix="off")
     if _checked_code(form, two_factor.turn_off).ok:

@@ -23,7 +23,7 @@ from portal.auth.forms import (
 )
 from portal.db import utcnow
 from portal.extensions import db, login_manager
-from portal.models import AuditAction, Role, User
+from portal.models import AuditAction, Entity, Role, User
 from portal.services import accounts, profiles, recovery, sessions
 from portal.web import identity
 from portal.web.forms import run, submit
@@ -227,13 +227,13 @@ def _account_page(password: ChangePasswordForm | None = None, status: int = 200)
 
 
 @bp.get("/account")
-@audited(AuditAction.VIEW, "user_account")  # a patient's own name is on it
+@audited(AuditAction.VIEW, Entity.USER_ACCOUNT)  # a patient's own name is on it
 def account() -> Page:
     return _account_page()
 
 
 @bp.post("/account/password")
-@audited(AuditAction.VIEW, "user_account")  # a refused change re-renders the account page
+@audited(AuditAction.VIEW, Entity.USER_ACCOUNT)  # a refused change re-renders the account page
 def account_password() -> Page:
     form = ChangePasswordForm(prefix="pw")
     if change_own_password(form):
@@ -254,7 +254,7 @@ def account_mail() -> Response:
 
 
 @bp.post("/account/time-zone")
-@audited(AuditAction.VIEW, "user_account")  # a refused choice re-renders the account page
+@audited(AuditAction.VIEW, Entity.USER_ACCOUNT)  # a refused choice re-renders the account page
 def account_time_zone() -> Page:
     form = TimeZoneForm()
     actor = identity.current_actor()

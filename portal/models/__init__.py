@@ -7,7 +7,7 @@ from portal.models.appointments import (
     AvailabilityException,
     AvailabilityRule,
 )
-from portal.models.audit import AuditAction, AuditEvent, AuditOutcome
+from portal.models.audit import AuditAction, AuditEvent, AuditOutcome, Entity
 from portal.models.idempotency import IdempotentRequest
 from portal.models.labs import (
     Flag,
@@ -54,6 +54,7 @@ __all__ = [
     "HOLDS_SLOT",
     "Attachment",
     "AuditAction",
+    "Entity",
     "AuditEvent",
     "AuditOutcome",
     "AuthMethod",

@@ -37,6 +37,50 @@ class AuditAction(enum.StrEnum):
     ACCESS_DENIED = "access_denied"
 
 
+class Entity(enum.StrEnum):
+    """What an audit entry is about: a kind of record, a screen of them, or a change of one
+    field (`user_account.email`). Stored as its value; the access log and the admin report
+    name each one in words (`audit.report`)."""
+
+    ACTIVATION_CODE = "activation_code"
+    APPOINTMENT = "appointment"
+    APPOINTMENT_LIST = "appointment_list"
+    ATTACHMENT = "attachment"
+    AUDIT_LOG = "audit_log"
+    AVAILABILITY_EXCEPTION = "availability_exception"
+    AVAILABILITY_RULE = "availability_rule"
+    CARE_ASSIGNMENT = "care_assignment"
+    CARE_ASSIGNMENT_REQUEST = "care_assignment_request"
+    CARE_TEAM = "care_team"
+    CLINIC_SETTING = "clinic_setting"
+    CONVERSATION = "conversation"
+    CONVERSATION_LIST = "conversation_list"
+    DASHBOARD = "dashboard"
+    INVITATION = "invitation"
+    LAB_RESULT = "lab_result"
+    LAB_RESULT_LIST = "lab_result_list"
+    MESSAGE = "message"
+    NOTIFICATION = "notification"
+    NOTIFICATION_LIST = "notification_list"
+    PASSWORD_RESET = "password_reset"  # noqa: S105  (the name of a kind of record)
+    PATIENT_LIST = "patient_list"
+    PATIENT_PROFILE = "patient_profile"
+    #: A patient's contact address changed (the "no one person alone" rules follow it).
+    PATIENT_CONTACT_EMAIL = "patient_profile.contact_email"
+    #: A patient's whole record: the printable summary, the download.
+    PATIENT_RECORD = "patient_record"
+    PROVIDER_PROFILE = "provider_profile"
+    RELEASE_POLICY = "release_policy"
+    TREATMENT_PLAN = "treatment_plan"
+    TREATMENT_PLAN_LIST = "treatment_plan_list"
+    TWO_FACTOR = "two_factor"
+    USER_ACCOUNT = "user_account"
+    #: An account's sign-in address changed.
+    USER_EMAIL = "user_account.email"
+    USER_LIST = "user_list"
+    USER_SESSION = "user_session"
+
+
 class AuditOutcome(enum.StrEnum):
     SUCCESS = "success"
     DENIED = "denied"

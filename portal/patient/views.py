@@ -33,6 +33,7 @@ from portal.models import (
     Attachment,
     AuditAction,
     Conversation,
+    Entity,
     EventType,
     PlanStatus,
     ReleasePreference,
@@ -96,7 +97,7 @@ def _helpers() -> dict[str, Any]:
 
 
 @bp.get("/")
-@audited(AuditAction.VIEW, "dashboard")
+@audited(AuditAction.VIEW, Entity.DASHBOARD)
 def dashboard() -> str:
     data = dashboards.for_patient(db.session, current_actor())
     return render("patient/dashboard.html", fragment="whats_new", data=data, user=current_account())
@@ -106,7 +107,7 @@ def dashboard() -> str:
 
 
 @bp.get("/lab-results")
-@audited(AuditAction.VIEW, "lab_result_list")
+@audited(AuditAction.VIEW, Entity.LAB_RESULT_LIST)
 def lab_results() -> Page:
     actor = current_actor()
     args = request.args
@@ -142,7 +143,7 @@ def lab_results() -> Page:
 
 
 @bp.get("/lab-results/<int:result_id>")
-@audited(AuditAction.VIEW, "lab_result", id_arg="result_id")
+@audited(AuditAction.VIEW, Entity.LAB_RESULT, id_arg="result_id")
 def lab_result(result_id: int) -> str:
     actor = current_actor()
     screen = screens.lab_result(db.session, actor, result_id)
@@ -162,7 +163,7 @@ def lab_result(result_id: int) -> str:
 
 
 @bp.get("/attachments/<token>")
-@audited(AuditAction.DOWNLOAD, "attachment")
+@audited(AuditAction.DOWNLOAD, Entity.ATTACHMENT)
 def attachment(token: str) -> Response:
     return attachment_response(token)
 
@@ -171,7 +172,7 @@ def attachment(token: str) -> Response:
 
 
 @bp.get("/treatment-plans")
-@audited(AuditAction.VIEW, "treatment_plan_list")
+@audited(AuditAction.VIEW, Entity.TREATMENT_PLAN_LIST)
 def treatment_plans() -> Page:
     actor = current_actor()
     active, refused = page_of(
@@ -186,7 +187,7 @@ def treatment_plans() -> Page:
 
 
 @bp.get("/treatment-plans/<int:plan_id>")
-@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
+@audited(AuditAction.VIEW, Entity.TREATMENT_PLAN, id_arg="plan_id")
 def treatment_plan(plan_id: int) -> str:
     actor = current_actor()
     screen = screens.treatment_plan(db.session, actor, plan_id)
@@ -207,7 +208,7 @@ def treatment_plan(plan_id: int) -> str:
 
 
 @bp.get("/treatment-plans/<int:plan_id>/compare")
-@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
+@audited(AuditAction.VIEW, Entity.TREATMENT_PLAN, id_arg="plan_id")
 def compare_plan(plan_id: int) -> Page:
     args = request.args
     comparison, error = plans.compare_requested(
@@ -237,7 +238,7 @@ def acknowledge_plan(plan_id: int) -> BaseResponse:
 
 
 @bp.get("/messages")
-@audited(AuditAction.VIEW, "conversation_list")
+@audited(AuditAction.VIEW, Entity.CONVERSATION_LIST)
 def messages() -> Page:
     actor = current_actor()
     page, refused = page_of(lambda cursor: messaging.inbox(db.session, actor, cursor=cursor))
@@ -269,14 +270,14 @@ def _show_thread(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
 
 
 @bp.get("/messages/<int:conversation_id>")
-@audited(AuditAction.VIEW, "conversation", id_arg="conversation_id")
+@audited(AuditAction.VIEW, Entity.CONVERSATION, id_arg="conversation_id")
 def conversation(conversation_id: int) -> Page:
     return _show_thread(conversation_id, ReplyForm())
 
 
 @bp.post("/messages/<int:conversation_id>/reply")
 # The service records the message it sends; a refused reply re-renders the thread (PHI).
-@audited(AuditAction.VIEW, "conversation", id_arg="conversation_id")
+@audited(AuditAction.VIEW, Entity.CONVERSATION, id_arg="conversation_id")
 def reply(conversation_id: int) -> Page:
     form = ReplyForm()
     actor = current_actor()
@@ -303,7 +304,7 @@ def reply(conversation_id: int) -> Page:
 
 
 @bp.route("/messages/new", methods=["GET", "POST"])
-@audited(AuditAction.VIEW, "care_team")
+@audited(AuditAction.VIEW, Entity.CARE_TEAM)
 def new_message() -> Page:
     actor = current_actor()
     s = db.session
@@ -377,13 +378,13 @@ def _appointments_page(error: str | None = None, status: int = 200) -> Page:
 
 
 @bp.get("/appointments")
-@audited(AuditAction.VIEW, "appointment_list")
+@audited(AuditAction.VIEW, Entity.APPOINTMENT_LIST)
 def appointments() -> Page:
     return _appointments_page()
 
 
 @bp.route("/appointments/new", methods=["GET", "POST"])
-@audited(AuditAction.VIEW, "care_team")
+@audited(AuditAction.VIEW, Entity.CARE_TEAM)
 def request_appointment() -> Page:
     actor = current_actor()
     s = db.session
@@ -434,7 +435,7 @@ def request_appointment() -> Page:
 
 
 @bp.route("/appointments/<int:appointment_id>/reschedule", methods=["GET", "POST"])
-@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")
+@audited(AuditAction.VIEW, Entity.APPOINTMENT, id_arg="appointment_id")
 def reschedule_appointment(appointment_id: int) -> Page:
     actor = current_actor()
     s = db.session
@@ -475,7 +476,7 @@ def reschedule_appointment(appointment_id: int) -> Page:
 @bp.post("/appointments/<int:appointment_id>/cancel")
 # The service records the cancellation; a refused one re-renders the list of visits (PHI).
 # The entry names the visit (as `get_or_404` notes it), like a 404 for someone else's.
-@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")
+@audited(AuditAction.VIEW, Entity.APPOINTMENT, id_arg="appointment_id")
 def cancel_appointment(appointment_id: int) -> Page:
     # CSRFProtect has checked the form's token before this view runs.
     actor = current_actor()
@@ -499,7 +500,7 @@ def _profile_page(
 ) -> Page:
     actor = current_actor()
     # Her own profile: the route has no id to declare it by.
-    shows(Subject("patient_profile", actor.patient_id, actor.patient_id))
+    shows(Subject(Entity.PATIENT_PROFILE, actor.patient_id, actor.patient_id))
     s = db.session
     profile = profiles.own_profile(s, actor)
     if prefs is None:
@@ -523,14 +524,14 @@ def _profile_page(
 
 
 @bp.get("/profile")
-@audited(AuditAction.VIEW, "patient_profile")
+@audited(AuditAction.VIEW, Entity.PATIENT_PROFILE)
 def profile() -> Page:
     return _profile_page()
 
 
 @bp.post("/profile")
 # The service records which fields changed; a refused change re-renders the profile (PHI).
-@audited(AuditAction.VIEW, "patient_profile")
+@audited(AuditAction.VIEW, Entity.PATIENT_PROFILE)
 def update_profile() -> Page:
     form = PreferencesForm()
     actor = current_actor()
@@ -563,7 +564,7 @@ def update_profile() -> Page:
 
 
 @bp.post("/profile/password")
-@audited(AuditAction.VIEW, "patient_profile")  # a refused change re-renders the profile
+@audited(AuditAction.VIEW, Entity.PATIENT_PROFILE)  # a refused change re-renders the profile
 def change_password() -> Page:
     form = ChangePasswordForm(prefix="pw")
     if change_own_password(form):  # this browser stays signed in; every other one is not

@@ -31,6 +31,7 @@ from portal.db import utcnow
 from portal.models import (
     Appointment,
     AppointmentStatus,
+    Entity,
     Flag,
     LabResult,
     LabResultVersion,
@@ -45,7 +46,7 @@ from portal.services import appointments, labs, paging, plans, profiles
 from portal.services.catalog import human_units
 
 #: How the audit log names a read of the whole record (the summary page, the download, the API).
-ENTITY = "patient_record"
+ENTITY = Entity.PATIENT_RECORD
 
 T = TypeVar("T")
 

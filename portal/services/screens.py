@@ -17,6 +17,7 @@ from portal.audit import Subject
 from portal.models import (
     Attachment,
     Conversation,
+    Entity,
     LabResult,
     LabResultVersion,
     Message,
@@ -50,7 +51,7 @@ class ResultScreen:
 
     @property
     def subject(self) -> Subject:
-        return Subject("lab_result", self.result.id, self.result.patient_id)
+        return Subject(Entity.LAB_RESULT, self.result.id, self.result.patient_id)
 
     @property
     def current(self) -> LabResultVersion:
@@ -109,7 +110,7 @@ class PlanScreen:
 
     @property
     def subject(self) -> Subject:
-        return Subject("treatment_plan", self.plan.id, self.plan.patient_id)
+        return Subject(Entity.TREATMENT_PLAN, self.plan.id, self.plan.patient_id)
 
     @property
     def versions(self) -> list[TreatmentPlanVersion]:
@@ -180,7 +181,7 @@ class ThreadScreen:
 
     @property
     def subject(self) -> Subject:
-        return Subject("conversation", self.conversation.id, self.conversation.patient_id)
+        return Subject(Entity.CONVERSATION, self.conversation.id, self.conversation.patient_id)
 
     @property
     def is_closed(self) -> bool:

@@ -16,6 +16,7 @@ from portal.models import (
     AppointmentStatus,
     AuditAction,
     BookingMode,
+    Entity,
     EventType,
     Notification,
     PatientProfile,
@@ -52,13 +53,13 @@ def _queue(status: int = 200, error: str | None = None) -> Page:
 
 
 @bp.get("/appointments/requests")
-@audited(AuditAction.VIEW, "appointment_list")
+@audited(AuditAction.VIEW, Entity.APPOINTMENT_LIST)
 def appointment_requests() -> Page:
     return _queue()
 
 
 @bp.post("/appointments/requests/<int:appointment_id>/confirm")
-@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")  # refused: the queue
+@audited(AuditAction.VIEW, Entity.APPOINTMENT, id_arg="appointment_id")  # refused: the queue
 def confirm_request(appointment_id: int) -> Page:
     actor = current_actor()
     shown(get_or_404(db.session, Appointment, appointment_id, actor))
@@ -70,7 +71,7 @@ def confirm_request(appointment_id: int) -> Page:
 
 
 @bp.post("/appointments/requests/<int:appointment_id>/decline")
-@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")  # refused: its form
+@audited(AuditAction.VIEW, Entity.APPOINTMENT, id_arg="appointment_id")  # refused: its form
 def decline_request(appointment_id: int) -> Page:
     actor = current_actor()
     shown(get_or_404(db.session, Appointment, appointment_id, actor))
@@ -83,7 +84,7 @@ def decline_request(appointment_id: int) -> Page:
 
 
 @bp.route("/appointments/requests/<int:appointment_id>/propose", methods=["GET", "POST"])
-@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")
+@audited(AuditAction.VIEW, Entity.APPOINTMENT, id_arg="appointment_id")
 def propose_time(appointment_id: int) -> Page:
     actor = current_actor()
     s = db.session
@@ -123,7 +124,7 @@ def booking_mode() -> BaseResponse:
 
 
 @bp.get("/notifications")
-@audited(AuditAction.VIEW, "notification_list")
+@audited(AuditAction.VIEW, Entity.NOTIFICATION_LIST)
 def notifications_list() -> Page:
     actor = current_actor()
     page, refused = page_of(lambda cursor: notifications.own_page(db.session, actor, cursor=cursor))
@@ -147,7 +148,7 @@ def _target(note: Notification) -> str:
 
 
 @bp.get("/notifications/<int:event_id>")
-@audited(AuditAction.VIEW, "notification", id_arg="event_id")
+@audited(AuditAction.VIEW, Entity.NOTIFICATION, id_arg="event_id")
 def open_notification(event_id: int) -> BaseResponse:
     """Opening a notification reads it (a link, so it works without script) and leads on."""
     actor = current_actor()

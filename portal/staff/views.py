@@ -30,6 +30,7 @@ from portal.models import (
     AuditAction,
     AvailabilityException,
     AvailabilityRule,
+    Entity,
     LabResult,
     PatientProfile,
     ResultStatus,
@@ -127,7 +128,7 @@ def _download_link(attachment_id: int) -> str:
 
 
 @bp.get("/patients")
-@audited(AuditAction.VIEW, "patient_list")
+@audited(AuditAction.VIEW, Entity.PATIENT_LIST)
 def patients() -> Page:
     actor, q = current_actor(), (request.args.get("q") or "").strip()[:100]
     page, refused = page_of(lambda cursor: roster.search(db.session, actor, q, cursor=cursor))
@@ -136,7 +137,7 @@ def patients() -> Page:
 
 
 @bp.get("/patients/<int:patient_id>")
-@audited(AuditAction.VIEW, "patient_profile", id_arg="patient_id")
+@audited(AuditAction.VIEW, Entity.PATIENT_PROFILE, id_arg="patient_id")
 def chart(patient_id: int) -> str:
     record = roster.chart(db.session, current_actor(), patient_id)
     return render("staff/chart.html", chart=record)
@@ -163,7 +164,7 @@ def _result_form_page(
 
 
 @bp.route("/patients/<int:patient_id>/results/new", methods=["GET", "POST"])
-@audited(AuditAction.VIEW, "patient_profile", id_arg="patient_id")
+@audited(AuditAction.VIEW, Entity.PATIENT_PROFILE, id_arg="patient_id")
 def new_result(patient_id: int) -> Page:
     actor = current_actor()
     patient = get_or_404(db.session, PatientProfile, patient_id, actor)
@@ -211,7 +212,7 @@ def new_result(patient_id: int) -> Page:
 
 
 @bp.get("/patients/<int:patient_id>/results")
-@audited(AuditAction.VIEW, "lab_result_list")
+@audited(AuditAction.VIEW, Entity.LAB_RESULT_LIST)
 def patient_results(patient_id: int) -> Page:
     """Every result of one patient, newest sample first, a page at a time, by test and status."""
     actor = current_actor()
@@ -258,13 +259,13 @@ def _result_page(result_id: int, status: int = 200) -> Page:
 
 
 @bp.get("/results/<int:result_id>")
-@audited(AuditAction.VIEW, "lab_result", id_arg="result_id")
+@audited(AuditAction.VIEW, Entity.LAB_RESULT, id_arg="result_id")
 def result(result_id: int) -> Page:
     return _result_page(result_id)
 
 
 @bp.route("/results/<int:result_id>/correct", methods=["GET", "POST"])
-@audited(AuditAction.VIEW, "lab_result", id_arg="result_id")
+@audited(AuditAction.VIEW, Entity.LAB_RESULT, id_arg="result_id")
 def correct_result(result_id: int) -> Page:
     actor = current_actor()
     result = shown(get_or_404(db.session, LabResult, result_id, actor))
@@ -314,7 +315,7 @@ def correct_result(result_id: int) -> Page:
 
 
 @bp.post("/results/<int:result_id>/release")
-@audited(AuditAction.VIEW, "lab_result", id_arg="result_id")  # refused: the result is shown
+@audited(AuditAction.VIEW, Entity.LAB_RESULT, id_arg="result_id")  # refused: the result is shown
 def release_result(result_id: int) -> Page:
     actor = current_actor()
     if run(lambda s: labs.review_and_release(s, actor, result_id)).ok:
@@ -323,7 +324,7 @@ def release_result(result_id: int) -> Page:
 
 
 @bp.get("/attachments/<token>")
-@audited(AuditAction.DOWNLOAD, "attachment")
+@audited(AuditAction.DOWNLOAD, Entity.ATTACHMENT)
 def attachment(token: str) -> Response:
     return attachment_response(token)
 
@@ -338,7 +339,7 @@ def _plan_input(form: PlanForm) -> plans.PlanInput:
 
 
 @bp.route("/patients/<int:patient_id>/plans/new", methods=["GET", "POST"])
-@audited(AuditAction.VIEW, "patient_profile", id_arg="patient_id")
+@audited(AuditAction.VIEW, Entity.PATIENT_PROFILE, id_arg="patient_id")
 def new_plan(patient_id: int) -> Page:
     actor = current_actor()
     patient = get_or_404(db.session, PatientProfile, patient_id, actor)
@@ -365,13 +366,13 @@ def _plan_page(plan_id: int, status: int = 200) -> Page:
 
 
 @bp.get("/plans/<int:plan_id>")
-@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
+@audited(AuditAction.VIEW, Entity.TREATMENT_PLAN, id_arg="plan_id")
 def plan(plan_id: int) -> Page:
     return _plan_page(plan_id)
 
 
 @bp.get("/plans/<int:plan_id>/compare")
-@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
+@audited(AuditAction.VIEW, Entity.TREATMENT_PLAN, id_arg="plan_id")
 def compare_plan(plan_id: int) -> Page:
     args = request.args
     comparison, error = plans.compare_requested(
@@ -390,7 +391,7 @@ def compare_plan(plan_id: int) -> Page:
 
 
 @bp.route("/plans/<int:plan_id>/edit", methods=["GET", "POST"])
-@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")
+@audited(AuditAction.VIEW, Entity.TREATMENT_PLAN, id_arg="plan_id")
 def edit_plan(plan_id: int) -> Page:
     actor = current_actor()
     plan = shown(get_or_404(db.session, TreatmentPlan, plan_id, actor))
@@ -418,7 +419,7 @@ def edit_plan(plan_id: int) -> Page:
 
 
 @bp.post("/plans/<int:plan_id>/activate")
-@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")  # refused: the plan is shown
+@audited(AuditAction.VIEW, Entity.TREATMENT_PLAN, id_arg="plan_id")  # refused: the plan is shown
 def activate_plan(plan_id: int) -> Page:
     actor = current_actor()
     form = ActivatePlanForm()
@@ -434,7 +435,7 @@ def activate_plan(plan_id: int) -> Page:
 
 
 @bp.post("/plans/<int:plan_id>/complete")
-@audited(AuditAction.VIEW, "treatment_plan", id_arg="plan_id")  # refused: the plan is shown
+@audited(AuditAction.VIEW, Entity.TREATMENT_PLAN, id_arg="plan_id")  # refused: the plan is shown
 def complete_plan(plan_id: int) -> Page:
     actor = current_actor()
     if run(lambda s: plans.complete(s, actor, plan_id)).ok:
@@ -446,7 +447,7 @@ def complete_plan(plan_id: int) -> Page:
 
 
 @bp.get("/messages")
-@audited(AuditAction.VIEW, "conversation_list")
+@audited(AuditAction.VIEW, Entity.CONVERSATION_LIST)
 def messages() -> Page:
     actor = current_actor()
     page, refused = page_of(lambda cursor: messaging.team_inbox(db.session, actor, cursor=cursor))
@@ -472,7 +473,7 @@ def _thread_page(conversation_id: int, form: ReplyForm, status: int = 200) -> Pa
 
 
 @bp.get("/messages/<int:conversation_id>")
-@audited(AuditAction.VIEW, "conversation", id_arg="conversation_id")
+@audited(AuditAction.VIEW, Entity.CONVERSATION, id_arg="conversation_id")
 def conversation(conversation_id: int) -> Page:
     actor = current_actor()
     # Opening a thread reads it: that change commits first, so the page shows it as read.
@@ -483,7 +484,7 @@ def conversation(conversation_id: int) -> Page:
 
 
 @bp.post("/messages/<int:conversation_id>/reply")
-@audited(AuditAction.VIEW, "conversation", id_arg="conversation_id")  # refused: thread shown
+@audited(AuditAction.VIEW, Entity.CONVERSATION, id_arg="conversation_id")  # refused: thread shown
 def reply(conversation_id: int) -> Page:
     actor = current_actor()
     form = ReplyForm()
@@ -504,7 +505,7 @@ def reply(conversation_id: int) -> Page:
 
 
 @bp.route("/patients/<int:patient_id>/messages/new", methods=["GET", "POST"])
-@audited(AuditAction.VIEW, "patient_profile", id_arg="patient_id")
+@audited(AuditAction.VIEW, Entity.PATIENT_PROFILE, id_arg="patient_id")
 def new_conversation(patient_id: int) -> Page:
     actor = current_actor()
     patient = get_or_404(db.session, PatientProfile, patient_id, actor)
@@ -561,7 +562,7 @@ def _schedule_page(
 
 
 @bp.get("/appointments")
-@audited(AuditAction.VIEW, "appointment_list")
+@audited(AuditAction.VIEW, Entity.APPOINTMENT_LIST)
 def appointments() -> Page:
     return _schedule_page(_period(request.args))
 
@@ -578,7 +579,7 @@ _STATUS_ACTIONS = {
 
 
 @bp.post("/appointments/<int:appointment_id>/status")
-@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")  # refused: schedule shown
+@audited(AuditAction.VIEW, Entity.APPOINTMENT, id_arg="appointment_id")  # refused: schedule shown
 def appointment_status(appointment_id: int) -> Page:
     actor = current_actor()
     period = _period(request.form)
@@ -593,7 +594,7 @@ def appointment_status(appointment_id: int) -> Page:
 
 
 @bp.post("/appointments/<int:appointment_id>/cancel")
-@audited(AuditAction.VIEW, "appointment", id_arg="appointment_id")
+@audited(AuditAction.VIEW, Entity.APPOINTMENT, id_arg="appointment_id")
 def cancel_appointment(appointment_id: int) -> Page:
     actor = current_actor()
     period = _period(request.form)
@@ -605,7 +606,9 @@ def cancel_appointment(appointment_id: int) -> Page:
 
 
 @bp.post("/availability/rules")
-@audited(AuditAction.VIEW, "appointment_list")  # refused: the schedule (patient names) is shown
+@audited(
+    AuditAction.VIEW, Entity.APPOINTMENT_LIST
+)  # refused: the schedule (patient names) is shown
 def add_rule() -> Page:
     actor = current_actor()
     period = _period(request.form)
@@ -642,7 +645,9 @@ def remove_rule(rule_id: int) -> Page:
 
 
 @bp.post("/availability/exceptions")
-@audited(AuditAction.VIEW, "appointment_list")  # refused: the schedule (patient names) is shown
+@audited(
+    AuditAction.VIEW, Entity.APPOINTMENT_LIST
+)  # refused: the schedule (patient names) is shown
 def add_exception() -> Page:
     actor = current_actor()
     period = _period(request.form)

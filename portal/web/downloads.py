@@ -10,7 +10,7 @@ from flask import Response, abort
 from portal.access import get_or_404
 from portal.audit import Subject
 from portal.extensions import db
-from portal.models import Attachment
+from portal.models import Attachment, Entity
 from portal.services import attachments
 from portal.web.audit_reads import shows
 from portal.web.identity import current_actor
@@ -36,7 +36,7 @@ def attachment_response(token: str) -> Response:
     if attachment_id is None:
         abort(404)
     row = get_or_404(db.session, Attachment, attachment_id, actor)
-    shows(Subject("attachment", row.id, row.patient_id))
+    shows(Subject(Entity.ATTACHMENT, row.id, row.patient_id))
     try:
         data = attachments.decrypt(row)
     except attachments.TamperedAttachment:

@@ -93,10 +93,11 @@ def test_fetching_a_record_writes_no_request_state(app: Flask, session, people) 
 
 def test_a_screen_naming_two_different_subjects_is_a_mistake(app: Flask) -> None:
     from portal.audit import Subject
+    from portal.models import Entity
     from portal.web.audit_reads import SubjectAlreadyNamed, shows
 
     with app.test_request_context("/"):
-        shows(Subject("lab_result", 1, 1))
-        shows(Subject("lab_result", 1, 1))  # the same again is harmless
+        shows(Subject(Entity.LAB_RESULT, 1, 1))
+        shows(Subject(Entity.LAB_RESULT, 1, 1))  # the same again is harmless
         with pytest.raises(SubjectAlreadyNamed):
-            shows(Subject("patient_profile", 1, 1))
+            shows(Subject(Entity.PATIENT_PROFILE, 1, 1))
