@@ -48,6 +48,7 @@ from portal.models import (
     User,
 )
 from portal.services import attachments, notifications, paging
+from portal.services import care_team as care_team_rule
 from portal.services.errors import N_, ServiceError
 
 MAX_BODY = 20_000
@@ -58,21 +59,10 @@ class MessageError(ServiceError):
 
 
 def care_team(session: Session, actor: Actor, patient_id: int) -> list[ProviderProfile]:
-    """The providers currently caring for a patient the actor may see, whose accounts are
-    active: a deactivated one stays assigned (reactivation brings them back) but is not
-    written to or booked meanwhile."""
+    """The care team of a patient the actor may see (`care_team.members`: a current assignment
+    and an active account), by name: whom a patient writes to and books with."""
     patient = get_or_404(session, PatientProfile, patient_id, actor)
-    stmt = (
-        select(ProviderProfile)
-        .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
-        .join(User, User.id == ProviderProfile.user_id)
-        .where(
-            CareAssignment.patient_id == patient.id,
-            CareAssignment.ended_at.is_(None),
-            User.is_active.is_(True),
-        )
-        .order_by(ProviderProfile.display_name)
-    )
+    stmt = care_team_rule.members(patient.id).order_by(ProviderProfile.display_name)
     return list(session.scalars(stmt))
 
 
@@ -216,17 +206,10 @@ CLOSED_NOTICE = N_(
 
 
 def _successor(session: Session, patient_id: int) -> int | None:
-    """The user id of the care team member who takes over a thread: the longest-serving
-    active provider still assigned to the patient (None: nobody is left)."""
+    """The user id of the care team member who takes over a thread: the longest-serving member
+    of the patient's care team (`care_team.members`; None: nobody is left)."""
     stmt = (
-        select(ProviderProfile.user_id)
-        .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
-        .join(User, User.id == ProviderProfile.user_id)
-        .where(
-            CareAssignment.patient_id == patient_id,
-            CareAssignment.ended_at.is_(None),
-            User.is_active.is_(True),
-        )
+        care_team_rule.members(patient_id, ProviderProfile.user_id)
         .order_by(CareAssignment.started_at, CareAssignment.id)
         .limit(1)
     )

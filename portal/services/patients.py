@@ -33,7 +33,6 @@ from portal.access import (
 )
 from portal.models import (
     Appointment,
-    CareAssignment,
     Conversation,
     LabResult,
     LabResultVersion,
@@ -48,7 +47,7 @@ from portal.models import (
     TreatmentPlan,
     TreatmentPlanVersion,
 )
-from portal.services import labs, paging
+from portal.services import care_team, labs, paging
 
 PER_PAGE = 20
 
@@ -294,12 +293,7 @@ def chart(session: Session, actor: Actor, patient_id: int, *, recent: int = 10) 
     """The chart of a patient the actor may see (404 otherwise)."""
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     team = list(
-        session.scalars(
-            select(ProviderProfile)
-            .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
-            .where(CareAssignment.patient_id == patient.id, CareAssignment.ended_at.is_(None))
-            .order_by(ProviderProfile.display_name)
-        )
+        session.scalars(care_team.members(patient.id).order_by(ProviderProfile.display_name))
     )
     params = reader(actor, patient_id=patient.id, recent=recent)
     plans = list(session.scalars(scoped(_chart_plans_stmt, actor), params))

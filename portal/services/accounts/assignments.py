@@ -22,6 +22,7 @@ from portal.models import (
 from portal.services import messaging
 from portal.services.accounts.addresses import brought_in_by
 from portal.services.accounts.users import AccountError, active_providers_stmt
+from portal.services.care_team import assignment_current
 from portal.services.errors import N_
 
 
@@ -47,7 +48,10 @@ def care_team(session: Session, actor: Actor, patient_id: int) -> CareTeam:
         session.scalars(
             select(ProviderProfile)
             .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
-            .where(CareAssignment.patient_id == patient.id, CareAssignment.ended_at.is_(None))
+            # Every current assignment, a deactivated provider's too: the administrator
+            # manages the assignments, and must be able to end one (`care_team.members` is
+            # who is on the team).
+            .where(CareAssignment.patient_id == patient.id, assignment_current())
             .order_by(ProviderProfile.display_name)
         )
     )
@@ -220,7 +224,7 @@ def unassign_provider(session: Session, actor: Actor, *, patient_id: int, provid
         select(CareAssignment).where(
             CareAssignment.patient_id == patient_id,
             CareAssignment.provider_id == provider_id,
-            CareAssignment.ended_at.is_(None),
+            assignment_current(),
         )
     )
     if row is None:
