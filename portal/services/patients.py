@@ -37,7 +37,6 @@ from portal.models import (
     LabResult,
     LabResultVersion,
     Message,
-    MessageStatus,
     PatientProfile,
     PlanAcknowledgement,
     PlanStatus,
@@ -47,7 +46,7 @@ from portal.models import (
     TreatmentPlan,
     TreatmentPlanVersion,
 )
-from portal.services import care_team, labs, paging
+from portal.services import care_team, labs, messaging, paging
 
 PER_PAGE = 20
 
@@ -147,11 +146,7 @@ def _unread_stmt(rs: RoleScope) -> Select[str, int, int, int | None]:
     """Per patient of `:patient_ids`: messages to the reader not yet read."""
     stmt = (
         select(literal("unread"), Message.patient_id, func.count(), null().cast(Integer))
-        .where(
-            Message.patient_id.in_(_PATIENT_IDS),
-            Message.recipient_id == rs.user_id,
-            Message.status != MessageStatus.READ,
-        )
+        .where(Message.patient_id.in_(_PATIENT_IDS), messaging.unread_to(rs.user_id))
         .group_by(Message.patient_id)
     )
     return rs.scope(stmt, Message)
