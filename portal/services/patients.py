@@ -227,8 +227,9 @@ def attention_for(session: Session, actor: Actor, patient_ids: list[int]) -> dic
 
 
 @dataclass(slots=True)
-class Chart:
-    """One patient's page for their provider: profile and the newest of each kind of record."""
+class ChartScreen:
+    """The read model of a patient's chart, their provider's screen: the profile, the care team
+    and the newest of each kind of record."""
 
     patient: PatientProfile
     care_team: list[ProviderProfile]
@@ -284,7 +285,9 @@ def _chart_appointments_stmt(rs: RoleScope) -> Select[Appointment]:
     return rs.scope(stmt, Appointment)
 
 
-def chart(session: Session, actor: Actor, patient_id: int, *, recent: int = 10) -> Chart:
+def chart_screen(
+    session: Session, actor: Actor, patient_id: int, *, recent: int = 10
+) -> ChartScreen:
     """The chart of a patient the actor may see (404 otherwise)."""
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     team = list(
@@ -294,7 +297,7 @@ def chart(session: Session, actor: Actor, patient_id: int, *, recent: int = 10) 
     plans = list(session.scalars(scoped(_chart_plans_stmt, actor), params))
     conversations = list(session.scalars(scoped(_chart_conversations_stmt, actor), params))
     visits = list(session.scalars(scoped(_chart_appointments_stmt, actor), params))
-    return Chart(
+    return ChartScreen(
         patient=patient,
         care_team=team,
         results=labs.list_latest(session, actor, patient_id=patient.id, limit=recent),

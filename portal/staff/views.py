@@ -138,7 +138,7 @@ def patients() -> Page:
 @bp.get("/patients/<int:patient_id>")
 @audited(AuditAction.VIEW, "patient_profile", id_arg="patient_id")
 def chart(patient_id: int) -> str:
-    record = roster.chart(db.session, current_actor(), patient_id)
+    record = roster.chart_screen(db.session, current_actor(), patient_id)
     return render("staff/chart.html", chart=record)
 
 

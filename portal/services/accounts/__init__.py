@@ -30,9 +30,9 @@ from portal.services.accounts.addresses import (
     end_mailed_links,
 )
 from portal.services.accounts.assignments import (
-    CareTeam,
+    CareTeamScreen,
     assign_provider,
-    care_team,
+    care_team_screen,
     decide_assignment,
     unassign_provider,
 )
@@ -72,7 +72,7 @@ __all__ = [
     "ACTIVATION_VALIDITY",
     "AccountError",
     "CONTACT_EMAIL_CHANGE",
-    "CareTeam",
+    "CareTeamScreen",
     "FAILED_SIGN_IN",
     "INVALID_CODE",
     "INVALID_INVITATION",
@@ -87,7 +87,7 @@ __all__ = [
     "assign_provider",
     "authenticate",
     "authenticate_code",
-    "care_team",
+    "care_team_screen",
     "change_password",
     "check_new_email",
     "check_new_password",

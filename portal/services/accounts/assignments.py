@@ -27,8 +27,9 @@ from portal.services.errors import N_
 
 
 @dataclass(frozen=True, slots=True)
-class CareTeam:
-    """A patient's care team, as an administrator manages it."""
+class CareTeamScreen:
+    """The read model of the administrator's care-team screen: a patient's current assignments
+    (a deactivated provider's too, so it can be ended), who may join, and what waits."""
 
     patient: PatientProfile
     members: list[ProviderProfile]
@@ -40,7 +41,7 @@ class CareTeam:
     pending: list[CareAssignmentRequest]
 
 
-def care_team(session: Session, actor: Actor, patient_id: int) -> CareTeam:
+def care_team_screen(session: Session, actor: Actor, patient_id: int) -> CareTeamScreen:
     """The patient's current team and who may join it; 404 for a patient outside the scope."""
     require(actor, Permission.CARE_TEAMS_MANAGE)
     patient = get_or_404(session, PatientProfile, patient_id, actor)
@@ -70,7 +71,7 @@ def care_team(session: Session, actor: Actor, patient_id: int) -> CareTeam:
     )
     waiting = {r.provider_id for r in pending}
     candidates = [p for p in active if p.id not in on_team and p.id not in waiting]
-    return CareTeam(patient, members, candidates, account, pending)
+    return CareTeamScreen(patient, members, candidates, account, pending)
 
 
 def _may_confirm(

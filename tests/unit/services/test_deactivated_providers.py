@@ -103,16 +103,16 @@ def test_a_deactivated_provider_appears_on_no_care_team_but_the_admin_still_mana
     on_team = {w.chen_provider_id}
     # The patient's team (messages, booking, her record), the clinician's chart: active only
     assert {p.id for p in messaging.care_team(w.session, w.actor("alice"), w.patient_id)} == on_team
-    chart = patients.chart(w.session, w.actor("dr_chen"), w.patient_id)
+    chart = patients.chart_screen(w.session, w.actor("dr_chen"), w.patient_id)
     assert {p.id for p in chart.care_team} == on_team
     assert {p.id for p in appointments.providers_for(w.session, w.actor("alice"))} == on_team
     # The administrator's screen lists every current assignment, so this one can be ended
-    screen = accounts.care_team(w.session, w.actor("admin"), w.patient_id)
+    screen = accounts.care_team_screen(w.session, w.actor("admin"), w.patient_id)
     assert {p.id for p in screen.members} == {w.chen_provider_id, w.okafor_provider_id}
     accounts.unassign_provider(
         w.session, w.actor("admin"), patient_id=w.patient_id, provider_id=w.okafor_provider_id
     )
-    screen = accounts.care_team(w.session, w.actor("admin"), w.patient_id)
+    screen = accounts.care_team_screen(w.session, w.actor("admin"), w.patient_id)
     assert {p.id for p in screen.members} == on_team
 
 

@@ -232,7 +232,7 @@ VERBS: tuple[Verb, ...] = (
     Verb(account_admin.search_users, PM.ACCOUNTS_MANAGE, lambda w, a: call("bob")),
     Verb(account_admin.user_or_404, PM.ACCOUNTS_MANAGE, lambda w, a: call(w.people.user("bob").id)),
     Verb(
-        account_admin.account,
+        account_admin.account_screen,
         PM.ACCOUNTS_MANAGE,
         lambda w, a: call(
             w.people.user("bob").id, idle=timedelta(minutes=30), absolute=timedelta(hours=12)
@@ -294,7 +294,7 @@ VERBS: tuple[Verb, ...] = (
         PM.CARE_TEAMS_MANAGE,
         lambda w, a: call(patient_id=w.patient_id, provider_id=w.chen_provider_id),
     ),
-    Verb(accounts.care_team, PM.CARE_TEAMS_MANAGE, lambda w, a: call(w.patient_id)),
+    Verb(accounts.care_team_screen, PM.CARE_TEAMS_MANAGE, lambda w, a: call(w.patient_id)),
     # sessions
     Verb(
         sessions.active_for,
