@@ -232,7 +232,7 @@ def test_only_the_services_raise_the_one_error_type() -> None:
     from portal.services import errors
 
     bases = []
-    for path in (PORTAL / "services").glob("*.py"):
+    for path in (PORTAL / "services").rglob("*.py"):
         for match in re.finditer(r"^class (\w+Error)\((\w+)\):", path.read_text("utf-8"), re.M):
             bases.append((path.stem, match[1], match[2]))
     assert bases

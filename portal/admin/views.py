@@ -172,7 +172,7 @@ def reset_access(patient_id: int) -> Response:
 
 
 def _care_team_page(patient_id: int, form: AssignForm | None = None, status: int = 200) -> Page:
-    team = accounts.care_team(db.session, current_actor(), patient_id)
+    team = accounts.care_team_screen(db.session, current_actor(), patient_id)
     form = form or AssignForm(formdata=None)
     form.provider_id.choices = [SelectChoice(str(p.id), p.display_name) for p in team.candidates]
     page = render(
@@ -200,7 +200,7 @@ def care_team(patient_id: int) -> Page:
 def assign(patient_id: int) -> Page:
     actor = current_actor()
     form = AssignForm()
-    team = accounts.care_team(db.session, actor, patient_id)
+    team = accounts.care_team_screen(db.session, actor, patient_id)
     # Offered choices only; assign_provider says the same of any other provider.
     form.provider_id.choices = [SelectChoice(str(p.id), p.display_name) for p in team.candidates]
     done = submit(
@@ -281,7 +281,7 @@ def users() -> Page:
 
 def _account_page(user_id: int, form: EditUserForm | None = None, status: int = 200) -> Page:
     config = current_app.config
-    found = account_admin.account(
+    found = account_admin.account_screen(
         db.session,
         current_actor(),
         user_id,

@@ -99,7 +99,7 @@ def _helpers() -> dict[str, Any]:
 @bp.get("/")
 @audited(AuditAction.VIEW, Entity.DASHBOARD)
 def dashboard() -> str:
-    data = dashboards.for_patient(db.session, current_actor())
+    data = dashboards.dashboard_screen(db.session, current_actor())
     return render("patient/dashboard.html", fragment="whats_new", data=data, user=current_account())
 
 

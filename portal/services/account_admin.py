@@ -126,8 +126,8 @@ def _like(q: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Account:
-    """One account as an administrator manages it."""
+class AccountScreen:
+    """The read model of the administrator's screen of one account."""
 
     user: User
     #: Sessions and API tokens that still sign this user in, most recently used first.
@@ -145,9 +145,9 @@ def user_or_404(session: Session, actor: Actor, user_id: int) -> User:
     return user
 
 
-def account(
+def account_screen(
     session: Session, actor: Actor, user_id: int, *, idle: timedelta, absolute: timedelta
-) -> Account:
+) -> AccountScreen:
     """The account, its live sessions and tokens (the same rule as `sessions.check`), and its
     sign-in pause."""
     require(actor, Permission.ACCOUNTS_MANAGE)
@@ -164,7 +164,7 @@ def account(
         .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
     )
     paused = throttle.wait_seconds(session, [(throttle.account_key(user.email), 0)], now)
-    return Account(user, list(live), paused)
+    return AccountScreen(user, list(live), paused)
 
 
 def _record(

@@ -37,9 +37,8 @@ from portal.models import (
     PatientProfile,
     ProviderProfile,
     Role,
-    User,
 )
-from portal.services import accounts, messaging, notifications, paging
+from portal.services import accounts, care_team, messaging, notifications, paging
 from portal.services.errors import N_, ServiceError
 from portal.transactions import is_unique_violation
 
@@ -188,19 +187,13 @@ def _is_held(session: Session, provider_id: int, start_at: datetime) -> bool:
 
 
 def _on_care_team(session: Session, patient_id: int | None, provider_id: int) -> bool:
-    """Whether the provider (profile id) currently cares for the patient, with an active
-    account (a deactivated provider is not booked)."""
+    """Whether the provider (profile id) is on the patient's care team (`care_team.members`:
+    a deactivated provider is not booked)."""
     if patient_id is None:
         return False
     assigned = session.scalar(
-        select(CareAssignment.id)
-        .join(ProviderProfile, ProviderProfile.id == CareAssignment.provider_id)
-        .join(User, User.id == ProviderProfile.user_id)
-        .where(
-            CareAssignment.patient_id == patient_id,
-            CareAssignment.provider_id == provider_id,
-            CareAssignment.ended_at.is_(None),
-            User.is_active.is_(True),
+        care_team.members(patient_id, CareAssignment.id).where(
+            CareAssignment.provider_id == provider_id
         )
     )
     return assigned is not None

@@ -175,7 +175,10 @@ def upcoming(
 
 
 @dataclass(slots=True)
-class Dashboard:
+class DashboardScreen:
+    """The read model of the patient's dashboard: what is new, the active plan, the next visits
+    and the newest results."""
+
     new: WhatsNew
     plan: PlanCard | None
     upcoming: list[Appointment]
@@ -183,10 +186,10 @@ class Dashboard:
     recent: list[labs.LabRow]
 
 
-def for_patient(session: Session, actor: Actor) -> Dashboard:
+def dashboard_screen(session: Session, actor: Actor) -> DashboardScreen:
     """Everything the dashboard shows, in a fixed number of queries."""
     visits, providers = upcoming(session, actor)
-    return Dashboard(
+    return DashboardScreen(
         new=whats_new(session, actor),
         plan=active_plan(session, actor),
         upcoming=visits,

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field, replace
 from flask_babel import gettext
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     Integer,
     Select,
     String,
+    and_,
     bindparam,
     case,
     delete,
@@ -48,6 +50,7 @@ from portal.models import (
     User,
 )
 from portal.services import attachments, notifications, paging
+from portal.services import care_team as care_team_rule
 from portal.services.errors import N_, ServiceError
 
 MAX_BODY = 20_000
@@ -58,22 +61,18 @@ class MessageError(ServiceError):
 
 
 def care_team(session: Session, actor: Actor, patient_id: int) -> list[ProviderProfile]:
-    """The providers currently caring for a patient the actor may see, whose accounts are
-    active: a deactivated one stays assigned (reactivation brings them back) but is not
-    written to or booked meanwhile."""
+    """The care team of a patient the actor may see (`care_team.members`: a current assignment
+    and an active account), by name: whom a patient writes to and books with."""
     patient = get_or_404(session, PatientProfile, patient_id, actor)
-    stmt = (
-        select(ProviderProfile)
-        .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
-        .join(User, User.id == ProviderProfile.user_id)
-        .where(
-            CareAssignment.patient_id == patient.id,
-            CareAssignment.ended_at.is_(None),
-            User.is_active.is_(True),
-        )
-        .order_by(ProviderProfile.display_name)
-    )
+    stmt = care_team_rule.members(patient.id).order_by(ProviderProfile.display_name)
     return list(session.scalars(stmt))
+
+
+def unread_to(user_id: int | ColumnElement[int]) -> ColumnElement[bool]:
+    """Messages sent to `user_id` that they have not read: the one meaning of an unread message
+    (a thread's and the team inbox's counts, the staff list's attention, what opening a thread
+    marks read, what a hand-over moves to the successor)."""
+    return and_(Message.recipient_id == user_id, Message.status != MessageStatus.READ)
 
 
 def _check_body(body: str) -> str:
@@ -216,17 +215,10 @@ CLOSED_NOTICE = N_(
 
 
 def _successor(session: Session, patient_id: int) -> int | None:
-    """The user id of the care team member who takes over a thread: the longest-serving
-    active provider still assigned to the patient (None: nobody is left)."""
+    """The user id of the care team member who takes over a thread: the longest-serving member
+    of the patient's care team (`care_team.members`; None: nobody is left)."""
     stmt = (
-        select(ProviderProfile.user_id)
-        .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
-        .join(User, User.id == ProviderProfile.user_id)
-        .where(
-            CareAssignment.patient_id == patient_id,
-            CareAssignment.ended_at.is_(None),
-            User.is_active.is_(True),
-        )
+        care_team_rule.members(patient_id, ProviderProfile.user_id)
         .order_by(CareAssignment.started_at, CareAssignment.id)
         .limit(1)
     )
@@ -282,11 +274,7 @@ def _hand_over_thread(
             session.add(ConversationParticipant(conversation_id=conversation.id, user_id=successor))
         moved = session.execute(
             update(Message)
-            .where(
-                Message.conversation_id == conversation.id,
-                Message.recipient_id == leaving_user_id,
-                Message.status != MessageStatus.READ,
-            )
+            .where(Message.conversation_id == conversation.id, unread_to(leaving_user_id))
             .values(recipient_id=successor)
             .execution_options(synchronize_session=False)
         )
@@ -359,8 +347,7 @@ def _unread_in_thread_stmt(rs: RoleScope) -> Select[int]:
     """One of the reader's received, unread messages in conversation `:conversation_id`."""
     stmt = select(Message.id).where(
         Message.conversation_id == bindparam("conversation_id", type_=Integer),
-        Message.recipient_id == bindparam("reader_user_id", type_=Integer),
-        Message.status != MessageStatus.READ,
+        unread_to(rs.user_id),
     )
     return rs.scope(stmt.limit(1), Message)
 
@@ -382,11 +369,7 @@ def mark_thread_read(session: Session, actor: Actor, conversation_id: int) -> in
     now = utcnow()
     result = session.execute(
         update(Message)
-        .where(
-            Message.conversation_id == conversation.id,
-            Message.recipient_id == actor.user_id,
-            Message.status != MessageStatus.READ,
-        )
+        .where(Message.conversation_id == conversation.id, unread_to(actor.user_id))
         .values(status=MessageStatus.READ, read_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -428,11 +411,7 @@ _IDS: BindParameter[list[int]] = bindparam("conversation_ids", expanding=True)
 def _unread_by_thread(rs: RoleScope) -> Select[int, int]:
     stmt = (
         select(Message.conversation_id, func.count())
-        .where(
-            Message.conversation_id.in_(_IDS),
-            Message.recipient_id == rs.user_id,
-            Message.status != MessageStatus.READ,
-        )
+        .where(Message.conversation_id.in_(_IDS), unread_to(rs.user_id))
         .group_by(Message.conversation_id)
     )
     return rs.scope(stmt, Message)
@@ -638,7 +617,7 @@ def _team_threads(rs: RoleScope) -> paging.KeysetStatements:
     """Every thread about the reader's patients: unread by the reader first, then newest."""
     unread = (
         select(Message.conversation_id, func.count().label("n"))
-        .where(Message.recipient_id == rs.user_id, Message.status != MessageStatus.READ)
+        .where(unread_to(rs.user_id))
         .group_by(Message.conversation_id)
         .subquery()
     )

@@ -33,12 +33,10 @@ from portal.access import (
 )
 from portal.models import (
     Appointment,
-    CareAssignment,
     Conversation,
     LabResult,
     LabResultVersion,
     Message,
-    MessageStatus,
     PatientProfile,
     PlanAcknowledgement,
     PlanStatus,
@@ -48,7 +46,7 @@ from portal.models import (
     TreatmentPlan,
     TreatmentPlanVersion,
 )
-from portal.services import labs, paging
+from portal.services import care_team, labs, messaging, paging
 
 PER_PAGE = 20
 
@@ -148,11 +146,7 @@ def _unread_stmt(rs: RoleScope) -> Select[str, int, int, int | None]:
     """Per patient of `:patient_ids`: messages to the reader not yet read."""
     stmt = (
         select(literal("unread"), Message.patient_id, func.count(), null().cast(Integer))
-        .where(
-            Message.patient_id.in_(_PATIENT_IDS),
-            Message.recipient_id == rs.user_id,
-            Message.status != MessageStatus.READ,
-        )
+        .where(Message.patient_id.in_(_PATIENT_IDS), messaging.unread_to(rs.user_id))
         .group_by(Message.patient_id)
     )
     return rs.scope(stmt, Message)
@@ -233,8 +227,9 @@ def attention_for(session: Session, actor: Actor, patient_ids: list[int]) -> dic
 
 
 @dataclass(slots=True)
-class Chart:
-    """One patient's page for their provider: profile and the newest of each kind of record."""
+class ChartScreen:
+    """The read model of a patient's chart, their provider's screen: the profile, the care team
+    and the newest of each kind of record."""
 
     patient: PatientProfile
     care_team: list[ProviderProfile]
@@ -290,22 +285,19 @@ def _chart_appointments_stmt(rs: RoleScope) -> Select[Appointment]:
     return rs.scope(stmt, Appointment)
 
 
-def chart(session: Session, actor: Actor, patient_id: int, *, recent: int = 10) -> Chart:
+def chart_screen(
+    session: Session, actor: Actor, patient_id: int, *, recent: int = 10
+) -> ChartScreen:
     """The chart of a patient the actor may see (404 otherwise)."""
     patient = get_or_404(session, PatientProfile, patient_id, actor)
     team = list(
-        session.scalars(
-            select(ProviderProfile)
-            .join(CareAssignment, CareAssignment.provider_id == ProviderProfile.id)
-            .where(CareAssignment.patient_id == patient.id, CareAssignment.ended_at.is_(None))
-            .order_by(ProviderProfile.display_name)
-        )
+        session.scalars(care_team.members(patient.id).order_by(ProviderProfile.display_name))
     )
     params = reader(actor, patient_id=patient.id, recent=recent)
     plans = list(session.scalars(scoped(_chart_plans_stmt, actor), params))
     conversations = list(session.scalars(scoped(_chart_conversations_stmt, actor), params))
     visits = list(session.scalars(scoped(_chart_appointments_stmt, actor), params))
-    return Chart(
+    return ChartScreen(
         patient=patient,
         care_team=team,
         results=labs.list_latest(session, actor, patient_id=patient.id, limit=recent),

@@ -139,7 +139,7 @@ def patients() -> Page:
 @bp.get("/patients/<int:patient_id>")
 @audited(AuditAction.VIEW, Entity.PATIENT_PROFILE, id_arg="patient_id")
 def chart(patient_id: int) -> str:
-    record = roster.chart(db.session, current_actor(), patient_id)
+    record = roster.chart_screen(db.session, current_actor(), patient_id)
     return render("staff/chart.html", chart=record)
 
 

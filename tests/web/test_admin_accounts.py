@@ -296,7 +296,7 @@ def test_only_an_active_provider_joins_a_care_team(session: Session, people: Dem
             provider_id=okafor.provider.id,
         )
     assert refused.value.field == "provider_id"
-    team = accounts.care_team(session, admin, people.user("alice").patient.id)
+    team = accounts.care_team_screen(session, admin, people.user("alice").patient.id)
     assert okafor.provider.id not in {p.id for p in team.candidates}
 
 

@@ -228,8 +228,9 @@ def test_values_stored_before_they_were_bounded_answer_at_once_with_a_chart_or_t
     as_user, session, people, monkeypatch, values: tuple[str, str], drawn: bool
 ) -> None:
     # Stored before values were bounded when entered: the page must still answer, at once.
-    monkeypatch.setattr(labs, "_check_numbers", lambda _data: None)
-    monkeypatch.setattr(labs, "parse_value", float)  # "1e999" is stored as infinity
+    # Patched where publishing looks them up (`labs.publishing`), not on the package.
+    monkeypatch.setattr(labs.publishing, "_check_numbers", lambda _data: None)
+    monkeypatch.setattr(labs.publishing, "parse_value", float)  # "1e999" is stored as infinity
     chen = people.actor("dr_chen")
     pid = people.user("alice").patient.id
     for value in values:

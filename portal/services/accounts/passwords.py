@@ -1,0 +1,96 @@
+"""Changing a password, and what a new password ends (sessions, tokens, a sign-in pause)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.access import Actor, Permission, require
+from portal.auth.passwords import hash_password, verify_password
+from portal.db import utcnow
+from portal.models import AuditAction, AuditOutcome, User
+from portal.services import sessions, throttle
+from portal.services.accounts.users import AccountError, check_new_password
+from portal.services.errors import N_
+
+
+def change_password(
+    session: Session,
+    actor: Actor,
+    *,
+    current_password: str,
+    new_password: str,
+    limits: throttle.Limits,
+    client_address: str | None = None,
+) -> None:
+    """Set a new password after checking the current one, and end every other session.
+
+    The session in use stays signed in: the person who just proved who they are keeps working.
+    A wrong current password is refused on "current_password" with its record (a denied entry,
+    a failure toward the sign-in pause), which `unit_of_work` keeps after the rollback: someone
+    holding an open session cannot guess the password at leisure.
+    """
+    require(actor, Permission.OWN_ACCOUNT)
+    user = session.get_one(User, actor.user_id)
+    now = utcnow()
+    keys = throttle.keys_for(user.email, client_address, limits)
+    wait = throttle.wait_seconds(session, keys, now)
+    if wait is not None or not verify_password(user.password_hash, current_password)[0]:
+        reason = "paused" if wait is not None else "current_password"
+        message = (
+            throttle.paused_message(wait)
+            if wait is not None
+            else N_("That is not your current password.")
+        )
+        raise AccountError(
+            "current_password",
+            message,
+            record=_refused_password_change(user.id, keys, limits, reason),
+        )
+    check_new_password(new_password, user.email)
+    set_password(session, user, new_password, ended="password_change", keep=actor.session_id)
+    record_password_change(session, user, AuditOutcome.SUCCESS)
+
+
+def _refused_password_change(
+    user_id: int, keys: list[tuple[str, int]], limits: throttle.Limits, reason: str
+) -> Callable[[Session], None]:
+    def record(session: Session) -> None:
+        if reason != "paused":
+            throttle.count_failure(session, keys, limits, utcnow())
+        user = session.get_one(User, user_id)
+        record_password_change(session, user, AuditOutcome.DENIED, {"reason": reason})
+
+    return record
+
+
+def set_password(
+    session: Session, user: User, password: str, *, ended: str, keep: int | None = None
+) -> None:
+    """A new password (already checked against the rules): a sign-in pause ends with it, and
+    every session and token but `keep` (the one in use, if any) ends too."""
+    user.password_hash = hash_password(password)
+    throttle.clear(session, user.email)
+    sessions.end_all(session, user.id, ended, keep=keep)
+
+
+def record_password_change(
+    session: Session,
+    user: User,
+    outcome: AuditOutcome,
+    detail: dict[str, object] | None = None,
+) -> None:
+    audit.record(
+        session,
+        actor_id=user.id,
+        actor_role=user.role,
+        action=AuditAction.PASSWORD_CHANGE,
+        entity_type="user_account",
+        entity_id=user.id,
+        patient_id=user.patient.id if user.patient else None,
+        outcome=outcome,
+        detail=detail,
+    )
+    session.flush()
