@@ -1,4 +1,4 @@
-"""Who acts, how they signed in, through which door and from where: the `Actor`.
+"""Who acts, how they signed in and through which door (the `Actor`), and from where (`Origin`).
 
 The types live here, below every layer that reads them (policy, services, the audit writer);
 what they hold for a request is decided in `portal.web`: the door by `web.doors`, the rest by
@@ -24,10 +24,16 @@ class Door(enum.StrEnum):
     FHIR = "fhir"
 
 
+#: Where a request's database session keeps its `Origin` (`Session.info`), for the audit.
+ORIGIN_KEY = "portal.origin"
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Where a request came from, as the audit records it: the server's own request id (never
-    the client's), the client's address (after trusted proxies) and its user agent."""
+    the client's), the client's address (after trusted proxies) and its user agent. The
+    request's first hook puts it on the request's database session (`ORIGIN_KEY`), so every
+    entry written in that session carries it, whoever acts (a person signing in included)."""
 
     request_id: str | None = None
     client_addr: str | None = None
@@ -48,8 +54,6 @@ class Actor:
     session_id: int | None = None
     #: The door the request came through.
     door: Door = Door.PAGE
-    #: Where the request came from; None outside a request (jobs, the command line, tests).
-    origin: Origin | None = None
 
     @classmethod
     def of(
@@ -58,7 +62,6 @@ class Actor:
         via: AuthMethod = AuthMethod.SESSION,
         session_id: int | None = None,
         door: Door = Door.PAGE,
-        origin: Origin | None = None,
     ) -> Actor:
         return cls(
             user_id=user.id,
@@ -68,8 +71,7 @@ class Actor:
             via=via,
             session_id=session_id,
             door=door,
-            origin=origin,
         )
 
 
-__all__ = ["Actor", "Door", "Origin"]
+__all__ = ["ORIGIN_KEY", "Actor", "Door", "Origin"]

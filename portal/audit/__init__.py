@@ -15,16 +15,15 @@ import logging
 import time
 from typing import Any
 
-from flask import g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
-from portal.actor import Actor
+from portal.actor import ORIGIN_KEY, Actor, Origin
 from portal.audit import chain
 from portal.audit.declare import AuditSpec, Subject, audit_exempt, audit_spec_for, audited
 from portal.db import utcnow
-from portal.models import AuditAction, AuditEvent, AuditOutcome
+from portal.models import AuditAction, AuditEvent, AuditOutcome, Entity
 from portal.models.owned import ImmutableRowError
 
 log = logging.getLogger("portal.audit")
@@ -65,21 +64,24 @@ def _refuse_bulk_changes(state: ORMExecuteState) -> None:
         raise AuditLogImmutableError("audit entries are append-only: bulk change refused")
 
 
-def _request_context() -> dict[str, Any]:
-    if not has_request_context():
+def _origin(session: Session) -> dict[str, Any]:
+    """Where the request that writes in `session` came from (`web.identity` puts it on the
+    request's session); nothing for a job or the command line."""
+    origin: Origin | None = session.info.get(ORIGIN_KEY)
+    if origin is None:
         return {"request_id": None, "client_addr": None, "user_agent": None}
     return {
-        "request_id": g.get("request_id"),
-        "client_addr": request.remote_addr,
-        "user_agent": (request.user_agent.string or "")[:300] or None,
+        "request_id": origin.request_id,
+        "client_addr": origin.client_addr,
+        "user_agent": origin.user_agent,
     }
 
 
-def _with_channel(detail: dict[str, Any] | None) -> dict[str, Any]:
-    """`detail` plus the door and how the caller signed in (a browser session, an API token)."""
+def _with_channel(actor: Actor | None, detail: dict[str, Any] | None) -> dict[str, Any]:
+    """`detail` plus, for a signed-in actor, the door and how they signed in (a browser
+    session, an API token)."""
     detail = dict(detail or {})
-    actor = g.get("actor") if has_request_context() else None
-    if actor is not None:
+    if actor is not None and actor.session_id is not None:
         detail.setdefault("via", str(actor.via))
         detail.setdefault("channel", str(actor.door))
     return detail
@@ -87,34 +89,35 @@ def _with_channel(detail: dict[str, Any] | None) -> dict[str, Any]:
 
 def record(
     session: Session,
-    *,
-    actor_id: int | None,
-    actor_role: str | None,
+    actor: Actor | None,
     action: AuditAction,
-    entity_type: str,
+    entity: Entity,
     entity_id: int | str | None = None,
+    *,
     patient_id: int | None = None,
     outcome: AuditOutcome = AuditOutcome.SUCCESS,
     detail: dict[str, Any] | None = None,
+    by: str | None = None,
 ) -> AuditEvent:
     """Write one entry in `session`'s transaction; it commits with the change.
 
-    Unsealed: the worker's sealer links and signs it into the chain shortly after it commits
-    (`chain.seal`), so no writer waits for the chain. If the entry cannot be written this
-    raises, and the caller's transaction (the change included) must roll back: a change is
-    never kept without its entry.
+    `actor` is who acted (None, with `by` saying what: "system" for a job, "operator" for the
+    command line). Unsealed: the worker's sealer links and signs it into the chain shortly
+    after it commits (`chain.seal`), so no writer waits for the chain. If the entry cannot be
+    written this raises, and the caller's transaction (the change included) must roll back:
+    a change is never kept without its entry.
     """
     event_ = AuditEvent(
         occurred_at=utcnow(),
-        actor_id=actor_id,
-        actor_role=None if actor_role is None else str(actor_role),
+        actor_id=None if actor is None else actor.user_id,
+        actor_role=by if actor is None else str(actor.role),
         action=action,
-        entity_type=entity_type,
+        entity_type=str(entity),
         entity_id=None if entity_id is None else str(entity_id),
         patient_id=patient_id,
         outcome=outcome,
-        detail=json.dumps(_with_channel(detail), sort_keys=True, separators=(",", ":")),
-        **_request_context(),
+        detail=json.dumps(_with_channel(actor, detail), sort_keys=True, separators=(",", ":")),
+        **_origin(session),
     )
     session.add(event_)
     session.flush()
@@ -131,7 +134,6 @@ def commit_read(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Commit the entry of a response that showed (or refused) `subject` (`commit_entry`)."""
-    origin = actor.origin
     commit_entry(
         session,
         {
@@ -148,9 +150,7 @@ def commit_read(
                 sort_keys=True,
                 separators=(",", ":"),
             ),
-            "request_id": origin.request_id if origin else None,
-            "client_addr": origin.client_addr if origin else None,
-            "user_agent": origin.user_agent if origin else None,
+            **_origin(session),
         },
     )
 

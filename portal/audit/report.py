@@ -25,6 +25,7 @@ from portal.models import (
     AuditAction,
     AuditEvent,
     AuditOutcome,
+    Entity,
     LabResult,
     LabResultVersion,
     PatientProfile,
@@ -271,10 +272,9 @@ def record_export(session: Session, actor: Actor, filters: AuditFilters) -> None
     require(actor, Permission.AUDIT_READ)
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=str(actor.role),
-        action=AuditAction.EXPORT,
-        entity_type="audit_log",
+        actor,
+        AuditAction.EXPORT,
+        Entity.AUDIT_LOG,
         patient_id=filters.patient_id,
         detail=filters.as_detail(),
     )

@@ -71,6 +71,8 @@ class Entity(enum.StrEnum):
     PATIENT_RECORD = "patient_record"
     PROVIDER_PROFILE = "provider_profile"
     RELEASE_POLICY = "release_policy"
+    #: An account's sign-in pause (failed attempts counted against its address).
+    SIGN_IN_THROTTLE = "sign_in_throttle"
     TREATMENT_PLAN = "treatment_plan"
     TREATMENT_PLAN_LIST = "treatment_plan_list"
     TWO_FACTOR = "two_factor"

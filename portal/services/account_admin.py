@@ -3,8 +3,8 @@ demographics, see and clear a sign-in pause, see and end a user's sessions and A
 
 Every verb needs `ACCOUNTS_MANAGE` (`portal.access`: admins, at the sign-in page, never with
 a token). Every change is recorded with what it was before and after. A change of an address
-that credentials are mailed to is recorded under its own entity type (`accounts.
-USER_EMAIL_CHANGE`, `accounts.CONTACT_EMAIL_CHANGE`), so the administrator who made it is not
+that credentials are mailed to is recorded under its own entity type
+(`Entity.USER_EMAIL`, `Entity.PATIENT_CONTACT_EMAIL`), so the administrator who made it is not
 the one who then mails credentials there (`accounts.check_not_introduced_by`), and the old
 address is told.
 """
@@ -34,6 +34,7 @@ from portal.access import (
 from portal.db import utcnow
 from portal.models import (
     AuditAction,
+    Entity,
     PatientProfile,
     ProviderProfile,
     Role,
@@ -172,16 +173,15 @@ def _record(
     actor: Actor,
     user: User,
     action: AuditAction,
-    entity_type: str,
+    entity_type: Entity,
     detail: dict[str, object],
 ) -> None:
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=action,
-        entity_type=entity_type,
-        entity_id=user.id,
+        actor,
+        action,
+        entity_type,
+        user.id,
         patient_id=user.patient.id if user.patient else None,
         detail=detail,
     )
@@ -192,7 +192,7 @@ def clear_pause(session: Session, actor: Actor, user_id: int) -> None:
     require(actor, Permission.ACCOUNTS_MANAGE)
     user = user_or_404(session, actor, user_id)
     throttle.clear(session, user.email)
-    _record(session, actor, user, AuditAction.UPDATE, "sign_in_throttle", {"cleared": True})
+    _record(session, actor, user, AuditAction.UPDATE, Entity.SIGN_IN_THROTTLE, {"cleared": True})
     session.flush()
 
 
@@ -218,7 +218,7 @@ def end_sessions(session: Session, actor: Actor, user_id: int, session_id: int |
         user,
         # Not SIGN_OUT (one's own, left out of the access log): the patient should see this.
         AuditAction.UPDATE,
-        "user_session",
+        Entity.USER_SESSION,
         {"session_id": session_id, "ended": ended},
     )
     session.flush()
@@ -270,7 +270,7 @@ def edit_user(
         actor,
         user,
         AuditAction.UPDATE,
-        accounts.USER_EMAIL_CHANGE if moved else "user_account",
+        Entity.USER_EMAIL if moved else Entity.USER_ACCOUNT,
         {"before": changed, "after": {k: after[k] for k in changed}},
     )
     if moved:
@@ -342,11 +342,10 @@ def edit_patient(
     moved = "contact_email" in changed
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.UPDATE,
-        entity_type=accounts.CONTACT_EMAIL_CHANGE if moved else "patient_profile",
-        entity_id=patient.id,
+        actor,
+        AuditAction.UPDATE,
+        Entity.PATIENT_CONTACT_EMAIL if moved else Entity.PATIENT_PROFILE,
+        patient.id,
         patient_id=patient.id,
         detail={
             "before": {f: _plain(before[f]) for f in changed},

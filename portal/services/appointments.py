@@ -33,6 +33,7 @@ from portal.models import (
     AvailabilityRule,
     BookingMode,
     CareAssignment,
+    Entity,
     EventType,
     PatientProfile,
     ProviderProfile,
@@ -362,11 +363,10 @@ def _changed(
 ) -> None:
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=action,
-        entity_type="appointment",
-        entity_id=appointment.id,
+        actor,
+        action,
+        Entity.APPOINTMENT,
+        appointment.id,
         patient_id=appointment.patient_id,
         detail={"status": str(appointment.status)},
     )

@@ -41,6 +41,7 @@ from portal.models import (
     CareAssignment,
     Conversation,
     ConversationParticipant,
+    Entity,
     EventType,
     Message,
     MessageStatus,
@@ -127,11 +128,10 @@ def _post(
     conversation.last_message_at = now
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.SEND,
-        entity_type="message",
-        entity_id=message.id,
+        actor,
+        AuditAction.SEND,
+        Entity.MESSAGE,
+        message.id,
         patient_id=conversation.patient_id,
         detail={"attachments": len(rows)},
     )
@@ -290,11 +290,10 @@ def _hand_over_thread(
         detail = {"handed_to": successor}
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.UPDATE,
-        entity_type="conversation",
-        entity_id=conversation.id,
+        actor,
+        AuditAction.UPDATE,
+        Entity.CONVERSATION,
+        conversation.id,
         patient_id=conversation.patient_id,
         detail={"left": leaving_user_id, **detail},
     )

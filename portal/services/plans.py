@@ -26,6 +26,7 @@ from portal.access import (
 from portal.db import utcnow
 from portal.models import (
     AuditAction,
+    Entity,
     EventType,
     PatientProfile,
     PlanAcknowledgement,
@@ -79,11 +80,10 @@ def _add_version(
 def _audit(session: Session, actor: Actor, plan: TreatmentPlan, action: AuditAction) -> None:
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=action,
-        entity_type="treatment_plan",
-        entity_id=plan.id,
+        actor,
+        action,
+        Entity.TREATMENT_PLAN,
+        plan.id,
         patient_id=plan.patient_id,
         detail={"version": plan.current_version, "status": str(plan.status)},
     )

@@ -10,7 +10,14 @@ from sqlalchemy.orm import Session
 
 from portal import audit, zones
 from portal.access import Actor, Permission, get_or_404, require
-from portal.models import AuditAction, PatientProfile, ProviderProfile, ReleasePreference, User
+from portal.models import (
+    AuditAction,
+    Entity,
+    PatientProfile,
+    ProviderProfile,
+    ReleasePreference,
+    User,
+)
 from portal.services.errors import N_, ServiceError
 
 #: The languages the portal is written in, by BCP 47 tag (the stored value, `<html lang>`),
@@ -70,11 +77,10 @@ def _change_own(
     if changed:
         audit.record(
             session,
-            actor_id=actor.user_id,
-            actor_role=actor.role,
-            action=AuditAction.UPDATE,
-            entity_type=row.__tablename__,
-            entity_id=row.id,
+            actor,
+            AuditAction.UPDATE,
+            Entity(row.__tablename__),
+            row.id,
             patient_id=patient_id,
             detail={"fields": changed},
         )

@@ -21,10 +21,9 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.access import Actor, Permission, require
 from portal.db import utcnow
-from portal.models import AuditAction, AuditOutcome, PasswordReset, User
+from portal.models import AuditAction, AuditOutcome, Entity, PasswordReset, User
 from portal.services import mail
 from portal.services.accounts import (
-    USER_EMAIL_CHANGE,
     AccountError,
     address_set_by_admin,
     check_new_password,
@@ -59,7 +58,7 @@ def send_reset(session: Session, actor: Actor, user: User, *, portal_url: str) -
     require(actor, Permission.ACCOUNTS_MANAGE)
     if not user.is_active or user.password_hash is None:
         raise AccountError(None, N_("This account has no password to reset yet."))
-    check_not_introduced_by(session, actor, USER_EMAIL_CHANGE, user.id)
+    check_not_introduced_by(session, actor, Entity.USER_EMAIL, user.id)
     if not _mail_link(session, user, portal_url, actor=actor):
         raise AccountError(None, N_("Three reset links are already waiting in their mailbox."))
 
@@ -97,11 +96,10 @@ def _mail_link(session: Session, user: User, portal_url: str, *, actor: Actor | 
     )
     audit.record(
         session,
-        actor_id=actor.user_id if actor else None,
-        actor_role=actor.role if actor else None,
-        action=AuditAction.CREATE,
-        entity_type="password_reset",
-        entity_id=user.id,
+        actor,
+        AuditAction.CREATE,
+        Entity.PASSWORD_RESET,
+        user.id,
         patient_id=user.patient.id if user.patient and actor else None,
     )
     session.flush()

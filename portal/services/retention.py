@@ -15,6 +15,7 @@ from portal.models import (
     AuditAction,
     Conversation,
     ConversationParticipant,
+    Entity,
     EventType,
     Message,
     Notification,
@@ -72,13 +73,13 @@ def purge_messages(session: Session, now: datetime | None = None) -> int:
         )
         audit.record(
             session,
-            actor_id=None,
-            actor_role="system",
-            action=AuditAction.DELETE,
-            entity_type="conversation",
-            entity_id=conversation_id,
+            None,
+            AuditAction.DELETE,
+            Entity.CONVERSATION,
+            conversation_id,
             patient_id=patient_id,
             detail={"reason": "retention", "retention_days": days},
+            by="system",
         )
     session.flush()
     return len(old)

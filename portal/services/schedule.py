@@ -19,6 +19,7 @@ from portal.models import (
     AvailabilityException,
     AvailabilityRule,
     BookingMode,
+    Entity,
     PatientProfile,
     ProviderProfile,
 )
@@ -153,17 +154,6 @@ def exceptions(session: Session, actor: Actor, since: date) -> list[Availability
     )
 
 
-def _audit(session: Session, actor: Actor, action: AuditAction, kind: str, row_id: int) -> None:
-    audit.record(
-        session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=action,
-        entity_type=kind,
-        entity_id=row_id,
-    )
-
-
 def add_rule(
     session: Session,
     actor: Actor,
@@ -200,7 +190,7 @@ def add_rule(
     )
     session.add(row)
     session.flush()
-    _audit(session, actor, AuditAction.CREATE, "availability_rule", row.id)
+    audit.record(session, actor, AuditAction.CREATE, Entity.AVAILABILITY_RULE, row.id)
     return row
 
 
@@ -215,7 +205,7 @@ def remove_rule(session: Session, actor: Actor, rule_id: int) -> None:
     if row is None:
         raise NotFound()
     session.delete(row)
-    _audit(session, actor, AuditAction.UPDATE, "availability_rule", rule_id)
+    audit.record(session, actor, AuditAction.UPDATE, Entity.AVAILABILITY_RULE, rule_id)
     session.flush()
 
 
@@ -233,7 +223,7 @@ def add_exception(
     )
     session.add(row)
     session.flush()
-    _audit(session, actor, AuditAction.CREATE, "availability_exception", row.id)
+    audit.record(session, actor, AuditAction.CREATE, Entity.AVAILABILITY_EXCEPTION, row.id)
     return row
 
 
@@ -248,7 +238,7 @@ def remove_exception(session: Session, actor: Actor, exception_id: int) -> None:
     if row is None:
         raise NotFound()
     session.delete(row)
-    _audit(session, actor, AuditAction.UPDATE, "availability_exception", exception_id)
+    audit.record(session, actor, AuditAction.UPDATE, Entity.AVAILABILITY_EXCEPTION, exception_id)
     session.flush()
 
 
@@ -271,11 +261,10 @@ def set_booking_mode(session: Session, actor: Actor, mode: BookingMode) -> None:
         profile.booking_mode = mode
         audit.record(
             session,
-            actor_id=actor.user_id,
-            actor_role=actor.role,
-            action=AuditAction.UPDATE,
-            entity_type="provider_profile",
-            entity_id=profile.id,
+            actor,
+            AuditAction.UPDATE,
+            Entity.PROVIDER_PROFILE,
+            profile.id,
             detail={"booking_mode": str(mode)},
         )
     session.flush()

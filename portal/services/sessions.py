@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.access import Actor, Permission, require
 from portal.db import utcnow
-from portal.models import AuditAction, AuthMethod, User, UserSession
+from portal.models import AuditAction, AuthMethod, Entity, User, UserSession
 from portal.services.errors import N_, ServiceError
 
 #: Don't write `last_seen_at` on every request: once a minute is precise enough for a 30 min
@@ -208,11 +208,10 @@ def end_all(session: Session, user_id: int, reason: str, *, keep: int | None = N
 def _record(session: Session, actor: Actor, action: AuditAction, detail: dict[str, object]) -> None:
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=action,
-        entity_type="user_session",
-        entity_id=actor.user_id,
+        actor,
+        action,
+        Entity.USER_SESSION,
+        actor.user_id,
         patient_id=actor.patient_id,
         detail=detail,
     )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.access import Actor, Permission, require
-from portal.models import AuditAction, ClinicSetting, ReleaseMode, ReleasePolicy
+from portal.models import AuditAction, ClinicSetting, Entity, ReleaseMode, ReleasePolicy
 from portal.services import labs
 from portal.services.catalog import CATALOG
 from portal.services.errors import ServiceError
@@ -56,11 +56,10 @@ def set_message_retention_days(session: Session, actor: Actor, days: int | None)
         row.value = value
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.UPDATE,
-        entity_type="clinic_setting",
-        entity_id=MESSAGE_RETENTION_DAYS,
+        actor,
+        AuditAction.UPDATE,
+        Entity.CLINIC_SETTING,
+        MESSAGE_RETENTION_DAYS,
         detail={"value": value},
     )
     session.flush()
@@ -132,11 +131,10 @@ def set_release_policy(
     rescheduled = labs.reschedule_held(session, category)
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.UPDATE,
-        entity_type="release_policy",
-        entity_id=row.id,
+        actor,
+        AuditAction.UPDATE,
+        Entity.RELEASE_POLICY,
+        row.id,
         detail={
             "category": category,
             "mode": str(mode),

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.access import Actor, Permission, require
 from portal.db import utcnow
-from portal.models import AuditAction, AuditOutcome, RecoveryCode, Role, User
+from portal.models import AuditAction, AuditOutcome, Entity, RecoveryCode, Role, User
 from portal.services import mail, sessions, throttle
 from portal.services.errors import N_, ServiceError
 
@@ -170,13 +170,7 @@ def start(session: Session, actor: Actor) -> Enrolment:
     user.totp_last_step = None
     # A new key was issued (not yet on): recorded, as every change to how an account signs in.
     audit.record(
-        session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.CREATE,
-        entity_type="two_factor",
-        entity_id=user.id,
-        patient_id=actor.patient_id,
+        session, actor, AuditAction.CREATE, Entity.TWO_FACTOR, user.id, patient_id=actor.patient_id
     )
     session.flush()
     return _enrolment(secret, user.email)
@@ -308,11 +302,10 @@ def _check(
             throttle.count_failure(s, keys, limits, utcnow())
         audit.record(
             s,
-            actor_id=actor.user_id,
-            actor_role=actor.role,
-            action=AuditAction.UPDATE,
-            entity_type="two_factor",
-            entity_id=user.id,
+            actor,
+            AuditAction.UPDATE,
+            Entity.TWO_FACTOR,
+            user.id,
             patient_id=actor.patient_id,
             outcome=AuditOutcome.DENIED,
             detail={"reason": "paused" if wait is not None else "code"},
@@ -457,11 +450,10 @@ def _changed(
     sessions.end_all(session, user.id, "two_factor_change", keep=actor.session_id)
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=action,
-        entity_type="two_factor",
-        entity_id=user.id,
+        actor,
+        action,
+        Entity.TWO_FACTOR,
+        user.id,
         patient_id=actor.patient_id,
         outcome=AuditOutcome.SUCCESS,
     )

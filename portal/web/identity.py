@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import Unauthorized
 
-from portal.actor import Actor, Door, Origin
+from portal.actor import ORIGIN_KEY, Actor, Door, Origin
 from portal.extensions import db, login_manager
 from portal.models import AuthMethod, User
 from portal.services import sessions, throttle
@@ -91,9 +91,7 @@ def signed_in_actor() -> Actor | None:
             g.actor = None
         else:
             method, session_id = g.get("auth", (AuthMethod.SESSION, None))
-            g.actor = Actor.of(
-                user, via=method, session_id=session_id, door=doors.current(), origin=origin()
-            )
+            g.actor = Actor.of(user, via=method, session_id=session_id, door=doors.current())
     actor: Actor | None = g.actor
     return actor
 
@@ -165,6 +163,7 @@ def _begin_request() -> None:
         log.debug("request_id=%s client_request_id=%s", g.request_id, incoming)
     g.door = doors.door_of(request)
     if request.endpoint not in _ANONYMOUS_ENDPOINTS:
+        db.session.info[ORIGIN_KEY] = origin()
         signed_in_actor()
 
 

@@ -9,19 +9,13 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.audit import AuditLogImmutableError, chain
-from portal.models import AuditAction, AuditEvent
+from portal.models import AuditAction, AuditEvent, Entity
 from portal.models.owned import ImmutableRowError
 
 
 @pytest.fixture
 def entry(session: Session) -> AuditEvent:
-    made = audit.record(
-        session,
-        actor_id=None,
-        actor_role="admin",
-        action=AuditAction.EXPORT,
-        entity_type="audit_log",
-    )
+    made = audit.record(session, None, AuditAction.EXPORT, Entity.AUDIT_LOG, by="admin")
     session.commit()
     return made
 
@@ -102,13 +96,7 @@ def test_an_insert_and_select_only_role_can_append_but_not_alter(
         session.connection().execute(text(statement))
     # Act / Assert: appending and sealing work ...
     with session.begin_nested():
-        audit.record(
-            session,
-            actor_id=None,
-            actor_role="admin",
-            action=AuditAction.EXPORT,
-            entity_type="audit_log",
-        )
+        audit.record(session, None, AuditAction.EXPORT, Entity.AUDIT_LOG, by="admin")
         chain.seal(session)
     # ... changing, removing or lifting the triggers does not.
     for sql in (

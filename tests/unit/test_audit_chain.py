@@ -12,9 +12,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.actor import Actor
 from portal.audit import chain, keys
 from portal.audit.chain import GENESIS, canonical, entry_hash, verify
-from portal.models import AuditAction, AuditEvent, AuditOutcome
+from portal.models import AuditAction, AuditEvent, AuditOutcome, Entity, Role
 
 
 def sealed(session: Session) -> int:
@@ -28,12 +29,12 @@ def _record(session: Session, n: int, actor_id: int | None = None) -> list[Audit
     entries = [
         audit.record(
             session,
-            actor_id=actor_id,
-            actor_role="provider",
-            action=AuditAction.VIEW,
-            entity_type="lab_result",
-            entity_id=1000 + i,
+            None if actor_id is None else Actor(actor_id, Role.PROVIDER),
+            AuditAction.VIEW,
+            Entity.LAB_RESULT,
+            1000 + i,
             detail={"n": i},
+            by="provider",
         )
         for i in range(n)
     ]
@@ -134,9 +135,7 @@ def test_verify_names_the_first_of_two_reordered_entries(app_ctx: Flask, session
 def test_entries_are_chained_in_the_order_they_are_sealed_not_by_id(session: Session) -> None:
     # An entry whose transaction commits after a later id was sealed takes the next position.
     first, second = _record(session, 2)
-    late = audit.record(
-        session, actor_id=None, actor_role=None, action=AuditAction.VIEW, entity_type="x"
-    )
+    late = audit.record(session, None, AuditAction.VIEW, Entity.DASHBOARD)
     assert late.seq is None
     assert late.hash is None
     sealed(session)
@@ -147,9 +146,7 @@ def test_entries_are_chained_in_the_order_they_are_sealed_not_by_id(session: Ses
 
 def test_the_database_lets_a_seal_be_filled_once_and_nothing_else(session: Session) -> None:
     (entry,) = _record(session, 1)
-    unsealed_entry = audit.record(
-        session, actor_id=None, actor_role=None, action=AuditAction.VIEW, entity_type="x"
-    )
+    unsealed_entry = audit.record(session, None, AuditAction.VIEW, Entity.DASHBOARD)
     session.flush()
     for sql in (
         "UPDATE audit_event SET hash = 'f' WHERE id = :id",  # a sealed entry: resealed
@@ -174,12 +171,7 @@ def test_verify_starts_the_chain_at_the_genesis_hash(session: Session) -> None:
 
 def test_denied_outcomes_are_part_of_the_chain(session: Session) -> None:
     entry = audit.record(
-        session,
-        actor_id=None,
-        actor_role=None,
-        action=AuditAction.SIGN_IN_FAILED,
-        entity_type="user_account",
-        outcome=AuditOutcome.DENIED,
+        session, None, AuditAction.SIGN_IN_FAILED, Entity.USER_ACCOUNT, outcome=AuditOutcome.DENIED
     )
     sealed(session)
     assert verify(session)[1] is None

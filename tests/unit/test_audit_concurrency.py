@@ -16,7 +16,7 @@ from portal.audit.chain import seal, unsealed, verify
 from portal.cli import upgrade_database
 from portal.db import utcnow
 from portal.extensions import db
-from portal.models import AuditAction, AuditEvent, AuditOutcome
+from portal.models import AuditAction, AuditEvent, AuditOutcome, Entity
 from portal.transactions import unit_of_work
 from tests.support import app_config, new_database
 
@@ -82,12 +82,7 @@ def test_concurrent_writers_keep_the_chain_intact(tmp_path) -> None:
     def change(engine, n: int, i: int) -> None:  # type: ignore[no-untyped-def]
         with Session(engine) as session:
             audit.record(
-                session,
-                actor_id=None,
-                actor_role="provider",
-                action=AuditAction.VIEW,
-                entity_type="lab_result",
-                entity_id=f"{n}-{i}",
+                session, None, AuditAction.VIEW, Entity.LAB_RESULT, f"{n}-{i}", by="provider"
             )
             session.commit()
 

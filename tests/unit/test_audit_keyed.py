@@ -17,7 +17,7 @@ from portal.audit import chain, checkpoints, keys
 from portal.cli import alembic_config
 from portal.db import utcnow
 from portal.extensions import db
-from portal.models import AuditAction, AuditEvent, AuditOutcome
+from portal.models import AuditAction, AuditEvent, AuditOutcome, Entity
 from tests.support import app_config, new_database
 from tests.unit.test_audit_chain import _record, disable_append_only_triggers, run_verify
 
@@ -196,13 +196,7 @@ def test_entries_from_before_the_keyed_chain_still_verify(tmp_path: Path) -> Non
     # Act: the migration, then the keyed chain carries on from the old head
     command.upgrade(cfg, "head")
     with app.app_context():
-        audit.record(
-            db.session,
-            actor_id=None,
-            actor_role=None,
-            action=AuditAction.VIEW,
-            entity_type="lab_result",
-        )
+        audit.record(db.session, None, AuditAction.VIEW, Entity.LAB_RESULT)
         db.session.commit()
         chain.seal(db.session)
         db.session.commit()

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from portal.access import unscoped
 from portal.db import utcnow
-from portal.models import AuditAction, AuditEvent, OutboxMail, PatientProfile, Role, User
+from portal.models import AuditAction, AuditEvent, Entity, OutboxMail, PatientProfile, Role, User
 from portal.services import account_admin, accounts, throttle
 from tests.conftest import DEMO_EMAILS, Demo, csrf_token, login, post
 from tests.support import PASSWORD, sign_in_limits
@@ -173,7 +173,7 @@ def test_editing_an_email_is_audited_with_before_and_after_and_told_to_the_old_a
 
     assert "The account is saved." in _flash_after(admin, done)
     entry = _entry_of(session, done)
-    assert entry.entity_type == accounts.USER_EMAIL_CHANGE
+    assert entry.entity_type == Entity.USER_EMAIL
     detail = json.loads(entry.detail)
     assert (detail["before"], detail["after"]) == (
         {"email": "dr.okafor@example.org"},

@@ -148,17 +148,16 @@ def test_the_profile_page_pages_through_the_whole_access_log(as_user, session, p
     import re
 
     from portal import audit
-    from portal.models import AuditAction
+    from portal.models import AuditAction, Entity
 
     alice = people.actor("alice")
     for n in range(25):
         audit.record(
             session,
-            actor_id=people.user("dr_chen").id,
-            actor_role="provider",
-            action=AuditAction.VIEW,
-            entity_type="patient_profile",
-            entity_id=n,
+            people.actor("dr_chen"),
+            AuditAction.VIEW,
+            Entity.PATIENT_PROFILE,
+            n,
             patient_id=alice.patient_id,
         )
     session.commit()

@@ -10,9 +10,10 @@ import pytest
 from werkzeug.exceptions import Forbidden
 
 from portal import audit
+from portal.actor import Actor
 from portal.audit.report import AuditFilters, audit_events
 from portal.db import utcnow
-from portal.models import AuditAction
+from portal.models import AuditAction, Entity
 from portal.services.paging import InvalidCursor
 from tests.web.audit_support import a_result_of, entries_for
 
@@ -22,11 +23,10 @@ def _entries_about(session, people, name: str, n: int, actor: str = "dr_chen") -
     ids = [
         audit.record(
             session,
-            actor_id=user.id,
-            actor_role=str(user.role),
-            action=AuditAction.VIEW,
-            entity_type="lab_result",
-            entity_id=i,
+            Actor.of(user),
+            AuditAction.VIEW,
+            Entity.LAB_RESULT,
+            i,
             patient_id=people.user(name).patient.id,
         ).id
         for i in range(n)
@@ -224,13 +224,7 @@ def test_no_csv_column_can_carry_a_formula(as_user, session, people) -> None:
         role=Role.PROVIDER,
         display_name="Dr Minus",
     )
-    audit.record(
-        session,
-        actor_id=staff.id,
-        actor_role="provider",
-        action=AuditAction.VIEW,
-        entity_type="patient_list",
-    )
+    audit.record(session, Actor.of(staff), AuditAction.VIEW, Entity.PATIENT_LIST)
     session.commit()
     response = as_user("admin").get("/admin/audit.csv", buffered=True)
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))

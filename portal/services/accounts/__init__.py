@@ -23,8 +23,6 @@ from portal.services.accounts.activation import (
     reset_patient_access,
 )
 from portal.services.accounts.addresses import (
-    CONTACT_EMAIL_CHANGE,
-    USER_EMAIL_CHANGE,
     address_set_by_admin,
     check_not_introduced_by,
     end_mailed_links,
@@ -71,14 +69,12 @@ from portal.services.accounts.users import (
 __all__ = [
     "ACTIVATION_VALIDITY",
     "AccountError",
-    "CONTACT_EMAIL_CHANGE",
     "CareTeamScreen",
     "FAILED_SIGN_IN",
     "INVALID_CODE",
     "INVALID_INVITATION",
     "INVITATION_VALIDITY",
     "SignIn",
-    "USER_EMAIL_CHANGE",
     "accept_invitation",
     "activate_patient",
     "active_provider_for_user",

@@ -19,13 +19,14 @@ from portal.models import (
     ActivationCode,
     AuditAction,
     AuditOutcome,
+    Entity,
     PasswordReset,
     PatientProfile,
     Role,
     User,
 )
 from portal.services import mail, sessions, throttle, two_factor
-from portal.services.accounts.addresses import CONTACT_EMAIL_CHANGE, check_not_introduced_by
+from portal.services.accounts.addresses import check_not_introduced_by
 from portal.services.accounts.users import (
     AccountError,
     check_new_email,
@@ -77,11 +78,10 @@ def reset_patient_access(
     throttle.clear(session, user.email)
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.UPDATE,
-        entity_type="user_account",
-        entity_id=user.id,
+        actor,
+        AuditAction.UPDATE,
+        Entity.USER_ACCOUNT,
+        user.id,
         patient_id=patient.id,
         detail={
             "access": "reset",
@@ -99,7 +99,7 @@ def _mail_activation_code(
             "contact_email",
             N_("Add the patient's email address: the activation code is sent there."),
         )
-    check_not_introduced_by(session, actor, CONTACT_EMAIL_CHANGE, patient.id)
+    check_not_introduced_by(session, actor, Entity.PATIENT_CONTACT_EMAIL, patient.id)
     now = utcnow()
     # One valid code at a time: a new one ends the ones sent before.
     session.execute(
@@ -140,11 +140,10 @@ def _mail_activation_code(
     )
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.CREATE,
-        entity_type="activation_code",
-        entity_id=patient.id,
+        actor,
+        AuditAction.CREATE,
+        Entity.ACTIVATION_CODE,
+        patient.id,
         patient_id=patient.id,
         detail={"sent_to": "contact_email"},
     )
@@ -167,10 +166,9 @@ def _refused_activation(
             throttle.count_failure(session, keys, limits, now)
         audit.record(
             session,
-            actor_id=None,
-            actor_role=None,
-            action=AuditAction.ACTIVATE,
-            entity_type="user_account",
+            None,
+            AuditAction.ACTIVATE,
+            Entity.USER_ACCOUNT,
             outcome=AuditOutcome.DENIED,
             detail={"reason": reason},
         )
@@ -248,11 +246,10 @@ def activate_patient(
     throttle.clear(session, user.email)
     audit.record(
         session,
-        actor_id=user.id,
-        actor_role=Role.PATIENT,
-        action=AuditAction.ACTIVATE,
-        entity_type="user_account",
-        entity_id=user.id,
+        Actor.of(user),
+        AuditAction.ACTIVATE,
+        Entity.USER_ACCOUNT,
+        user.id,
         patient_id=patient.id,
         detail={"again": existing is not None},
     )

@@ -8,18 +8,16 @@ from sqlalchemy.orm import Session
 
 from portal.access import Actor
 from portal.db import utcnow
-from portal.models import AuditAction, AuditEvent, Invitation, PasswordReset, User
+from portal.models import AuditAction, AuditEvent, Entity, Invitation, PasswordReset, User
 from portal.services.accounts.users import AccountError
 from portal.services.errors import N_
 
 #: Audit entity types of an administrator's change to an address that credentials are mailed
 #: to; whoever made one is not the one who mails credentials there (`check_not_introduced_by`).
-USER_EMAIL_CHANGE = "user_account.email"
-CONTACT_EMAIL_CHANGE = "patient_profile.contact_email"
 
 
 def check_not_introduced_by(
-    session: Session, actor: Actor, entity_type: str, entity_id: int
+    session: Session, actor: Actor, entity_type: Entity, entity_id: int
 ) -> None:
     """Refuse when `actor` set the address this would go to: then nobody else would see it."""
     changed = session.scalar(
@@ -46,7 +44,7 @@ def address_set_by_admin(session: Session, user: User) -> bool:
     in? Then "Forgot your password?" sends nothing there: the admin who typed it could be
     reading that mailbox (another admin may still send a link, `recovery.send_reset`)."""
     stmt = select(AuditEvent.id).where(
-        AuditEvent.entity_type == USER_EMAIL_CHANGE, AuditEvent.entity_id == str(user.id)
+        AuditEvent.entity_type == Entity.USER_EMAIL, AuditEvent.entity_id == str(user.id)
     )
     if user.last_login_at is not None:
         stmt = stmt.where(AuditEvent.occurred_at > user.last_login_at)
@@ -76,7 +74,7 @@ def brought_in_by(session: Session, by_user_id: int, user_id: int) -> bool:
         AuditEvent.actor_id == by_user_id,
         or_(
             (AuditEvent.entity_type == "user_account") & (AuditEvent.action == AuditAction.CREATE),
-            AuditEvent.entity_type == USER_EMAIL_CHANGE,
+            AuditEvent.entity_type == Entity.USER_EMAIL,
         ),
     )
     return session.scalar(select(invited.exists() | made.exists())) or False

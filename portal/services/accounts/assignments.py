@@ -15,6 +15,7 @@ from portal.models import (
     AuditAction,
     CareAssignment,
     CareAssignmentRequest,
+    Entity,
     PatientProfile,
     ProviderProfile,
     User,
@@ -123,13 +124,13 @@ def _assign(
     session.flush()
     audit.record(
         session,
-        actor_id=actor.user_id if actor else None,
-        actor_role=actor.role if actor else "operator",
-        action=AuditAction.ASSIGN,
-        entity_type="care_assignment",
-        entity_id=row.id,
+        actor,
+        AuditAction.ASSIGN,
+        Entity.CARE_ASSIGNMENT,
+        row.id,
         patient_id=patient_id,
         detail={"provider_id": provider_id, **detail},
+        by="operator",
     )
     return row
 
@@ -153,11 +154,10 @@ def _request_assignment(
     session.flush()
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.ASSIGN,
-        entity_type="care_assignment_request",
-        entity_id=row.id,
+        actor,
+        AuditAction.ASSIGN,
+        Entity.CARE_ASSIGNMENT_REQUEST,
+        row.id,
         patient_id=patient_id,
         detail={"provider_id": provider.id, "waits_for": "a second administrator"},
     )
@@ -199,11 +199,10 @@ def decide_assignment(
     if not confirm:
         audit.record(
             session,
-            actor_id=actor.user_id,
-            actor_role=actor.role,
-            action=AuditAction.CANCEL,
-            entity_type="care_assignment_request",
-            entity_id=row.id,
+            actor,
+            AuditAction.CANCEL,
+            Entity.CARE_ASSIGNMENT_REQUEST,
+            row.id,
             patient_id=patient_id,
             detail={"provider_id": row.provider_id},
         )
@@ -233,11 +232,10 @@ def unassign_provider(session: Session, actor: Actor, *, patient_id: int, provid
     row.ended_at = utcnow()
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.UNASSIGN,
-        entity_type="care_assignment",
-        entity_id=row.id,
+        actor,
+        AuditAction.UNASSIGN,
+        Entity.CARE_ASSIGNMENT,
+        row.id,
         patient_id=patient_id,
         detail={"provider_id": provider_id},
     )

@@ -14,9 +14,9 @@ from portal import audit
 from portal.access import Actor, Permission, require
 from portal.auth.passwords import hash_password
 from portal.db import utcnow
-from portal.models import AuditAction, Invitation, ProviderProfile, Role, User
+from portal.models import AuditAction, Entity, Invitation, ProviderProfile, Role, User
 from portal.services import mail, sessions
-from portal.services.accounts.addresses import USER_EMAIL_CHANGE, check_not_introduced_by
+from portal.services.accounts.addresses import check_not_introduced_by
 from portal.services.accounts.users import AccountError, check_new_password, create_user
 from portal.services.errors import N_
 
@@ -54,12 +54,12 @@ def create_staff(
         )
     audit.record(
         session,
-        actor_id=actor.user_id if actor else None,
-        actor_role=actor.role if actor else "operator",
-        action=AuditAction.CREATE,
-        entity_type="user_account",
-        entity_id=user.id,
+        actor,
+        AuditAction.CREATE,
+        Entity.USER_ACCOUNT,
+        user.id,
         detail={"role": str(role)},
+        by="operator",
     )
     token = None if password is not None else _invite(session, actor, user, portal_url)
     session.flush()
@@ -103,12 +103,12 @@ def _invite(session: Session, actor: Actor | None, user: User, portal_url: str |
         )
     audit.record(
         session,
-        actor_id=actor.user_id if actor else None,
-        actor_role=actor.role if actor else "operator",
-        action=AuditAction.CREATE,
-        entity_type="invitation",
-        entity_id=user.id,
+        actor,
+        AuditAction.CREATE,
+        Entity.INVITATION,
+        user.id,
         detail={"mailed": portal_url is not None},
+        by="operator",
     )
     return token
 
@@ -121,7 +121,7 @@ def resend_invitation(session: Session, actor: Actor, user: User, *, portal_url:
         raise AccountError(
             None, N_("Only an active staff account still waiting to join is invited.")
         )
-    check_not_introduced_by(session, actor, USER_EMAIL_CHANGE, user.id)
+    check_not_introduced_by(session, actor, Entity.USER_EMAIL, user.id)
     _invite(session, actor, user, portal_url)
     session.flush()
 
@@ -155,11 +155,10 @@ def accept_invitation(session: Session, *, token: str, password: str) -> User:
     user.password_hash = hash_password(password)
     audit.record(
         session,
-        actor_id=user.id,
-        actor_role=user.role,
-        action=AuditAction.ACTIVATE,
-        entity_type="invitation",
-        entity_id=user.id,
+        Actor.of(user),
+        AuditAction.ACTIVATE,
+        Entity.INVITATION,
+        user.id,
         detail={"invited_by": row.issued_by_id},
     )
     session.flush()

@@ -10,7 +10,7 @@ from portal import audit
 from portal.access import Actor, Permission, require
 from portal.auth.passwords import hash_password, verify_password
 from portal.db import utcnow
-from portal.models import AuditAction, AuditOutcome, User
+from portal.models import AuditAction, AuditOutcome, Entity, User
 from portal.services import sessions, throttle
 from portal.services.accounts.users import AccountError, check_new_password
 from portal.services.errors import N_
@@ -84,11 +84,10 @@ def record_password_change(
 ) -> None:
     audit.record(
         session,
-        actor_id=user.id,
-        actor_role=user.role,
-        action=AuditAction.PASSWORD_CHANGE,
-        entity_type="user_account",
-        entity_id=user.id,
+        Actor.of(user),
+        AuditAction.PASSWORD_CHANGE,
+        Entity.USER_ACCOUNT,
+        user.id,
         patient_id=user.patient.id if user.patient else None,
         outcome=outcome,
         detail=detail,

@@ -8,9 +8,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.actor import Actor
 from portal.auth.passwords import verify_password
 from portal.db import utcnow
-from portal.models import AuditAction, AuditOutcome, User
+from portal.models import AuditAction, AuditOutcome, Entity, User
 from portal.services import throttle, two_factor
 from portal.services.accounts.users import find_user_by_email
 from portal.services.errors import N_
@@ -33,11 +34,10 @@ class SignIn:
 def _record_failed_sign_in(session: Session, user: User | None, reason: str) -> None:
     audit.record(
         session,
-        actor_id=user.id if user else None,
-        actor_role=str(user.role) if user else None,
-        action=AuditAction.SIGN_IN_FAILED,
-        entity_type="user_account",
-        entity_id=user.id if user else None,
+        Actor.of(user) if user else None,
+        AuditAction.SIGN_IN_FAILED,
+        Entity.USER_ACCOUNT,
+        user.id if user else None,
         outcome=AuditOutcome.DENIED,
         detail={"reason": reason},
     )
@@ -114,11 +114,10 @@ def _signed_in(
     user.last_login_at = now
     audit.record(
         session,
-        actor_id=user.id,
-        actor_role=str(user.role),
-        action=AuditAction.SIGN_IN,
-        entity_type="user_account",
-        entity_id=user.id,
+        Actor.of(user),
+        AuditAction.SIGN_IN,
+        Entity.USER_ACCOUNT,
+        user.id,
         patient_id=user.patient.id if user.patient else None,
         detail={"second_factor": factor} if factor else None,
     )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.access import MAX_ID, Actor, Permission, RoleScope, reader, require, scoped
 from portal.auth.passwords import hash_password, password_problems
-from portal.models import AuditAction, PatientProfile, ProviderProfile, Role, User
+from portal.models import AuditAction, Entity, PatientProfile, ProviderProfile, Role, User
 from portal.services import sessions
 from portal.services.errors import N_, ServiceError
 
@@ -96,11 +96,10 @@ def register_patient(
     session.flush()
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.CREATE,
-        entity_type="patient_profile",
-        entity_id=patient.id,
+        actor,
+        AuditAction.CREATE,
+        Entity.PATIENT_PROFILE,
+        patient.id,
         patient_id=patient.id,
     )
     return patient
@@ -120,11 +119,10 @@ def set_active(session: Session, actor: Actor, user: User, *, active: bool) -> N
         sessions.end_all(session, user.id, "deactivated")
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.DEACTIVATE if not active else AuditAction.ACTIVATE,
-        entity_type="user_account",
-        entity_id=user.id,
+        actor,
+        AuditAction.DEACTIVATE if not active else AuditAction.ACTIVATE,
+        Entity.USER_ACCOUNT,
+        user.id,
         patient_id=user.patient.id if user.patient else None,
     )
     session.flush()

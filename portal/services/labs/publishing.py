@@ -13,6 +13,7 @@ from portal.db import utcnow
 from portal.models import (
     Attachment,
     AuditAction,
+    Entity,
     LabResult,
     LabResultVersion,
     PatientProfile,
@@ -187,11 +188,10 @@ def create_result(
     )
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.PUBLISH if version.published_at else AuditAction.CREATE,
-        entity_type="lab_result",
-        entity_id=result.id,
+        actor,
+        AuditAction.PUBLISH if version.published_at else AuditAction.CREATE,
+        Entity.LAB_RESULT,
+        result.id,
         patient_id=patient.id,
         detail={"version": 1, "status": str(data.status)},
     )
@@ -247,11 +247,10 @@ def add_version(
     )
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.CORRECT if was_published else AuditAction.PUBLISH,
-        entity_type="lab_result",
-        entity_id=result.id,
+        actor,
+        AuditAction.CORRECT if was_published else AuditAction.PUBLISH,
+        Entity.LAB_RESULT,
+        result.id,
         patient_id=result.patient_id,
         detail={"version": version.version, "status": str(data.status)},
     )
@@ -289,11 +288,10 @@ def _attach(
     session.flush()
     audit.record(
         session,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=AuditAction.UPDATE,
-        entity_type="lab_result",
-        entity_id=version.lab_result_id,
+        actor,
+        AuditAction.UPDATE,
+        Entity.LAB_RESULT,
+        version.lab_result_id,
         patient_id=version.patient_id,
         detail={"version": version.version, "attachment": row.id},
     )

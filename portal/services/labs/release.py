@@ -25,6 +25,7 @@ from portal.access import (
 from portal.db import utcnow
 from portal.models import (
     AuditAction,
+    Entity,
     EventType,
     LabResult,
     LabResultVersion,
@@ -165,13 +166,13 @@ def release_version(session: Session, actor: Actor | None, version: LabResultVer
         result.shared_at = now
     audit.record(
         session,
-        actor_id=actor.user_id if actor else None,
-        actor_role=actor.role if actor else "system",
-        action=AuditAction.RELEASE,
-        entity_type="lab_result",
-        entity_id=result.id,
+        actor,
+        AuditAction.RELEASE,
+        Entity.LAB_RESULT,
+        result.id,
         patient_id=result.patient_id,
         detail={"version": version.version, "by": "review" if actor else "timer"},
+        by="system",
     )
     announce_release(session, result, version)
     session.flush()

@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
-from flask import Flask, g
+from flask import Flask
 from sqlalchemy import Column, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.actor import ORIGIN_KEY, Actor, Origin
 from portal.audit import chain
-from portal.models import AuditAction, AuditEvent, AuditOutcome
+from portal.models import AuditAction, AuditEvent, AuditOutcome, Entity
 from tests.conftest import Demo
 from tests.unit.test_audit_chain import disable_append_only_triggers, sealed
 
@@ -35,22 +36,20 @@ def entry(app_ctx: Flask, session: Session, people: Demo) -> AuditEvent:
     """An entry with every column filled in, recorded as a request would record it."""
     alice = people.user("alice")
     assert alice.patient is not None
-    with app_ctx.test_request_context(
-        "/my/lab-results", environ_base={"REMOTE_ADDR": "192.0.2.10"}, headers={"User-Agent": "UA"}
-    ):
-        g.request_id = "req-0001"
-        row = audit.record(
-            session,
-            actor_id=alice.id,
-            actor_role="patient",
-            action=AuditAction.VIEW,
-            entity_type="lab_result",
-            entity_id=1234,
-            patient_id=alice.patient.id,
-            detail={"version": 1},
-        )
+    # Where a request's entries come from rides on its session (`web.identity` puts it there).
+    session.info[ORIGIN_KEY] = Origin("req-0001", "192.0.2.10", "UA")
+    row = audit.record(
+        session,
+        Actor.of(alice),
+        AuditAction.VIEW,
+        Entity.LAB_RESULT,
+        1234,
+        patient_id=alice.patient.id,
+        detail={"version": 1},
+    )
+    del session.info[ORIGIN_KEY]
     # A second entry after it: an altered entry is named, not the last one by default.
-    audit.record(session, actor_id=None, actor_role=None, action=AuditAction.VIEW, entity_type="x")
+    audit.record(session, None, AuditAction.VIEW, Entity.DASHBOARD)
     sealed(session)
     assert chain.verify(session)[1] is None
     return row
