@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from portal.auth.passwords import hash_password, password_problems, verify_password
 from portal.db import set_clock, utcnow
 from portal.models import AuditAction, AuditEvent, User
 from portal.services import accounts
+from portal.services.credentials import hash_password, password_problems, verify_password
 from tests.conftest import csrf_token, login, post
 from tests.support import PASSWORD, sign_in_limits
 

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.access import Actor, Permission, require, unscoped
-from portal.auth.passwords import hash_password
 from portal.db import utcnow
 from portal.models import (
     ActivationCode,
@@ -34,6 +33,7 @@ from portal.services.accounts.users import (
     create_user,
     normalise_email,
 )
+from portal.services.credentials import hash_password
 from portal.services.errors import N_
 
 ACTIVATION_VALIDITY = timedelta(days=14)

@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.access import Actor, Permission, require
-from portal.auth.passwords import hash_password
 from portal.db import utcnow
 from portal.models import AuditAction, Entity, Invitation, ProviderProfile, Role, User
 from portal.services import mail, sessions
 from portal.services.accounts.addresses import check_not_introduced_by
 from portal.services.accounts.users import AccountError, check_new_password, create_user
+from portal.services.credentials import hash_password
 from portal.services.errors import N_
 
 INVITATION_VALIDITY = timedelta(days=7)

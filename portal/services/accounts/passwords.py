@@ -8,11 +8,11 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.access import Actor, Permission, require
-from portal.auth.passwords import hash_password, verify_password
 from portal.db import utcnow
 from portal.models import AuditAction, AuditOutcome, Entity, User
 from portal.services import sessions, throttle
 from portal.services.accounts.users import AccountError, check_new_password
+from portal.services.credentials import hash_password, verify_password
 from portal.services.errors import N_
 
 

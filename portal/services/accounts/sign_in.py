@@ -9,11 +9,11 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.actor import Actor
-from portal.auth.passwords import verify_password
 from portal.db import utcnow
 from portal.models import AuditAction, AuditOutcome, Entity, User
 from portal.services import throttle, two_factor
 from portal.services.accounts.users import find_user_by_email
+from portal.services.credentials import verify_password
 from portal.services.errors import N_
 
 FAILED_SIGN_IN = N_("That email and password do not match an active account.")

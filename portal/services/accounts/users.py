@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.access import MAX_ID, Actor, Permission, RoleScope, reader, require, scoped
-from portal.auth.passwords import hash_password, password_problems
 from portal.models import AuditAction, Entity, PatientProfile, ProviderProfile, Role, User
 from portal.services import sessions
+from portal.services.credentials import hash_password, password_problems
 from portal.services.errors import N_, ServiceError
 
 

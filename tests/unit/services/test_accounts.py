@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.access import Actor
-from portal.auth.passwords import verify_password
 from portal.db import set_clock, utcnow
 from portal.models import (
     ActivationCode,
@@ -25,6 +24,7 @@ from portal.models import (
 )
 from portal.services import accounts, sessions, throttle
 from portal.services.accounts import FAILED_SIGN_IN, AccountError
+from portal.services.credentials import verify_password
 from portal.transactions import unit_of_work
 from tests.conftest import DEMO_EMAILS, Demo
 from tests.support import PASSWORD

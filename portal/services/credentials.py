@@ -56,7 +56,7 @@ def _dummy_hash(ph: PasswordHasher) -> str:
 
 @cache
 def _common_passwords() -> frozenset[str]:
-    text = files("portal.auth").joinpath("common_passwords.txt").read_text()
+    text = files("portal.services").joinpath("common_passwords.txt").read_text()
     return frozenset(line.strip().lower() for line in text.splitlines() if line.strip())
 
 
