@@ -29,7 +29,12 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from portal.services.profiles import LANGUAGES, LOCALES
+#: The languages the portal is written in, by BCP 47 tag (the stored value, `<html lang>`),
+#: each named in itself: a reader looks for their language written in it. Profiles that chose
+#: one the portal does not speak (fr, de, pt, offered before) read in the browser's language.
+LANGUAGES = {"en": "English", "zh-Hant": "繁體中文", "es": "Español"}
+#: The Babel locale (catalog directory under portal/translations) of each language.
+LOCALES = {"en": "en", "zh-Hant": "zh_Hant", "es": "es"}
 
 DEFAULT = "en"
 SESSION_KEY = "language"

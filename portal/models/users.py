@@ -95,7 +95,7 @@ class PatientProfile(Timestamps, Base):
     primary_clinic: Mapped[str | None] = mapped_column(String(200))
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_phone: Mapped[str | None] = mapped_column(String(40))
-    #: A tag of `profiles.LANGUAGES`; empty: the browser's language (`Accept-Language`).
+    #: A tag of `i18n.LANGUAGES`; empty: the browser's language (`Accept-Language`).
     preferred_language: Mapped[str | None] = mapped_column(String(16))
     #: Which email notices the patient wants (each says only that there is something new).
     mail_lab_results: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -21,9 +21,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from portal.auth.forms import ChangePasswordForm, EmptyForm
+from portal.i18n import LANGUAGES
 from portal.models import ReleasePreference
 from portal.services.messaging import MAX_BODY
-from portal.services.profiles import LANGUAGES
 from portal.web.forms import new_key
 
 __all__ = [

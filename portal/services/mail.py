@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 
 from portal.access import unscoped
 from portal.db import utcnow
+from portal.i18n import LOCALES
 from portal.models import EventType, OutboxMail, PatientProfile, ProviderProfile, User
-from portal.services.profiles import LOCALES
 
 #: (subject, first line) per kind: no health information, by design. Translated for each
 #: recipient, in the language they chose (see `stage_notices`).

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit, zones
 from portal.access import Actor, Permission, get_or_404, require
+from portal.i18n import LANGUAGES
 from portal.models import (
     AuditAction,
     Entity,
@@ -19,13 +20,6 @@ from portal.models import (
     User,
 )
 from portal.services.errors import N_, ServiceError
-
-#: The languages the portal is written in, by BCP 47 tag (the stored value, `<html lang>`),
-#: each named in itself: a reader looks for their language written in it. Profiles that chose
-#: one the portal does not speak (fr, de, pt, offered before) read in the browser's language.
-LANGUAGES = {"en": "English", "zh-Hant": "繁體中文", "es": "Español"}
-#: The Babel locale (catalog directory under portal/translations) of each language.
-LOCALES = {"en": "en", "zh-Hant": "zh_Hant", "es": "es"}
 
 
 class ProfileError(ServiceError):

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from portal.access import Actor, Permission, RoleScope, reader, require, scoped
 from portal.audit import Subject
 from portal.db import utcnow
+from portal.i18n import LANGUAGES
 from portal.models import (
     Appointment,
     AppointmentStatus,
@@ -315,9 +316,7 @@ def _patient(ids: _Ids, patient: PatientProfile) -> dict[str, Any]:
             {
                 "language": {
                     "coding": [{"system": "urn:ietf:bcp:47", "code": patient.preferred_language}],
-                    "text": profiles.LANGUAGES.get(
-                        patient.preferred_language, patient.preferred_language
-                    ),
+                    "text": LANGUAGES.get(patient.preferred_language, patient.preferred_language),
                 },
                 "preferred": True,
             }
