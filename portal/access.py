@@ -11,7 +11,8 @@ import enum
 import re
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -22,12 +23,14 @@ from sqlalchemy import (
     Select,
     String,
     TableClause,
+    and_,
     bindparam,
     cast,
     event,
     false,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session, with_loader_criteria
@@ -35,18 +38,26 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnClause, TextClause
 from werkzeug.exceptions import Forbidden, NotFound
 
-from portal.actor import Actor
+from portal.actor import Actor, Delegation
 from portal.db import Base
 from portal.models import (
+    PARENTAL,
+    Appointment,
     Attachment,
     AuthMethod,
     CareAssignment,
+    Conversation,
     LabResult,
     LabResultVersion,
+    Message,
     Notification,
     PatientOwned,
     PatientProfile,
+    PlanAcknowledgement,
     PlanStatus,
+    ProxyGrant,
+    ProxyScope,
+    ReleasePolicy,
     Role,
     TreatmentPlan,
     TreatmentPlanVersion,
@@ -81,6 +92,8 @@ class Permission(enum.StrEnum):
     AUDIT_READ = "audit:read"
     #: One's own password and signed-in devices.
     OWN_ACCOUNT = "account:manage_own"
+    #: Let someone else open one's own record (a proxy grant): the patient, in person.
+    SHARE_OWN_RECORD = "records:share_own"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -93,6 +106,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MESSAGE_SEND,
             Permission.APPOINTMENT_BOOK,
             Permission.OWN_ACCOUNT,
+            Permission.SHARE_OWN_RECORD,
         }
     ),
     Role.PROVIDER: frozenset(
@@ -134,20 +148,53 @@ METHOD_PERMISSIONS: dict[AuthMethod, frozenset[Permission]] = {
         Permission.CARE_TEAMS_MANAGE,
         Permission.SETTINGS_MANAGE,
         Permission.OWN_ACCOUNT,
+        Permission.SHARE_OWN_RECORD,
     },
 }
 
 
+#: What acting for someone else may ever do, by the scope of the grant. A delegation only
+#: narrows: the person's role (a patient's) must allow it too. Nothing here reaches the
+#: patient's account (password, devices, two-step sign-in): that stays theirs alone.
+DELEGATED_PERMISSIONS: dict[ProxyScope, frozenset[Permission]] = {
+    ProxyScope.LAB_RESULTS: frozenset({Permission.LAB_RESULT_READ}),
+    ProxyScope.TREATMENT_PLANS: frozenset({Permission.PLAN_READ}),
+    ProxyScope.MESSAGES: frozenset({Permission.MESSAGE_SEND}),
+    ProxyScope.APPOINTMENTS: frozenset({Permission.APPOINTMENT_BOOK}),
+    ProxyScope.RECORD: frozenset({Permission.READ_OWN_RECORDS}),
+}
+
+#: Which scope opens each kind of record to a proxy; a kind not named here is never theirs.
+SCOPE_OF: dict[type, ProxyScope] = {
+    LabResult: ProxyScope.LAB_RESULTS,
+    LabResultVersion: ProxyScope.LAB_RESULTS,
+    TreatmentPlan: ProxyScope.TREATMENT_PLANS,
+    TreatmentPlanVersion: ProxyScope.TREATMENT_PLANS,
+    PlanAcknowledgement: ProxyScope.TREATMENT_PLANS,
+    Conversation: ProxyScope.MESSAGES,
+    Message: ProxyScope.MESSAGES,
+    Appointment: ProxyScope.APPOINTMENTS,
+}
+
+
 def can(actor: Actor, permission: Permission) -> bool:
-    """May this actor, signed in the way it did, ever do this?"""
-    return (
-        permission in ROLE_PERMISSIONS[actor.role] and permission in METHOD_PERMISSIONS[actor.via]
+    """May this actor, signed in the way it did (and within its grant), ever do this?"""
+    if permission not in ROLE_PERMISSIONS[actor.role] or (
+        permission not in METHOD_PERMISSIONS[actor.via]
+    ):
+        return False
+    delegation = actor.acting_for
+    return delegation is None or any(
+        permission in DELEGATED_PERMISSIONS[scope] for scope in delegation.scopes
     )
 
 
 def require(actor: Actor, permission: Permission) -> None:
-    """403 when the actor's role, or the way it signed in, may never do this."""
+    """403 when the actor's role, or the way it signed in, may never do this; 404 when it
+    acts for someone else and the grant does not cover it (as for anything not theirs)."""
     if not can(actor, permission):
+        if actor.acting_for is not None:
+            raise NotFound()
         raise Forbidden()
 
 
@@ -193,7 +240,85 @@ PATIENT_FILTERS: dict[type, Callable[[Any], ColumnElement[bool]]] = {
 }
 
 
-def _scope(stmt: S, model: type[PatientOwned], role: Role, patient_id: Id, provider_id: Id) -> S:
+@dataclass(frozen=True, slots=True)
+class Narrowing:
+    """How a delegation narrows a patient's reads: the scopes its grant opens, and the rule for
+    a teenager under a parent's grant (no confidential results, none of their messages)."""
+
+    scopes: frozenset[ProxyScope]
+    teen: bool
+
+    @classmethod
+    def of(cls, delegation: Delegation | None) -> Narrowing | None:
+        if delegation is None:
+            return None
+        return cls(delegation.scopes, delegation.teen)
+
+    def allows(self, model: type) -> bool:
+        scope = SCOPE_OF.get(model)
+        if model is Attachment:  # a result's report or a message's file: either scope
+            return bool({ProxyScope.LAB_RESULTS, ProxyScope.MESSAGES} & self.scopes)
+        return scope is not None and scope in self.scopes
+
+
+def _owned_models() -> list[type]:
+    """Every kind of record a patient owns (grants on their record included)."""
+    return [m.class_ for m in Base.registry.mappers if issubclass(m.class_, PatientOwned)]
+
+
+def _confidential_results() -> Select[int]:
+    """The reader's results in a category the release policy keeps confidential (sensitive:
+    never released by a timer, e.g. sexual health)."""
+    confidential = select(ReleasePolicy.category).where(ReleasePolicy.never_auto_release)
+    return select(LabResult.id).where(
+        LabResult.patient_id == _READER_PATIENT, LabResult.category.in_(confidential)
+    )
+
+
+def _narrowed_filters(narrow: Narrowing) -> dict[type, Any]:
+    """What a proxy's reads leave out, on top of the patient's own filters: each kind of
+    record outside the grant's scopes, and a teenager's confidential results."""
+    rules: dict[type, Any] = {
+        model: (lambda _m: false()) for model in _owned_models() if not narrow.allows(model)
+    }
+    if narrow.teen and narrow.allows(LabResult):
+        rules[LabResult] = lambda m: m.id.not_in(_confidential_results())
+        rules[LabResultVersion] = lambda m: m.lab_result_id.not_in(_confidential_results())
+    # An expression, not a lambda: it depends on the narrowing, which a lambda's cache
+    # would not see.
+    rules[Attachment] = _attachments_allowed(narrow)
+    return rules
+
+
+def _attachments_allowed(narrow: Narrowing) -> ColumnElement[bool]:
+    """Files a proxy may open: a message's only with the messages scope, a result's report
+    only with the results scope (and never a teenager's confidential one)."""
+    parts: list[ColumnElement[bool]] = []
+    if ProxyScope.MESSAGES not in narrow.scopes:
+        parts.append(Attachment.message_id.is_(None))
+    if ProxyScope.LAB_RESULTS not in narrow.scopes:
+        parts.append(Attachment.lab_result_version_id.is_(None))
+    elif narrow.teen:
+        confidential = select(LabResultVersion.id).where(
+            LabResultVersion.lab_result_id.in_(_confidential_results())
+        )
+        parts.append(
+            or_(
+                Attachment.lab_result_version_id.is_(None),
+                Attachment.lab_result_version_id.not_in(confidential),
+            )
+        )
+    return and_(true(), *parts)
+
+
+def _scope(
+    stmt: S,
+    model: type[PatientOwned],
+    role: Role,
+    patient_id: Id,
+    provider_id: Id,
+    narrow: Narrowing | None = None,
+) -> S:
     if role is Role.PATIENT:
         # The same rule as `patient_id IN (their own profile's id)`, said so that the planner
         # walks the (patient_id, ...) indexes in order and stops at the page's LIMIT. A patient
@@ -201,6 +326,9 @@ def _scope(stmt: S, model: type[PatientOwned], role: Role, patient_id: Id, provi
         stmt = stmt.where(model.patient_id == patient_id)
         for target, rule in PATIENT_FILTERS.items():
             stmt = stmt.options(with_loader_criteria(target, rule, include_aliases=True))
+        if narrow is not None:
+            for target, rule in _narrowed_filters(narrow).items():
+                stmt = stmt.options(with_loader_criteria(target, rule, include_aliases=True))
     else:
         stmt = stmt.where(model.patient_id.in_(_visible_ids(role, patient_id, provider_id)))
     return stmt.execution_options(portal_scoped=True)
@@ -226,7 +354,7 @@ _READER_USER: BindParameter[int] = bindparam("reader_user_id", type_=Integer)
 
 B = TypeVar("B")
 Shape = bool | None | enum.Enum | type
-_BUILT: dict[tuple[Callable[..., Any], Role, tuple[Shape, ...]], Any] = {}
+_BUILT: dict[tuple[Callable[..., Any], Role, Any, tuple[Shape, ...]], Any] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +362,8 @@ class RoleScope:
     """The access rules for any reader of one role; the reader's ids come at execution."""
 
     role: Role
+    #: Set for a reader acting for someone else (`Narrowing.of(actor.acting_for)`).
+    narrow: Narrowing | None = None
 
     @property
     def user_id(self) -> BindParameter[int]:
@@ -252,7 +382,7 @@ class RoleScope:
 
     def scope(self, stmt: S, model: type[PatientOwned]) -> S:
         """Rows of `model` the reader may read (their own, or their assigned patients')."""
-        return _scope(stmt, model, self.role, _READER_PATIENT, _READER_PROVIDER)
+        return _scope(stmt, model, self.role, _READER_PATIENT, _READER_PROVIDER, self.narrow)
 
     def patients(self, stmt: S) -> S:
         """A query on `PatientProfile` restricted to the patients the reader may see at all.
@@ -290,9 +420,58 @@ class RoleScope:
     def own(self, stmt: S) -> S:
         """A query on `Notification` restricted to the reader's own: a notification's text
         names tests and message subjects, so only the person it was sent to reads it."""
+        if self.narrow is not None:
+            # Acting for someone else shows neither person's notifications: the proxy's own
+            # are not about this record, the patient's are not the proxy's to read.
+            stmt = stmt.where(false())
         return stmt.where(Notification.user_id == _READER_USER).execution_options(
             portal_scoped=True
         )
+
+    def held(self, stmt: S) -> S:
+        """A query on `ProxyGrant` restricted to the grants the reader holds and nobody has
+        ended (whether each is in force now is `delegation_for`'s to say)."""
+        return stmt.where(
+            ProxyGrant.proxy_user_id == _READER_USER, ProxyGrant.ended_at.is_(None)
+        ).execution_options(portal_scoped=True)
+
+
+#: A parent's or guardian's access covers the whole record below this age, and ends at the
+#: other (the teen years between: no confidential results, none of the teen's messages).
+CHILD_UNTIL, ADULT_AT = 12, 18
+
+
+def age_on(day: date, born: date) -> int:
+    """Whole years from `born` to `day`."""
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def delegation_for(
+    grant: ProxyGrant, born: date | None, patient_user_id: int | None, now: datetime
+) -> Delegation | None:
+    """What `grant` lets its holder do now, or None when it does not (not begun, ended,
+    expired, or a parent's grant for a patient who has turned 18). Decided at every request,
+    so a late job or an unsent mail never leaves access open."""
+    if grant.ended_at is not None or not grant.starts_at <= now < grant.ends_at:
+        return None
+    teen = False
+    scopes = grant.scope_set
+    if grant.relationship in PARENTAL:
+        age = None if born is None else age_on(now.date(), born)
+        if age is None or age >= ADULT_AT:
+            return None
+        teen = age >= CHILD_UNTIL
+        if teen:  # a teenager's messages are their own, whatever the grant says
+            scopes = scopes - {ProxyScope.MESSAGES}
+    return Delegation(grant.id, grant.patient_id, patient_user_id, scopes, grant.ends_at, teen)
+
+
+def acting_for(actor: Actor, delegation: Delegation) -> Actor:
+    """`actor` acting for `delegation`'s patient: the patient's reads, narrowed by the grant.
+    Only a patient-role account (a person with their own portal account) acts for another."""
+    if actor.role is not Role.PATIENT:
+        raise NotFound()
+    return replace(actor, patient_id=delegation.patient_id, acting_for=delegation)
 
 
 def scoped(build: Callable[..., B], actor: Actor, *shape: Shape) -> B:
@@ -307,19 +486,23 @@ def scoped(build: Callable[..., B], actor: Actor, *shape: Shape) -> B:
         raise TypeError(f"scoped() needs a module-level builder, not {build.__qualname__}")
     if not all(s is None or isinstance(s, bool | enum.Enum | type) for s in shape):
         raise TypeError("a statement's shape is booleans, enum members or classes only")
-    key = (build, actor.role, shape)
+    narrow = Narrowing.of(actor.acting_for)
+    key = (build, actor.role, narrow, shape)
     built = _BUILT.get(key)
     if built is None:
-        built = _BUILT[key] = build(RoleScope(actor.role), *shape)
+        built = _BUILT[key] = build(RoleScope(actor.role, narrow), *shape)
     return built
 
 
 def reader(actor: Actor, **params: Any) -> dict[str, Any]:
-    """Execution parameters for a scoped statement: the reader's ids, plus `params`."""
+    """Execution parameters for a scoped statement: the reader's ids, plus `params`. Acting
+    for someone else, "me" in a statement (a thread's participant, a message's recipient) is
+    the patient whose record it is; what the proxy writes is still signed by the proxy."""
+    delegation = actor.acting_for
     return {
         "reader_patient_id": actor.patient_id,
         "reader_provider_id": actor.provider_id,
-        "reader_user_id": actor.user_id,
+        "reader_user_id": actor.user_id if delegation is None else delegation.patient_user_id,
         **params,
     }
 

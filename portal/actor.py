@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 
-from portal.models import AuthMethod, Role, User
+from portal.models import AuthMethod, ProxyScope, Role, User
 
 
 class Door(enum.StrEnum):
@@ -41,6 +42,21 @@ class Origin:
 
 
 @dataclass(frozen=True, slots=True)
+class Delegation:
+    """Acting for patient `patient_id` under proxy grant `grant_id`: only within `scopes`, until
+    `ends_at`; for a teenager under a parent's or guardian's grant (`teen`), never their
+    confidential results nor their own messages (`access` narrows every read by it)."""
+
+    grant_id: int
+    patient_id: int
+    #: The patient's own account, when they have one ("me" in their threads).
+    patient_user_id: int | None
+    scopes: frozenset[ProxyScope]
+    ends_at: datetime
+    teen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Actor:
     """The person a request acts for, reduced to what authorization and the audit need."""
 
@@ -54,6 +70,8 @@ class Actor:
     session_id: int | None = None
     #: The door the request came through.
     door: Door = Door.PAGE
+    #: Set when the person acts for another patient (then `patient_id` is that patient's).
+    acting_for: Delegation | None = None
 
     @classmethod
     def of(
@@ -74,4 +92,4 @@ class Actor:
         )
 
 
-__all__ = ["ORIGIN_KEY", "Actor", "Door", "Origin"]
+__all__ = ["ORIGIN_KEY", "Actor", "Delegation", "Door", "Origin"]

@@ -84,6 +84,9 @@ def _with_channel(actor: Actor | None, detail: dict[str, Any] | None) -> dict[st
     if actor is not None and actor.session_id is not None:
         detail.setdefault("via", str(actor.via))
         detail.setdefault("channel", str(actor.door))
+    if actor is not None and actor.acting_for is not None:
+        # Made through a proxy grant: the proxy is the actor, the patient the subject.
+        detail.setdefault("proxy_grant", actor.acting_for.grant_id)
     return detail
 
 
@@ -146,7 +149,7 @@ def commit_read(
             "patient_id": subject.patient_id,
             "outcome": outcome,
             "detail": json.dumps(
-                {"via": str(actor.via), "channel": str(actor.door), **(detail or {})},
+                {"via": str(actor.via), "channel": str(actor.door), **_with_channel(actor, detail)},
                 sort_keys=True,
                 separators=(",", ":"),
             ),

@@ -29,6 +29,7 @@ from portal.models.messaging import (
 from portal.models.notifications import EventType, Notification
 from portal.models.owned import PatientOwned
 from portal.models.plans import PlanAcknowledgement, PlanStatus, TreatmentPlan, TreatmentPlanVersion
+from portal.models.proxies import PARENTAL, ProxyGrant, ProxyRelationship, ProxyScope
 from portal.models.sessions import AuthMethod, UserSession
 from portal.models.users import (
     ActivationCode,
@@ -48,6 +49,10 @@ from portal.models.users import (
 )
 
 __all__ = [
+    "PARENTAL",
+    "ProxyGrant",
+    "ProxyRelationship",
+    "ProxyScope",
     "ActivationCode",
     "Appointment",
     "AppointmentStatus",

@@ -70,6 +70,8 @@ class Entity(enum.StrEnum):
     #: A patient's whole record: the printable summary, the download.
     PATIENT_RECORD = "patient_record"
     PROVIDER_PROFILE = "provider_profile"
+    #: A grant to open another patient's record (`ProxyGrant`).
+    PROXY_GRANT = "proxy_grant"
     RELEASE_POLICY = "release_policy"
     #: An account's sign-in pause (failed attempts counted against its address).
     SIGN_IN_THROTTLE = "sign_in_throttle"

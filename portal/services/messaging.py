@@ -328,7 +328,9 @@ def reply(
     if actor.user_id not in people:
         # A provider of the care team joins the thread by replying to it.
         session.add(ConversationParticipant(conversation_id=conversation.id, user_id=actor.user_id))
-    others = [u for u in people if u != actor.user_id]
+    # A proxy writes on the patient's side of the thread: neither is the other's recipient.
+    side = {actor.user_id, actor.acting_for.patient_user_id if actor.acting_for else None}
+    others = [u for u in people if u not in side]
     if actor.role is Role.PATIENT or not others:
         recipient = others[0] if others else actor.user_id
     else:

@@ -37,6 +37,8 @@ from portal.models import (
     BookingMode,
     CareAssignmentRequest,
     PatientProfile,
+    ProxyRelationship,
+    ProxyScope,
     ReleaseMode,
     ResultStatus,
     Role,
@@ -53,6 +55,7 @@ from portal.services import (
     patients,
     plans,
     profiles,
+    proxies,
     record_export,
     recovery,
     schedule,
@@ -209,8 +212,31 @@ def _two_factor_on(w: World, a: Actor) -> Args:
     return call(two_factor.current_code(secret, later), limits=sign_in_limits())
 
 
+def _a_proxy_grant(w: World, _a: Actor) -> Args:
+    return call(
+        w.people.user("bob"),
+        ProxyRelationship.CAREGIVER,
+        frozenset({ProxyScope.APPOINTMENTS}),
+    )
+
+
+def _a_recorded_grant(w: World, _a: Actor) -> Args:
+    return call(
+        w.patient_id,
+        w.people.user("bob"),
+        ProxyRelationship.CAREGIVER,
+        frozenset({ProxyScope.APPOINTMENTS}),
+        legal_basis="lasting power of attorney",
+        ends_at=utcnow() + timedelta(days=30),
+    )
+
+
 PM = Permission
 VERBS: tuple[Verb, ...] = (
+    # proxies
+    Verb(proxies.grant, PM.SHARE_OWN_RECORD, _a_proxy_grant),
+    Verb(proxies.grants_on_my_record, PM.READ_OWN_RECORDS, lambda w, a: call()),
+    Verb(proxies.record_grant, PM.CARE_TEAMS_MANAGE, _a_recorded_grant),
     # accounts
     Verb(
         accounts.register_patient,
@@ -515,6 +541,7 @@ def test_a_token_never_manages_accounts_care_teams_settings_or_its_owners_accoun
         Permission.CARE_TEAMS_MANAGE,
         Permission.SETTINGS_MANAGE,
         Permission.OWN_ACCOUNT,
+        Permission.SHARE_OWN_RECORD,
     }
     assert METHOD_PERMISSIONS[AuthMethod.SESSION] == set(Permission)
 
