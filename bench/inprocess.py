@@ -37,7 +37,7 @@ from sqlalchemy import event  # noqa: E402
 
 from portal import create_app  # noqa: E402
 
-PASSWORD = "Demo-Portal-2026!"  # noqa: S105  (the public demo password, CONTRACT §4)
+PASSWORD = "Demo-Portal-2026!"  # noqa: S105  (every demo account's password, public in the README)
 
 
 def main() -> None:

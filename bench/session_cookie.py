@@ -11,7 +11,7 @@ import sys
 import urllib.parse
 import urllib.request
 
-PASSWORD = "Demo-Portal-2026!"  # noqa: S105  (the public demo password, CONTRACT §4)
+PASSWORD = "Demo-Portal-2026!"  # noqa: S105  (every demo account's password, public in the README)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -57,7 +57,7 @@ def db_downgrade(revision: str) -> None:
 @click.option("--labs-per-patient", default=20, help="Results per generated patient.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when accounts already exist.")
 def demo_seed(patients: int, labs_per_patient: int, if_empty: bool) -> None:
-    """Create the demo accounts and realistic data (CONTRACT §4)."""
+    """Create the demo accounts and realistic data; never in production."""
     from portal import demo
 
     if current_app.config["PORTAL_ENV"] == "production":

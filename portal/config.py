@@ -1,4 +1,5 @@
-"""Settings from the environment (CONTRACT §2). Production refuses to start without its secrets."""
+"""Settings from the environment (the README's Configuration table lists them). Production
+refuses to start without its secrets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Demo data (CONTRACT §4): the demo accounts and realistic records, made through the services.
+"""Demo data (never in production): the demo accounts listed in the README and realistic
+records, made through the services.
 
 The services read the clock, so each step runs with the clock set to when it "happened":
 the history (versions, audit entries, notifications) is exactly what real use would leave.
@@ -38,7 +39,7 @@ from portal.services import accounts, appointments, attachments, labs, messaging
 from portal.services.catalog import BY_CODE, CATALOG, TestDefinition
 from portal.transactions import unit_of_work
 
-PASSWORD = "Demo-Portal-2026!"  # noqa: S105  (the public demo password, CONTRACT §4)
+PASSWORD = "Demo-Portal-2026!"  # noqa: S105  (every demo account's password, public in the README)
 MINIMAL_PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
     b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
@@ -241,7 +242,7 @@ DEMO_PORTAL_URL = "http://127.0.0.1:5000"
 
 
 def seed(session: Session) -> None:
-    """The demo accounts of CONTRACT §4 with their records, in one unit of work; the audit
+    """The demo accounts (the README lists them) with their records, in one unit of work; the audit
     entries they made are then sealed into the chain (the worker would, a second later)."""
     with unit_of_work(session):
         _seed(session)

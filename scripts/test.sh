@@ -78,8 +78,21 @@ echo
 echo "== pytest on SQLite =="
 # The tests make their own SQLite files in temporary directories when this is unset.
 # The slowest tests are named (--durations), so that the suite's time can be kept in view.
-(unset TEST_DATABASE_URL; run_pytest --durations=15 "${browser_args[@]}" "$@")
+# This run also measures the coverage of portal/ (pyproject's [tool.coverage.*]; the data stays
+# in .coverage: `.venv/bin/coverage report` or `coverage html` for file by file) and fails under
+# its floor (`fail_under`). The floor is for the whole run: with arguments of your own or without
+# the browser tests the total is printed and not checked.
+cov_args=(--cov=portal --cov-report=)
+partial=""
+if [ "$#" -gt 0 ] || [ "${#browser_args[@]}" -gt 0 ]; then
+    partial=1
+    cov_args+=(--cov-fail-under=0)
+fi
+(unset TEST_DATABASE_URL; run_pytest --durations=15 "${cov_args[@]}" "${browser_args[@]}" "$@")
 sqlite_status=$?
+if [ -n "$partial" ] && [ -f .coverage ]; then
+    echo "Coverage of portal/ over this partial run: $("$VENV/bin/coverage" report --format=total --fail-under=0)% (the floor is not checked)"
+fi
 
 # -- Any day of the week -------------------------------------------------------------------------
 # No test may depend on the weekday or hour it runs: the non-browser suite runs again with the

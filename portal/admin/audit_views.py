@@ -26,7 +26,7 @@ from portal.models import AuditAction, AuditOutcome, Entity
 from portal.transactions import unit_of_work
 from portal.web.htmx import render
 from portal.web.identity import current_actor
-from portal.web.lists import page_of
+from portal.web.lists import answer, page_of
 
 # ASCII digits only: `"²".isdigit()` is True but `int("²")` raises.
 _LIMIT = re.compile(r"[0-9]{1,6}")
@@ -152,7 +152,7 @@ def audit_log() -> tuple[str, int] | str:
         action_names=ACTION_NAMES,
         outcome_names=OUTCOME_NAMES,
     )
-    return body if valid and cursor_error is None else (body, 422)
+    return answer(body, cursor_error, status=200 if valid else 422)
 
 
 @bp.get("/audit.csv")

@@ -45,7 +45,7 @@ from portal.services import patients as roster
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.identity import current_actor
-from portal.web.lists import page_of
+from portal.web.lists import answer, page_of
 
 Page = str | tuple[str, int] | Response
 
@@ -63,7 +63,7 @@ def patients() -> Page:
     actor, q = current_actor(), (request.args.get("q") or "").strip()[:100]
     page, refused = page_of(lambda cursor: roster.search(db.session, actor, q, cursor=cursor))
     body = render("admin/patients.html", fragment="patient_list", page=page, q=q, refused=refused)
-    return (body, 422) if refused else body
+    return answer(body, refused)
 
 
 def _portal_url() -> str:
@@ -276,7 +276,7 @@ def users() -> Page:
         lambda cursor: account_admin.search_users(db.session, actor, q, cursor=cursor)
     )
     body = render("admin/users.html", fragment="user_list", page=page, q=q, refused=refused)
-    return (body, 422) if refused else body
+    return answer(body, refused)
 
 
 def _account_page(user_id: int, form: EditUserForm | None = None, status: int = 200) -> Page:

@@ -1,6 +1,6 @@
-"""The JSON API (CONTRACT §6) under /api/v1: a thin door onto the same services, policy,
-transactions and audit as the pages. Its modules declare operations (`operations.operation`)
-with pydantic models; `spec` turns them into the OpenAPI document."""
+"""The JSON API under /api/v1 (what it promises: docs/api.md): a thin door onto the same
+services, policy, transactions and audit as the pages. Its modules declare operations
+(`operations.operation`) with pydantic models; `spec` turns them into the OpenAPI document."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Providers, their open slots and appointments (CONTRACT §6).
+"""Providers, their open slots and appointments (docs/api.md).
 
 Whom a caller may book with, which slots they may see, which visits are theirs and who may
 cancel what are the appointments service's rules; this module parses, calls one verb and

@@ -1,4 +1,4 @@
-"""The audit log (CONTRACT §6): the administrators' report and a patient's own access log.
+"""The audit log (docs/api.md): the administrators' report and a patient's own access log.
 
 Both answer from `portal.audit.report`, the same functions as the admin page, its CSV export
 and the patient's profile page; who may read which is theirs to decide (403 otherwise).

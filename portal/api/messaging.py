@@ -1,5 +1,5 @@
 """Secure messages: the caller's conversations, their messages, new threads, replies and
-read receipts (CONTRACT §6).
+read receipts (docs/api.md).
 
 Who may see a thread, write to whom and mark what read is the messaging service's; this module
 parses, calls one verb and shapes the answer. People are named by user id (`from`, `to`,

@@ -1,4 +1,4 @@
-"""Patients and their lab results (CONTRACT §6): the roster, one profile, a patient's results,
+"""Patients and their lab results (docs/api.md): the roster, one profile, a patient's results,
 one result with its history, a new result and a correction or amendment.
 
 Every rule (who may see or change which patient or result, what a patient never sees, the

@@ -1,4 +1,4 @@
-"""Treatment plans: a patient's list, a new draft, and the lifecycle steps (CONTRACT §6).
+"""Treatment plans: a patient's list, a new draft, and the lifecycle steps (docs/api.md).
 
 Every rule (who may see or change which plan, which state allows which step, drafts hidden
 from patients) is the plans service's; this module parses, calls one verb and shapes the plan.

@@ -1,4 +1,4 @@
-"""The caller's own record as FHIR: `GET /me/record` (CONTRACT §6).
+"""The caller's own record as FHIR: `GET /me/record` (docs/api.md).
 
 The answer is a FHIR R4 Bundle made by `services.record_export` (the same content as the
 printable summary page and the profile's download), not one of this API's own objects: it

@@ -53,7 +53,6 @@ from portal.services import (
     attachments,
     labs,
     messaging,
-    paging,
     plans,
     profiles,
     record_export,
@@ -68,7 +67,7 @@ from portal.web.downloads import attachment_response, content_disposition
 from portal.web.forms import flash_once, read_notifications, run, submit
 from portal.web.htmx import render
 from portal.web.identity import current_account, current_actor
-from portal.web.lists import page_of
+from portal.web.lists import answer, page_of
 from portal.web.templating import format_datetime, local, slot_choices
 from portal.web.uploads import upload_of
 
@@ -112,14 +111,12 @@ def lab_results() -> Page:
     actor = current_actor()
     args = request.args
     filters, errors = labs.parse_filter(args.get("test"), args.get("from"), args.get("to"))
-    cursor = args.get("cursor") or None
-    try:
-        page = labs.latest_page(db.session, actor, filters, cursor=cursor)
-    except paging.InvalidCursor as exc:
-        # A page link that was edited or cut short: show the first page and say so.
-        errors["cursor"] = _(exc.message)
-        cursor = None
-        page = labs.latest_page(db.session, actor, filters)
+    page, refused = page_of(
+        lambda cursor: labs.latest_page(db.session, actor, filters, cursor=cursor)
+    )
+    if refused:
+        errors["cursor"] = refused
+    cursor = None if refused else args.get("cursor") or None
     new_ids = dashboards.unread_entity_ids(
         db.session,
         actor,
@@ -183,7 +180,7 @@ def treatment_plans() -> Page:
     )
     refused = refused or refused_done
     body = render("patient/treatment_plans.html", active=active, completed=done, refused=refused)
-    return (body, 422) if refused else body
+    return answer(body, refused)
 
 
 @bp.get("/treatment-plans/<int:plan_id>")
@@ -243,7 +240,7 @@ def messages() -> Page:
     actor = current_actor()
     page, refused = page_of(lambda cursor: messaging.inbox(db.session, actor, cursor=cursor))
     body = render("patient/messages.html", fragment="threads", page=page, refused=refused)
-    return (body, 422) if refused else body
+    return answer(body, refused)
 
 
 def _uploads(files: list[FileStorage]) -> list[attachments.Upload]:
@@ -372,9 +369,7 @@ def _appointments_page(error: str | None = None, status: int = 200) -> Page:
         cancel_error=error or refused or refused_past,
         form=EmptyForm(),
     )
-    if refused or refused_past:
-        status = 422
-    return (body, status) if status != 200 else body
+    return answer(body, refused, refused_past, status=status)
 
 
 @bp.get("/appointments")
@@ -512,7 +507,6 @@ def _profile_page(
     )
     if refused:
         flash(refused, "error")
-        status = 422
     body = render(
         "patient/profile.html",
         profile=profile,
@@ -520,7 +514,7 @@ def _profile_page(
         password=password or ChangePasswordForm(prefix="pw"),
         access_log=access_log,
     )
-    return (body, status) if status != 200 else body
+    return answer(body, refused, status=status)
 
 
 @bp.get("/profile")

@@ -1,5 +1,5 @@
-"""Real-time events (CONTRACT §7): the socket (`ws`), the per-process bus that wakes it
-(`bus`), and the badge fragment a page fetches for the words (`views`)."""
+"""Real-time events (what they promise: docs/events.md): the socket (`ws`), the per-process
+bus that wakes it (`bus`), and the badge fragment a page fetches for the words (`views`)."""
 
 from portal.realtime.ws import init_app
 

@@ -1,4 +1,4 @@
-"""`GET /ws` (CONTRACT §7): the signed-in user's events, as ids, the moment they commit.
+"""`GET /ws` (docs/events.md): the signed-in user's events, as ids, the moment they commit.
 
 The third door into the same rooms: the session cookie and its validity rule (`identity`,
 `sessions`), the scoped read of `access.py` (`notifications.events_after`), nothing else.

@@ -1,6 +1,6 @@
 """Stored notifications: staged in the same transaction as the change they announce.
 
-They are also the real-time event stream (CONTRACT §7): a notification's id is its event id,
+They are also the real-time event stream (docs/events.md): a notification's id is its event id,
 so a socket that saw event N asks for what the reader may see after N (`events_after`), and a
 user who was away finds the same rows as "new" at the next sign-in.
 """
@@ -208,7 +208,8 @@ def open_own(session: Session, actor: Actor, event_id: int) -> Notification:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """What a socket sends: ids and a time, never the notification's text (CONTRACT §7)."""
+    """What a socket sends: ids and a time, never the notification's text
+    (docs/events.md: `type`, `id`, `patientId`, `at`)."""
 
     event_id: int
     type: EventType

@@ -30,7 +30,7 @@ from portal.web.audit_reads import shown
 from portal.web.forms import read_notifications, run, submit
 from portal.web.htmx import render
 from portal.web.identity import current_actor
-from portal.web.lists import page_of
+from portal.web.lists import answer, page_of
 from portal.web.templating import slot_choices
 
 Page = str | tuple[str, int] | BaseResponse
@@ -49,7 +49,7 @@ def _queue(status: int = 200, error: str | None = None) -> Page:
         error=error or refused,
         decline_form=DeclineForm(formdata=None),
     )
-    return body, 422 if (refused or status == 422) else status
+    return answer(body, refused, status=status)
 
 
 @bp.get("/appointments/requests")
@@ -129,7 +129,7 @@ def notifications_list() -> Page:
     actor = current_actor()
     page, refused = page_of(lambda cursor: notifications.own_page(db.session, actor, cursor=cursor))
     body = render("staff/notifications.html", page=page, error=refused)
-    return (body, 422) if refused else body
+    return answer(body, refused)
 
 
 def _target(note: Notification) -> str:

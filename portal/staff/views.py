@@ -61,7 +61,7 @@ from portal.web.downloads import attachment_response
 from portal.web.forms import run, submit
 from portal.web.htmx import render
 from portal.web.identity import current_actor
-from portal.web.lists import page_of
+from portal.web.lists import answer, page_of
 from portal.web.templating import reader_zone
 from portal.web.uploads import upload_of
 
@@ -133,7 +133,7 @@ def patients() -> Page:
     actor, q = current_actor(), (request.args.get("q") or "").strip()[:100]
     page, refused = page_of(lambda cursor: roster.search(db.session, actor, q, cursor=cursor))
     body = render("staff/patients.html", fragment="patient_list", page=page, q=q, refused=refused)
-    return (body, 422) if refused else body
+    return answer(body, refused)
 
 
 @bp.get("/patients/<int:patient_id>")
@@ -452,7 +452,7 @@ def messages() -> Page:
     actor = current_actor()
     page, refused = page_of(lambda cursor: messaging.team_inbox(db.session, actor, cursor=cursor))
     body = render("staff/messages.html", fragment="threads", page=page, refused=refused)
-    return (body, 422) if refused else body
+    return answer(body, refused)
 
 
 def _thread_page(conversation_id: int, form: ReplyForm, status: int = 200) -> Page:

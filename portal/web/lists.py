@@ -1,4 +1,5 @@
-"""Lists on pages: the page a request's `cursor` names, or the first page and why."""
+"""Lists on pages: the page a request's `cursor` names, or the first page and why, and the
+status that goes with it."""
 
 from __future__ import annotations
 
@@ -22,3 +23,11 @@ def page_of(
         return read(request.args.get(param) or None), None
     except paging.InvalidCursor as exc:
         return read(None), gettext(exc.message)
+
+
+def answer(body: str, *refusals: str | None, status: int = 200) -> str | tuple[str, int]:
+    """`body` with its status: 422 when any of the page's lists refused its cursor (`page_of`
+    showed the first page and said why), else `status`."""
+    if any(refusals):
+        status = 422
+    return body if status == 200 else (body, status)

@@ -198,18 +198,6 @@ def init_app(app: Flask) -> None:
             "events_position": nav.position,
         }
 
-    # Shared macros are globals, so a fragment rendered alone (render_block skips a page's
-    # top-level imports) has them too.
-    shared = {
-        "_macros/forms.html": ("field", "error_summary", "button_form"),
-        "_macros/patients.html": ("patient_search",),
-        "_macros/pages.html": ("pager",),
-    }
-    with app.app_context():
-        for template, names in shared.items():
-            macros = app.jinja_env.get_template(template).module
-            for name in names:
-                app.jinja_env.globals[name] = getattr(macros, name)
     app.jinja_env.globals["person"] = _person
     app.jinja_env.globals["attachment_limits"] = attachments.limits
     app.jinja_env.globals["FLAG_TEXT"] = FLAG_TEXT
@@ -232,6 +220,19 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["reader_zone"] = reader_zone
     app.jinja_env.globals["time_zone_form"] = time_zone_form
     app.jinja_env.globals["clinic_zone"] = lambda: zones.clinic_zone().key
+    # Shared macros are globals, so a fragment rendered alone (render_block skips a page's
+    # top-level imports) has them too. Loaded last: compiling them needs the filters above.
+    shared = {
+        "_macros/forms.html": ("field", "error_summary", "button_form"),
+        "_macros/patients.html": ("patient_search",),
+        "_macros/pages.html": ("pager",),
+        "_macros/labs.html": ("lab_filters", "lab_row", "staff_lab_row"),
+    }
+    with app.app_context():
+        for template, names in shared.items():
+            macros = app.jinja_env.get_template(template).module
+            for name in names:
+                app.jinja_env.globals[name] = getattr(macros, name)
 
 
 @pass_context

@@ -230,7 +230,7 @@
   });
 
   // ---------------------------------------------------------------------------------------------
-  // Live events (CONTRACT §7). The socket says *that* something changed, as ids only; the parts
+  // Live events (docs/events.md). The socket says *that* something changed, as ids only; the parts
   // of the page that show it fetch themselves again through their usual, scoped and audited
   // routes: the nav badge (which also brings the one sentence to announce), and any element
   // listening with hx-trigger="portal:<type> from:body" or "portal:<type>-<id> from:body".

@@ -1,4 +1,4 @@
-"""Real-time events over a real WebSocket (CONTRACT §7), against the served app.
+"""Real-time events over a real WebSocket (docs/events.md), against the served app.
 
 Changes are made the way people make them (the API with a provider's token, the pages with a
 session), and a patient's socket, opened the way the page opens it, receives ids only.

@@ -1,4 +1,4 @@
-"""Configuration from the environment (CONTRACT §2)."""
+"""Configuration from the environment: the variables of the README's Configuration table."""
 
 from __future__ import annotations
 
