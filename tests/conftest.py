@@ -162,6 +162,7 @@ DEMO_EMAILS = {
     "alice": "alice@example.org",
     "bob": "bob@example.org",
     "carol": "carol@example.org",
+    "dan": "dan@example.org",
     "dr_chen": "dr.chen@example.org",
     "dr_okafor": "dr.okafor@example.org",
     "admin": "admin@example.org",

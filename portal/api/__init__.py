@@ -63,6 +63,7 @@ def init_app(app: Flask) -> None:
         messaging,
         patients,
         plans,
+        proxies,
         record,
         reference,
         tokens,

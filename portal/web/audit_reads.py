@@ -108,12 +108,12 @@ def subject_of(spec: AuditSpec, actor: Actor, *, denied: bool) -> Subject:
 
 def _record_view(spec: AuditSpec, response: Response) -> None:
     from portal.extensions import db
-    from portal.web.identity import signed_in_actor
+    from portal.web.identity import record_actor
 
     outcome = _outcome_for(response.status_code)
     if outcome is AuditOutcome.SUCCESS and response.mimetype == "application/problem+json":
         return  # an API refusal (422) shows no record: only which input was refused
-    actor = signed_in_actor() if outcome is not None else None
+    actor = record_actor() if outcome is not None else None
     if outcome is None or actor is None:
         return
     denied = outcome is AuditOutcome.DENIED

@@ -21,7 +21,7 @@ from werkzeug.exceptions import Unauthorized
 
 from portal.actor import ORIGIN_KEY, Actor, Door, Origin
 from portal.extensions import db, login_manager
-from portal.models import AuthMethod, User
+from portal.models import AuthMethod, Role, User
 from portal.services import sessions, throttle
 from portal.transactions import unit_of_work
 from portal.web import doors
@@ -104,6 +104,27 @@ def current_actor() -> Actor:
     return actor
 
 
+def actor_for_record(patient_id: int) -> Actor:
+    """Who reads patient `patient_id`'s record in this request: the signed-in person, or, for a
+    patient opening someone else's, that person acting for them under a grant they hold now
+    (404 when they hold none, as for anything not theirs). Decided again at every request: a
+    grant ended a moment ago opens nothing."""
+    from portal.services import proxies
+
+    actor = current_actor()
+    if actor.role is not Role.PATIENT or patient_id == actor.patient_id:
+        return actor
+    g.record_actor = proxies.open_record(db.session, actor, patient_id)
+    return g.record_actor
+
+
+def record_actor() -> Actor | None:
+    """The actor this request read a record as (`actor_for_record`), else the signed-in one:
+    what the audit names, the grant included."""
+    found: Actor | None = g.get("record_actor")
+    return found if found is not None else signed_in_actor()
+
+
 def current_account() -> User | None:
     """The signed-in user's own account row (names, email, last sign-in), for display."""
     if signed_in_actor() is None:
@@ -178,4 +199,13 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = None
 
 
-__all__ = ["SESSION_KEY", "begin", "current_account", "current_actor", "forget", "signed_in_actor"]
+__all__ = [
+    "SESSION_KEY",
+    "actor_for_record",
+    "begin",
+    "current_account",
+    "current_actor",
+    "forget",
+    "record_actor",
+    "signed_in_actor",
+]
