@@ -1,6 +1,7 @@
-"""Proxy access through the API: the records the caller may open for someone else, and who
-may open the caller's own. A proxy then calls the patient's routes (`/patients/{id}/...`)
-with the patient's id, within the grant (`web.identity.actor_for_record`)."""
+"""Proxy access through the API: the records the caller may open for someone else (`GET /me`'s
+`proxyFor`), and who may open the caller's own. A proxy then calls the patient's routes
+(`/patients/{id}/...`) with the patient's id, within the grant
+(`web.identity.actor_for_record`)."""
 
 from __future__ import annotations
 
@@ -67,36 +68,19 @@ class ProxyListOut(Schema):
     items: list[ProxyOut]
 
 
-class ProxyForListOut(Schema):
-    model_config = with_example({"items": [example_of(ProxyForOut)]})
-
-    items: list[ProxyForOut]
-
-
-@operation(
-    bp,
-    "GET",
-    "/me/proxy-for",
-    summary="Records I may open for someone else",
-    tag=TAG,
-    response=ProxyForListOut,
-)
-@audited(AuditAction.VIEW, Entity.PROXY_GRANT)
-def proxy_for(session: Session, actor: Actor) -> ProxyForListOut:
+def proxy_for(session: Session, actor: Actor) -> list[ProxyForOut]:
     """Each record the caller may open now for someone else (a child, a person they care for),
     by the patient's name; grants not begun, ended, expired or outgrown are not listed."""
-    return ProxyForListOut(
-        items=[
-            ProxyForOut(
-                patient_id=held.patient_id,
-                display_name=held.display_name,
-                relationship=str(held.relationship),
-                scopes=sorted(held.delegation.scopes),
-                ends_at=held.delegation.ends_at,
-            )
-            for held in proxies.held_records(session, actor)
-        ]
-    )
+    return [
+        ProxyForOut(
+            patient_id=held.patient_id,
+            display_name=held.display_name,
+            relationship=str(held.relationship),
+            scopes=sorted(held.delegation.scopes),
+            ends_at=held.delegation.ends_at,
+        )
+        for held in proxies.held_records(session, actor)
+    ]
 
 
 @operation(

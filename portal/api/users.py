@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from portal.access import Actor
 from portal.api import bp
 from portal.api.operations import operation
+from portal.api.proxies import ProxyForOut, proxy_for
 from portal.api.schemas import Instant, PatientOut, ProviderOut, Schema, example_of, with_example
 from portal.audit import audited
 from portal.models import AuditAction, Entity
@@ -24,6 +25,7 @@ class MeOut(Schema):
             "signedInWith": "token",
             "patient": example_of(PatientOut),
             "provider": None,
+            "proxyFor": [example_of(ProxyForOut)],
         }
     )
 
@@ -36,6 +38,8 @@ class MeOut(Schema):
     signed_in_with: str
     patient: PatientOut | None = None
     provider: ProviderOut | None = None
+    #: The records this person may open for someone else now (proxy access).
+    proxy_for: list[ProxyForOut] = []
 
 
 @operation(
@@ -47,7 +51,7 @@ class MeOut(Schema):
     response=MeOut,
 )
 @audited(AuditAction.VIEW, Entity.USER_ACCOUNT)
-def me(_s: Session, actor: Actor) -> MeOut:
+def me(session: Session, actor: Actor) -> MeOut:
     """The account, with its patient or provider profile."""
     user = current_account()
     assert user is not None  # the blueprint's gate answered 401 otherwise
@@ -60,4 +64,5 @@ def me(_s: Session, actor: Actor) -> MeOut:
         signed_in_with=str(actor.via),
         patient=PatientOut.model_validate(user.patient) if user.patient else None,
         provider=ProviderOut.model_validate(user.provider) if user.provider else None,
+        proxy_for=proxy_for(session, actor),
     )

@@ -34,11 +34,11 @@ def test_a_caregiver_reads_within_the_grant_and_every_read_names_it(
     dan = people.user("dan").patient.id
     carol = api("carol")
 
-    listed = carol.get("/me/proxy-for")
+    listed = carol.get("/me")
     results = carol.get(f"/patients/{dan}/lab-results")
 
     assert listed.status_code == 200
-    (held,) = listed.json["items"]
+    (held,) = listed.json["proxyFor"]
     assert (held["patientId"], held["relationship"]) == (dan, "caregiver")
     assert held["scopes"] == ["appointments", "lab-results"]
     assert results.status_code == 200, results.get_data(as_text=True)[:300]
@@ -68,7 +68,7 @@ def test_the_patient_sees_who_holds_access_and_removing_it_takes_effect_at_once(
     ]
     assert removed.status_code == 204
     problem(carol.get(f"/patients/{dan}/lab-results"), 404)
-    assert carol.get("/me/proxy-for").json["items"] == []
+    assert carol.get("/me").json["proxyFor"] == []
     assert dans.get("/me/proxies").json["items"] == []
     # Nobody else removes it (a second time, or bob): not theirs.
     problem(api("bob").delete(f"/me/proxies/{grant_id}"), 404)
