@@ -94,6 +94,7 @@ class AccessLogOut(Schema):
             "role": "Provider",
             "action": "Viewed",
             "record": "a lab result",
+            "proxy": False,
         }
     )
 
@@ -102,6 +103,8 @@ class AccessLogOut(Schema):
     role: str
     action: str
     record: str
+    #: Someone acting for the caller under a proxy grant.
+    proxy: bool
 
 
 def _event(row: report.AuditRow) -> AuditEventOut:

@@ -327,6 +327,7 @@ ENTITY_WORDS: dict[str, LazyString] = {
     "appointment_list": _l("your appointments"),
     "care_assignment": _l("your care team"),
     "care_team": _l("your care team"),
+    "proxy_grant": _l("who can see your record"),
     "user_account": _l("your account"),
     "user_account.email": _l("your account's email address"),
     "patient_profile.contact_email": _l("your contact email address"),
@@ -340,6 +341,8 @@ ENTITY_WORDS: dict[str, LazyString] = {
 }
 
 ROLE_WORDS = {"provider": _l("Provider"), "admin": _l("Administrator"), "patient": _l("You")}
+#: Another patient's account acting on this record: only a proxy grant lets one.
+PROXY_WORD = _l("Proxy")
 
 # Sign-ins, sign-outs and refused attempts are about the account, not about records.
 _NOT_RECORD_ACCESS = (
@@ -359,6 +362,8 @@ class AccessLogEntry:
     role: str
     action: str
     record: str
+    #: Someone acting for the patient under a proxy grant (a parent, a caregiver).
+    proxy: bool = False
 
 
 def _staff_name(role: str | None, provider_name: str | None) -> str:
@@ -391,8 +396,11 @@ def _access_log(rs: RoleScope) -> paging.KeysetStatements:
             AuditEvent.action,
             AuditEvent.entity_type,
             ProviderProfile.display_name,
+            PatientProfile.display_name.label("proxy_name"),
         )
         .outerjoin(ProviderProfile, ProviderProfile.user_id == AuditEvent.actor_id)
+        # Another patient's account here acted under a proxy grant: named, as a proxy.
+        .outerjoin(PatientProfile, PatientProfile.user_id == AuditEvent.actor_id)
         .where(
             AuditEvent.patient_id == rs.patient_id,
             AuditEvent.actor_id.is_not(None),
@@ -418,15 +426,21 @@ def access_log_for_patient(
     page = scoped(_access_log, actor).page(
         session, reader(actor), cursor=cursor, limit=paging.clamp(limit), key_of=lambda r: (r[0],)
     )
-    entries = [
-        AccessLogEntry(
-            occurred_at=r.occurred_at,
-            who=_staff_name(r.actor_role, r.display_name),
-            # In the reader's language now (the API's stays English: see portal.i18n).
-            role=str(ROLE_WORDS.get(r.actor_role or "") or gettext("Staff")),
-            action=str(ACTION_WORDS.get(r.action) or pgettext("access log", "Changed")),
-            record=str(ENTITY_WORDS.get(r.entity_type) or gettext("your records")),
-        )
-        for r in page.rows
-    ]
-    return replace(page, rows=entries)
+    return replace(page, rows=[_access_log_entry(r) for r in page.rows])
+
+
+def _access_log_entry(r: Any) -> AccessLogEntry:
+    """One row in words, in the reader's language now (the API's stays English)."""
+    if r.actor_role == Role.PATIENT:  # another patient's account: a proxy, by name
+        who, role, proxy = r.proxy_name, str(PROXY_WORD), True
+    else:
+        who = _staff_name(r.actor_role, r.display_name)
+        role, proxy = str(ROLE_WORDS.get(r.actor_role or "") or gettext("Staff")), False
+    return AccessLogEntry(
+        occurred_at=r.occurred_at,
+        who=who,
+        role=role,
+        action=str(ACTION_WORDS.get(r.action) or pgettext("access log", "Changed")),
+        record=str(ENTITY_WORDS.get(r.entity_type) or gettext("your records")),
+        proxy=proxy,
+    )

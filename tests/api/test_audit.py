@@ -166,6 +166,7 @@ def test_a_patient_reads_who_touched_their_records(
         "role": "Provider",
         "action": "Created",
         "record": "an appointment",
+        "proxy": False,
     }
     assert newest["occurredAt"].startswith("2030-01-07T09:00:00")
     assert body["nextCursor"] is not None  # the demo's own history follows

@@ -47,6 +47,11 @@ def test_a_caregiver_reads_within_the_grant_and_every_read_names_it(
     (entry,) = entries_for(session, results)
     assert (entry.actor_id, entry.patient_id) == (people.user("carol").id, dan)
     assert f'"proxy_grant":{grant_id}' in entry.detail
+    # Dan's access log names her, as his proxy.
+    log = api("dan").get("/me/access-log").json["items"]
+    assert {"who": "Carol Jensen", "role": "Proxy", "proxy": True} in [
+        {k: e[k] for k in ("who", "role", "proxy")} for e in log
+    ]
     # Outside the grant's scopes, and another patient's record: as for anything not hers.
     problem(carol.get(f"/patients/{dan}/treatment-plans"), 404)
     problem(carol.get(f"/patients/{people.user('bob').patient.id}/lab-results"), 404)
