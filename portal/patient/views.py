@@ -55,6 +55,7 @@ from portal.services import (
     messaging,
     plans,
     profiles,
+    proxies,
     record_export,
     screens,
 )
@@ -62,6 +63,7 @@ from portal.services import (
     dashboard as dashboards,
 )
 from portal.transactions import unit_of_work
+from portal.web import identity
 from portal.web.audit_reads import shows
 from portal.web.downloads import attachment_response, content_disposition
 from portal.web.forms import flash_once, read_notifications, run, submit
@@ -82,6 +84,12 @@ def _query_id(name: str) -> int | None:
     return int(raw) if _ID.fullmatch(raw) else None
 
 
+def _form_id(name: str) -> int | None:
+    """A record id from the posted form, as `_query_id` reads one from the query string."""
+    raw = request.form.get(name, "")
+    return int(raw) if _ID.fullmatch(raw) else None
+
+
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     def attachment_url(attachment: Attachment) -> str:
@@ -99,7 +107,30 @@ def _helpers() -> dict[str, Any]:
 @audited(AuditAction.VIEW, Entity.DASHBOARD)
 def dashboard() -> str:
     data = dashboards.dashboard_screen(db.session, current_actor())
-    return render("patient/dashboard.html", fragment="whats_new", data=data, user=current_account())
+    return render(
+        "patient/dashboard.html",
+        fragment="whats_new",
+        data=data,
+        user=current_account(),
+        records=proxies.held_records(db.session, identity.person()),
+        person_patient_id=identity.person().patient_id,
+        record_form=EmptyForm(),
+    )
+
+
+@bp.post("/record")
+@audit_exempt  # shows nothing: every answer is a redirect
+def choose_record() -> BaseResponse:
+    """The record switcher: open the record of someone the person acts for (a grant they
+    hold now), or their own again. Another's record without a grant is a 404."""
+    me = identity.person()
+    wanted = _form_id("patient_id")
+    if wanted is None or wanted == me.patient_id:
+        session.pop(identity.ACTING_FOR_KEY, None)
+    else:
+        proxies.open_record(db.session, me, wanted)  # 404 without a grant in force
+        session[identity.ACTING_FOR_KEY] = wanted
+    return redirect(url_for("patient.dashboard"), code=303)
 
 
 # --- Lab results ---------------------------------------------------------------------------------

@@ -82,13 +82,18 @@ def held_records(session: Session, actor: Actor) -> list[HeldRecord]:
     return found
 
 
-def open_record(session: Session, actor: Actor, patient_id: int) -> Actor:
-    """`actor` acting for patient `patient_id` under a grant in force now; 404 when they hold
-    none (as for anything not theirs)."""
+def held_record(session: Session, actor: Actor, patient_id: int) -> HeldRecord:
+    """The record of patient `patient_id` that `actor` may open now; 404 when they hold no
+    grant in force for it (as for anything not theirs)."""
     for held in held_records(session, actor):
         if held.patient_id == patient_id:
-            return acting_for(actor, held.delegation)
+            return held
     raise NotFound()
+
+
+def open_record(session: Session, actor: Actor, patient_id: int) -> Actor:
+    """`actor` acting for patient `patient_id` under a grant in force now (404 without one)."""
+    return acting_for(actor, held_record(session, actor, patient_id).delegation)
 
 
 def _mine(rs: RoleScope) -> Select[ProxyGrant, User]:
@@ -243,6 +248,7 @@ __all__ = [
     "end",
     "grant",
     "grants_on_my_record",
+    "held_record",
     "held_records",
     "open_record",
     "record_grant",

@@ -17,8 +17,9 @@ from datetime import timedelta
 from flask import Flask, Request, current_app, g, request, session
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from werkzeug.exceptions import Unauthorized
+from werkzeug.exceptions import NotFound, Unauthorized
 
+from portal.access import acting_for
 from portal.actor import ORIGIN_KEY, Actor, Door, Origin
 from portal.extensions import db, login_manager
 from portal.models import AuthMethod, Role, User
@@ -30,6 +31,8 @@ log = logging.getLogger("portal.audit")
 
 #: The key under which the session cookie carries the server-side session's secret.
 SESSION_KEY = "sid"
+#: The patient whose record this browser's proxy chose to open (the patient pages only).
+ACTING_FOR_KEY = "acting_for"
 
 
 def limits(method: AuthMethod) -> tuple[timedelta, timedelta]:
@@ -97,11 +100,42 @@ def signed_in_actor() -> Actor | None:
 
 
 def current_actor() -> Actor:
-    """The signed-in actor; 401 (the sign-in page) when nobody is signed in."""
+    """The actor this request acts as: the signed-in person, or, on the record of someone they
+    act for, that person narrowed by the grant; 401 (the sign-in page) when nobody is signed
+    in."""
+    actor = record_actor()
+    if actor is None:
+        raise Unauthorized()
+    return actor
+
+
+def person() -> Actor:
+    """The signed-in person themself, whoever's record they have open (401 when nobody)."""
     actor = signed_in_actor()
     if actor is None:
         raise Unauthorized()
     return actor
+
+
+def open_chosen_record() -> None:
+    """On the patient pages, the record this browser's proxy chose (`ACTING_FOR_KEY`), if the
+    grant still holds: decided at every request, so a removed or expired grant closes it at
+    once (the choice is forgotten and the person reads as themself, to whom the other's
+    records are missing)."""
+    chosen = session.get(ACTING_FOR_KEY)
+    actor = signed_in_actor()
+    if not isinstance(chosen, int) or actor is None or request.blueprint != "patient":
+        return
+    from portal.services import proxies
+
+    try:
+        held = proxies.held_record(db.session, actor, chosen)
+    except NotFound:
+        session.pop(ACTING_FOR_KEY, None)
+        return
+    g.record_actor = acting_for(actor, held.delegation)
+    #: Whose record the page shows, for its heading.
+    g.record_name = held.display_name
 
 
 def actor_for_record(patient_id: int) -> Actor:
@@ -186,6 +220,7 @@ def _begin_request() -> None:
     if request.endpoint not in _ANONYMOUS_ENDPOINTS:
         db.session.info[ORIGIN_KEY] = origin()
         signed_in_actor()
+        open_chosen_record()
 
 
 def init_app(app: Flask) -> None:
@@ -200,12 +235,15 @@ def init_app(app: Flask) -> None:
 
 
 __all__ = [
+    "ACTING_FOR_KEY",
     "SESSION_KEY",
     "actor_for_record",
     "begin",
     "current_account",
     "current_actor",
     "forget",
+    "open_chosen_record",
+    "person",
     "record_actor",
     "signed_in_actor",
 ]

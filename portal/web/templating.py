@@ -27,14 +27,25 @@ from portal.models import (
     Flag,
     LabResultVersion,
     PlanStatus,
+    ProxyScope,
     ResultStatus,
     Role,
 )
 from portal.services import attachments, notifications
 from portal.services.catalog import human_units
-from portal.web.identity import current_account, signed_in_actor
+from portal.web.identity import current_account, record_actor, signed_in_actor
 
 #: The nav's labels are translated when shown; `endpoint` is what the template keys on.
+#: The scope of a proxy grant that opens each patient page of the navigation (None: any
+#: grant; a page not named here, such as one's own profile, is never a proxy's).
+NAV_SCOPES: dict[str, ProxyScope | None] = {
+    "patient.dashboard": None,
+    "patient.lab_results": ProxyScope.LAB_RESULTS,
+    "patient.treatment_plans": ProxyScope.TREATMENT_PLANS,
+    "patient.messages": ProxyScope.MESSAGES,
+    "patient.appointments": ProxyScope.APPOINTMENTS,
+}
+
 NAV: dict[Role, list[tuple[Any, str]]] = {
     Role.PATIENT: [
         (_l("Dashboard"), "patient.dashboard"),
@@ -179,10 +190,13 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _layout() -> dict[str, Any]:
-        actor = signed_in_actor()
+        actor = record_actor()
         if actor is None:
             return {"viewer": None, "actor": None, "nav_items": [], "unread": {}}
         items = nav_for(actor.role)
+        if actor.acting_for is not None:  # only what the grant opens is offered
+            scopes = actor.acting_for.scopes
+            items = [i for i in items if NAV_SCOPES.get(i[1], "none") in (None, *scopes)]
         # The section is the nav link whose path is the longest prefix of this page's path.
         matches = [
             url for _label, _e, url in items if request.path.startswith(url.rstrip("/") or "/")
@@ -196,6 +210,8 @@ def init_app(app: Flask) -> None:
             "unread": nav.unread,
             # Where the page's socket starts: the stream's position when the page was read.
             "events_position": nav.position,
+            # Whose record the page shows, when the person acts for someone else.
+            "record_name": g.get("record_name") if actor.acting_for else None,
         }
 
     app.jinja_env.globals["person"] = _person
