@@ -28,6 +28,8 @@ from portal.models import (
     LabResult,
     LabResultVersion,
     PatientProfile,
+    ProxyRelationship,
+    ProxyScope,
     ReleaseMode,
     ReleasePolicy,
     ResultStatus,
@@ -35,7 +37,7 @@ from portal.models import (
     User,
     Visibility,
 )
-from portal.services import accounts, appointments, attachments, labs, messaging, plans
+from portal.services import accounts, appointments, attachments, labs, messaging, plans, proxies
 from portal.services.catalog import BY_CODE, CATALOG, TestDefinition
 from portal.transactions import unit_of_work
 
@@ -294,6 +296,7 @@ def _seed(session: Session) -> None:
             ("hematology", ReleaseMode.ON_PUBLISH, False),
             ("chemistry", ReleaseMode.ON_PUBLISH, False),
             ("genetic", ReleaseMode.HOLD_FOR_REVIEW, True),
+            ("sexual_health", ReleaseMode.HOLD_FOR_REVIEW, True),
         ):
             session.add(ReleasePolicy(category=category, mode=mode, never_auto_release=never))
 
@@ -327,6 +330,68 @@ def _seed(session: Session) -> None:
             profiles.append((patient, provider))
     for patient, provider in profiles:
         _patient_history(session, provider, patient, rng, now)
+    _family(session, admin, chen, profiles, rng, now)
+
+
+def _family(
+    session: Session,
+    admin: Actor,
+    chen: Actor,
+    profiles: list[tuple[PatientProfile, Actor]],
+    rng: random.Random,
+    now: datetime,
+) -> None:
+    """Proxy access: Sam Martin, alice's son, 14 on the demo's day, a patient of dr.chen with a
+    confidential (sexual-health) result, his mother holding a parent's grant; and carol, who
+    cares for dan, holding his grant to his appointments and lab results."""
+    born = (now - timedelta(days=14 * 365 + 120)).date()
+    with at(now - timedelta(days=400)):
+        sam = accounts.register_patient(
+            session,
+            admin,
+            medical_record_number="MRN-100005",
+            display_name="Sam Martin",
+            date_of_birth=born,
+            primary_clinic="Riverside Clinic",
+            contact_email="sam@example.org",
+        )
+        code = accounts.issue_activation_code(session, admin, sam, portal_url=DEMO_PORTAL_URL)
+        accounts.activate_patient(
+            session, code=code, email="sam@example.org", password=PASSWORD, date_of_birth=born
+        )
+        assert chen.provider_id is not None
+        accounts.assign_provider(session, admin, patient_id=sam.id, provider_id=chen.provider_id)
+    by_email = {p.contact_email: p for p, _provider in profiles}
+    alice, carol, dan = (
+        session.scalars(
+            select(User).where(User.id == by_email[f"{name}@example.org"].user_id)
+        ).one()
+        for name in ("alice", "carol", "dan")
+    )
+    with at(now - timedelta(days=30)):
+        for code in ("4548-4", "2093-3"):
+            _publish(session, chen, sam.id, code, _value(BY_CODE[code], rng))
+        chlamydia = _publish(session, chen, sam.id, "43304-5", "Not detected")
+        labs.review_and_release(session, chen, chlamydia.id)
+    with at(now - timedelta(days=10)):
+        proxies.record_grant(
+            session,
+            admin,
+            sam.id,
+            alice,
+            ProxyRelationship.PARENT,
+            frozenset(ProxyScope),
+            legal_basis="parental responsibility (birth certificate seen at the clinic)",
+            ends_at=now + timedelta(days=365),
+        )
+        proxies.grant(
+            session,
+            Actor.of(dan),
+            carol,
+            ProxyRelationship.CAREGIVER,
+            frozenset({ProxyScope.APPOINTMENTS, ProxyScope.LAB_RESULTS}),
+            ends_at=now + timedelta(days=365),
+        )
 
 
 def seed_bulk(

@@ -163,6 +163,7 @@ DEMO_EMAILS = {
     "bob": "bob@example.org",
     "carol": "carol@example.org",
     "dan": "dan@example.org",
+    "sam": "sam@example.org",
     "dr_chen": "dr.chen@example.org",
     "dr_okafor": "dr.okafor@example.org",
     "admin": "admin@example.org",

@@ -95,6 +95,17 @@ CATALOG: tuple[TestDefinition, ...] = (
         "Genetic",
         turnaround_hours=336,
     ),
+    # Sexual health (sensitive: never auto-released; never shown to a teenager's parent)
+    TestDefinition(
+        "43304-5",
+        "Chlamydia trachomatis rRNA [Presence] in Specimen by NAA with probe detection",
+        "",
+        None,
+        None,
+        "sexual_health",
+        "Sexual health",
+        turnaround_hours=48,
+    ),
 )
 
 BY_CODE: dict[str, TestDefinition] = {t.loinc: t for t in CATALOG}

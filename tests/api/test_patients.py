@@ -36,7 +36,7 @@ def _names(response) -> list[str]:  # type: ignore[no-untyped-def]
 
 def test_a_provider_lists_their_assigned_patients_a_to_z(api) -> None:
     response = api("dr_chen").get("/patients")
-    assert _names(response) == ["Alice Martin", "Bob Okonkwo"]
+    assert _names(response) == ["Alice Martin", "Bob Okonkwo", "Sam Martin"]
     body = response.json
     assert body["nextCursor"] is None
     assert set(body["items"][0]) == PATIENT_FIELDS
@@ -69,7 +69,9 @@ def test_pages_follow_the_cursor_without_repeating_anyone(api) -> None:
     assert first["nextCursor"]
     second = client.get(f"/patients?limit=1&cursor={first['nextCursor']}").json
     assert [p["displayName"] for p in second["items"]] == ["Bob Okonkwo"]
-    assert second["nextCursor"] is None
+    third = client.get(f"/patients?limit=1&cursor={second['nextCursor']}").json
+    assert [p["displayName"] for p in third["items"]] == ["Sam Martin"]
+    assert third["nextCursor"] is None
 
 
 def test_a_patient_may_never_list_patients(api) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from portal.models import ProxyRelationship, ProxyScope
+from portal.models import ProxyScope
 from portal.services import proxies
 from tests.api.conftest import Api, problem
 from tests.conftest import Demo
@@ -15,16 +15,12 @@ from tests.web.audit_support import entries_for
 
 
 def _carol_cares_for_dan(session: Session, people: Demo) -> int:
-    """Dan (an adult) lets Carol open his lab results and appointments, not his messages."""
-    grant = proxies.grant(
-        session,
-        people.actor("dan"),
-        people.user("carol"),
-        ProxyRelationship.CAREGIVER,
-        frozenset({ProxyScope.LAB_RESULTS, ProxyScope.APPOINTMENTS}),
-    )
-    session.commit()
-    return grant.id
+    """The demo's grant: Dan (an adult) lets Carol open his lab results and appointments, not
+    his messages."""
+    (held,) = proxies.held_records(session, people.actor("carol"))
+    assert held.patient_id == people.user("dan").patient.id
+    assert held.delegation.scopes == {ProxyScope.LAB_RESULTS, ProxyScope.APPOINTMENTS}
+    return held.delegation.grant_id
 
 
 def test_a_caregiver_reads_within_the_grant_and_every_read_names_it(

@@ -69,7 +69,12 @@ def test_a_provider_reads_only_assigned_patients_rows(session, people, model) ->
     chen_rows = _read(session, people.actor("dr_chen"), select(model), model).all()
     okafor_rows = _read(session, people.actor("dr_okafor"), select(model), model).all()
     chen_patients = {_patient_id(people, "alice"), _patient_id(people, "bob")}
-    assert {r.patient_id for r in chen_rows} == chen_patients
+    # Sam (dr_chen's patient too) has rows of some kinds only: the demo gives him results.
+    assert (
+        chen_patients
+        <= {r.patient_id for r in chen_rows}
+        <= chen_patients | {_patient_id(people, "sam")}
+    )
     assert chen_patients.isdisjoint({r.patient_id for r in okafor_rows})
     assert okafor_rows
 
@@ -162,11 +167,15 @@ def test_the_same_reads_run_through_their_scopes(session, people) -> None:
     chen, alice = people.actor("dr_chen"), people.actor("alice")
     found = set(_read(session, chen, UNSCOPED_READS["names joined to a test"](), LabResult))
     assert "Alice Martin" in found
-    assert found <= {"Alice Martin", "Bob Okonkwo"}  # dr_chen's patients only
+    assert found <= {"Alice Martin", "Bob Okonkwo", "Sam Martin"}  # dr_chen's patients only
     versions = UNSCOPED_READS["a count of versions"]()
     assert _read(session, alice, versions, LabResultVersion).one()
     names = RoleScope(chen.role).patients(UNSCOPED_READS["a patient's name"]())
-    assert set(session.scalars(names, reader(chen))) == {"Alice Martin", "Bob Okonkwo"}
+    assert set(session.scalars(names, reader(chen))) == {
+        "Alice Martin",
+        "Bob Okonkwo",
+        "Sam Martin",
+    }
     assert access.get_or_404(session, PatientProfile, _patient_id(people, "bob"), chen)
     assert session.scalars(access.unscoped(select(PatientProfile), "a job")).all()
 
@@ -337,7 +346,7 @@ def test_patients_visible_to_each_role(session, people) -> None:
         return set(session.scalars(stmt, reader(actor)))
 
     assert names(people.actor("alice")) == {"Alice Martin"}
-    assert names(people.actor("dr_chen")) == {"Alice Martin", "Bob Okonkwo"}
+    assert names(people.actor("dr_chen")) == {"Alice Martin", "Bob Okonkwo", "Sam Martin"}
     assert "Alice Martin" not in names(people.actor("dr_okafor"))
     assert {"Alice Martin", "Bob Okonkwo", "Carol Jensen"} <= names(people.actor("admin"))
 
