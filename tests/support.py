@@ -77,6 +77,7 @@ def app_config(url: str) -> dict[str, object]:
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
         "TOTP_KEY": "test-totp-key-not-for-production",
         "AUDIT_KEY": "test-audit-key-not-for-production",
+        "AUDIT_CHECKPOINT_KEY": "test-checkpoint-key-not-for-production",
         # Each app its own checkpoint folder (tests with a rolled-back transaction get their
         # own, see `connection`): a checkpoint of rows rolled back would read as a cut tail.
         "AUDIT_CHECKPOINT_DIR": tempfile.mkdtemp(prefix="portal-audit-"),
@@ -321,6 +322,7 @@ def procfile_layout(tmp: Path, label: str, *ws_args: str) -> Iterator[Layout]:
         "TOTP_KEY": "test-totp-key-not-for-production",
         # The seeding app's audit key (one chain), and a checkpoint folder of its own.
         "AUDIT_KEY": "test-audit-key-not-for-production",
+        "AUDIT_CHECKPOINT_KEY": "test-checkpoint-key-not-for-production",
         "AUDIT_CHECKPOINT_DIR": tempfile.mkdtemp(prefix="portal-audit-"),
     }
     web, web_base = gunicorn(env, "-k", "sync", "-w", "2")

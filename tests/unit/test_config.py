@@ -12,11 +12,24 @@ PRODUCTION = {
     "ATTACHMENT_KEY": "k",
     "TOTP_KEY": "t",
     "AUDIT_KEY": "a",
+    "AUDIT_CHECKPOINT_KEY": "c",
+    "AUDIT_CHECKPOINT_DIR": "/var/lib/portal-checkpoints",
+    "TSA_URL": "https://tsa.example/",
+    "AUDIT_TSA_CA_FILE": "/etc/portal/tsa-ca.pem",
 }
 
 
 def test_production_refuses_to_start_without_its_secrets(tmp_path) -> None:
-    for name in ("SECRET_KEY", "ATTACHMENT_KEY", "TOTP_KEY", "AUDIT_KEY"):
+    for name in (
+        "SECRET_KEY",
+        "ATTACHMENT_KEY",
+        "TOTP_KEY",
+        "AUDIT_KEY",
+        "AUDIT_CHECKPOINT_KEY",
+        "AUDIT_CHECKPOINT_DIR",
+        "TSA_URL",
+        "AUDIT_TSA_CA_FILE",
+    ):
         without = {k: v for k, v in PRODUCTION.items() if k != name}
         with pytest.raises(ConfigError, match=name):
             load_settings(without, instance=str(tmp_path))
@@ -81,3 +94,14 @@ def test_the_first_admin_is_created_from_the_command_line(app, connection) -> No
     )
     assert again.exit_code != 0
     assert "already exists" in again.output
+
+
+def test_production_refuses_checkpoints_inside_instance_or_keyed_like_the_chain(tmp_path) -> None:
+    # Issue 21, point 4: the checkpoints' sink is named, and not beside the database
+    for inside in (str(tmp_path), str(tmp_path / "audit-checkpoints")):
+        with pytest.raises(ConfigError, match="outside the instance folder"):
+            load_settings({**PRODUCTION, "AUDIT_CHECKPOINT_DIR": inside}, instance=str(tmp_path))
+    with pytest.raises(ConfigError, match="must differ from AUDIT_KEY"):
+        load_settings({**PRODUCTION, "AUDIT_CHECKPOINT_KEY": "a"}, instance=str(tmp_path))
+    settings = load_settings(PRODUCTION, instance=str(tmp_path))
+    assert settings["AUDIT_CHECKPOINT_DIR"] == "/var/lib/portal-checkpoints"
