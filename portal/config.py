@@ -105,6 +105,11 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         # An RFC 3161 time-stamp authority for each checkpoint, and its CA certificate (PEM)
         # that `audit verify` checks the tokens against; both required in production.
         "TSA_URL": tsa_url,
+        # Whether this process's worker writes checkpoints: exactly one should (production:
+        # off unless set; a second that is on finds the writer lease taken and writes none).
+        "AUDIT_CHECKPOINT_WRITER": _flag(
+            env.get("AUDIT_CHECKPOINT_WRITER"), default=not production
+        ),
         "AUDIT_TSA_CA_FILE": tsa_ca_file,
         "DEBUG": False,
         "TESTING": portal_env == "test",

@@ -14,7 +14,9 @@ shortly after they are written (`chain.seal`).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -22,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from portal.audit import stamps
 from portal.db import utcnow
 from portal.models import AuditEvent
+
+log = logging.getLogger("portal.audit")
 
 FILE_NAME = "checkpoints.jsonl"
 
@@ -178,6 +183,70 @@ def write(
     return current
 
 
+#: Arbitrary constant naming the PostgreSQL advisory lock of the one checkpoint writer.
+WRITER_LOCK_KEY = 0x5041_4350  # "PACP"
+_lease_guard = threading.Lock()
+#: This process's hold on the writer lease: a connection of its own, kept for its life.
+_lease: Connection | None = None
+_refused_once = False
+
+
+def writer_lease(engine: Engine) -> bool:
+    """Whether this process is the one that writes checkpoints (issue 21, point 4).
+
+    Several hosts each running a worker would each append to their own sink, and no sink
+    would hold every checkpoint. So on PostgreSQL the writer holds a session-level advisory
+    lock on a connection of its own for as long as it runs: the first worker to ask becomes
+    the writer, the others write nothing (and say so once), and if it dies its connection
+    ends, so the lock frees and another takes over at its next turn. SQLite serves one host.
+    """
+    global _lease
+    if engine.dialect.name != "postgresql":
+        return True
+    with _lease_guard:
+        if _lease is not None:
+            try:
+                _lease.exec_driver_sql("SELECT 1")
+                _lease.commit()
+                return True
+            except DBAPIError:
+                _lease.invalidate()
+                _lease = None
+        conn = engine.connect()
+        held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": WRITER_LOCK_KEY}))
+        conn.commit()  # the lock is the connection's, not the transaction's: it stays
+        if not held:
+            conn.close()
+            return False
+        _lease = conn
+        return True
+
+
+def release_writer_lease() -> None:
+    """Give the lease up (tests; a process ending gives it up with its connection)."""
+    global _lease, _refused_once
+    with _lease_guard:
+        if _lease is not None:
+            # Session-level: a pooled connection keeps the lock unless it is let go here.
+            _lease.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": WRITER_LOCK_KEY})
+            _lease.commit()
+            _lease.close()
+            _lease = None
+        _refused_once = False
+
+
 def take(session: Session) -> int:
-    """The worker's job: checkpoint the configured chain's head; 1 when a line was added."""
+    """The worker's job: checkpoint the configured chain's head; 1 when a line was added.
+    Only in the one process that writes checkpoints (AUDIT_CHECKPOINT_WRITER, `writer_lease`)."""
+    global _refused_once
+    if not current_app.config.get("AUDIT_CHECKPOINT_WRITER", True):
+        return 0
+    if not writer_lease(session.get_bind().engine):
+        if not _refused_once:
+            _refused_once = True
+            log.error(
+                "audit checkpoints: another process holds the writer lease, so this one "
+                "writes none (set AUDIT_CHECKPOINT_WRITER=0 on all but one worker)"
+            )
+        return 0
     return 0 if write(session, directory()) is None else 1

@@ -5,11 +5,13 @@ missing, altered, unsigned or un-time-stamped checkpoint (issue 21, point 4)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from portal.audit import checkpoints, stamps
@@ -128,4 +130,52 @@ def test_no_checkpoint_is_written_when_the_authority_does_not_answer(
         app_ctx.config["TSA_URL"] = ""
     assert result.exit_code != 0
     assert "not written: the time-stamp authority did not answer" in result.output
+    assert not _file().exists()
+
+
+@pytest.fixture
+def no_lease() -> Iterator[None]:
+    checkpoints.release_writer_lease()
+    yield
+    checkpoints.release_writer_lease()
+
+
+def test_exactly_one_process_writes_checkpoints(
+    app_ctx: Flask, session: Session, no_lease: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("several hosts share a PostgreSQL database; SQLite serves one host")
+    _record(session, 1)
+    session.commit()
+    # Arrange: another host's worker is the writer (its own connection holds the lease)
+    engine = session.get_bind().engine
+    other = engine.connect()
+    lock = "SELECT pg_try_advisory_lock(:k)"
+    assert other.scalar(text(lock), {"k": checkpoints.WRITER_LOCK_KEY})
+    other.commit()
+    try:
+        # Act / Assert: this process writes nothing, and says so
+        with caplog.at_level(logging.ERROR, logger="portal.audit"):
+            assert checkpoints.take(session) == 0
+        assert "another process holds the writer lease" in caplog.text
+        assert not _file().exists()
+    finally:
+        other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": checkpoints.WRITER_LOCK_KEY})
+        other.commit()
+        other.close()
+    # ... until that writer is gone: then this one takes over
+    assert checkpoints.take(session) == 1
+    assert _file().exists()
+
+
+def test_a_worker_not_named_the_writer_writes_no_checkpoint(
+    app_ctx: Flask, session: Session
+) -> None:
+    _record(session, 1)
+    session.commit()
+    app_ctx.config["AUDIT_CHECKPOINT_WRITER"] = False
+    try:
+        assert checkpoints.take(session) == 0
+    finally:
+        app_ctx.config["AUDIT_CHECKPOINT_WRITER"] = True
     assert not _file().exists()
