@@ -48,6 +48,36 @@ def _checkpoint_dir(env: Mapping[str, str], instance: Path, production: bool) ->
     return named
 
 
+#: The secrets production needs, each its own and long enough not to be guessed.
+PRODUCTION_SECRETS = (
+    "SECRET_KEY",
+    "ATTACHMENT_KEY",
+    "TOTP_KEY",
+    "AUDIT_KEY",
+    "AUDIT_CHECKPOINT_KEY",
+)
+MIN_SECRET_LENGTH = 32
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", ""})  # noqa: S104
+
+
+def _check_production_secrets(env: Mapping[str, str]) -> None:
+    """L6 (docs/security.md): refuse short or shared secrets and a PORTAL_URL that mailed
+    links could not reach (a local address)."""
+    from urllib.parse import urlsplit
+
+    # A missing one is named by `secret` ("required").
+    values = {name: env[name] for name in PRODUCTION_SECRETS if env.get(name)}
+    for name, value in values.items():
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long")
+    if len(set(values.values())) != len(values):
+        raise ConfigError(f"{', '.join(PRODUCTION_SECRETS)} must each be a different secret")
+    url = env.get("PORTAL_URL", "")
+    host = (urlsplit(url).hostname or "").lower()
+    if host in _LOCAL_HOSTS or host.endswith(".localhost") or host.startswith("127."):
+        raise ConfigError("PORTAL_URL must be the portal's public address in production")
+
+
 def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
     """Flask config for the environment `env` describes."""
     portal_env = env.get("PORTAL_ENV", "development")
@@ -74,6 +104,8 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
     checkpoint_key = secret("AUDIT_CHECKPOINT_KEY", "audit_checkpoint_key")
     if checkpoint_key == env.get("AUDIT_KEY"):
         raise ConfigError("AUDIT_CHECKPOINT_KEY must differ from AUDIT_KEY")
+    if production:
+        _check_production_secrets(env)
     tsa_url = env.get("TSA_URL", "")
     tsa_ca_file = env.get("AUDIT_TSA_CA_FILE", "")
     if production and not (tsa_url and tsa_ca_file):

@@ -25,6 +25,7 @@ def test_production_ignores_the_switch(tmp_path) -> None:
         "AUDIT_CHECKPOINT_KEY": "c" * 40,
         "AUDIT_CHECKPOINT_DIR": "/var/lib/portal-checkpoints",
         "TSA_URL": "https://tsa.example/",
+        "PORTAL_URL": "https://portal.example.org",
         "AUDIT_TSA_CA_FILE": "/etc/portal/tsa-ca.pem",
     }
     assert load_settings(env, instance=str(tmp_path))["AUDIT_ENABLED"] is True

@@ -8,11 +8,12 @@ from portal.config import ConfigError, load_settings
 
 PRODUCTION = {
     "PORTAL_ENV": "production",
-    "SECRET_KEY": "s",
-    "ATTACHMENT_KEY": "k",
-    "TOTP_KEY": "t",
-    "AUDIT_KEY": "a",
-    "AUDIT_CHECKPOINT_KEY": "c",
+    "SECRET_KEY": "s" * 40,
+    "ATTACHMENT_KEY": "k" * 40,
+    "TOTP_KEY": "t" * 40,
+    "AUDIT_KEY": "a" * 40,
+    "AUDIT_CHECKPOINT_KEY": "c" * 40,
+    "PORTAL_URL": "https://portal.example.org",
     "AUDIT_CHECKPOINT_DIR": "/var/lib/portal-checkpoints",
     "TSA_URL": "https://tsa.example/",
     "AUDIT_TSA_CA_FILE": "/etc/portal/tsa-ca.pem",
@@ -102,6 +103,17 @@ def test_production_refuses_checkpoints_inside_instance_or_keyed_like_the_chain(
         with pytest.raises(ConfigError, match="outside the instance folder"):
             load_settings({**PRODUCTION, "AUDIT_CHECKPOINT_DIR": inside}, instance=str(tmp_path))
     with pytest.raises(ConfigError, match="must differ from AUDIT_KEY"):
-        load_settings({**PRODUCTION, "AUDIT_CHECKPOINT_KEY": "a"}, instance=str(tmp_path))
+        load_settings({**PRODUCTION, "AUDIT_CHECKPOINT_KEY": "a" * 40}, instance=str(tmp_path))
     settings = load_settings(PRODUCTION, instance=str(tmp_path))
     assert settings["AUDIT_CHECKPOINT_DIR"] == "/var/lib/portal-checkpoints"
+
+
+def test_production_refuses_short_or_shared_secrets_and_a_local_portal_url(tmp_path) -> None:
+    # L6 (docs/security.md)
+    with pytest.raises(ConfigError, match="TOTP_KEY must be at least 32"):
+        load_settings({**PRODUCTION, "TOTP_KEY": "x"}, instance=str(tmp_path))
+    with pytest.raises(ConfigError, match="must each be a different secret"):
+        load_settings({**PRODUCTION, "TOTP_KEY": "s" * 40}, instance=str(tmp_path))
+    for url in ("", "http://127.0.0.1:5000", "http://localhost:8000", "https://app.localhost"):
+        with pytest.raises(ConfigError, match="PORTAL_URL must be the portal's public address"):
+            load_settings({**PRODUCTION, "PORTAL_URL": url}, instance=str(tmp_path))

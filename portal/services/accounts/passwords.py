@@ -9,6 +9,7 @@ from portal.access import Actor, Permission, require
 from portal.db import utcnow
 from portal.models import AuditAction, AuditOutcome, Entity, User
 from portal.services import sessions, throttle
+from portal.services.accounts.addresses import end_mailed_links
 from portal.services.accounts.users import AccountError, check_new_password
 from portal.services.credentials import hash_password, verify_password
 from portal.services.errors import N_
@@ -60,6 +61,8 @@ def set_password(
     user.password_hash = hash_password(password)
     throttle.clear(session, user.email)
     sessions.end_all(session, user.id, ended, keep=keep)
+    # L1 (docs/security.md): the other reset links still waiting end with the old password.
+    end_mailed_links(session, user.id)
 
 
 def record_password_change(
