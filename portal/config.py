@@ -136,6 +136,8 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         "AUDIT_CHECKPOINT_PUBLIC_KEY": env.get("AUDIT_CHECKPOINT_PUBLIC_KEY", ""),
         # An RFC 3161 time-stamp authority for each checkpoint, and its CA certificate (PEM)
         # that `audit verify` checks the tokens against; both required in production.
+        # L9: the shortest message retention an admin may set (days; the operator's call).
+        "MESSAGE_RETENTION_MIN_DAYS": int(env.get("PORTAL_MESSAGE_RETENTION_MIN_DAYS") or 2190),
         "TSA_URL": tsa_url,
         # Whether this process's worker writes checkpoints: exactly one should (production:
         # off unless set; a second that is on finds the writer lease taken and writes none).
