@@ -207,14 +207,13 @@ def writer_lease(engine: Engine) -> bool:
         if _lease is not None:
             try:
                 _lease.exec_driver_sql("SELECT 1")
-                _lease.commit()
                 return True
             except DBAPIError:
                 _lease.invalidate()
                 _lease = None
-        conn = engine.connect()
+        # Autocommit: it changes nothing, and the lock is the connection's, not a transaction's.
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": WRITER_LOCK_KEY}))
-        conn.commit()  # the lock is the connection's, not the transaction's: it stays
         if not held:
             conn.close()
             return False
@@ -229,7 +228,6 @@ def release_writer_lease() -> None:
         if _lease is not None:
             # Session-level: a pooled connection keeps the lock unless it is let go here.
             _lease.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": WRITER_LOCK_KEY})
-            _lease.commit()
             _lease.close()
             _lease = None
         _refused_once = False
