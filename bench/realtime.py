@@ -96,7 +96,7 @@ def measure(processes: Layout) -> None:
     alice = signed_in(web_base, "alice@example.org")
     chen = bearer(web_base, "dr.chen@example.org")
     patient_id = patient_id_of(web_base, "alice@example.org")
-    sock = open_socket(ws_base, alice)
+    sock = open_socket(ws_base, alice, pages=web_base)
     total, after_answer = [], []
     for n in range(EVENTS):
         # Changes come at random moments, not in step with the SQLite poll.
@@ -130,7 +130,7 @@ def measure(processes: Layout) -> None:
     for _round in range(ROUNDS):
         without.append(wrk(page, cookie))
         before_rss = rss_kib(worker)
-        idle = [open_socket(ws_base, alice) for _ in range(SOCKETS)]
+        idle = [open_socket(ws_base, alice, pages=web_base) for _ in range(SOCKETS)]
         time.sleep(3)  # the bus re-checks them at least once
         rss.append((before_rss, rss_kib(worker)))
         with_open.append(wrk(page, cookie))

@@ -35,9 +35,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         hops = app.config["PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
-    from portal.web import ids
+    from portal.web import ids, unusable_input
 
     ids.init_app(app)  # before any blueprint adds its `<int:...>` routes
+    unusable_input.init_app(app)  # first of the request hooks: NUL bytes, JSON too deep (L5)
 
     from portal import api, cli, errors, health, realtime
     from portal.admin import bp as admin_bp

@@ -77,13 +77,17 @@ def demo_seed(patients: int, labs_per_patient: int, if_empty: bool) -> None:
 def audit_verify() -> None:
     """Check the audit log's keyed chain against the checkpoints of its head; exit 1 naming
     the first bad (or missing) entry."""
-    from portal.audit import checkpoints
+    from portal.audit import checkpoints, stamps
     from portal.audit.chain import unsealed, verify
 
     try:
         taken = checkpoints.read(checkpoints.directory())
     except checkpoints.CheckpointFileError as exc:
         click.echo(f"Audit checkpoints unreadable: {exc}.", err=True)
+        sys.exit(1)
+    untrusted = checkpoints.check(taken, stamps.configured(current_app.config))
+    if untrusted is not None:
+        click.echo(f"Audit checkpoints untrusted: {untrusted}.", err=True)
         sys.exit(1)
     count, problem = verify(db.session, checkpoints=taken)
     waiting = unsealed(db.session)
@@ -116,10 +120,14 @@ def audit_seal() -> None:
 def audit_checkpoint() -> None:
     """Append the audit chain's head to the checkpoint file (the worker does it every minute;
     this is for cron)."""
-    from portal.audit import checkpoints
+    from portal.audit import checkpoints, stamps
 
-    with unit_of_work() as session:
-        written = checkpoints.write(session, checkpoints.directory())
+    try:
+        with unit_of_work() as session:
+            written = checkpoints.write(session, checkpoints.directory())
+    except stamps.StampError as exc:
+        click.echo(f"Audit checkpoint not written: {exc}.", err=True)
+        sys.exit(1)
     if written is None:
         click.echo("Audit checkpoint unchanged (no new entries).")
     else:

@@ -34,6 +34,50 @@ def _flag(raw: str | None, *, default: bool) -> bool:
     return raw.strip().lower() not in ("0", "false", "no", "off")
 
 
+def _checkpoint_dir(env: Mapping[str, str], instance: Path, production: bool) -> str:
+    """AUDIT_CHECKPOINT_DIR; in production named explicitly and outside instance/, which sits
+    beside the database and the app and is no place its admin cannot reach."""
+    named = env.get("AUDIT_CHECKPOINT_DIR", "")
+    if not production:
+        return named or str(instance / "audit-checkpoints")
+    if not named:
+        raise ConfigError("AUDIT_CHECKPOINT_DIR is required when PORTAL_ENV=production")
+    where, kept = Path(named).resolve(), instance.resolve()
+    if where == kept or kept in where.parents:
+        raise ConfigError("AUDIT_CHECKPOINT_DIR must be outside the instance folder in production")
+    return named
+
+
+#: The secrets production needs, each its own and long enough not to be guessed.
+PRODUCTION_SECRETS = (
+    "SECRET_KEY",
+    "ATTACHMENT_KEY",
+    "TOTP_KEY",
+    "AUDIT_KEY",
+    "AUDIT_CHECKPOINT_KEY",
+)
+MIN_SECRET_LENGTH = 32
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", ""})  # noqa: S104
+
+
+def _check_production_secrets(env: Mapping[str, str]) -> None:
+    """L6 (docs/security.md): refuse short or shared secrets and a PORTAL_URL that mailed
+    links could not reach (a local address)."""
+    from urllib.parse import urlsplit
+
+    # A missing one is named by `secret` ("required").
+    values = {name: env[name] for name in PRODUCTION_SECRETS if env.get(name)}
+    for name, value in values.items():
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long")
+    if len(set(values.values())) != len(values):
+        raise ConfigError(f"{', '.join(PRODUCTION_SECRETS)} must each be a different secret")
+    url = env.get("PORTAL_URL", "")
+    host = (urlsplit(url).hostname or "").lower()
+    if host in _LOCAL_HOSTS or host.endswith(".localhost") or host.startswith("127."):
+        raise ConfigError("PORTAL_URL must be the portal's public address in production")
+
+
 def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
     """Flask config for the environment `env` describes."""
     portal_env = env.get("PORTAL_ENV", "development")
@@ -57,6 +101,18 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         raise ConfigError(f"PORTAL_TIMEZONE names no IANA zone (Europe/Berlin): {clinic_zone}")
 
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'portal.db'}"
+    checkpoint_key = secret("AUDIT_CHECKPOINT_KEY", "audit_checkpoint_key")
+    if checkpoint_key == env.get("AUDIT_KEY"):
+        raise ConfigError("AUDIT_CHECKPOINT_KEY must differ from AUDIT_KEY")
+    if production:
+        _check_production_secrets(env)
+    tsa_url = env.get("TSA_URL", "")
+    tsa_ca_file = env.get("AUDIT_TSA_CA_FILE", "")
+    if production and not (tsa_url and tsa_ca_file):
+        raise ConfigError(
+            "TSA_URL and AUDIT_TSA_CA_FILE are required when PORTAL_ENV=production "
+            "(every audit checkpoint is time-stamped)"
+        )
     return {
         "PORTAL_ENV": portal_env,
         "DATABASE_URL": database_url,
@@ -71,9 +127,24 @@ def load_settings(env: Mapping[str, str], *, instance: str) -> dict[str, Any]:
         # keys stay listed in AUDIT_OLD_KEYS (comma-separated) so older entries still verify.
         "AUDIT_KEY": secret("AUDIT_KEY", "audit_key"),
         "AUDIT_OLD_KEYS": env.get("AUDIT_OLD_KEYS", ""),
-        # Where the chain's head is checkpointed (an append-only file), outside the database.
-        "AUDIT_CHECKPOINT_DIR": env.get("AUDIT_CHECKPOINT_DIR")
-        or str(instance_dir / "audit-checkpoints"),
+        # Where the chain's head is checkpointed (an append-only file), outside the database;
+        # production names it, away from instance/ (`_checkpoint_dir`).
+        "AUDIT_CHECKPOINT_DIR": _checkpoint_dir(env, instance_dir, production),
+        # Signs each checkpoint (Ed25519, portal.audit.stamps); never the chain's HMAC key.
+        # The public half alone verifies (AUDIT_CHECKPOINT_PUBLIC_KEY, hex), e.g. an auditor's.
+        "AUDIT_CHECKPOINT_KEY": checkpoint_key,
+        "AUDIT_CHECKPOINT_PUBLIC_KEY": env.get("AUDIT_CHECKPOINT_PUBLIC_KEY", ""),
+        # An RFC 3161 time-stamp authority for each checkpoint, and its CA certificate (PEM)
+        # that `audit verify` checks the tokens against; both required in production.
+        # L9: the shortest message retention an admin may set (days; the operator's call).
+        "MESSAGE_RETENTION_MIN_DAYS": int(env.get("PORTAL_MESSAGE_RETENTION_MIN_DAYS") or 2190),
+        "TSA_URL": tsa_url,
+        # Whether this process's worker writes checkpoints: exactly one should (production:
+        # off unless set; a second that is on finds the writer lease taken and writes none).
+        "AUDIT_CHECKPOINT_WRITER": _flag(
+            env.get("AUDIT_CHECKPOINT_WRITER"), default=not production
+        ),
+        "AUDIT_TSA_CA_FILE": tsa_ca_file,
         "DEBUG": False,
         "TESTING": portal_env == "test",
         "SESSION_COOKIE_NAME": "portal_session",

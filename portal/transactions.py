@@ -60,6 +60,9 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
             raise Conflict("That was just done. Please reload the page to see it.") from exc
         raise
     except ServiceError as exc:
+        if exc.keep:
+            session.commit()
+            raise
         session.rollback()
         if exc.record is not None:
             _keep_refusal(session, exc.record)

@@ -77,6 +77,7 @@ def app_config(url: str) -> dict[str, object]:
         "ATTACHMENT_KEY": "test-attachment-key-not-for-production",
         "TOTP_KEY": "test-totp-key-not-for-production",
         "AUDIT_KEY": "test-audit-key-not-for-production",
+        "AUDIT_CHECKPOINT_KEY": "test-checkpoint-key-not-for-production",
         # Each app its own checkpoint folder (tests with a rolled-back transaction get their
         # own, see `connection`): a checkpoint of rows rolled back would read as a cut tail.
         "AUDIT_CHECKPOINT_DIR": tempfile.mkdtemp(prefix="portal-audit-"),
@@ -161,13 +162,19 @@ class _Client(Client):
 
 
 def open_socket(
-    base: str, s: requests.Session | None, *, after: int | None = None, origin: str | None = None
+    base: str,
+    s: requests.Session | None,
+    *,
+    after: int | None = None,
+    origin: str | None = None,
+    pages: str | None = None,
 ) -> Client:
     """`/ws` as a page of `base` opens it: the session's cookie, the page's own origin, and
     the starting position the page was rendered with (so nothing committed between reading
-    the page and opening the socket is missed)."""
+    the page and opening the socket is missed). `pages`: where the page is read when `base`
+    serves only the socket (the `ws:` process)."""
     if after is None and s is not None:
-        page = s.get(base + "/", timeout=30).text
+        page = s.get((pages or base) + "/", timeout=30).text
         found = re.search(r'<meta name="portal-events" content="[^"]*after=(\d+)', page)
         assert found, "no live-events position on the page"
         after = int(found.group(1))
@@ -184,20 +191,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def gunicorn(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`gunicorn wsgi:app` with `args` on a free loopback port, once it answers; the caller
+def gunicorn(
+    env: dict[str, str], *args: str, app: str = "wsgi:app"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`gunicorn <app>` with `args` on a free loopback port, once it answers; the caller
     stops it. `env` configures the app (DATABASE_URL, secrets) as in production. A port taken
-    between choosing it and binding it (another suite on the machine) means another try."""
+    between choosing it and binding it (another suite on the machine) means another try.
+    `wsgi:ws_app` (the `ws:` process) answers the sign-in page with 404: that is its ready."""
     exe = str(Path(sys.executable).with_name("gunicorn"))
+    ready = 404 if app == "wsgi:ws_app" else 200
     for _attempt in range(3):
         port = _free_port()
-        command = [exe, "--no-control-socket", "-b", f"127.0.0.1:{port}", *args, "wsgi:app"]
+        command = [exe, "--no-control-socket", "-b", f"127.0.0.1:{port}", *args, app]
         process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                if requests.get(base + "/login", timeout=2).status_code == 200:
+                if requests.get(base + "/login", timeout=2).status_code == ready:
                     return process, base
             except (requests.ConnectionError, requests.Timeout):
                 # Listening before its workers have booted (slow on a busy machine): wait on.
@@ -311,10 +322,13 @@ def procfile_layout(tmp: Path, label: str, *ws_args: str) -> Iterator[Layout]:
         "TOTP_KEY": "test-totp-key-not-for-production",
         # The seeding app's audit key (one chain), and a checkpoint folder of its own.
         "AUDIT_KEY": "test-audit-key-not-for-production",
+        "AUDIT_CHECKPOINT_KEY": "test-checkpoint-key-not-for-production",
         "AUDIT_CHECKPOINT_DIR": tempfile.mkdtemp(prefix="portal-audit-"),
     }
     web, web_base = gunicorn(env, "-k", "sync", "-w", "2")
-    ws, ws_base = gunicorn(env, "-k", "gthread", "-w", "1", "--threads", "50", *ws_args)
+    ws, ws_base = gunicorn(
+        env, "-k", "gthread", "-w", "1", "--threads", "50", *ws_args, app="wsgi:ws_app"
+    )
     try:
         yield Layout(url, web_base, ws_base, ws.pid)
     finally:

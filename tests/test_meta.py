@@ -287,3 +287,14 @@ def test_templates_ask_booleans_not_stored_status_strings() -> None:
         if re.search(r"""\.value\s*[!=]=\s*['"]""", p.read_text("utf-8"))
     )
     assert compared == []
+
+
+def test_the_procfiles_ws_process_serves_only_the_socket() -> None:
+    # `wsgi:ws_app` is the portal for /ws alone (portal.realtime.only); `web:` keeps the rest.
+    lines = dict(
+        line.split(":", 1)
+        for line in (Path(__file__).resolve().parents[1] / "Procfile").read_text().splitlines()
+        if line
+    )
+    assert lines["ws"].rstrip().endswith(" wsgi:ws_app")
+    assert lines["web"].rstrip().endswith(" wsgi:app")

@@ -7,7 +7,7 @@ from portal.models.appointments import (
     AvailabilityException,
     AvailabilityRule,
 )
-from portal.models.audit import AuditAction, AuditEvent, AuditOutcome, Entity
+from portal.models.audit import AuditAction, AuditChainStart, AuditEvent, AuditOutcome, Entity
 from portal.models.idempotency import IdempotentRequest
 from portal.models.labs import (
     Flag,
@@ -59,6 +59,7 @@ __all__ = [
     "HOLDS_SLOT",
     "Attachment",
     "AuditAction",
+    "AuditChainStart",
     "Entity",
     "AuditEvent",
     "AuditOutcome",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, intpk
@@ -111,6 +111,10 @@ class AuditEvent(Base):
     #: Context (e.g. which version, the reason code), canonical JSON; no clinical content. An
     #: admin's edit of an account or of demographics keeps the changed fields before and after.
     detail: Mapped[str] = mapped_column(Text, default="{}")
+    #: The application's signature of the entry as written (HMAC-SHA256 of its content with a
+    #: key derived from AUDIT_KEY, `portal.audit.chain.entry_mac`): the sealer seals only an
+    #: entry that carries a valid one, so a row inserted straight into the table is refused.
+    mac: Mapped[str | None] = mapped_column(String(64))
     # The seal: filled once, by the sealer (`portal.audit.chain.seal`), shortly after the entry
     # committed; until then all four are null (the database lets nothing else change).
     #: The entry's position in the chain (1, 2, ...): chain order is sealing order, which
@@ -138,3 +142,18 @@ class AuditEvent(Base):
             postgresql_where=text("seq IS NULL"),
         ),
     )
+
+
+class AuditChainStart(Base):
+    """Where the chain began to be keyed: one row, written by migration 0018 and never changed
+    (triggers refuse UPDATE and DELETE). From position `keyed_from` on, the database refuses an
+    unkeyed seal and `verify` an unkeyed entry, so a chain rewritten with plain SHA-256 (which
+    anyone can compute) never passes, even on a database created after keying began."""
+
+    __tablename__ = "audit_chain_start"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The first chain position that must be keyed (1 on a database created keyed).
+    keyed_from: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime]
+
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)

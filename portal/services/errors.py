@@ -38,10 +38,15 @@ class ServiceError(ValueError):
         message: str,
         *,
         record: Callable[[Session], None] | None = None,
+        keep: bool = False,
     ) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        #: The refusal wrote nothing but its own record (an attempt claimed before a password
+        #: check, its denied entry): `unit_of_work` commits it instead of rolling back, so no
+        #: other attempt can come between the rollback and a record written afterwards.
+        self.keep = keep
         #: What must be kept of the refusal itself (its audit entry, a failure counted toward
         #: a pause): `unit_of_work` rolls the change back, then commits this on its own.
         self.record = record

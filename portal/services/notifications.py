@@ -267,7 +267,15 @@ def latest_event_id(session: Session | Connection) -> int:
 
 
 def _one_event_stmt(rs: RoleScope) -> Select[Notification]:
-    return rs.own(select(Notification).where(Notification.id == bindparam("event_id")))
+    # L3 (docs/security.md): a notification about a patient is read only while the reader
+    # may still see that patient (a provider taken off the care team no longer does).
+    still_visible = or_(
+        Notification.patient_id.is_(None),
+        Notification.patient_id.in_(rs.patients(select(PatientProfile.id))),
+    )
+    return rs.own(
+        select(Notification).where(Notification.id == bindparam("event_id"), still_visible)
+    )
 
 
 def own_event(session: Session, actor: Actor, event_id: int) -> Notification | None:

@@ -34,6 +34,9 @@ def purge_messages(session: Session, now: datetime | None = None) -> int:
     days = settings.message_retention_days(session)
     if days is None:
         return 0
+    # A period stored below the floor (set before it, or written behind the app's back)
+    # deletes no more than the floor allows.
+    days = max(days, settings.retention_floor())
     cutoff = (now or utcnow()) - timedelta(days=days)
     old = session.execute(
         unscoped(

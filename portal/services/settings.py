@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,9 @@ from portal.services.errors import ServiceError
 MESSAGE_RETENTION_DAYS = "message_retention_days"
 #: Medical correspondence is usually kept for years; below a month it would lose live threads.
 RETENTION_MIN_DAYS = 30
+#: The operator's floor unless MESSAGE_RETENTION_MIN_DAYS says otherwise: six years, about
+#: what medical correspondence is kept for.
+RETENTION_DEFAULT_FLOOR_DAYS = 6 * 365
 RETENTION_MAX_DAYS = 36_500
 MAX_DELAY_HOURS = 24 * 30
 
@@ -39,13 +43,23 @@ def message_retention_days(session: Session) -> int | None:
     return int(value) if value else None
 
 
+def retention_floor() -> int:
+    """The shortest retention an admin may set: the operator's (MESSAGE_RETENTION_MIN_DAYS,
+    six years by default), never below RETENTION_MIN_DAYS. L9 (docs/security.md): one admin
+    alone cannot set a period that deletes every thread; only the operator, who runs the
+    portal, can lower the floor."""
+    configured = current_app.config.get("MESSAGE_RETENTION_MIN_DAYS") if current_app else None
+    return max(RETENTION_MIN_DAYS, int(configured or RETENTION_DEFAULT_FLOOR_DAYS))
+
+
 def set_message_retention_days(session: Session, actor: Actor, days: int | None) -> None:
     """Set (or clear, with None) the retention period, within sane bounds; audited."""
     require(actor, Permission.SETTINGS_MANAGE)
-    if days is not None and not RETENTION_MIN_DAYS <= days <= RETENTION_MAX_DAYS:
+    floor = retention_floor()
+    if days is not None and not floor <= days <= RETENTION_MAX_DAYS:
         raise SettingError(
             "retention_days",
-            f"Enter a number of days from {RETENTION_MIN_DAYS} to {RETENTION_MAX_DAYS}, "
+            f"Enter a number of days from {floor} to {RETENTION_MAX_DAYS}, "
             "or leave it empty to keep messages for good.",
         )
     row = session.get(ClinicSetting, MESSAGE_RETENTION_DAYS)

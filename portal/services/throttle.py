@@ -96,12 +96,77 @@ def count_failure(
         ).returning(SignInThrottle.failures)
         failures = int(session.execute(stmt).scalar_one())
         if failures >= limit:
-            pause = min(limits.longest, timedelta(minutes=2 ** min(failures - limit, 10)))
             session.execute(
                 update(SignInThrottle)
                 .where(SignInThrottle.key == key)
-                .values(blocked_until=now + pause)
+                .values(blocked_until=now + _pause(failures, limit, limits))
             )
+
+
+def _pause(failures: int, limit: int, limits: Limits) -> timedelta:
+    """The pause `failures` earn against `limit`: 1, 2, 4, 8 ... minutes, at most `longest`."""
+    return min(limits.longest, timedelta(minutes=2 ** min(max(failures - limit, 0), 10)))
+
+
+def claim(
+    session: Session, keys: list[tuple[str, int]], limits: Limits, now: datetime
+) -> int | None:
+    """Count this attempt as a failure before its password (or code) is checked; None when it
+    may go on, else the seconds to wait. Undo the count with `release` if it succeeds.
+
+    One statement per key claims the attempt, and only while the key is not paused: the claim
+    that reaches the limit pauses the key in that same statement, so of a burst of attempts
+    at once exactly the allowed number go on to the password check (counting after the check
+    let every attempt of a burst through the check first). On PostgreSQL the claimed row stays
+    locked until the attempt's transaction ends, so attempts on one key queue behind each
+    other's check (not others': one row per key); on SQLite the write lock serialises anyway.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    window_start = now - limits.window
+    first_pause = min(limits.longest, timedelta(minutes=1))
+    for key, limit in keys:
+        stale = SignInThrottle.window_started_at < window_start
+        counted = case((stale, 1), else_=SignInThrottle.failures + 1)
+        stmt: Any = insert(SignInThrottle).values(
+            key=key,
+            failures=1,
+            window_started_at=now,
+            blocked_until=now + first_pause if limit <= 1 else None,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[SignInThrottle.key],
+            set_={
+                "failures": counted,
+                "window_started_at": case((stale, now), else_=SignInThrottle.window_started_at),
+                "blocked_until": case(
+                    (counted >= limit, now + first_pause), else_=SignInThrottle.blocked_until
+                ),
+            },
+            # A paused key is not claimed: the statement then returns no row.
+            where=(SignInThrottle.blocked_until.is_(None)) | (SignInThrottle.blocked_until <= now),
+        ).returning(SignInThrottle.failures)
+        failures = session.execute(stmt).scalar_one_or_none()
+        if failures is None:
+            return wait_seconds(session, keys, now) or 1
+        if failures >= limit:
+            # Already paused by the claim; now for as long as these failures earn.
+            session.execute(
+                update(SignInThrottle)
+                .where(SignInThrottle.key == key)
+                .values(blocked_until=now + _pause(failures, limit, limits))
+            )
+    return None
+
+
+def release(session: Session, keys: list[tuple[str, int]]) -> None:
+    """Take back the claim of an attempt whose password (or code) was right. A pause on its
+    keys can only be the claim's own (a paused key is not claimed, and the claimed row stays
+    the attempt's until it ends), so it goes too. A full sign-in then `clear`s the account."""
+    session.execute(
+        update(SignInThrottle)
+        .where(SignInThrottle.key.in_([k for k, _limit in keys]), SignInThrottle.failures > 0)
+        .values(failures=SignInThrottle.failures - 1, blocked_until=None)
+    )
 
 
 def clear(session: Session, email: str) -> None:

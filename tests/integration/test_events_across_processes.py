@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from simple_websocket import Client, ConnectionClosed, ConnectionError
 
 from tests.support import (
@@ -40,8 +41,8 @@ def next_event(ws: Client, timeout: float = 10.0) -> dict[str, Any] | None:
 def test_changes_through_the_other_processes_reach_the_socket(layout: tuple[str, str]) -> None:
     web, ws_base = layout
     alice, chen = signed_in(web, ALICE), signed_in(web, CHEN)
-    alice_socket = open_socket(ws_base, alice)
-    chen_socket = open_socket(ws_base, chen)
+    alice_socket = open_socket(ws_base, alice, pages=web)
+    chen_socket = open_socket(ws_base, chen, pages=web)
     try:
         # The API, through `web`: dr.chen publishes; Alice's socket on `ws` hears of it
         result_id = publish(web, bearer(web, CHEN), patient_id_of(web, ALICE), resultValue="101")
@@ -73,7 +74,7 @@ def test_a_client_back_from_away_gets_exactly_the_three_it_missed(
     web, ws_base = layout
     alice = signed_in(web, ALICE)
     chen, patient_id = bearer(web, CHEN), patient_id_of(web, ALICE)
-    ws = open_socket(ws_base, alice)
+    ws = open_socket(ws_base, alice, pages=web)
     publish(web, chen, patient_id, resultValue="102")
     event = next_event(ws)
     assert event is not None
@@ -91,7 +92,7 @@ def test_a_client_back_from_away_gets_exactly_the_three_it_missed(
 def test_signing_out_everywhere_else_closes_the_socket(layout: tuple[str, str]) -> None:
     web, ws_base = layout
     phone, laptop = signed_in(web, ALICE), signed_in(web, ALICE)
-    ws = open_socket(ws_base, phone)
+    ws = open_socket(ws_base, phone, pages=web)
     token = csrf_of(laptop, web + "/account")
     r = laptop.post(
         web + "/account/devices/sign-out-others",
@@ -115,5 +116,26 @@ def test_a_foreign_origin_is_refused(layout: tuple[str, str]) -> None:
     web, ws_base = layout
     alice = signed_in(web, ALICE)
     with pytest.raises(ConnectionError) as refused:
-        open_socket(ws_base, alice, origin="https://evil.example")
+        open_socket(ws_base, alice, pages=web, origin="https://evil.example")
     assert refused.value.status_code == 403
+
+
+def test_the_ws_process_serves_only_the_socket(layout: tuple[str, str]) -> None:
+    # The threaded `ws:` process would otherwise serve the pages and the API too, a thousand
+    # at once, past the sign-in limit's and the database's sizing (issue 21, point 6).
+    web, ws_base = layout
+    for method, path in (
+        ("GET", "/login"),
+        ("POST", "/login"),
+        ("POST", "/api/v1/auth/token"),
+        ("GET", "/api/v1/me"),
+        ("GET", "/ws/"),
+        ("GET", "/health"),
+    ):
+        answer = requests.request(method, ws_base + path, timeout=10, allow_redirects=False)
+        assert answer.status_code == 404, (method, path)
+        assert answer.text == "Not found: this process serves only /ws.\n"
+    # ... while /ws itself is the app's (which wants a signed-in socket, not a plain GET)
+    plain = requests.get(ws_base + "/ws", timeout=10, allow_redirects=False)
+    assert plain.text != "Not found: this process serves only /ws.\n"
+    assert requests.get(web + "/login", timeout=10).status_code == 200

@@ -88,7 +88,7 @@ def test_an_insert_and_select_only_role_can_append_but_not_alter(
         "GRANT SELECT, INSERT ON audit_event TO portal_app_probe",
         "GRANT UPDATE (seq, prev_hash, hash, key_id) ON audit_event TO portal_app_probe",
         "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO portal_app_probe",
-        "GRANT SELECT ON user_account, patient_profile TO portal_app_probe",
+        "GRANT SELECT ON user_account, patient_profile, audit_chain_start TO portal_app_probe",
         "SET LOCAL ROLE portal_app_probe",
     ):
         # On the connection: DDL naming patient_profile is no read of it (the ORM guard would

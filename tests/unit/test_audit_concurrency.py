@@ -12,13 +12,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal import audit, create_app
-from portal.audit.chain import seal, unsealed, verify
+from portal.audit.chain import seal, unsealed
 from portal.cli import upgrade_database
 from portal.db import utcnow
 from portal.extensions import db
 from portal.models import AuditAction, AuditEvent, AuditOutcome, Entity
 from portal.transactions import unit_of_work
 from tests.support import app_config, new_database
+from tests.unit.test_audit_chain import verify_checkpointed
 
 WRITERS = 8
 SEALERS = 2
@@ -71,7 +72,7 @@ def _append_concurrently(tmp_path, label: str, append) -> int:  # type: ignore[n
         with unit_of_work(session):
             seal(session)  # what the writers wrote after the sealers' last turn
         assert unsealed(session) == 0
-        count, problem = verify(session)
+        count, problem = verify_checkpointed(session)
         assert problem is None
         assert count == session.scalar(select(func.count(AuditEvent.id)))
     engine.dispose()

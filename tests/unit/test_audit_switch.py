@@ -22,5 +22,10 @@ def test_production_ignores_the_switch(tmp_path) -> None:
         "ATTACHMENT_KEY": "a" * 40,
         "TOTP_KEY": "t" * 40,
         "AUDIT_KEY": "k" * 40,
+        "AUDIT_CHECKPOINT_KEY": "c" * 40,
+        "AUDIT_CHECKPOINT_DIR": "/var/lib/portal-checkpoints",
+        "TSA_URL": "https://tsa.example/",
+        "PORTAL_URL": "https://portal.example.org",
+        "AUDIT_TSA_CA_FILE": "/etc/portal/tsa-ca.pem",
     }
     assert load_settings(env, instance=str(tmp_path))["AUDIT_ENABLED"] is True

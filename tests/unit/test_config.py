@@ -8,15 +8,29 @@ from portal.config import ConfigError, load_settings
 
 PRODUCTION = {
     "PORTAL_ENV": "production",
-    "SECRET_KEY": "s",
-    "ATTACHMENT_KEY": "k",
-    "TOTP_KEY": "t",
-    "AUDIT_KEY": "a",
+    "SECRET_KEY": "s" * 40,
+    "ATTACHMENT_KEY": "k" * 40,
+    "TOTP_KEY": "t" * 40,
+    "AUDIT_KEY": "a" * 40,
+    "AUDIT_CHECKPOINT_KEY": "c" * 40,
+    "PORTAL_URL": "https://portal.example.org",
+    "AUDIT_CHECKPOINT_DIR": "/var/lib/portal-checkpoints",
+    "TSA_URL": "https://tsa.example/",
+    "AUDIT_TSA_CA_FILE": "/etc/portal/tsa-ca.pem",
 }
 
 
 def test_production_refuses_to_start_without_its_secrets(tmp_path) -> None:
-    for name in ("SECRET_KEY", "ATTACHMENT_KEY", "TOTP_KEY", "AUDIT_KEY"):
+    for name in (
+        "SECRET_KEY",
+        "ATTACHMENT_KEY",
+        "TOTP_KEY",
+        "AUDIT_KEY",
+        "AUDIT_CHECKPOINT_KEY",
+        "AUDIT_CHECKPOINT_DIR",
+        "TSA_URL",
+        "AUDIT_TSA_CA_FILE",
+    ):
         without = {k: v for k, v in PRODUCTION.items() if k != name}
         with pytest.raises(ConfigError, match=name):
             load_settings(without, instance=str(tmp_path))
@@ -81,3 +95,25 @@ def test_the_first_admin_is_created_from_the_command_line(app, connection) -> No
     )
     assert again.exit_code != 0
     assert "already exists" in again.output
+
+
+def test_production_refuses_checkpoints_inside_instance_or_keyed_like_the_chain(tmp_path) -> None:
+    # Issue 21, point 4: the checkpoints' sink is named, and not beside the database
+    for inside in (str(tmp_path), str(tmp_path / "audit-checkpoints")):
+        with pytest.raises(ConfigError, match="outside the instance folder"):
+            load_settings({**PRODUCTION, "AUDIT_CHECKPOINT_DIR": inside}, instance=str(tmp_path))
+    with pytest.raises(ConfigError, match="must differ from AUDIT_KEY"):
+        load_settings({**PRODUCTION, "AUDIT_CHECKPOINT_KEY": "a" * 40}, instance=str(tmp_path))
+    settings = load_settings(PRODUCTION, instance=str(tmp_path))
+    assert settings["AUDIT_CHECKPOINT_DIR"] == "/var/lib/portal-checkpoints"
+
+
+def test_production_refuses_short_or_shared_secrets_and_a_local_portal_url(tmp_path) -> None:
+    # L6 (docs/security.md)
+    with pytest.raises(ConfigError, match="TOTP_KEY must be at least 32"):
+        load_settings({**PRODUCTION, "TOTP_KEY": "x"}, instance=str(tmp_path))
+    with pytest.raises(ConfigError, match="must each be a different secret"):
+        load_settings({**PRODUCTION, "TOTP_KEY": "s" * 40}, instance=str(tmp_path))
+    for url in ("", "http://127.0.0.1:5000", "http://localhost:8000", "https://app.localhost"):
+        with pytest.raises(ConfigError, match="PORTAL_URL must be the portal's public address"):
+            load_settings({**PRODUCTION, "PORTAL_URL": url}, instance=str(tmp_path))

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
+import pytest
+from flask import Flask
 from sqlalchemy import func, select
 
 from portal.access import Actor, RoleScope, reader, unscoped
 from portal.db import set_clock, utcnow
-from portal.models import AuditAction, AuditEvent, Conversation, Message
+from portal.models import AuditAction, AuditEvent, ClinicSetting, Conversation, Message
 from portal.services import messaging, retention, settings
+
+
+@pytest.fixture
+def short_floor(app: Flask) -> Iterator[None]:
+    """The operator lowers the floor, so a 30-day period can be tried."""
+    app.config["MESSAGE_RETENTION_MIN_DAYS"] = 30
+    yield
+    app.config["MESSAGE_RETENTION_MIN_DAYS"] = 2190
 
 
 def _threads(session, people) -> int:  # alice's threads
@@ -27,6 +38,7 @@ def test_nothing_is_purged_while_no_period_is_set(session) -> None:
     assert retention.purge_messages(session, utcnow() + timedelta(days=3650)) == 0
 
 
+@pytest.mark.usefixtures("short_floor")
 def test_threads_older_than_the_period_go_whole_and_are_audited(session, people) -> None:
     # Arrange: the demo thread's last message is 6 days old; a new thread comes 30 days later.
     settings.set_message_retention_days(session, people.actor("admin"), 30)
@@ -66,6 +78,7 @@ def test_threads_older_than_the_period_go_whole_and_are_audited(session, people)
     assert {int(e.entity_id) for e in entries} >= old_ids
 
 
+@pytest.mark.usefixtures("short_floor")
 def test_a_thread_inside_the_period_stays(session, people) -> None:
     settings.set_message_retention_days(session, people.actor("admin"), 30)
     before = _threads(session, people)
@@ -77,3 +90,15 @@ def test_the_purge_command_reports_its_count(app, connection) -> None:
     result = app.test_cli_runner().invoke(args=["messages", "purge"])
     assert result.exit_code == 0, result.output
     assert "Purged 0 conversations" in result.output
+
+
+def test_one_admin_cannot_set_a_period_below_the_operators_floor(session, people) -> None:
+    # L9 (docs/security.md): the floor (six years unless the operator lowers it)
+    with pytest.raises(settings.SettingError, match="from 2190"):
+        settings.set_message_retention_days(session, people.actor("admin"), 30)
+    # ... and a short period stored anyway (behind the app's back) deletes nothing younger
+    session.add(ClinicSetting(key=settings.MESSAGE_RETENTION_DAYS, value="30"))
+    session.flush()
+    before = _threads(session, people)
+    assert retention.purge_messages(session, utcnow() + timedelta(days=400)) == 0
+    assert _threads(session, people) == before

@@ -137,3 +137,19 @@ def test_a_new_password_ends_a_sign_in_pause_at_once(
     [link_mail] = _mail_to(mailbox, ALICE)
     assert _set(client, _link_token(link_mail)).status_code == 303
     login(app.test_client(), ALICE, NEW_PASSWORD)  # not paused any more
+
+
+@pytest.mark.usefixtures("session")
+def test_setting_a_password_ends_the_other_reset_links_waiting(
+    client: FlaskClient, mailbox: Path
+) -> None:
+    # L1 (docs/security.md): two links asked for; the first used ends the second
+    _ask(client, ALICE)
+    _ask(client, ALICE)
+    first, second = (_link_token(m) for m in _mail_to(mailbox, ALICE))
+    assert _set(client, first).status_code == 303
+
+    refused = _set(client, second, "yet another long passphrase")
+
+    assert refused.status_code == 422
+    assert "expired or was already used" in refused.get_data(as_text=True)

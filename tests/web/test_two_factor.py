@@ -311,3 +311,21 @@ def test_the_clinic_resetting_a_patients_access_clears_two_step_sign_in(
         RecoveryCode.user_id == alice.id, RecoveryCode.used_at.is_(None)
     )
     assert session.scalars(unused).all() == []
+
+
+@pytest.mark.usefixtures("session")
+def test_the_right_password_again_does_not_wipe_the_wrong_codes(
+    app: Flask, client: FlaskClient, clock: list[datetime]
+) -> None:
+    # The password's claim is taken back when it is right, but the account's failures are
+    # kept until the code is right too: knowing the password buys no fresh code guesses.
+    login(client, ALICE)
+    _enrol(client, clock)
+    codes = []
+    for n in range(5):
+        guesser = app.test_client()
+        assert _password(guesser, ALICE).status_code == 303  # on to the code
+        codes.append(_code(guesser, f"{n:06d}").status_code)
+    assert codes == [422] * 5
+    # The password, right as ever, is now answered with the pause
+    assert _password(app.test_client(), ALICE).status_code == 429

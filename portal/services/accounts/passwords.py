@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -11,6 +9,7 @@ from portal.access import Actor, Permission, require
 from portal.db import utcnow
 from portal.models import AuditAction, AuditOutcome, Entity, User
 from portal.services import sessions, throttle
+from portal.services.accounts.addresses import end_mailed_links
 from portal.services.accounts.users import AccountError, check_new_password
 from portal.services.credentials import hash_password, verify_password
 from portal.services.errors import N_
@@ -29,14 +28,16 @@ def change_password(
 
     The session in use stays signed in: the person who just proved who they are keeps working.
     A wrong current password is refused on "current_password" with its record (a denied entry,
-    a failure toward the sign-in pause), which `unit_of_work` keeps after the rollback: someone
-    holding an open session cannot guess the password at leisure.
+    the attempt claimed toward the sign-in pause), which `unit_of_work` commits (`keep`):
+    someone holding an open session cannot guess the password at leisure.
     """
     require(actor, Permission.OWN_ACCOUNT)
     user = session.get_one(User, actor.user_id)
     now = utcnow()
     keys = throttle.keys_for(user.email, client_address, limits)
-    wait = throttle.wait_seconds(session, keys, now)
+    # Claimed before the current password is checked, and kept when refused (`keep`): a burst
+    # of guesses from an open session gets no more checks than the sign-in page.
+    wait = throttle.claim(session, keys, limits, now)
     if wait is not None or not verify_password(user.password_hash, current_password)[0]:
         reason = "paused" if wait is not None else "current_password"
         message = (
@@ -44,26 +45,12 @@ def change_password(
             if wait is not None
             else N_("That is not your current password.")
         )
-        raise AccountError(
-            "current_password",
-            message,
-            record=_refused_password_change(user.id, keys, limits, reason),
-        )
+        record_password_change(session, user, AuditOutcome.DENIED, {"reason": reason})
+        raise AccountError("current_password", message, keep=True)
+    throttle.release(session, keys)
     check_new_password(new_password, user.email)
     set_password(session, user, new_password, ended="password_change", keep=actor.session_id)
     record_password_change(session, user, AuditOutcome.SUCCESS)
-
-
-def _refused_password_change(
-    user_id: int, keys: list[tuple[str, int]], limits: throttle.Limits, reason: str
-) -> Callable[[Session], None]:
-    def record(session: Session) -> None:
-        if reason != "paused":
-            throttle.count_failure(session, keys, limits, utcnow())
-        user = session.get_one(User, user_id)
-        record_password_change(session, user, AuditOutcome.DENIED, {"reason": reason})
-
-    return record
 
 
 def set_password(
@@ -74,6 +61,8 @@ def set_password(
     user.password_hash = hash_password(password)
     throttle.clear(session, user.email)
     sessions.end_all(session, user.id, ended, keep=keep)
+    # L1 (docs/security.md): the other reset links still waiting end with the old password.
+    end_mailed_links(session, user.id)
 
 
 def record_password_change(

@@ -61,18 +61,19 @@ def authenticate(
     """
     now = utcnow()
     keys = throttle.keys_for(email, client_address, limits)
-    wait = throttle.wait_seconds(session, keys, now)
+    # Claimed before the password is checked: a burst at once cannot all pass the check.
+    wait = throttle.claim(session, keys, limits, now)
     if wait is not None:
         _record_failed_sign_in(session, None, "paused")
         return SignIn(None, throttle.paused_message(wait), wait)
     user = find_user_by_email(session, email)
     ok, new_hash = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
-        throttle.count_failure(session, keys, limits, now)
         _record_failed_sign_in(session, user, "credentials")
         return SignIn(None, FAILED_SIGN_IN)
     if new_hash:
         user.password_hash = new_hash
+    throttle.release(session, keys)
     if two_factor.is_on(user):
         session.flush()
         return SignIn(user, needs_code=True)
@@ -94,15 +95,15 @@ def authenticate_code(
         return SignIn(None, FAILED_SIGN_IN)
     now = utcnow()
     keys = throttle.keys_for(user.email, client_address, limits)
-    wait = throttle.wait_seconds(session, keys, now)
+    wait = throttle.claim(session, keys, limits, now)  # before the code is checked
     if wait is not None:
         _record_failed_sign_in(session, user, "paused")
         return SignIn(None, throttle.paused_message(wait), wait)
     factor = two_factor.check_sign_in_code(session, user, code)
     if factor is None:
-        throttle.count_failure(session, keys, limits, now)
         _record_failed_sign_in(session, user, "code")
         return SignIn(None, two_factor.WRONG_CODE)
+    throttle.release(session, keys)
     return _signed_in(session, user, user.email, now, factor=factor)
 
 

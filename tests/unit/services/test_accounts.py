@@ -19,6 +19,7 @@ from portal.models import (
     AuditOutcome,
     AuthMethod,
     PatientProfile,
+    SignInThrottle,
     User,
     UserSession,
 )
@@ -334,3 +335,21 @@ def test_an_activation_code_opens_a_new_patients_account(session: Session, peopl
         accounts.activate_patient(
             session, code=code, email="again@example.org", password=NEW_PASSWORD, date_of_birth=None
         )
+
+
+def test_the_claim_that_reaches_the_limit_pauses_the_key_itself(session: Session) -> None:
+    # Counted before the check, and paused in the same statement: no attempt after the
+    # limit's is let through, however close behind it comes.
+    now = utcnow()
+    keys = throttle.keys_for("claims@example.org", "203.0.113.20", LIMITS)
+    answers = [throttle.claim(session, keys, LIMITS, now) for _ in range(LIMITS.per_account + 2)]
+    assert answers[: LIMITS.per_account] == [None] * LIMITS.per_account
+    assert all(wait is not None and wait > 0 for wait in answers[LIMITS.per_account :])
+    row = session.get(SignInThrottle, throttle.account_key("claims@example.org"))
+    assert row is not None
+    assert row.failures == LIMITS.per_account  # a paused key is not claimed again
+    # A right answer takes its claim back: the address key is as it was before it
+    throttle.release(session, keys)
+    address = session.get(SignInThrottle, keys[1][0])
+    assert address is not None
+    assert address.failures == LIMITS.per_account - 1

@@ -361,7 +361,7 @@ VERBS: tuple[Verb, ...] = (
     Verb(messaging.reply, PM.MESSAGE_SEND, lambda w, a: call(w.conversation_id, body="Thanks")),
     Verb(messaging.inbox, PM.MESSAGE_SEND, lambda w, a: call()),
     # settings
-    Verb(settings.set_message_retention_days, PM.SETTINGS_MANAGE, lambda w, a: call(90)),
+    Verb(settings.set_message_retention_days, PM.SETTINGS_MANAGE, lambda w, a: call(2190)),
     Verb(
         settings.set_release_policy,
         PM.SETTINGS_MANAGE,
