@@ -118,6 +118,17 @@ def dashboard() -> str:
     )
 
 
+@bp.post("/proxies/<int:grant_id>/remove")
+@audit_exempt  # the service records the change; every answer is a redirect
+def remove_proxy(grant_id: int) -> BaseResponse:
+    """"Remove" under "Who can see my record": the grant ends now, at the proxy's next request
+    on every door. Someone else's grant is a 404."""
+    actor = current_actor()
+    if run(lambda s: proxies.end(s, actor, grant_id, "removed by the patient")).ok:
+        flash(_("Done: they can no longer see your record."), "success")
+    return redirect(url_for("patient.profile") + "#proxies", code=303)
+
+
 @bp.post("/record")
 @audit_exempt  # shows nothing: every answer is a redirect
 def choose_record() -> BaseResponse:
@@ -544,6 +555,8 @@ def _profile_page(
         prefs=prefs,
         password=password or ChangePasswordForm(prefix="pw"),
         access_log=access_log,
+        proxy_grants=proxies.grants_on_my_record(s, actor),
+        remove_form=EmptyForm(),
     )
     return answer(body, refused, status=status)
 

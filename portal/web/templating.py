@@ -36,6 +36,15 @@ from portal.services.catalog import human_units
 from portal.web.identity import current_account, record_actor, signed_in_actor
 
 #: The nav's labels are translated when shown; `endpoint` is what the template keys on.
+#: What each proxy scope opens, as the patient reads it.
+PROXY_SCOPE_TEXT = {
+    ProxyScope.LAB_RESULTS: _l("lab results"),
+    ProxyScope.TREATMENT_PLANS: _l("treatment plans"),
+    ProxyScope.MESSAGES: _l("messages"),
+    ProxyScope.APPOINTMENTS: _l("appointments"),
+    ProxyScope.RECORD: _l("the whole record to download"),
+}
+
 #: The scope of a proxy grant that opens each patient page of the navigation (None: any
 #: grant; a page not named here, such as one's own profile, is never a proxy's).
 NAV_SCOPES: dict[str, ProxyScope | None] = {
@@ -220,6 +229,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
     app.jinja_env.filters["flag_text"] = lambda flag: str(FLAG_TEXT.get(flag, ""))
     app.jinja_env.filters["flag_badge"] = flag_badge
+    app.jinja_env.filters["proxy_scope_text"] = lambda scope: str(PROXY_SCOPE_TEXT[scope])
     app.jinja_env.filters["status_text"] = status_text
     app.jinja_env.filters["version_status"] = version_status
     app.jinja_env.filters["notice_text"] = notice_text

@@ -84,3 +84,31 @@ def test_back_to_ones_own_record(as_user, session: Session, people: Demo) -> Non
     assert "You are looking at" not in page
     assert "Hello, Alice Martin" in page
     assert ">Profile<" in page
+
+
+def test_a_patient_sees_who_can_see_their_record_and_removes_them(
+    client, as_user, session: Session, people: Demo
+) -> None:
+    # The demo's grant: dan lets carol open his lab results and appointments.
+    dan = people.user("dan").patient.id
+    carol = as_user("carol")
+    post(carol, "/my/record", {"patient_id": str(dan)})
+    assert carol.get("/my/lab-results").status_code == 200
+    (held,) = proxies.held_records(session, people.actor("carol"))
+    post(carol, "/logout")
+
+    # Bob cannot remove anyone from Dan's record: not his (404), and carol keeps it.
+    bobs = as_user("bob")
+    assert post(bobs, f"/my/proxies/{held.delegation.grant_id}/remove").status_code == 404
+    assert proxies.held_records(session, people.actor("carol")) != []
+    post(bobs, "/logout")
+
+    dans = as_user("dan")
+    profile = dans.get("/my/profile").get_data(as_text=True)
+    assert "Who can see my record" in profile
+    assert "Carol Jensen" in profile
+    assert "appointments, lab results" in profile
+    removed = post(dans, f"/my/proxies/{held.delegation.grant_id}/remove")
+    assert removed.status_code == 303
+    assert "Nobody but you and your care team" in dans.get("/my/profile").get_data(as_text=True)
+    assert proxies.held_records(session, people.actor("carol")) == []
