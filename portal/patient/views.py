@@ -121,8 +121,8 @@ def dashboard() -> str:
 @bp.post("/proxies/<int:grant_id>/remove")
 @audit_exempt  # the service records the change; every answer is a redirect
 def remove_proxy(grant_id: int) -> BaseResponse:
-    """"Remove" under "Who can see my record": the grant ends now, at the proxy's next request
-    on every door. Someone else's grant is a 404."""
+    """The Remove button under "Who can see my record": the grant ends now, at the next request
+    of its holder, on every door. Someone else's grant is a 404."""
     actor = current_actor()
     if run(lambda s: proxies.end(s, actor, grant_id, "removed by the patient")).ok:
         flash(_("Done: they can no longer see your record."), "success")
