@@ -83,6 +83,7 @@ def _publish(
     *,
     status: ResultStatus = ResultStatus.FINAL,
     visibility: Visibility = Visibility.SHARED,
+    hold: labs.Hold | None = None,
 ) -> LabResult:
     test = BY_CODE[code]
     return labs.create_result(
@@ -92,6 +93,7 @@ def _publish(
         test_code=test.loinc,
         test_name=test.name,
         data=labs.ResultInput(value, test.units, test.reference_range, status, visibility),
+        hold=hold,
     )
 
 
@@ -136,7 +138,19 @@ def _patient_history(
         _publish(session, chen, pid, "2160-0", "1.1", visibility=Visibility.PROVIDER_ONLY)
         _publish(session, chen, pid, "2345-7", "104", status=ResultStatus.PRELIMINARY)
     with at(now - timedelta(days=1)):
-        _publish(session, chen, pid, "21636-6", "No pathogenic variant detected")
+        # The genetic test is held by its clinician for this patient (preventing harm, 45 CFR
+        # 171.201), not by a rule for its category: the demo clinic leaves those off.
+        _publish(
+            session,
+            chen,
+            pid,
+            "21636-6",
+            "No pathogenic variant detected",
+            hold=labs.Hold(
+                "A genetic result is explained in person first: a counselling visit is booked.",
+                now + timedelta(days=6),
+            ),
+        )
 
     with at(now - timedelta(days=420)):
         old = plans.create_draft(

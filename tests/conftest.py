@@ -181,6 +181,16 @@ def people(session: Session) -> Demo:
 
 
 @pytest.fixture
+def category_rules(session: Session, people: Demo) -> None:
+    """The clinic turns the category release rules on (as a clinic outside the US may): the
+    demo's policies (genetic results held for review) then apply to what is published next."""
+    from portal.services import settings
+
+    settings.set_category_rules(session, people.actor("admin"), True)
+    session.commit()
+
+
+@pytest.fixture
 def as_user(client: FlaskClient):  # type: ignore[no-untyped-def]
     """Sign the test client in: `as_user("alice")`."""
 

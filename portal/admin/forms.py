@@ -72,6 +72,10 @@ class PolicyForm(FlaskForm):
     never_auto_release = BooleanField(_l("Sensitive: never release automatically"))
 
 
+class CategoryRulesForm(FlaskForm):
+    apply = BooleanField(_l("Apply the category rules (clinics outside the United States)"))
+
+
 class EditUserForm(FlaskForm):
     email = EmailField(
         _l("Email (signs in with it)"), validators=[DataRequired(), Email(), Length(max=254)]

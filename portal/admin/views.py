@@ -22,6 +22,7 @@ from portal.access import MAX_ID, get_or_404
 from portal.admin import bp
 from portal.admin.forms import (
     AssignForm,
+    CategoryRulesForm,
     EditPatientForm,
     EditUserForm,
     NewPatientForm,
@@ -503,5 +504,36 @@ def release_policy() -> Page:
             )
             return _see_other("admin.release_policy")
         status = 422
+    return _policy_page(form, CategoryRulesForm(), status)
+
+
+def _policy_page(form: PolicyForm, rules: CategoryRulesForm, status: int) -> Page:
+    form.category.choices = [SelectChoice(c, c.capitalize()) for c in settings.categories()]
+    rules_on = settings.category_rules_on(db.session)
+    if not rules.is_submitted():
+        rules.apply.data = rules_on
     policies = settings.release_policies(db.session)
-    return render("admin/release_policy.html", form=form, policies=policies), status
+    return render(
+        "admin/release_policy.html",
+        form=form,
+        rules=rules,
+        rules_on=rules_on,
+        policies=policies,
+    ), status
+
+
+@bp.post("/release-policy/rules")
+@audit_exempt  # settings records changes; the page shows no PHI
+def category_rules() -> Page:
+    rules = CategoryRulesForm()
+    actor = current_actor()
+    done = submit(rules, lambda s: settings.set_category_rules(s, actor, bool(rules.apply.data)))
+    if done.ok:
+        flash(
+            _("The category rules now apply.")
+            if rules.apply.data
+            else _("The category rules are off: results reach patients when published."),
+            "success",
+        )
+        return _see_other("admin.release_policy")
+    return _policy_page(PolicyForm(), rules, 422)

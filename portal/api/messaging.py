@@ -15,6 +15,7 @@ from portal.access import Actor, get_or_404
 from portal.api import bp
 from portal.api.operations import operation
 from portal.api.schemas import (
+    FileIn,
     Instant,
     PageOut,
     PageQuery,
@@ -25,7 +26,7 @@ from portal.api.schemas import (
 )
 from portal.audit import audited
 from portal.models import Attachment, AuditAction, Conversation, Entity, Message, MessageStatus
-from portal.services import messaging
+from portal.services import attachments, messaging
 from portal.web.audit_reads import shown
 
 TAG = "Messages"
@@ -107,7 +108,8 @@ class MessageOut(Record):
 
 class ConversationIn(Schema):
     """A new thread: a patient writes to one of their care team (`to`); a provider writes to
-    a patient of theirs (`to` is the patient's user id) and names them (`patientId`)."""
+    a patient of theirs and names them (`patientId`): `to`, when given, is the patient's user
+    id (`userId` of `GET /patients/{id}`), and may be left out."""
 
     model_config = with_example(
         {
@@ -118,9 +120,11 @@ class ConversationIn(Schema):
     )
 
     subject: str = Field(max_length=200)
-    to: RecordId
+    to: RecordId | None = None
     body: str = Field(max_length=messaging.MAX_BODY)
     patient_id: RecordId | None = None
+    #: Files sent with the first message, within the same limits as the pages'.
+    attachments: list[FileIn] = Field(default_factory=list, max_length=20)
 
 
 class ReplyIn(Schema):
@@ -129,6 +133,12 @@ class ReplyIn(Schema):
     )
 
     body: str = Field(max_length=messaging.MAX_BODY)
+    #: Files sent with the reply, within the same limits as the pages'.
+    attachments: list[FileIn] = Field(default_factory=list, max_length=20)
+
+
+def uploads(files: list[FileIn]) -> list[attachments.Upload]:
+    return [attachments.Upload(f.filename, f.content) for f in files]
 
 
 def _conversation(summary: messaging.ThreadSummary) -> ConversationOut:
@@ -213,6 +223,7 @@ def start_conversation(session: Session, actor: Actor, *, body: ConversationIn) 
         recipient_user_id=body.to,
         subject=body.subject,
         body=body.body,
+        uploads=uploads(body.attachments),
     )
     return _conversation(messaging.thread_summary(session, actor, first.conversation_id))
 
@@ -256,7 +267,10 @@ def list_messages(
 def reply(session: Session, actor: Actor, conversation_id: int, *, body: ReplyIn) -> MessageOut:
     """A reply to the other participant; send an `Idempotency-Key` so that a retry after a
     lost answer does not send it twice."""
-    return _one(session, actor, messaging.reply(session, actor, conversation_id, body=body.body))
+    sent = messaging.reply(
+        session, actor, conversation_id, body=body.body, uploads=uploads(body.attachments)
+    )
+    return _one(session, actor, sent)
 
 
 @operation(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, Base64Bytes, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 from portal.access import MAX_ID
@@ -118,6 +118,7 @@ def dump(value: BaseModel) -> str:
 
 
 __all__ = [
+    "FileIn",
     "PatientOut",
     "ProviderOut",
     "Instant",
@@ -138,6 +139,17 @@ __all__ = [
 # --- People: shared by several resources -------------------------------------------------------
 
 
+class FileIn(Schema):
+    """A file sent in a JSON body: its name and its bytes in base64 (RFC 4648). The limits are
+    the pages': PDF, PNG or JPEG, at most `ATTACHMENT_MAX_BYTES` each (a message: at most
+    `ATTACHMENT_MAX_FILES` files and `ATTACHMENT_MAX_TOTAL_BYTES` in all)."""
+
+    model_config = with_example({"filename": "report.pdf", "content": "JVBERi0xLjQK"})
+
+    filename: str = Field(min_length=1, max_length=255)
+    content: Base64Bytes
+
+
 class PatientOut(Record):
     """A PatientProfile: patients are named by this id everywhere (`patientId`)."""
 
@@ -151,6 +163,7 @@ class PatientOut(Record):
             "dateOfBirth": "1980-01-01",
             "primaryClinic": "Riverside Clinic",
             "isActive": True,
+            "userId": 4,
         }
     )
 
@@ -159,6 +172,9 @@ class PatientOut(Record):
     date_of_birth: date | None
     primary_clinic: str | None
     is_active: bool
+    #: The patient's user id (how messages name them: `to`), null while they have no portal
+    #: account.
+    user_id: int | None = None
 
 
 class ProviderOut(Record):

@@ -104,6 +104,13 @@ def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     if op.status == 204:
         responses["204"] = {"description": "Done"}
+    elif op.response is None:
+        # A file: its bytes, in the type it was stored with.
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        responses[str(op.status)] = {
+            "description": "The file",
+            "content": {t: binary for t in ("application/pdf", "image/png", "image/jpeg")},
+        }
     else:
         answer: dict[str, Any] = {"schema": _response_schema(op.response, refs)}
         if (answer_example := example_of(op.response)) is not None:

@@ -73,6 +73,12 @@ class LabResult(PatientOwned, Timestamps, Base):
     #: When the sample was taken: where the result belongs in time. Lists, trends and the
     #: dashboard order on it, so a later correction never moves a result forward.
     collected_at: Mapped[datetime]
+    #: A clinician's hold on this result (45 CFR 171.201, preventing harm): who placed it, the
+    #: harm it prevents (required), and when it ends. While `held_until` is ahead, no version
+    #: reaches the patient without a review; at that moment the hold lapses on its own.
+    held_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    held_until: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_lab_result_patient_shared", "patient_id", "shared_at"),

@@ -152,7 +152,7 @@ def start_conversation(
     actor: Actor,
     *,
     patient_id: int | None,
-    recipient_user_id: int,
+    recipient_user_id: int | None,
     subject: str,
     body: str,
     uploads: list[attachments.Upload] | None = None,
@@ -161,7 +161,8 @@ def start_conversation(
     """A new thread about a patient, between the patient and one of their care team.
 
     `patient_id` None means the actor's own record: a patient writes about themselves, a
-    provider must name the patient (MessageError on `patient_id`)."""
+    provider must name the patient (MessageError on `patient_id`). `recipient_user_id` None:
+    for a provider, the patient themself (a patient must choose someone of their team)."""
     require(actor, Permission.MESSAGE_SEND)
     if patient_id is None:
         if actor.patient_id is None:
@@ -176,10 +177,14 @@ def start_conversation(
         raise MessageError("subject", N_("Enter a subject."))
     body = _check_body(body)
     team_users = {p.user_id for p in care_team(session, actor, patient.id)}
+    if recipient_user_id is None and actor.role is not Role.PATIENT:
+        recipient_user_id = patient.user_id
+    if recipient_user_id is None and actor.role is Role.PATIENT:
+        raise MessageError("to", N_("Choose someone from your care team."))
     if actor.role is Role.PATIENT:
         if recipient_user_id not in team_users:
             raise MessageError("to", N_("Choose someone from your care team."))
-    elif recipient_user_id != patient.user_id or patient.user_id is None:
+    elif recipient_user_id is None or recipient_user_id != patient.user_id:
         raise MessageError("to", N_("This patient has no portal account yet."))
     conversation = Conversation(
         patient_id=patient.id,

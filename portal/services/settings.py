@@ -79,6 +79,36 @@ def set_message_retention_days(session: Session, actor: Actor, days: int | None)
     session.flush()
 
 
+def category_rules_on(session: Session) -> bool:
+    """Whether the category rules below apply (off by default: every result is released when
+    published, unless the patient or a clinician's hold on that one result says otherwise)."""
+    return labs.category_rules_on(session)
+
+
+def set_category_rules(session: Session, actor: Actor, on: bool) -> int:
+    """Turn the category rules on or off; every result waiting for release gets the time the
+    rules give it now (off: released at the timer's next run). Audited; returns how many
+    waiting results changed."""
+    require(actor, Permission.SETTINGS_MANAGE)
+    value = "on" if on else "off"
+    row = session.get(ClinicSetting, labs.CATEGORY_RULES)
+    if row is None:
+        session.add(ClinicSetting(key=labs.CATEGORY_RULES, value=value))
+    else:
+        row.value = value
+    session.flush()
+    rescheduled = labs.reschedule_held(session, None)
+    audit.record(
+        session,
+        actor,
+        AuditAction.UPDATE,
+        Entity.CLINIC_SETTING,
+        labs.CATEGORY_RULES,
+        detail={"value": value, "held_results_rescheduled": rescheduled},
+    )
+    return rescheduled
+
+
 def categories() -> list[str]:
     """Every test category the pick-list knows, in a stable order."""
     return sorted({t.category for t in CATALOG} | {"general"})

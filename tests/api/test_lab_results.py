@@ -388,8 +388,9 @@ def test_only_an_assigned_provider_corrects(api, people: Demo, name: str, status
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
-        ({"status": "final"}, "body.status"),
-        ({"reason": ""}, "body.reason"),
+        ({"status": "final"}, "status"),  # finalising is for a preliminary result only
+        ({"status": "preliminary"}, "body.status"),
+        ({"reason": ""}, "reason"),  # a published result's change says why (the service's)
         ({"resultValue": " "}, "resultValue"),
         ({"visibility": "public"}, "body.visibility"),
         ({"testName": "TSH"}, "body.testName"),

@@ -23,6 +23,7 @@ PATIENT_FIELDS = {
     "dateOfBirth",
     "primaryClinic",
     "isActive",
+    "userId",
 }
 
 

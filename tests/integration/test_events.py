@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from simple_websocket import Client, ConnectionClosed, ConnectionError
 
@@ -66,17 +68,24 @@ def test_a_held_result_announces_nothing_until_it_is_released(
     alice = signed_in(base, ALICE)
     ws = open_socket(base, alice)
     try:
-        # The catalog files BRCA1 under "genetic", whose results wait for a provider's review
-        result_id = publish_result(
-            base,
-            people["chen"],
-            people["alice_pid"],
-            testCode="21636-6",
-            testName="BRCA1 gene mutations",
-            resultValue="Not detected",
-            units="",
-            referenceRange="",
+        # The clinician holds this one result back, with the harm it prevents and an end
+        r = requests.post(
+            f"{base}/api/v1/patients/{people['alice_pid']}/lab-results",
+            json={
+                "testCode": "21636-6",
+                "testName": "BRCA1 gene mutations",
+                "resultValue": "Not detected",
+                "status": "final",
+                "hold": {
+                    "reason": "Explained at the counselling visit first",
+                    "until": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+                },
+            },
+            headers=people["chen"],
+            timeout=30,
         )
+        assert r.status_code == 201, r.text[:300]
+        result_id = int(r.json()["id"])
         assert next_event(ws, timeout=1.0) is None
         chen = signed_in(base, CHEN)
         token = csrf_of(chen, f"{base}/staff/results/{result_id}")

@@ -22,6 +22,7 @@ from tests.support import app_config, at_once, new_database
 
 
 def _delay_hematology(session: Session, admin: Actor) -> None:
+    settings.set_category_rules(session, admin, True)
     settings.set_release_policy(
         session,
         admin,

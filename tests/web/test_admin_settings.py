@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,7 @@ def test_an_admin_changes_a_categorys_release_policy(session: Session, as_user) 
     assert "72 hours after publishing" in client.get("/admin/release-policy").get_data(as_text=True)
 
 
+@pytest.mark.usefixtures("category_rules")
 def test_providers_see_the_policy_on_the_result_form(as_user, people) -> None:
     page = as_user("dr_chen").get(
         f"/staff/patients/{people.user('alice').patient.id}/results/new?test_code=21636-6"

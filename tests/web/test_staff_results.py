@@ -239,6 +239,7 @@ def _hold_genetic_test(client: FlaskClient, people: Demo) -> int:
 SECRET = "Pathogenic variant c.68_69del"
 
 
+@pytest.mark.usefixtures("category_rules")
 def test_a_held_result_is_invisible_to_the_patient_until_a_provider_reviews_and_releases_it(
     session: Session, as_user, people: Demo, alice_client: FlaskClient
 ) -> None:
@@ -283,6 +284,7 @@ def test_releasing_a_result_with_nothing_held_is_refused(as_user, people) -> Non
     assert post(client, f"/staff/results/{result_id}/release").status_code == 422
 
 
+@pytest.mark.usefixtures("category_rules")
 def test_a_delayed_category_is_released_by_the_timer_once_its_time_has_come(
     session: Session, as_user, people: Demo, alice_client: FlaskClient
 ) -> None:

@@ -24,7 +24,7 @@ from portal.services import attachments
 from portal.services.catalog import BY_CODE, TestDefinition
 from portal.services.errors import ServiceError
 from portal.services.labs.history import version_stmt
-from portal.services.labs.release import announce_release, release_times
+from portal.services.labs.release import Hold, announce_release, check_hold, release_times, set_hold
 from portal.services.labs.values import TOO_LARGE, compute_flag, parse_range, parse_value, sane
 
 
@@ -84,7 +84,7 @@ def _new_version(
             # A correction of something the patient saw is never held back from them.
             released_at = now
         else:
-            released_at, due_at = release_times(session, patient, result.category, now)
+            released_at, due_at = release_times(session, patient, result, now)
     version = LabResultVersion(
         lab_result_id=result.id,
         patient_id=result.patient_id,
@@ -144,6 +144,7 @@ def create_result(
     category: str | None = None,
     report: attachments.Upload | None = None,
     collected_at: datetime | None = None,
+    hold: Hold | None = None,
 ) -> LabResult:
     """A new result for an assigned patient, saved as preliminary or published.
 
@@ -152,10 +153,13 @@ def create_result(
     without it, now less the catalog's usual turnaround for the test (now for a test the
     catalog does not know). `report`, when given, is attached to the first version in the same
     change; a file that cannot be attached is refused with `LabInputError` on "report" before
-    anything is written.
+    anything is written. `hold`, when given, is the provider's hold on it (a reason of
+    preventing harm and an end, `release.set_hold`), placed before it is published.
     """
     require(actor, Permission.LAB_RESULT_WRITE)
     patient = get_or_404(session, PatientProfile, patient_id, actor)
+    if hold is not None:
+        check_hold(hold.reason, hold.until, utcnow())
     if not data.result_value.strip():
         raise LabInputError("result_value", "Enter the result value.")
     if not test_name.strip():
@@ -183,6 +187,8 @@ def create_result(
     )
     session.add(result)
     session.flush()
+    if hold is not None:
+        set_hold(session, actor, result, hold.reason, hold.until)
     version = _new_version(
         session, actor, result, patient, data, number=1, reason=None, previously_shared=False
     )
@@ -210,11 +216,14 @@ def add_version(
     *,
     reason: str | None,
     report: attachments.Upload | None = None,
+    hold: Hold | None = None,
 ) -> LabResultVersion:
     """Correct, amend, finalise or cancel a result; earlier versions stay readable.
 
     `report`, when given, is attached to the new version in the same change (refused with
-    `LabInputError` on "report", as for `create_result`).
+    `LabInputError` on "report", as for `create_result`). `hold`, as for `create_result`:
+    a provider finalising a preliminary result may hold it back (refused once the patient
+    has seen the result).
     """
     require(actor, Permission.LAB_RESULT_WRITE)
     result = get_or_404(session, LabResult, result_id, actor)
@@ -235,6 +244,8 @@ def add_version(
         data = replace(data, visibility=previous.visibility)
     _check_numbers(data)
     report_row = _report_row(actor, patient.id, report) if report is not None else None
+    if hold is not None:
+        set_hold(session, actor, result, hold.reason, hold.until)
     version = _new_version(
         session,
         actor,
@@ -261,6 +272,29 @@ def add_version(
     return version
 
 
+def finalize(
+    session: Session,
+    actor: Actor,
+    result_id: int,
+    data: ResultInput,
+    *,
+    hold: Hold | None = None,
+) -> LabResultVersion:
+    """Publish a preliminary result as final (a new version; the preliminary one stays
+    readable to its care team). Refused on "status" for a result already published: that is
+    a correction or an amendment, with its reason."""
+    require(actor, Permission.LAB_RESULT_WRITE)
+    result = get_or_404(session, LabResult, result_id, actor)
+    if result.published_at is not None:
+        raise LabInputError(
+            "status",
+            "This result is already published: correct or amend it, saying why.",
+        )
+    return add_version(
+        session, actor, result_id, replace(data, status=ResultStatus.FINAL), reason=None, hold=hold
+    )
+
+
 def _report_row(actor: Actor, patient_id: int, upload: attachments.Upload) -> Attachment:
     """The encrypted row for a report file; a refused file is a `LabInputError` on "report"."""
     try:
@@ -278,6 +312,21 @@ def attach_report(
     """
     require(actor, Permission.LAB_RESULT_WRITE)
     return _attach(session, actor, version, _report_row(actor, version.patient_id, upload))
+
+
+def attach_current_report(
+    session: Session, actor: Actor, result_id: int, upload: attachments.Upload
+) -> Attachment:
+    """Attach a report file to the newest version of result `result_id` (an assigned
+    provider; 404 for a result not theirs), as `attach_report`."""
+    require(actor, Permission.LAB_RESULT_WRITE)
+    result = get_or_404(session, LabResult, result_id, actor)
+    version = session.scalar(
+        scoped(version_stmt, actor),
+        reader(actor, result_id=result.id, version=result.current_version),
+    )
+    assert version is not None
+    return attach_report(session, actor, version, upload)
 
 
 def _attach(

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext, ngettext
 from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from portal import audit
 from portal.access import (
@@ -25,6 +25,7 @@ from portal.access import (
 from portal.db import utcnow
 from portal.models import (
     AuditAction,
+    ClinicSetting,
     Entity,
     EventType,
     LabResult,
@@ -121,16 +122,34 @@ def _auto_release_delay(
     return None
 
 
-def release_times(
-    session: Session, patient: PatientProfile, category: str, now: datetime
-) -> tuple[datetime | None, datetime | None]:
-    """(released_at, release_due_at) for a result published now, per policy and preference."""
-    delay = _auto_release_delay(release_policy_for(session, category), patient.release_preference)
+def _due(
+    published: datetime, delay: timedelta | None, held_until: datetime | None
+) -> datetime | None:
+    """When a version published at `published` reaches the patient with no review: after the
+    category's delay (when the clinic's category rules say so) and after a clinician's hold
+    on the result, whichever ends later; None when only a review releases it."""
     if delay is None:
+        return None
+    due = published + delay
+    if held_until is not None and held_until > due:
+        due = held_until
+    return due
+
+
+def release_times(
+    session: Session, patient: PatientProfile, result: LabResult, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """(released_at, release_due_at) for a version of `result` published now, per the
+    patient's preference, the clinician's hold on it and (when on) the category's rule."""
+    delay = _auto_release_delay(
+        release_policy_for(session, result.category), patient.release_preference
+    )
+    due = _due(now, delay, result.held_until)
+    if due is None:
         return None, None
-    if not delay:
+    if due <= now:
         return now, None
-    return None, now + delay
+    return None, due
 
 
 def announce_release(session: Session, result: LabResult, version: LabResultVersion) -> None:
@@ -190,41 +209,56 @@ def release_due(session: Session, now: datetime | None = None) -> int:
     """
     now = now or utcnow()
     stmt = (
-        select(LabResultVersion, LabResult.category, PatientProfile.release_preference)
+        select(
+            LabResultVersion,
+            LabResult.category,
+            LabResult.held_until,
+            PatientProfile.release_preference,
+        )
         .join(LabResult, LabResult.id == LabResultVersion.lab_result_id)
         .join(PatientProfile, PatientProfile.id == LabResultVersion.patient_id)
         .where(awaiting_release(), LabResultVersion.release_due_at <= now)
     )
-    policies = {p.category: p for p in session.scalars(select(ReleasePolicy))}
+    policies = _policies(session)
     released = 0
-    for version, category, preference in session.execute(unscoped(stmt, "release timer")).all():
+    rows = session.execute(unscoped(stmt, "release timer")).all()
+    for version, category, held_until, preference in rows:
         delay = _auto_release_delay(policies.get(category), preference)
         published = version.published_at
-        if delay is None or published is None or published + delay > now:
+        due = None if published is None else _due(published, delay, held_until)
+        if due is None or due > now:
             continue
         release_version(session, None, version)
         released += 1
     return released
 
 
-def reschedule_held(session: Session, category: str) -> int:
+def reschedule_held(session: Session, category: str | None) -> int:
     """After `category`'s policy changed: each of its held results gets the release time the
     policy and the patient's preference give it now, or none (it waits for a review), so what
     staff read ("released automatically on ...") is what will happen; returns how many
-    changed. `release_due` still checks again when the time comes."""
+    changed. `release_due` still checks again when the time comes. `category` None: every
+    held result (the category rules were turned on or off)."""
     stmt = (
-        select(LabResultVersion, PatientProfile.release_preference)
+        select(
+            LabResultVersion,
+            LabResult.category,
+            LabResult.held_until,
+            PatientProfile.release_preference,
+        )
         .join(LabResult, LabResult.id == LabResultVersion.lab_result_id)
         .join(PatientProfile, PatientProfile.id == LabResultVersion.patient_id)
-        .where(awaiting_release(), LabResult.category == category)
+        .where(awaiting_release())
     )
-    policy = release_policy_for(session, category)
+    if category is not None:
+        stmt = stmt.where(LabResult.category == category)
+    policies = _policies(session)
     changed = 0
-    for version, preference in session.execute(unscoped(stmt, "release timer")).all():
-        delay = _auto_release_delay(policy, preference)
-        due = (
-            None if delay is None or version.published_at is None else version.published_at + delay
-        )
+    rows = session.execute(unscoped(stmt, "release timer")).all()
+    for version, its_category, held_until, preference in rows:
+        delay = _auto_release_delay(policies.get(its_category), preference)
+        published = version.published_at
+        due = None if published is None else _due(published, delay, held_until)
         if due != version.release_due_at:
             version.release_due_at = due
             changed += 1
@@ -270,8 +304,117 @@ def review_and_release(session: Session, actor: Actor, result_id: int) -> LabRes
     return version
 
 
+#: The clinic setting that turns the category rules (`ReleasePolicy`) on: "on", else off.
+CATEGORY_RULES = "category_release_rules"
+
+
+def category_rules_on(session: Session) -> bool:
+    """Whether the per-category timers and holds apply. Off unless an admin turned them on:
+    under the US information-blocking rule (45 CFR 171) a clinic-wide delay so that a
+    clinician reviews first is likely interference; clinics elsewhere may keep them."""
+    row = session.get(ClinicSetting, CATEGORY_RULES)
+    return row is not None and row.value == "on"
+
+
+def _policies(session: Session) -> dict[str, ReleasePolicy]:
+    if not category_rules_on(session):
+        return {}
+    return {p.category: p for p in session.scalars(select(ReleasePolicy))}
+
+
 def release_policy_for(session: Session, category: str) -> ReleasePolicy | None:
+    """The category's rule, or None (released on publishing) while the rules are off."""
+    if not category_rules_on(session):
+        return None
     return session.scalar(select(ReleasePolicy).where(ReleasePolicy.category == category))
+
+
+#: The longest a clinician's hold may last: a judgement about one result, reconsidered.
+MAX_HOLD = timedelta(days=30)
+
+
+class HoldError(ServiceError):
+    """A hold that cannot be placed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A clinician's hold as entered: the harm it prevents and when it ends."""
+
+    reason: str | None
+    until: datetime | None
+
+
+def check_hold(reason: str | None, until: datetime | None, now: datetime) -> tuple[str, datetime]:
+    """The hold's reason and end, or HoldError naming what is missing."""
+    text = (reason or "").strip()
+    if not text:
+        raise HoldError("hold_reason", "Record the harm this hold prevents: a hold needs a reason.")
+    if until is None:
+        raise HoldError("held_until", "Say until when the result is held.")
+    if until.tzinfo is None:
+        raise HoldError("held_until", "Give the end of the hold with its time zone.")
+    if until <= now:
+        raise HoldError("held_until", "The end of the hold must be in the future.")
+    if until > now + MAX_HOLD:
+        raise HoldError("held_until", "A hold can last at most 30 days.")
+    return text, until
+
+
+def set_hold(
+    session: Session,
+    actor: Actor,
+    result: LabResult,
+    reason: str | None,
+    until: datetime | None,
+) -> None:
+    """Record `actor`'s hold on `result` (not yet released to the patient); audited. The
+    caller has checked the actor may change this result."""
+    now = utcnow()
+    text, end = check_hold(reason, until, now)
+    if result.shared_version is not None:
+        raise HoldError("hold_reason", "The patient has already seen this result.")
+    result.held_by_id = actor.user_id
+    result.hold_reason = text
+    result.held_until = end
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.UPDATE,
+        Entity.LAB_RESULT,
+        result.id,
+        patient_id=result.patient_id,
+        # The reason is kept on the result, which only the care team reads.
+        detail={"hold": "placed", "held_until": end.isoformat(), "held_by": actor.user_id},
+    )
+
+
+def hold_result(
+    session: Session,
+    actor: Actor,
+    result_id: int,
+    *,
+    reason: str | None,
+    until: datetime | None,
+) -> LabResult:
+    """An assigned provider holds a result back from the patient, for a reason of preventing
+    harm, until `until` (at most `MAX_HOLD`); a version waiting for release waits with it."""
+    require(actor, Permission.LAB_RESULT_WRITE)
+    result = get_or_404(session, LabResult, result_id, actor)
+    set_hold(session, actor, result, reason, until)
+    patient = get_or_404(session, PatientProfile, result.patient_id, actor)
+    version = held_version(session, actor, result)
+    if version is None:
+        # Published and not awaiting: released already (refused above) or preliminary.
+        return result
+    delay = _auto_release_delay(
+        release_policy_for(session, result.category), patient.release_preference
+    )
+    published = version.published_at
+    version.release_due_at = None if published is None else _due(published, delay, until)
+    session.flush()
+    return result
 
 
 def describe_policy(policy: ReleasePolicy | None) -> str:
@@ -300,7 +443,16 @@ class HeldResult:
     test_name: str
     release_due_at: datetime | None
     reviewer_name: str | None
+    #: The clinician holding it back and until when, while their hold lasts.
+    held_by_name: str | None = None
+    held_until: datetime | None = None
 
+    @property
+    def held_by_clinician(self) -> bool:
+        return self.held_until is not None
+
+
+HoldingProvider = aliased(ProviderProfile)
 
 # PATIENT_FILTERS hide these rows from patients on purpose; this narrow path selects only the
 # test's name, when it will be released and who orders it: no value, range or flag.
@@ -310,6 +462,8 @@ _HELD = unscoped(
         LabResult.test_name,
         LabResultVersion.release_due_at,
         ProviderProfile.display_name,
+        HoldingProvider.display_name,
+        LabResult.held_until,
     )
     .join(
         LabResultVersion,
@@ -319,6 +473,7 @@ _HELD = unscoped(
         ),
     )
     .outerjoin(ProviderProfile, ProviderProfile.user_id == LabResult.ordered_by_id)
+    .outerjoin(HoldingProvider, HoldingProvider.user_id == LabResult.held_by_id)
     .where(
         LabResult.patient_id == bindparam("patient_id", type_=Integer),
         LabResult.shared_version.is_(None),
@@ -333,5 +488,20 @@ def held_results(session: Session, actor: Actor) -> list[HeldResult]:
     """The patient's own published results still held back, as placeholders (one query)."""
     if actor.role is not Role.PATIENT or actor.patient_id is None:
         return []
-    rows = session.execute(_HELD, {"patient_id": actor.patient_id})
-    return [HeldResult(*row) for row in rows]
+    now = utcnow()
+    found = []
+    for result_id, name, due, reviewer, holder, until in session.execute(
+        _HELD, {"patient_id": actor.patient_id}
+    ):
+        lasting = until is not None and until > now
+        found.append(
+            HeldResult(
+                result_id,
+                name,
+                due,
+                reviewer,
+                held_by_name=(holder or reviewer) if lasting else None,
+                held_until=until if lasting else None,
+            )
+        )
+    return found

@@ -120,6 +120,7 @@ def test_a_correction_stores_its_report_on_the_new_version(session: Session, wor
 # --- release state: one function, and the SQL that agrees with it --------------------------------
 
 
+@pytest.mark.usefixtures("category_rules")
 def test_release_state_and_its_sql_predicates_agree_on_every_demo_version(
     session: Session, world: World
 ) -> None:
@@ -193,6 +194,7 @@ def _publish(world: World, test_code: str, name: str, value: str) -> LabResultVe
     return version
 
 
+@pytest.mark.usefixtures("category_rules")
 @pytest.mark.parametrize("mode", list(ReleaseMode))
 def test_a_sensitive_category_is_held_for_review_whatever_its_mode(
     world: World, mode: ReleaseMode
@@ -213,6 +215,7 @@ def _wbc_due_in_two_hours(world: World) -> LabResultVersion:
     return version
 
 
+@pytest.mark.usefixtures("category_rules")
 def test_the_timer_releases_a_scheduled_result_when_its_policy_still_allows_it(
     world: World,
 ) -> None:
@@ -221,6 +224,7 @@ def test_the_timer_releases_a_scheduled_result_when_its_policy_still_allows_it(
     assert labs.release_state(version) is ReleaseState.RELEASED
 
 
+@pytest.mark.usefixtures("category_rules")
 @pytest.mark.parametrize(
     ("mode", "never"),
     [
@@ -239,6 +243,7 @@ def test_the_timer_rereads_the_policy_and_leaves_a_result_its_category_now_holds
     assert labs.held_version(world.session, world.actor("dr_chen"), _result_of(world, version))
 
 
+@pytest.mark.usefixtures("category_rules")
 def test_the_timer_rereads_the_patients_preference_for_review_first(world: World) -> None:
     version = _wbc_due_in_two_hours(world)
     patient = get_or_404(world.session, PatientProfile, world.patient_id, world.actor("alice"))
@@ -248,6 +253,7 @@ def test_the_timer_rereads_the_patients_preference_for_review_first(world: World
     assert version.released_at is None
 
 
+@pytest.mark.usefixtures("category_rules")
 def test_the_timer_keeps_to_a_longer_delay_set_after_publishing(world: World) -> None:
     version = _wbc_due_in_two_hours(world)
     _policy(world, "hematology", ReleaseMode.AUTO_AFTER_DELAY, never=False, hours=48)
@@ -257,6 +263,7 @@ def test_the_timer_keeps_to_a_longer_delay_set_after_publishing(world: World) ->
     assert version.released_at is not None
 
 
+@pytest.mark.usefixtures("category_rules")
 def test_a_policy_change_clears_or_moves_the_timers_of_held_results(world: World) -> None:
     # What staff read ("released automatically on ...") follows the policy as it is now.
     version = _wbc_due_in_two_hours(world)

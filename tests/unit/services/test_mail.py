@@ -66,9 +66,10 @@ def test_each_kind_of_event_sends_a_notice_with_no_health_information(
                 patient_id=world.patient_id,
                 text="Diabetes plan: insulin 10 units",
             )
-    assert jobs.run_once()["mail.outbox"] == 3  # the held BRCA1 result tells nothing yet
+    # The BRCA1 result is released when published (no clinician holds it): its notice too.
+    assert jobs.run_once()["mail.outbox"] == 4
     sent = _mails(app)
-    assert len(sent) == 3
+    assert len(sent) == 4
     for text in sent:
         assert f"To: {address}" in text
         for phi in (
@@ -86,6 +87,7 @@ def test_each_kind_of_event_sends_a_notice_with_no_health_information(
     assert {line for t in sent for line in t.splitlines() if line.startswith("Subject:")} == {
         f"Subject: {mail.NOTICES[k][0]}"
         for k in (
+            EventType.LAB_RESULT_PUBLISHED,
             EventType.MESSAGE_CREATED,
             EventType.APPOINTMENT_UPDATED,
             EventType.TREATMENT_PLAN_UPDATED,

@@ -36,6 +36,7 @@ from portal.models import (
     AvailabilityRule,
     BookingMode,
     CareAssignmentRequest,
+    LabResult,
     PatientProfile,
     ProxyRelationship,
     ProxyScope,
@@ -64,7 +65,7 @@ from portal.services import (
     two_factor,
 )
 from tests.support import PASSWORD, sign_in_limits
-from tests.unit.services.conftest import World
+from tests.unit.services.conftest import World, first
 
 Args = tuple[tuple[Any, ...], dict[str, Any]]
 
@@ -362,6 +363,7 @@ VERBS: tuple[Verb, ...] = (
     Verb(messaging.inbox, PM.MESSAGE_SEND, lambda w, a: call()),
     # settings
     Verb(settings.set_message_retention_days, PM.SETTINGS_MANAGE, lambda w, a: call(2190)),
+    Verb(settings.set_category_rules, PM.SETTINGS_MANAGE, lambda w, a: call(True)),
     Verb(
         settings.set_release_policy,
         PM.SETTINGS_MANAGE,
@@ -425,6 +427,31 @@ VERBS: tuple[Verb, ...] = (
         ),
     ),
     Verb(labs.review_and_release, PM.LAB_RESULT_WRITE, lambda w, a: call(w.held_result_id)),
+    Verb(
+        labs.finalize,
+        PM.LAB_RESULT_WRITE,
+        lambda w, a: call(
+            first(
+                w.session,
+                select(LabResult.id).where(
+                    LabResult.patient_id == w.patient_id, LabResult.published_at.is_(None)
+                ),
+            ),
+            labs.ResultInput("101", "mg/dL", "70-99", ResultStatus.FINAL),
+        ),
+    ),
+    Verb(
+        labs.hold_result,
+        PM.LAB_RESULT_WRITE,
+        lambda w, a: call(
+            w.held_result_id, reason="Explained in person", until=utcnow() + timedelta(days=2)
+        ),
+    ),
+    Verb(
+        labs.attach_current_report,
+        PM.LAB_RESULT_WRITE,
+        lambda w, a: call(w.published_result_id, attachments.Upload("report.pdf", MINIMAL_PDF)),
+    ),
     Verb(
         labs.attach_report,
         PM.LAB_RESULT_WRITE,
