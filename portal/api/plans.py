@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import Literal
 
 from pydantic import Field
 from sqlalchemy.orm import Session
@@ -42,6 +43,8 @@ class PlanOut(Record):
             "createdBy": 2,
             "activatedAt": "2026-11-04T08:02:13Z",
             "completedAt": None,
+            "approvedBy": 2,
+            "acknowledgedAt": "2026-11-04T19:30:00Z",
         }
     )
 
@@ -57,6 +60,51 @@ class PlanOut(Record):
     created_by: int
     activated_at: Instant | None
     completed_at: Instant | None
+    #: The user id of the provider who approved and activated it (null while a draft).
+    approved_by: int | None = None
+    #: When the patient confirmed reading the current version (null: not yet).
+    acknowledged_at: Instant | None = None
+
+
+_ACTIVATED = {
+    "id": 24,
+    "createdAt": "2026-11-03T11:20:00Z",
+    "updatedAt": "2026-11-04T08:02:13Z",
+    "patientId": 5,
+    "status": "active",
+    "summary": "Bring HbA1c below 5.7 %",
+    "details": "Walk briskly 30 minutes, five days a week; fewer sugary drinks.",
+    "startDate": "2026-11-05",
+    "endDate": "2027-02-05",
+    "version": 2,
+    "createdBy": 2,
+    "activatedAt": "2026-11-04T08:02:13Z",
+    "completedAt": None,
+    "approvedBy": 2,
+    "acknowledgedAt": None,
+    "completedPlanIds": [23],
+    "keptActivePlanIds": [],
+}
+
+
+class ActivateIn(Schema):
+    """What happens to the patient's other active plans: `complete` them (the default: this
+    plan replaces them) or `keep` them active beside this one."""
+
+    model_config = with_example({"otherActivePlans": "keep"})
+
+    other_active_plans: Literal["complete", "keep"] = "complete"
+
+
+class ActivatedOut(PlanOut):
+    """The activated plan, and what became of the patient's other active plans."""
+
+    model_config = with_example(_ACTIVATED)
+
+    #: The other active plans this activation completed.
+    completed_plan_ids: list[int]
+    #: The other active plans left active (`otherActivePlans: keep`).
+    kept_active_plan_ids: list[int]
 
 
 class PlanListQuery(PageQuery):
@@ -87,6 +135,7 @@ class PlanIn(Schema):
 def _shaped(session: Session, actor: Actor, rows: Sequence[TreatmentPlan]) -> list[PlanOut]:
     """`rows` with their current versions' details (one query for all of them)."""
     current = plans.current_versions(session, actor, rows)
+    read = plans.acknowledged_at(session, actor, list(current.values()))
     return [
         PlanOut(
             id=p.id,
@@ -102,6 +151,8 @@ def _shaped(session: Session, actor: Actor, rows: Sequence[TreatmentPlan]) -> li
             created_by=p.author_id,
             activated_at=p.activated_at,
             completed_at=p.completed_at,
+            approved_by=p.approver_id,
+            acknowledged_at=read.get(current[p.id].id) if p.id in current else None,
         )
         for p in rows
     ]
@@ -164,15 +215,26 @@ def create_treatment_plan(
     "/treatment-plans/<int:plan_id>/activate",
     summary="Activate a draft",
     tag=TAG,
-    response=PlanOut,
+    body=ActivateIn,
+    response=ActivatedOut,
     idempotent=True,
     errors=(403, 409),
 )
-def activate_treatment_plan(session: Session, actor: Actor, plan_id: int) -> PlanOut:
+def activate_treatment_plan(
+    session: Session, actor: Actor, plan_id: int, *, body: ActivateIn
+) -> ActivatedOut:
     """The draft becomes the patient's active plan (a new version; the draft stays in the
-    history), and the patient's other active plans are completed. 422 for a plan that is
-    not a draft."""
-    return _one(session, actor, plans.activate(session, actor, plan_id))
+    history), approved by the caller. The patient's other active plans are completed, or,
+    with `otherActivePlans: keep`, stay active; the answer lists which. The body may be
+    left out. 422 for a plan that is not a draft."""
+    plan, completed, kept = plans.activate_saying(
+        session, actor, plan_id, complete_others=body.other_active_plans == "complete"
+    )
+    return ActivatedOut(
+        **dict(_one(session, actor, plan)),
+        completed_plan_ids=completed,
+        kept_active_plan_ids=kept,
+    )
 
 
 @operation(
@@ -207,4 +269,4 @@ def acknowledge_treatment_plan(session: Session, actor: Actor, plan_id: int) -> 
     return _one(session, actor, get_or_404(session, TreatmentPlan, plan_id, actor))
 
 
-__all__ = ["PlanIn", "PlanListQuery", "PlanOut"]
+__all__ = ["ActivateIn", "ActivatedOut", "PlanIn", "PlanListQuery", "PlanOut"]

@@ -6,7 +6,7 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import Integer, Select, and_, bindparam, select
 from sqlalchemy.orm import Session
@@ -176,15 +176,24 @@ def activate(
     """Approve and activate a draft; the approving provider is recorded. Other active plans of
     the patient are completed when `complete_others` (the usual case: a plan replaces another)."""
     require(actor, Permission.PLAN_WRITE)
+    return activate_saying(session, actor, plan_id, complete_others=complete_others)[0]
+
+
+def activate_saying(
+    session: Session, actor: Actor, plan_id: int, *, complete_others: bool
+) -> tuple[TreatmentPlan, list[int], list[int]]:
+    """`activate`, and what happened to the patient's other active plans: the ids of those
+    completed and of those left active (the caller chose)."""
+    require(actor, Permission.PLAN_WRITE)
     plan = get_or_404(session, TreatmentPlan, plan_id, actor)
     if plan.status is not PlanStatus.DRAFT:
         raise PlanError("status", N_("Only a draft can be activated."))
     now = utcnow()
+    params = reader(actor, patient_id=plan.patient_id)
+    others = [p.id for p in session.scalars(scoped(_active_plans_stmt, actor), params).all()]
     if complete_others:
-        params = reader(actor, patient_id=plan.patient_id)
-        others = session.scalars(scoped(_active_plans_stmt, actor), params).all()
         for other in others:
-            complete(session, actor, other.id)
+            complete(session, actor, other)
     content = _current_content(session, actor, plan)
     plan.status = PlanStatus.ACTIVE
     plan.approver_id = actor.user_id
@@ -193,7 +202,7 @@ def activate(
     _add_version(session, actor, plan, content, "Approved and activated")
     _audit(session, actor, plan, AuditAction.ACTIVATE)
     _announce(session, plan, N_("You have a new treatment plan to read"))
-    return plan
+    return plan, (others if complete_others else []), ([] if complete_others else others)
 
 
 def complete(session: Session, actor: Actor, plan_id: int) -> TreatmentPlan:
@@ -355,6 +364,18 @@ def current_versions(
     params = reader(actor, plan_ids=[p.id for p in plans])
     rows = session.scalars(scoped(_current_versions_stmt, actor), params)
     return {v.plan_id: v for v in rows}
+
+
+def acknowledged_at(
+    session: Session, actor: Actor, versions: Sequence[TreatmentPlanVersion]
+) -> dict[int, datetime]:
+    """When the patient acknowledged each of `versions` (those they did), by version id; one
+    query however many versions."""
+    if not versions:
+        return {}
+    params = reader(actor, version_ids=[v.id for v in versions])
+    rows = session.scalars(scoped(_acknowledgements_stmt, actor), params)
+    return {a.plan_version_id: a.acknowledged_at for a in rows}
 
 
 # --- Two versions side by side --------------------------------------------------------------------

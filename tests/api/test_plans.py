@@ -39,6 +39,8 @@ PLAN_FIELDS = {
     "completedAt",
     "createdAt",
     "updatedAt",
+    "approvedBy",
+    "acknowledgedAt",
 }
 
 
@@ -275,12 +277,53 @@ def test_activating_a_draft_completes_the_active_plan_and_keeps_versions(
     plan = response.json
     assert (plan["id"], plan["status"], plan["version"]) == (draft, "active", 2)
     assert plan["activatedAt"] is not None
+    # It says who approved it and what became of the other active plan.
+    assert plan["approvedBy"] == people.user("dr_chen").id
+    assert (plan["completedPlanIds"], plan["keptActivePlanIds"]) == ([was_active], [])
+    assert plan["acknowledgedAt"] is None
     stored = _plans_of(session, alice)
     assert stored[was_active].status is PlanStatus.COMPLETED
     # Now the patient sees it, with the same content.
     seen = _items(api("alice"), f"/patients/{alice}/treatment-plans?status=active")
     assert [i["id"] for i in seen] == [draft]
     assert seen[0]["details"] == plan["details"]
+
+
+def test_the_caller_may_keep_the_other_active_plans_when_activating(
+    api: ApiFor, session: Session, people: Demo
+) -> None:
+    alice = _alice(people)
+    draft = _one(session, alice, PlanStatus.DRAFT)
+    was_active = _one(session, alice, PlanStatus.ACTIVE)
+    response = api("dr_chen").post(
+        f"/treatment-plans/{draft}/activate", json={"otherActivePlans": "keep"}
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert (response.json["completedPlanIds"], response.json["keptActivePlanIds"]) == (
+        [],
+        [was_active],
+    )
+    stored = _plans_of(session, alice)
+    assert stored[was_active].status is PlanStatus.ACTIVE
+    assert stored[draft].status is PlanStatus.ACTIVE
+    bad = api("dr_chen").post(
+        f"/treatment-plans/{was_active}/activate", json={"otherActivePlans": "archive"}
+    )
+    assert "body.otherActivePlans" in _problem(bad, 422)["errors"]
+
+
+def test_the_provider_reads_whether_the_patient_acknowledged_the_current_version(
+    api: ApiFor, session: Session, people: Demo
+) -> None:
+    alice = _alice(people)
+    active = _one(session, alice, PlanStatus.ACTIVE)
+    before = _items(api("dr_chen"), f"/patients/{alice}/treatment-plans?status=active")
+    assert [p["acknowledgedAt"] for p in before if p["id"] == active] == [None]
+    assert api("alice").post(f"/treatment-plans/{active}/acknowledge").status_code == 200
+    after = _items(api("dr_chen"), f"/patients/{alice}/treatment-plans?status=active")
+    (plan,) = [p for p in after if p["id"] == active]
+    assert plan["acknowledgedAt"] is not None
+    assert plan["approvedBy"] is not None
 
 
 def test_a_step_the_plans_state_does_not_allow_is_a_422(

@@ -469,6 +469,11 @@ VERBS: tuple[Verb, ...] = (
         lambda w, a: call(w.active_plan_id, plans.PlanInput("Diabetes", "Metformin.")),
     ),
     Verb(plans.activate, PM.PLAN_WRITE, lambda w, a: call(w.draft_plan_id)),
+    Verb(
+        plans.activate_saying,
+        PM.PLAN_WRITE,
+        lambda w, a: call(w.draft_plan_id, complete_others=False),
+    ),
     Verb(plans.complete, PM.PLAN_WRITE, lambda w, a: call(w.active_plan_id)),
     Verb(plans.acknowledge, PM.PLAN_ACKNOWLEDGE, lambda w, a: call(w.active_plan_id)),
     Verb(plans.list_for, PM.PLAN_READ, lambda w, a: call(patient_id=w.patient_id)),
