@@ -110,6 +110,7 @@ class AppointmentOut(Record):
             "reason": "Follow-up of HbA1c",
             "location": "Riverside Clinic",
             "cancelReason": None,
+            "replacesId": None,
         }
     )
 
@@ -122,6 +123,9 @@ class AppointmentOut(Record):
     location: str | None
     #: Why it was cancelled, as given by whoever cancelled it (the clinic must give one).
     cancel_reason: str | None
+    #: A request to move a confirmed visit: that visit's id. It stands until this request is
+    #: confirmed (then it is cancelled as moved) and stays if the request is declined.
+    replaces_id: int | None = None
 
 
 class SlotsQuery(Schema):
@@ -199,6 +203,7 @@ def _visits(session: Session, visits: Sequence[Appointment]) -> list[Appointment
             reason=v.reason,
             location=v.location,
             cancel_reason=v.cancel_reason,
+            replaces_id=v.replaces_id,
         )
         for v in visits
     ]

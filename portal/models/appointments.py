@@ -46,6 +46,13 @@ class Appointment(PatientOwned, Timestamps, Base):
 
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     booked_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    #: A request to move a confirmed visit: that visit, which stands until this one is
+    #: confirmed (then it is cancelled as moved) and after it is declined.
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
+
+    @property
+    def is_a_move(self) -> bool:
+        return self.replaces_id is not None
 
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="ends_after_start"),

@@ -249,6 +249,7 @@ def book(
     provider_id: int,
     start_at: datetime,
     reason: str | None,
+    replaces: Appointment | None = None,
 ) -> Appointment:
     """A patient requests, or a provider schedules, a visit at one of the provider's open slots.
 
@@ -257,7 +258,8 @@ def book(
     The slot that starts at `start_at` gives the visit its end and its place: a caller names
     only the start, so it cannot stretch one slot over a day. A start that is not an open slot
     now (closed, past, or never one) is refused on `start_at`; one another visit holds,
-    whether it was booked before this call or while it ran, with `SlotTaken`.
+    whether it was booked before this call or while it ran, with `SlotTaken`. `replaces`:
+    the confirmed visit a request moves (`reschedule`), not counted toward the limit.
     """
     require(actor, Permission.APPOINTMENT_BOOK)
     if patient_id is None:
@@ -270,7 +272,7 @@ def book(
     status = AppointmentStatus.SCHEDULED
     if actor.role is Role.PATIENT:
         status = _patient_booking_status(session, provider_id)
-        _within_open_limit(session, patient.id, actor.user_id)
+        _within_open_limit(session, patient.id, actor.user_id, replaces)
     begin, end, location = _open_slot(session, provider_id, start_at)
     appointment = Appointment(
         patient_id=patient.id,
@@ -281,6 +283,7 @@ def book(
         location=location,
         status=status,
         booked_by_id=actor.user_id,
+        replaces_id=replaces.id if replaces is not None else None,
     )
     session.add(appointment)
     _flush_holding(session)
@@ -335,17 +338,19 @@ def _patient_booking_status(session: Session, provider_id: int) -> AppointmentSt
     )
 
 
-def _within_open_limit(session: Session, patient_id: int, user_id: int) -> None:
+def _within_open_limit(
+    session: Session, patient_id: int, user_id: int, moving: Appointment | None = None
+) -> None:
+    stmt = select(func.count()).where(
+        Appointment.patient_id == patient_id,
+        Appointment.booked_by_id == user_id,
+        Appointment.status.in_(ACTIVE),
+        Appointment.start_at >= utcnow(),
+    )
+    if moving is not None:  # the visit being moved gives its place to the request
+        stmt = stmt.where(Appointment.id != moving.id)
     held = session.scalar(
-        unscoped(
-            select(func.count()).where(
-                Appointment.patient_id == patient_id,
-                Appointment.booked_by_id == user_id,
-                Appointment.status.in_(ACTIVE),
-                Appointment.start_at >= utcnow(),
-            ),
-            "a count of the patient's own online bookings (checked by `book`)",
-        )
+        unscoped(stmt, "a count of the patient's own online bookings (checked by `book`)")
     )
     if (held or 0) >= MAX_OPEN_REQUESTS:
         raise AppointmentError(
@@ -422,8 +427,23 @@ def set_status(
         raise AppointmentError("status", N_("A visit that has not started has no outcome yet."))
     appointment.status = status
     _changed(session, actor, appointment, AuditAction.UPDATE, f"Appointment {status}")
+    if status is AppointmentStatus.SCHEDULED:
+        _retire_moved(session, actor, appointment)
     session.flush()
     return appointment
+
+
+def _retire_moved(session: Session, actor: Actor, confirmed: Appointment) -> None:
+    """A confirmed move request: the visit it moves is cancelled now, as moved (not before:
+    until now the patient kept it)."""
+    if confirmed.replaces_id is None:
+        return
+    old = get_or_404(session, Appointment, confirmed.replaces_id, actor)
+    if old.status not in ACTIVE:
+        return  # cancelled meanwhile (by the patient or the clinic)
+    old.status = AppointmentStatus.CANCELLED
+    old.cancel_reason = MOVED
+    _changed(session, actor, old, AuditAction.CANCEL, N_("Appointment moved"))
 
 
 def _request_of(session: Session, actor: Actor, appointment_id: int) -> Appointment:
@@ -458,16 +478,37 @@ def propose(session: Session, actor: Actor, appointment_id: int, start_at: datet
     appointment.status = AppointmentStatus.SCHEDULED
     _flush_holding(session)
     _changed(session, actor, appointment, AuditAction.UPDATE, N_("Another time was proposed"))
+    _retire_moved(session, actor, appointment)
+    session.flush()
     return appointment
 
 
 def reschedule(
     session: Session, actor: Actor, appointment_id: int, start_at: datetime
 ) -> Appointment:
-    """Move a visit: the old one is cancelled and a new one booked with the same provider
-    and reason, in the caller's one unit of work (both or neither). For a patient, the same
-    cut-off as cancelling, and the new visit is a request or scheduled as booking makes it."""
+    """Move a visit with the same provider and reason, in the caller's one unit of work. For a
+    patient, the same cut-off as cancelling, and the new visit is a request or scheduled as
+    booking makes it. Scheduled at once: the old visit is cancelled now. A request to move a
+    confirmed visit (the provider takes requests): the old visit stands until the request is
+    confirmed (`set_status`, `propose`), and stays if it is declined."""
     require(actor, Permission.APPOINTMENT_BOOK)
+    old = get_or_404(session, Appointment, appointment_id, actor)
+    if (
+        actor.role is Role.PATIENT
+        and old.status is AppointmentStatus.SCHEDULED
+        and _patient_booking_status(session, old.provider_id) is AppointmentStatus.REQUESTED
+    ):
+        if utcnow() > cancel_deadline(old):
+            raise AppointmentError("status", CUTOFF_TEXT)
+        return book(
+            session,
+            actor,
+            patient_id=old.patient_id,
+            provider_id=old.provider_id,
+            start_at=start_at,
+            reason=old.reason,
+            replaces=old,
+        )
     old = cancel(session, actor, appointment_id, MOVED)
     return book(
         session,

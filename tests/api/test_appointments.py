@@ -481,3 +481,46 @@ def test_a_patient_moves_a_visit(session: Session, api: People, people: Demo) ->
     assert (moved["startAt"], moved["status"]) == ("2030-01-08T13:00:00Z", "requested")
     listed = _ok(api("alice").get("/appointments?from=2030-01-08&to=2030-01-08&status=cancelled"))
     assert [v["cancelReason"] for v in listed["items"]] == ["Moved to another time"]
+
+
+def test_moving_a_confirmed_visit_keeps_it_until_the_new_time_is_confirmed(
+    api: People, people: Demo
+) -> None:
+    # dr.chen takes requests: alice's confirmed Tuesday 09:00 visit, which she asks to move.
+    booked = _ok(_book(api, people), 201)
+    chen, alice = api("dr_chen"), api("alice")
+    _ok(chen.post(f"/appointments/{booked['id']}/confirm"))
+    asked = _ok(
+        alice.post(
+            f"/appointments/{booked['id']}/reschedule", json={"startAt": "2030-01-08T13:00:00Z"}
+        ),
+        201,
+    )
+    assert (asked["status"], asked["replacesId"]) == ("requested", booked["id"])
+
+    def status_of(visit_id: int) -> str:
+        items = _ok(alice.get("/appointments?from=2030-01-08&to=2030-01-08&limit=100"))["items"]
+        return next(v["status"] for v in items if v["id"] == visit_id)
+
+    assert status_of(booked["id"]) == "scheduled"  # the patient still has her visit
+    # Declined: the old visit still stands.
+    _ok(chen.post(f"/appointments/{asked['id']}/decline", json={"reason": "Full that day"}))
+    assert status_of(booked["id"]) == "scheduled"
+    assert status_of(asked["id"]) == "cancelled"
+
+    # Asked again and confirmed: now the old visit is cancelled, as moved.
+    again = _ok(
+        alice.post(
+            f"/appointments/{booked['id']}/reschedule", json={"startAt": "2030-01-08T13:00:00Z"}
+        ),
+        201,
+    )
+    assert status_of(booked["id"]) == "scheduled"
+    _ok(chen.post(f"/appointments/{again['id']}/confirm"))
+    assert (status_of(booked["id"]), status_of(again["id"])) == ("cancelled", "scheduled")
+    old = next(
+        v
+        for v in _ok(alice.get("/appointments?from=2030-01-08&to=2030-01-08&limit=100"))["items"]
+        if v["id"] == booked["id"]
+    )
+    assert old["cancelReason"] == "Moved to another time"
