@@ -497,7 +497,17 @@ def reschedule_appointment(appointment_id: int) -> Page:
     )
     if done.value is not None:
         when = format_datetime(done.value.start_at)
-        flash(_("Your appointment is moved to %(when)s.", when=when), "success")
+        if done.value.is_a_move:
+            flash(
+                _(
+                    "You asked to move your appointment to %(when)s. Your current appointment "
+                    "stays booked until the clinic confirms the new time.",
+                    when=when,
+                ),
+                "success",
+            )
+        else:
+            flash(_("Your appointment is moved to %(when)s.", when=when), "success")
         return redirect(url_for("patient.appointments"), code=303)
     body = render(
         "patient/reschedule_appointment.html",
