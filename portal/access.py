@@ -84,6 +84,8 @@ class Permission(enum.StrEnum):
     PLAN_ACKNOWLEDGE = "treatment_plan:acknowledge"
     MESSAGE_SEND = "message:send"
     APPOINTMENT_BOOK = "appointment:book"
+    #: Answer a time one's provider proposed (the patient's side of a request).
+    APPOINTMENT_ACCEPT = "appointment:accept"
     APPOINTMENT_MANAGE = "appointment:manage"
     SCHEDULE_MANAGE = "schedule:manage"
     ACCOUNTS_MANAGE = "accounts:manage"
@@ -105,6 +107,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PLAN_ACKNOWLEDGE,
             Permission.MESSAGE_SEND,
             Permission.APPOINTMENT_BOOK,
+            Permission.APPOINTMENT_ACCEPT,
             Permission.OWN_ACCOUNT,
             Permission.SHARE_OWN_RECORD,
         }

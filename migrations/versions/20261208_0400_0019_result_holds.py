@@ -8,7 +8,9 @@ category timers (`release_policy`) now apply only when the clinic turns them on
 
 `appointment.replaces_id`: a patient's request to move a confirmed visit names that visit,
 which stands until the request is confirmed (issue 25: a declined move left the patient with
-no visit at all). Existing rows replace nothing.
+no visit at all). `appointment.proposed_by_id`: "Propose another time" now waits for the
+patient's acceptance (the request moves to the proposed time and stays requested, out of the
+provider's queue). Existing rows replace nothing and propose nothing.
 
 Revision ID: 0019
 Revises: 0017
@@ -38,14 +40,25 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("appointment", schema=None) as batch_op:
         batch_op.add_column(sa.Column("replaces_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("proposed_by_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
             op.f("fk_appointment_replaces_id_appointment"), "appointment", ["replaces_id"], ["id"]
+        )
+        batch_op.create_foreign_key(
+            op.f("fk_appointment_proposed_by_id_user_account"),
+            "user_account",
+            ["proposed_by_id"],
+            ["id"],
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("appointment", schema=None) as batch_op:
+        batch_op.drop_constraint(
+            op.f("fk_appointment_proposed_by_id_user_account"), type_="foreignkey"
+        )
         batch_op.drop_constraint(op.f("fk_appointment_replaces_id_appointment"), type_="foreignkey")
+        batch_op.drop_column("proposed_by_id")
         batch_op.drop_column("replaces_id")
     with op.batch_alter_table("lab_result", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("fk_lab_result_held_by_id_user_account"), type_="foreignkey")

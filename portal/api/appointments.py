@@ -111,6 +111,7 @@ class AppointmentOut(Record):
             "location": "Riverside Clinic",
             "cancelReason": None,
             "replacesId": None,
+            "proposedBy": None,
         }
     )
 
@@ -126,6 +127,9 @@ class AppointmentOut(Record):
     #: A request to move a confirmed visit: that visit's id. It stands until this request is
     #: confirmed (then it is cancelled as moved) and stays if the request is declined.
     replaces_id: int | None = None
+    #: The user id of the provider who proposed this time: while `requested`, it waits for
+    #: the patient to accept it (`POST /appointments/{id}/accept`) or cancel it.
+    proposed_by: int | None = None
 
 
 class SlotsQuery(Schema):
@@ -204,6 +208,7 @@ def _visits(session: Session, visits: Sequence[Appointment]) -> list[Appointment
             location=v.location,
             cancel_reason=v.cancel_reason,
             replaces_id=v.replaces_id,
+            proposed_by=v.proposed_by_id,
         )
         for v in visits
     ]
@@ -404,9 +409,26 @@ def decline_appointment(
 def propose_appointment(
     session: Session, actor: Actor, appointment_id: int, *, body: MoveIn
 ) -> AppointmentOut:
-    """The provider moves a `requested` visit to another of their open slots; it becomes
-    `scheduled` (409 when that time was just taken)."""
+    """The provider answers a `requested` visit with another of their open slots: it moves
+    there, stays `requested` with `proposedBy`, and waits for the patient to accept it (409
+    when that time was just taken)."""
     return _one(session, appointments.propose(session, actor, appointment_id, body.start_at))
+
+
+@operation(
+    bp,
+    "POST",
+    "/appointments/<int:appointment_id>/accept",
+    summary="Accept the time a provider proposed",
+    tag=TAG,
+    response=AppointmentOut,
+    errors=(403,),
+    idempotent=True,
+)
+def accept_appointment(session: Session, actor: Actor, appointment_id: int) -> AppointmentOut:
+    """The patient accepts a proposed time: the visit is `scheduled` (a visit it moves is
+    cancelled now). To refuse it, cancel it. 422 when no proposal waits."""
+    return _one(session, appointments.accept(session, actor, appointment_id))
 
 
 @operation(

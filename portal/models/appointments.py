@@ -54,6 +54,14 @@ class Appointment(PatientOwned, Timestamps, Base):
     def is_a_move(self) -> bool:
         return self.replaces_id is not None
 
+    #: The provider who answered the request with another time: it waits for the patient to
+    #: accept it (or cancel), and leaves the provider's queue.
+    proposed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+    @property
+    def awaits_patient(self) -> bool:
+        return self.status is AppointmentStatus.REQUESTED and self.proposed_by_id is not None
+
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="ends_after_start"),
         Index("ix_appointment_patient_start", "patient_id", "start_at"),

@@ -537,6 +537,21 @@ def cancel_appointment(appointment_id: int) -> Page:
     return redirect(url_for("patient.appointments"), code=303)
 
 
+@bp.post("/appointments/<int:appointment_id>/accept")
+# As cancelling: the service records the change; a refusal re-renders the list of visits.
+@audited(AuditAction.VIEW, Entity.APPOINTMENT, id_arg="appointment_id")
+def accept_appointment(appointment_id: int) -> Page:
+    actor = current_actor()
+    try:
+        with unit_of_work() as s:
+            visit = booking.accept(s, actor, appointment_id)
+            when = format_datetime(visit.start_at)
+    except booking.AppointmentError as exc:
+        return _appointments_page(error=_(exc.message), status=422)
+    flash(_("Your appointment on %(when)s is booked.", when=when), "success")
+    return redirect(url_for("patient.appointments"), code=303)
+
+
 # --- Profile -------------------------------------------------------------------------------------
 
 

@@ -423,6 +423,8 @@ def set_status(
     }
     if appointment.status not in allowed.get(status, set()):
         raise AppointmentError("status", f"A {appointment.status} visit cannot become {status}.")
+    if status is AppointmentStatus.SCHEDULED and appointment.proposed_by_id is not None:
+        raise AppointmentError("status", WAITS_FOR_PATIENT)
     if status in OUTCOMES and appointment.start_at > utcnow():
         raise AppointmentError("status", N_("A visit that has not started has no outcome yet."))
     appointment.status = status
@@ -451,7 +453,12 @@ def _request_of(session: Session, actor: Actor, appointment_id: int) -> Appointm
     appointment = get_or_404(session, Appointment, appointment_id, actor)
     if appointment.status is not AppointmentStatus.REQUESTED:
         raise AppointmentError("status", N_("This request has already been answered."))
+    if appointment.proposed_by_id is not None:
+        raise AppointmentError("status", WAITS_FOR_PATIENT)
     return appointment
+
+
+WAITS_FOR_PATIENT = N_("Another time was proposed: it waits for the patient's answer.")
 
 
 def decline(session: Session, actor: Actor, appointment_id: int, reason: str) -> Appointment:
@@ -469,15 +476,31 @@ def decline(session: Session, actor: Actor, appointment_id: int, reason: str) ->
 
 
 def propose(session: Session, actor: Actor, appointment_id: int, start_at: datetime) -> Appointment:
-    """Staff answer a request with another of the provider's open times: the visit moves
-    there, scheduled (the patient can still cancel or move it online up to the cut-off)."""
+    """Staff answer a request with another of the provider's open times: the request moves
+    there (the time is held) and waits for the patient, who accepts it (`accept`) or cancels
+    it; it leaves the provider's queue. A visit the request would move stands meanwhile."""
     require(actor, Permission.APPOINTMENT_MANAGE)
     appointment = _request_of(session, actor, appointment_id)
     begin, end, location = _open_slot(session, appointment.provider_id, start_at)
     appointment.start_at, appointment.end_at, appointment.location = begin, end, location
-    appointment.status = AppointmentStatus.SCHEDULED
+    appointment.proposed_by_id = actor.user_id
     _flush_holding(session)
     _changed(session, actor, appointment, AuditAction.UPDATE, N_("Another time was proposed"))
+    session.flush()
+    return appointment
+
+
+def accept(session: Session, actor: Actor, appointment_id: int) -> Appointment:
+    """The patient accepts the time their provider proposed: the visit is scheduled there
+    (and a visit it moves is cancelled now, as moved). Refusing it is cancelling it."""
+    require(actor, Permission.APPOINTMENT_ACCEPT)
+    appointment = get_or_404(session, Appointment, appointment_id, actor)
+    if not appointment.awaits_patient:
+        raise AppointmentError("status", N_("There is no proposed time to accept."))
+    if appointment.start_at <= utcnow():
+        raise AppointmentError("status", N_("The proposed time has passed."))
+    appointment.status = AppointmentStatus.SCHEDULED
+    _changed(session, actor, appointment, AuditAction.UPDATE, N_("The proposed time was accepted"))
     _retire_moved(session, actor, appointment)
     session.flush()
     return appointment

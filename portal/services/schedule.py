@@ -107,6 +107,8 @@ def _requests_stmt(rs: RoleScope) -> paging.KeysetStatements:
         .where(
             Appointment.provider_id == rs.provider_id,
             Appointment.status == AppointmentStatus.REQUESTED,
+            # A time proposed back waits for the patient, not for the provider.
+            Appointment.proposed_by_id.is_(None),
             Appointment.start_at >= bindparam("now", type_=UTCDateTime),
         )
     )

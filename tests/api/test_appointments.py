@@ -467,7 +467,14 @@ def test_a_provider_confirms_or_proposes_another_time(api: People, people: Demo)
     moved = _ok(
         chen.post(f"/appointments/{second['id']}/propose", json={"startAt": "2030-01-08T11:00:00Z"})
     )
-    assert (moved["startAt"], moved["status"]) == ("2030-01-08T11:00:00Z", "scheduled")
+    # The proposal waits for the patient: still requested, out of the provider's hands.
+    assert (moved["startAt"], moved["status"]) == ("2030-01-08T11:00:00Z", "requested")
+    assert moved["proposedBy"] == people.user("dr_chen").id
+    assert "status" in _refused(chen.post(f"/appointments/{second['id']}/confirm"), 422)["errors"]
+    _refused(chen.post(f"/appointments/{second['id']}/accept"), 403)  # the patient answers
+    accepted = _ok(api("alice").post(f"/appointments/{second['id']}/accept"))
+    assert (accepted["startAt"], accepted["status"]) == ("2030-01-08T11:00:00Z", "scheduled")
+    _refused(api("alice").post(f"/appointments/{first['id']}/accept"), 422)  # nothing proposed
 
 
 def test_a_patient_moves_a_visit(session: Session, api: People, people: Demo) -> None:

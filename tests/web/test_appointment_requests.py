@@ -15,7 +15,7 @@ from portal.access import unscoped
 from portal.db import set_clock
 from portal.models import Appointment, AppointmentStatus, EventType, Notification
 from portal.services import accounts, appointments
-from tests.conftest import Demo, count_queries, post
+from tests.conftest import Demo, count_queries, login, post
 
 TUESDAY_1000 = datetime(2030, 1, 8, 10, tzinfo=UTC)
 
@@ -97,7 +97,7 @@ def test_a_declined_request_shows_the_patient_the_reason(
 
 
 def test_proposing_another_time_from_its_page(
-    as_user, requested: Appointment, session: Session
+    as_user, requested: Appointment, session: Session, app: Flask
 ) -> None:
     client = as_user("dr_chen")
     path = f"/staff/appointments/requests/{requested.id}/propose"
@@ -108,10 +108,23 @@ def test_proposing_another_time_from_its_page(
     assert post(client, path, {"start_at": "not a time"}).status_code == 422
     assert post(client, path, {"start_at": new_time}).status_code == 303
     visit = _reload(session, requested.id)
+    # The proposed time waits for the patient's acceptance, and leaves the provider's queue.
     assert (visit.start_at, visit.status) == (
         TUESDAY_1000 + timedelta(hours=1),
-        AppointmentStatus.SCHEDULED,
+        AppointmentStatus.REQUESTED,
     )
+    assert visit.awaits_patient
+    queue = client.get("/staff/appointments/requests").get_data(as_text=True)
+    assert f"/staff/appointments/requests/{requested.id}/propose" not in queue
+    alice = app.test_client()
+    login(alice, "alice@example.org")
+    page = alice.get("/my/appointments").get_data(as_text=True)
+    accept = f"/my/appointments/{requested.id}/accept"
+    assert accept in page
+    assert "Your provider proposed this time instead" in page
+    assert post(alice, accept).status_code == 303
+    assert _reload(session, requested.id).status is AppointmentStatus.SCHEDULED
+    assert post(alice, accept).status_code == 422  # nothing left to accept
 
 
 def test_the_notification_list_marks_one_read_when_opened(

@@ -88,14 +88,19 @@ def test_another_providers_request_is_not_found(world: World) -> None:
         appointments.decline(world.session, world.actor("dr_okafor"), visit.id, "No")
 
 
-def test_proposing_moves_the_request_to_another_open_time_and_schedules_it(world: World) -> None:
+def test_proposing_moves_the_request_to_another_time_that_waits_for_the_patient(
+    world: World,
+) -> None:
     visit = _request(world)
     appointments.propose(world.session, world.actor("dr_chen"), visit.id, TUESDAY_0900 + HALF_HOUR)
 
     assert visit.start_at == TUESDAY_0900 + HALF_HOUR
     assert visit.end_at == TUESDAY_0900 + 2 * HALF_HOUR
-    assert visit.status is AppointmentStatus.SCHEDULED
+    assert visit.status is AppointmentStatus.REQUESTED
+    assert visit.awaits_patient
     assert "Another time was proposed" in _notes_to_alice(world, visit)
+    appointments.accept(world.session, world.actor("alice"), visit.id)
+    assert visit.status is AppointmentStatus.SCHEDULED
 
 
 def test_a_proposal_must_be_an_open_time(world: World) -> None:

@@ -192,6 +192,13 @@ def _to_another_time(w: World, _a: Actor) -> Args:
     return call(visit_id, _slots_in_three_days(w)[0])
 
 
+def _proposed(w: World, _a: Actor) -> Args:
+    """Alice's request, answered by dr.chen with another time that waits for her."""
+    visit_id = _alices_request(w)
+    appointments.propose(w.session, w.actor("dr_chen"), visit_id, _slots_in_three_days(w)[0])
+    return call(visit_id)
+
+
 def _new_thread(w: World, a: Actor) -> Args:
     # A patient writes to their care team, a provider to the patient.
     to = w.people.user("dr_chen") if a.role is Role.PATIENT else w.people.user("alice")
@@ -394,6 +401,7 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb(appointments.propose, PM.APPOINTMENT_MANAGE, _to_another_time),
     Verb(appointments.reschedule, PM.APPOINTMENT_BOOK, _to_another_time),
+    Verb(appointments.accept, PM.APPOINTMENT_ACCEPT, _proposed),
     Verb(schedule.booking_mode, PM.SCHEDULE_MANAGE, lambda w, a: call()),
     Verb(schedule.requests, PM.APPOINTMENT_MANAGE, lambda w, a: call()),
     Verb(schedule.set_booking_mode, PM.SCHEDULE_MANAGE, lambda w, a: call(BookingMode.DIRECT)),
