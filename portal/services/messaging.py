@@ -45,6 +45,7 @@ from portal.models import (
     EventType,
     Message,
     MessageStatus,
+    Notification,
     PatientProfile,
     ProviderProfile,
     Role,
@@ -255,6 +256,70 @@ def hand_over(session: Session, actor: Actor, *, patient_id: int, leaving_user_i
     notifications.mark_read(session, leaving_user_id, patient_id=patient_id)
     session.flush()
     return len(threads)
+
+
+def take_back(session: Session, actor: Actor | None, *, patient_id: int, user_id: int) -> int:
+    """After `user_id` (a provider) joined the patient's care team again: the threads about
+    the patient closed when they left, with nobody left to read them, open again for replies;
+    and the messages still unread to them in their threads about the patient are announced
+    again (one notification each: `hand_over` marked the old ones read), so that the
+    Messages badge counts what their inbox shows. Runs in the care-team change's unit of
+    work; returns how many threads were reopened."""
+    theirs = select(ConversationParticipant.conversation_id).where(
+        ConversationParticipant.user_id == user_id
+    )
+    stmt = select(Conversation).where(
+        Conversation.patient_id == patient_id, Conversation.id.in_(theirs)
+    )
+    # The administrator making the change may not read threads; this reopens them, shows none.
+    threads = list(session.scalars(unscoped(stmt.order_by(Conversation.id), "care-team change")))
+    reopened = 0
+    for conversation in threads:
+        if conversation.closed_at is not None:
+            conversation.closed_at = None
+            reopened += 1
+            audit.record(
+                session,
+                actor,
+                AuditAction.UPDATE,
+                Entity.CONVERSATION,
+                conversation.id,
+                patient_id=patient_id,
+                detail={"reopened": True, "returned": user_id},
+                by="operator",
+            )
+        unread = session.scalar(
+            unscoped(
+                select(func.count(Message.id)).where(
+                    Message.conversation_id == conversation.id, unread_to(user_id)
+                ),
+                "care-team change: a count, no content",
+            )
+        )
+        if not unread:
+            continue
+        # One mail and socket event per thread; one unread notification per message.
+        text = f"Back on the care team: {conversation.subject}"
+        notifications.stage(
+            session,
+            [user_id],
+            type=EventType.MESSAGE_CREATED,
+            entity_id=conversation.id,
+            patient_id=patient_id,
+            text=text,
+        )
+        for _ in range(int(unread) - 1):
+            session.add(
+                Notification(
+                    user_id=user_id,
+                    patient_id=patient_id,
+                    type=EventType.MESSAGE_CREATED,
+                    entity_id=conversation.id,
+                    text=text,
+                )
+            )
+    session.flush()
+    return reopened
 
 
 def _hand_over_thread(

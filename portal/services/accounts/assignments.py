@@ -132,6 +132,12 @@ def _assign(
         detail={"provider_id": provider_id, **detail},
         by="operator",
     )
+    returning = session.scalar(
+        select(ProviderProfile.user_id).where(ProviderProfile.id == provider_id)
+    )
+    if returning is not None:
+        # Back on the team: their threads about the patient are theirs again, as they left them.
+        messaging.take_back(session, actor, patient_id=patient_id, user_id=returning)
     return row
 
 

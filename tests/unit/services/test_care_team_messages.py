@@ -113,3 +113,39 @@ def test_a_thread_with_nobody_left_is_closed_with_a_word_to_the_patient(
     assert "Dr Mei Chen" in page  # still named as who the thread was with
     refused = post(client, f"/my/messages/{message.conversation_id}/reply", {"body": "Hello?"})
     assert refused.status_code == 422
+
+
+def _total_unread_in_inbox(session: Session, people: Demo, name: str) -> int:
+    page = messaging.inbox(session, people.actor(name), limit=100)
+    assert page.next_cursor is None
+    return sum(t.unread for t in page.rows)
+
+
+def test_a_provider_back_on_the_care_team_gets_their_threads_and_a_true_badge(
+    session: Session, people: Demo
+) -> None:
+    # Arrange: alice writes twice to dr.chen, her only clinician, who then leaves the team
+    message = _write_to_chen(session, people)
+    messaging.reply(session, people.actor("alice"), message.conversation_id, body="Still dizzy.")
+    session.commit()
+    _leave(session, people, "dr_chen")
+    chen = people.user("dr_chen")
+    assert chen.provider is not None
+    # Act: the care team takes dr.chen back (no request: the admin did not bring chen in)
+    assigned = accounts.assign_provider(
+        session,
+        None,  # the operator's command line, as the demo's assignments
+        patient_id=people.actor("alice").patient_id,
+        provider_id=chen.provider.id,
+    )
+    session.commit()
+    assert assigned is not None
+    # Assert: the thread is open again, both ways
+    messaging.reply(session, people.actor("alice"), message.conversation_id, body="Hello again")
+    messaging.reply(session, people.actor("dr_chen"), message.conversation_id, body="I am back.")
+    session.commit()
+    # ... and the Messages badge counts what the inbox shows
+    nav = notifications.nav_state(session, people.actor("dr_chen"))
+    inbox = _total_unread_in_inbox(session, people, "dr_chen")
+    assert inbox > 0
+    assert nav.unread.get(EventType.MESSAGE_CREATED, 0) == inbox
