@@ -48,6 +48,7 @@ class AuditEventOut(Schema):
             "clientAddr": "203.0.113.24",
             "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0",
             "metadata": {"channel": "api", "via": "token"},
+            "summary": "dr.chen@example.org (provider) view lab_result 4815",
         }
     )
 
@@ -72,6 +73,10 @@ class AuditEventOut(Schema):
     user_agent: str | None
     #: Non-PHI context: `via` (session or token), `channel` (page or api), versions, reasons.
     metadata: dict[str, Any]
+    #: The entry in one line, as the seed's `summary`: who (email and role, or "system"),
+    #: the action, what it was about, and the outcome when it was not a success. Ids only:
+    #: never a patient's name or a record's content.
+    summary: str = ""
 
 
 class AuditEventsQuery(PageQuery):
@@ -127,7 +132,15 @@ def _event(row: report.AuditRow) -> AuditEventOut:
         client_addr=row.client_addr,
         user_agent=row.user_agent,
         metadata=json.loads(row.detail),
+        summary=_summary(row),
     )
+
+
+def _summary(row: report.AuditRow) -> str:
+    who = f"{row.actor_email} ({row.actor_role})" if row.actor_email else "system"
+    about = " ".join(p for p in (row.entity_type, row.entity_id) if p)
+    line = f"{who} {row.action} {about}".strip()
+    return line if row.outcome == AuditOutcome.SUCCESS else f"{line}: {row.outcome}"
 
 
 @operation(

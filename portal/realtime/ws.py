@@ -22,8 +22,10 @@ from portal.access import MAX_ID, Actor
 from portal.audit import audit_exempt
 from portal.db import finish
 from portal.extensions import db
+from portal.models import EventType
 from portal.realtime.bus import Bus, Subscription
-from portal.services import notifications
+from portal.services import messaging, notifications
+from portal.transactions import unit_of_work
 from portal.web import doors, identity
 
 bp = Blueprint("realtime", __name__)
@@ -102,6 +104,7 @@ def _catch_up(ws: Any, actor: Actor, after: int, replay_max: int) -> int:
         return notifications.latest_event_id(db.session)
     for event in missed:
         ws.send(json.dumps(event.payload()))
+    _delivered(actor, missed)
     return missed[-1].event_id if missed else after
 
 
@@ -111,8 +114,17 @@ def _send_new(ws: Any, actor: Actor, after: int, batch: int = 100) -> int:
         for event in events:
             ws.send(json.dumps(event.payload()))
             after = event.event_id
+        _delivered(actor, events)
         if len(events) < batch:
             return after
+
+
+def _delivered(actor: Actor, sent: list[notifications.Event]) -> None:
+    """The socket carried news of these threads' messages to their recipient: delivered."""
+    threads = sorted({e.entity_id for e in sent if e.type is EventType.MESSAGE_CREATED})
+    if threads:
+        with unit_of_work() as s:
+            messaging.mark_delivered(s, actor.user_id, threads)
 
 
 def init_app(app: Flask) -> None:

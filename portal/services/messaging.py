@@ -434,6 +434,38 @@ def thread_unread(session: Session, actor: Actor, conversation_id: int) -> bool:
     )
 
 
+def _undelivered(user_id: int, conversation_ids: list[int] | None) -> ColumnElement[bool]:
+    found = and_(Message.recipient_id == user_id, Message.status == MessageStatus.SENT)
+    if conversation_ids is not None:
+        found = and_(found, Message.conversation_id.in_(conversation_ids))
+    return found
+
+
+def has_undelivered(session: Session, user_id: int) -> bool:
+    """Whether a message sent to `user_id` has not reached them yet (an index read, so that
+    a page with nothing to mark takes no write lock to find that out)."""
+    stmt = select(Message.id).where(_undelivered(user_id, None)).limit(1)
+    # Ids of the reader's own messages, no content: whether to mark them delivered.
+    return session.scalar(unscoped(stmt, "delivery receipt")) is not None
+
+
+def mark_delivered(
+    session: Session, user_id: int, conversation_ids: list[int] | None = None
+) -> int:
+    """Messages sent to `user_id` reached them (their socket carried the event, or they
+    opened a page): `sent` becomes `delivered` with its time, once; `read` is left alone.
+    `conversation_ids`: only those threads. Returns how many changed."""
+    if conversation_ids is not None and not conversation_ids:
+        return 0
+    result = session.execute(
+        update(Message)
+        .where(_undelivered(user_id, conversation_ids))
+        .values(status=MessageStatus.DELIVERED, delivered_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def mark_thread_read(session: Session, actor: Actor, conversation_id: int) -> int:
     """Mark the actor's received messages in a thread read; returns how many changed."""
     conversation = get_or_404(session, Conversation, conversation_id, actor)

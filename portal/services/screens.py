@@ -82,6 +82,8 @@ def staff_lab_result(session: Session, actor: Actor, result_id: int) -> ResultSc
     held back from them, and the release rule of the result's category."""
     result, versions = labs.result_history(session, actor, result_id)
     user_ids = {u for v in versions for u in (v.published_by_id, v.reviewed_by_id) if u}
+    if result.held_by_id is not None:
+        user_ids.add(result.held_by_id)
     return ResultScreen(
         result=result,
         versions=versions,

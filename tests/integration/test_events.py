@@ -195,3 +195,40 @@ def test_nobody_signed_in_gets_no_socket(served: tuple[Flask, str]) -> None:
     with pytest.raises(ConnectionError) as refused:
         open_socket(base, None)
     assert refused.value.status_code == 401
+
+
+def test_a_message_the_socket_carries_is_delivered(
+    served: tuple[Flask, str], people: dict[str, Any]
+) -> None:
+    _app, base = served
+    api = f"{base}/api/v1"
+    threads = requests.get(f"{api}/conversations", headers=people["chen"], timeout=30).json()
+    thread = next(c["id"] for c in threads["items"] if c["patientId"] == people["alice_pid"])
+    alice = signed_in(base, ALICE)
+    ws = open_socket(base, alice)
+    try:
+        sent = requests.post(
+            f"{api}/conversations/{thread}/messages",
+            json={"body": "Your results are fine."},
+            headers=people["chen"],
+            timeout=30,
+        )
+        assert sent.status_code == 201, sent.text[:300]
+        assert sent.json()["status"] == "sent"
+        event = next_event(ws)
+        assert event is not None
+        assert (event["type"], event["id"]) == ("message.created", thread)
+        status = None
+        for _ in range(50):  # the socket marks it right after sending; allow a busy machine
+            listed = requests.get(
+                f"{api}/conversations/{thread}/messages?limit=100",
+                headers=people["chen"],
+                timeout=30,
+            ).json()["items"]
+            status = next(m["status"] for m in listed if m["id"] == sent.json()["id"])
+            if status == "delivered":
+                break
+            time.sleep(0.1)
+        assert status == "delivered"
+    finally:
+        ws.close()

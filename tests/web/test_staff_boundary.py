@@ -91,9 +91,11 @@ def test_the_chart_shows_each_results_release_state_in_the_services_words(
 ) -> None:
     html = as_user("dr_chen").get(f"/staff/patients/{people.user('alice').patient.id}")
     text = html.get_data(as_text=True)
-    # The demo gives alice a released, a care-team-only, a preliminary and a held result.
-    for wording in ("Yes", "No: care team only", "No: preliminary", "No: held for review"):
+    # The demo gives alice a released, a care-team-only, a preliminary and a result her
+    # clinician holds until a date (released then: "From ...").
+    for wording in ("Yes", "No: care team only", "No: preliminary"):
         assert f"<td>{wording}</td>" in text, wording
+    assert "<td>From " in text
 
 
 # --- Malformed query input names no page ---------------------------------------------------------

@@ -328,3 +328,19 @@ def test_a_patient_who_wants_review_first_gets_results_only_after_review(
     assert "Waiting for release" in client.get(f"/staff/results/{result_id}").get_data(as_text=True)
     assert post(client, f"/staff/results/{result_id}/release").status_code == 303
     assert alice_client.get(f"/my/lab-results/{result_id}").status_code == 200
+
+
+def test_the_result_page_names_the_clinicians_hold_and_its_reason(
+    as_user, session: Session, people: Demo
+) -> None:
+    held = session.scalar(
+        unscoped(
+            select(LabResult.id).where(
+                LabResult.patient_id == _alice(people), LabResult.held_until.is_not(None)
+            ),
+            "test: the demo's held result",
+        )
+    )
+    page = as_user("dr_chen").get(f"/staff/results/{held}").get_data(as_text=True)
+    assert "Held by Dr Mei Chen until " in page
+    assert "to prevent harm: A genetic result is explained in person first" in page

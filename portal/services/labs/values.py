@@ -7,7 +7,9 @@ import re
 
 from portal.models import Flag
 
-_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+#: A decimal number, optionally in scientific notation (`1e3`, `4.5E-2`), as the seed's data
+#: may write it: read as that number and flagged like any other (`sane` refuses the absurd).
+_NUMBER = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"^\s*({_NUMBER})\s*[-–]\s*({_NUMBER})\s*$")
 _UPPER = re.compile(rf"^\s*(?:<|<=|≤)\s*({_NUMBER})\s*$")
 _LOWER = re.compile(rf"^\s*(?:>|>=|≥)\s*({_NUMBER})\s*$")
