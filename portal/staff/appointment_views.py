@@ -102,7 +102,10 @@ def propose_time(appointment_id: int) -> Page:
         ),
     )
     if done.ok:
-        flash(_("The new time is scheduled; the patient is told."), "success")
+        flash(
+            _("The new time is proposed; the patient is told and accepts it or cancels it."),
+            "success",
+        )
         return redirect(url_for("staff.appointment_requests"), code=303)
     body = render("staff/propose_time.html", form=form, visit=visit, patient=patient, slots=slots)
     return (body, 422) if request.method == "POST" else body

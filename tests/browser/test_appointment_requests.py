@@ -86,11 +86,19 @@ def test_a_request_answered_from_the_queue_reaches_alice_in_her_zone(
     choice.select_option(new_time)  # a select takes arrow keys too
     _tab_to(page, page.get_by_role("button", name="Propose this time"))
     page.keyboard.press("Enter")
-    expect(page.get_by_text("The new time is scheduled")).to_be_visible()
+    expect(page.get_by_text("The new time is proposed")).to_be_visible()
     sign_out(page)
 
-    # Assert: alice's dashboard has the new time on New York's clocks.
+    # Assert: alice accepts the proposed time from her list, keyboard only ...
     sign_in(page, "alice@example.org")
+    page.goto("/my/appointments")
+    expect(page.get_by_text("Your provider proposed this time instead")).to_be_visible()
+    assert_accessible(page, "a proposed time to accept")
+    _tab_to(page, page.get_by_role("button", name=re.compile(r"^Accept")))
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("is booked.")).to_be_visible()
+    # ... and her dashboard has the new time on New York's clocks.
+    page.goto("/")
     moved = datetime.fromisoformat(new_time)
     assert moved != asked
     visits = page.get_by_role("region", name="Next appointments")
