@@ -13,7 +13,7 @@ patient's acceptance (the request moves to the proposed time and stays requested
 provider's queue). Existing rows replace nothing and propose nothing.
 
 Revision ID: 0019
-Revises: 0020
+Revises: 0018
 Create Date: 2026-12-08 04:00:00
 """
 
@@ -25,7 +25,7 @@ from alembic import op
 import portal.db
 
 revision: str = "0019"
-down_revision: str | None = "0020"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
