@@ -7,8 +7,12 @@ its own connections, so the per-test rollback of the other suites does not apply
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +23,11 @@ from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
 from portal import create_app, demo
+from portal.access import Actor
 from portal.cli import upgrade_database
+from portal.db import set_clock
 from portal.extensions import db
+from portal.services import accounts
 from tests.support import PASSWORD, app_config, new_database
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -100,3 +107,99 @@ def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
 def sign_out(page: Page) -> None:
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+# -- A pinned demo for the accessibility checks (tests/browser/a11y.py) ----------------------------
+#: The moment the pinned demo is seeded and read at (a Tuesday in clinic hours, UTC): its pages,
+#: dates and free slots are the same on every run, so ARIA snapshots can be compared exactly.
+PINNED_START = datetime(2026, 12, 8, 9, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """The pinned demo's address, its clock and the ids its pages are reached by."""
+
+    url: str
+    clock: Callable[[], datetime]
+    ids: dict[str, int]
+
+
+@pytest.fixture(scope="session")
+def pinned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pinned]:
+    """Its own demo, seeded on a pinned clock and untouched by the other browser tests (they
+    publish results and send messages to the shared one); only these tests read it."""
+    began = time.monotonic()
+
+    def clock() -> datetime:  # the pinned day moves on, as the suite's TEST_CLOCK does
+        return PINNED_START + timedelta(seconds=time.monotonic() - began)
+
+    set_clock(clock)
+    path = tmp_path_factory.mktemp("pinned") / "pinned.db"
+    app = create_app(app_config(f"sqlite:///{path}"))
+    upgrade_database(app)
+    with app.app_context():
+        demo.seed(db.session)
+        _add_empty_patient(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Pinned(f"http://127.0.0.1:{server.server_port}", clock, _demo_ids(path))
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def pinned_clock(pinned: Pinned) -> Pinned:
+    """The process's clock is the pinned demo's for the test (tests/conftest.py restores it)."""
+    set_clock(pinned.clock)
+    return pinned
+
+
+EMPTY_PATIENT = "erin.empty@example.org"
+
+
+def _add_empty_patient(app: Flask) -> None:
+    """A patient with an account and nothing else: the empty states."""
+    s = db.session
+    admin = Actor.of(accounts.find_user_by_email(s, "admin@example.org"))
+    patient = accounts.register_patient(
+        s,
+        admin,
+        medical_record_number="MRN-EMPTY-1",
+        display_name="Erin Empty",
+        contact_email=EMPTY_PATIENT,
+    )
+    code = accounts.issue_activation_code(s, admin, patient, portal_url=app.config["PORTAL_URL"])
+    accounts.activate_patient(
+        s, code=code, email=EMPTY_PATIENT, password=PASSWORD, date_of_birth=None
+    )
+    s.commit()
+
+
+def _demo_ids(path: Path) -> dict[str, int]:
+    """The records the pages are reached by, read straight from the file (the app's own reads
+    are scoped to a signed-in actor)."""
+    queries = {
+        "alice": "SELECT id FROM patient_profile WHERE user_id ="
+        " (SELECT id FROM user_account WHERE email = 'alice@example.org')",
+        "chen": "SELECT id FROM user_account WHERE email = 'dr.chen@example.org'",
+        # The corrected potassium: two versions.
+        "result": "SELECT id FROM lab_result WHERE patient_id = :alice AND current_version > 1"
+        " AND shared_version IS NOT NULL ORDER BY id LIMIT 1",
+        # The latest haemoglobin A1c: a trend chart with its reference band.
+        "trend": "SELECT id FROM lab_result WHERE patient_id = :alice AND test_code = '4548-4'"
+        " ORDER BY collected_at DESC LIMIT 1",
+        "plan": "SELECT id FROM treatment_plan WHERE patient_id = :alice AND status = 'active'"
+        " AND current_version > 1 ORDER BY id LIMIT 1",
+        "conversation": "SELECT id FROM conversation WHERE patient_id = :alice ORDER BY id LIMIT 1",
+        "appointment": "SELECT id FROM appointment WHERE patient_id = :alice"
+        " AND status = 'scheduled' ORDER BY start_at LIMIT 1",
+    }
+    ids: dict[str, int] = {}
+    with sqlite3.connect(path) as conn:
+        for name, sql in queries.items():
+            row = conn.execute(sql, ids).fetchone()
+            assert row, f"the demo has no {name}"
+            ids[name] = row[0]
+    return ids
