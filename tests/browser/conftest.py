@@ -184,6 +184,13 @@ def _demo_ids(path: Path) -> dict[str, int]:
         "alice": "SELECT id FROM patient_profile WHERE user_id ="
         " (SELECT id FROM user_account WHERE email = 'alice@example.org')",
         "chen": "SELECT id FROM user_account WHERE email = 'dr.chen@example.org'",
+        # Bob's pages are the ARIA snapshots' (nothing else reads them).
+        "bob": "SELECT id FROM patient_profile WHERE user_id ="
+        " (SELECT id FROM user_account WHERE email = 'bob@example.org')",
+        "bob_trend": "SELECT id FROM lab_result WHERE patient_id = :bob AND test_code = '4548-4'"
+        " ORDER BY collected_at DESC LIMIT 1",
+        "bob_conversation": "SELECT id FROM conversation WHERE patient_id = :bob"
+        " ORDER BY id LIMIT 1",
         # The corrected potassium: two versions.
         "result": "SELECT id FROM lab_result WHERE patient_id = :alice AND current_version > 1"
         " AND shared_version IS NOT NULL ORDER BY id LIMIT 1",

@@ -26,6 +26,10 @@ READERS = {
     "empty": EMPTY_PATIENT,
     "provider": "dr.chen@example.org",
     "admin": "admin@example.org",
+    # Each of these reads only in the tests named: what they open changes what is "new".
+    "snapshots": "bob@example.org",  # test_a11y_aria.py
+    "unstyled": "carol@example.org",  # test_a11y_unstyled.py (sends replies)
+    "live": "dan@example.org",  # test_a11y_announcements.py (gets results published)
 }
 
 
