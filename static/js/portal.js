@@ -202,6 +202,11 @@
     if (detail.boosted) {
       // A new page: say where we are, then what happened (e.g. a flash after a redirect).
       text = text ? document.title + ". " + text : document.title;
+    } else if (!text && byPerson) {
+      // A region a person asked to update (a filter, a pager): say what it shows now, its
+      // heading, where focus went; without this a screen reader hears nothing of the change.
+      var heading = firstIn(swapped.main, "h1, h2, h3");
+      text = heading ? heading.textContent.replace(/\s+/g, " ").trim() : "";
     }
     announce(text);
   }
