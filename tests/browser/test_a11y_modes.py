@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser import a11y
 from tests.browser.conftest import Pinned, _axe
 from tests.browser.pages import LANGUAGES, PAGES, PageSpec, Readers, readers
+from tests.untranslated import PAGE_TEXTS, english_left
 
 #: How many Tab presses a walk takes at most: the header, the filters and the first rows.
 TAB_LIMIT = 30
@@ -53,6 +54,8 @@ def test_each_page_in_each_mode(
     assert response.status in (200, 422), f"{spec.path}: {response.status}"
     expect(page.locator("html")).to_have_attribute("lang", language)
     found: dict[str, list[str]] = {}
+    if language != "en":
+        found["English left on the page"] = english_left(page.evaluate(PAGE_TEXTS), language)
 
     page.emulate_media(reduced_motion="reduce")
     found["reduced motion"] = page.evaluate(a11y.REDUCED_MOTION)
