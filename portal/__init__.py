@@ -40,7 +40,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     ids.init_app(app)  # before any blueprint adds its `<int:...>` routes
     unusable_input.init_app(app)  # first of the request hooks: NUL bytes, JSON too deep (L5)
 
-    from portal import api, cli, errors, health, lab_names, realtime
+    from portal import api, cli, errors, health, lab_names, realtime, system_words
     from portal.admin import bp as admin_bp
     from portal.auth import two_factor_views  # noqa: F401  (its routes are on auth_bp)
     from portal.auth.views import bp as auth_bp
@@ -58,6 +58,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     language.init_app(app)
     templating.init_app(app)
     lab_names.init_app(app)
+    system_words.init_app(app)
     for bp in (auth_bp, patient_bp, staff_bp, admin_bp, health.bp):
         app.register_blueprint(bp)
     api.init_app(app)

@@ -479,7 +479,8 @@ def clinic_settings() -> Page:
 @audit_exempt  # settings records changes; the page shows no PHI
 def release_policy() -> Page:
     form = PolicyForm()
-    form.category.choices = [SelectChoice(c, c.capitalize()) for c in settings.categories()]
+    # The names are in the catalogs (templates/admin/release_policy.html lists them).
+    form.category.choices = [SelectChoice(c, _(c.capitalize())) for c in settings.categories()]
     status = 200
     if request.method == "POST":
         actor = current_actor()
