@@ -56,9 +56,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     audit_reads.init_app(app)
     htmx.init_app(app)
     language.init_app(app)
-    templating.init_app(app)
+    # The filters first: templating compiles the shared macros, which use them.
     lab_names.init_app(app)
     system_words.init_app(app)
+    templating.init_app(app)
     for bp in (auth_bp, patient_bp, staff_bp, admin_bp, health.bp):
         app.register_blueprint(bp)
     api.init_app(app)
