@@ -128,18 +128,22 @@ class Pinned:
 def pinned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pinned]:
     """Its own demo, seeded on a pinned clock and untouched by the other browser tests (they
     publish results and send messages to the shared one); only these tests read it."""
-    began = time.monotonic()
-
-    def clock() -> datetime:  # the pinned day moves on, as the suite's TEST_CLOCK does
-        return PINNED_START + timedelta(seconds=time.monotonic() - began)
-
-    set_clock(clock)
+    # Seeded at the pinned second exactly (the demo's times, and the cursors made of them, do
+    # not depend on how long the migrations took), then the pinned day moves on, as the
+    # suite's TEST_CLOCK does.
+    set_clock(lambda: PINNED_START)
     path = tmp_path_factory.mktemp("pinned") / "pinned.db"
     app = create_app(app_config(f"sqlite:///{path}"))
     upgrade_database(app)
     with app.app_context():
         demo.seed(db.session)
         _add_empty_patient(app)
+    began = time.monotonic()
+
+    def clock() -> datetime:
+        return PINNED_START + timedelta(seconds=time.monotonic() - began)
+
+    set_clock(clock)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
