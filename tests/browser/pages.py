@@ -26,11 +26,17 @@ READERS = {
     "empty": EMPTY_PATIENT,
     "provider": "dr.chen@example.org",
     "admin": "admin@example.org",
+    # Alice in a session of her own, reading her son Sam's record under her parent's grant.
+    "proxy": "alice@example.org",
     # Each of these reads only in the tests named: what they open changes what is "new".
     "snapshots": "bob@example.org",  # test_a11y_aria.py
     "unstyled": "carol@example.org",  # test_a11y_unstyled.py (sends replies)
     "live": "dan@example.org",  # test_a11y_announcements.py (gets results published)
 }
+
+
+#: Readers who open someone else's record (the record switcher) once signed in.
+ACTING_FOR = {"proxy": "Sam Martin"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,13 @@ PAGES: list[PageSpec] = [
         ("lab-results", "/my/lab-results"),
         ("treatment-plans", "/my/treatment-plans"),
         ("messages", "/my/messages"),
+        ("appointments", "/my/appointments"),
+    ),
+    *_pages(
+        "proxy",
+        ("dashboard", "/my/"),
+        ("lab-results", "/my/lab-results"),
+        ("treatment-plans", "/my/treatment-plans"),
         ("appointments", "/my/appointments"),
     ),
     *_pages(
@@ -158,6 +171,11 @@ class Readers:
             page.get_by_label("Password").fill(PASSWORD)
             page.get_by_role("button", name="Sign in").click()
             expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+            if reader in ACTING_FOR:
+                page.get_by_label("Whose record").select_option(label=ACTING_FOR[reader])
+                page.get_by_role("button", name="Open record").click()
+                chosen = page.locator("#record-choice option:checked")
+                expect(chosen).to_have_text(ACTING_FOR[reader])
             self.states[reader] = context.storage_state()
             context.close()
         return self.states[reader]
