@@ -509,7 +509,7 @@ def release_policy() -> Page:
 
 
 def _policy_page(form: PolicyForm, rules: CategoryRulesForm, status: int) -> Page:
-    form.category.choices = [SelectChoice(c, c.capitalize()) for c in settings.categories()]
+    form.category.choices = [SelectChoice(c, _(c.capitalize())) for c in settings.categories()]
     rules_on = settings.category_rules_on(db.session)
     if not rules.is_submitted():
         rules.apply.data = rules_on
