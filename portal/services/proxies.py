@@ -122,36 +122,10 @@ def grant(
     from now unless said; two at most)."""
     require(actor, Permission.SHARE_OWN_RECORD)  # the patient themself, at the sign-in page
     assert actor.patient_id is not None  # every patient account has its profile
-    if proxy.id == actor.user_id:
-        raise ProxyError("email", "You already see your own record.")
-    if not scopes:
-        raise ProxyError("scopes", "Choose at least one part of your record to share.")
-    now = utcnow()
-    ends_at = ends_at or now + DEFAULT_LENGTH
-    if not now < ends_at <= now + LONGEST:
-        raise ProxyError("ends_at", "Choose an end date within the next two years.")
-    row = ProxyGrant(
-        patient_id=actor.patient_id,
-        proxy_user_id=proxy.id,
-        relationship=relationship,
-        legal_basis=legal_basis,
-        scopes=" ".join(sorted(scopes)),
-        starts_at=now,
-        ends_at=ends_at,
-        granted_by_id=actor.user_id,
+    ends_at = ends_at or utcnow() + DEFAULT_LENGTH
+    return _made(
+        session, actor, actor.patient_id, proxy, relationship, scopes, legal_basis, ends_at
     )
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        AuditAction.CREATE,
-        Entity.PROXY_GRANT,
-        row.id,
-        patient_id=row.patient_id,
-        detail={"proxy_user_id": proxy.id, "scopes": sorted(scopes)},
-    )
-    return row
 
 
 def record_grant(
@@ -177,9 +151,28 @@ def record_grant(
             None, "You brought this account into the portal: another administrator records this."
         )
     get_or_404(session, PatientProfile, patient_id, actor)
+    return _made(session, actor, patient_id, proxy, relationship, scopes, legal_basis, ends_at)
+
+
+def _made(
+    session: Session,
+    actor: Actor,
+    patient_id: int,
+    proxy: User,
+    relationship: ProxyRelationship,
+    scopes: frozenset[ProxyScope],
+    legal_basis: str,
+    ends_at: datetime,
+) -> ProxyGrant:
+    """The grant, checked (someone else, something to open, an end within two years), and its
+    audit entry."""
+    if proxy.patient is not None and proxy.patient.id == patient_id:
+        raise ProxyError("email", "You already see your own record.")
+    if not scopes:
+        raise ProxyError("scopes", "Choose at least one part of the record to share.")
     now = utcnow()
-    if not scopes or not now < ends_at <= now + LONGEST:
-        raise ProxyError("ends_at", "Choose what it opens and an end within the next two years.")
+    if not now < ends_at <= now + LONGEST:
+        raise ProxyError("ends_at", "Choose an end date within the next two years.")
     row = ProxyGrant(
         patient_id=patient_id,
         proxy_user_id=proxy.id,
