@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import requests
 from flask import Flask
 from simple_websocket import Client
 
+from portal.db import utcnow
 from portal.demo import MINIMAL_PDF
 from tests.support import bearer, open_socket, signed_in
 
@@ -95,7 +96,7 @@ def test_the_clinicians_side_of_the_seed_flow_through_the_api_alone(
         assert "status" in again.json()["errors"]
 
         # A result held by its clinician: nothing reaches the patient until the release.
-        until = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0)
+        until = (utcnow() + timedelta(days=5)).replace(microsecond=0)
         held = call(
             "POST",
             f"/patients/{pid}/lab-results",

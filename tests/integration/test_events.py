@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ import requests
 from flask import Flask
 from simple_websocket import Client, ConnectionClosed, ConnectionError
 
+from portal.db import utcnow
 from tests.support import bearer, csrf_of, open_socket, patient_id_of, signed_in
 from tests.support import publish as publish_result
 
@@ -78,7 +79,7 @@ def test_a_held_result_announces_nothing_until_it_is_released(
                 "status": "final",
                 "hold": {
                     "reason": "Explained at the counselling visit first",
-                    "until": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+                    "until": (utcnow() + timedelta(days=3)).isoformat(),
                 },
             },
             headers=people["chen"],
