@@ -197,6 +197,22 @@ def release_version(session: Session, actor: Actor | None, version: LabResultVer
     session.flush()
 
 
+def _held_versions() -> Select[LabResultVersion, str, datetime | None, ReleasePreference]:
+    """Versions waiting for release, with what decides when: the category, a clinician's hold
+    and the patient's preference (the timer's and the rescheduler's one statement)."""
+    return (
+        select(
+            LabResultVersion,
+            LabResult.category,
+            LabResult.held_until,
+            PatientProfile.release_preference,
+        )
+        .join(LabResult, LabResult.id == LabResultVersion.lab_result_id)
+        .join(PatientProfile, PatientProfile.id == LabResultVersion.patient_id)
+        .where(awaiting_release())
+    )
+
+
 def release_due(session: Session, now: datetime | None = None) -> int:
     """Release every held version whose automatic release time has come; returns how many.
 
@@ -208,17 +224,7 @@ def release_due(session: Session, now: datetime | None = None) -> int:
     publication racing the change, or a preference changed on the profile page, cannot miss.
     """
     now = now or utcnow()
-    stmt = (
-        select(
-            LabResultVersion,
-            LabResult.category,
-            LabResult.held_until,
-            PatientProfile.release_preference,
-        )
-        .join(LabResult, LabResult.id == LabResultVersion.lab_result_id)
-        .join(PatientProfile, PatientProfile.id == LabResultVersion.patient_id)
-        .where(awaiting_release(), LabResultVersion.release_due_at <= now)
-    )
+    stmt = _held_versions().where(LabResultVersion.release_due_at <= now)
     policies = _policies(session)
     released = 0
     rows = session.execute(unscoped(stmt, "release timer")).all()
@@ -239,17 +245,7 @@ def reschedule_held(session: Session, category: str | None) -> int:
     staff read ("released automatically on ...") is what will happen; returns how many
     changed. `release_due` still checks again when the time comes. `category` None: every
     held result (the category rules were turned on or off)."""
-    stmt = (
-        select(
-            LabResultVersion,
-            LabResult.category,
-            LabResult.held_until,
-            PatientProfile.release_preference,
-        )
-        .join(LabResult, LabResult.id == LabResultVersion.lab_result_id)
-        .join(PatientProfile, PatientProfile.id == LabResultVersion.patient_id)
-        .where(awaiting_release())
-    )
+    stmt = _held_versions()
     if category is not None:
         stmt = stmt.where(LabResult.category == category)
     policies = _policies(session)
